@@ -1,0 +1,130 @@
+"""`kb`: the command line of mmkb."""
+
+from __future__ import annotations
+
+import logging
+import sys
+from pathlib import Path
+from typing import Annotated, Optional
+
+import typer
+from tqdm import tqdm
+
+from app import registry  # noqa: F401 - switches the hub libraries offline before anything loads
+from app.settings import get_settings
+
+cli = typer.Typer(help="mmkb: a multimodal knowledge base that runs on your own hardware.", no_args_is_help=True)
+
+
+def _knowledge_base():
+    from app.service import KnowledgeBase
+
+    return KnowledgeBase(get_settings())
+
+
+def _fail(message: str) -> None:
+    typer.secho(f"error: {message}", fg=typer.colors.RED, err=True)
+    raise typer.Exit(code=1)
+
+
+@cli.command()
+def ingest(
+    paths: Annotated[list[Path], typer.Argument(help="Files or folders to ingest (PDF, PNG, JPEG).", exists=True)],
+    collection: Annotated[str, typer.Option("--collection", "-c", help="Collection to add them to (created if new).")],
+) -> None:
+    """Ingest files into a collection, with a progress bar; failures are listed, the rest goes on."""
+    from app.ingestion import expand_paths
+
+    kb = _knowledge_base()
+    total = len(expand_paths(paths))
+    with tqdm(total=total, unit="file", desc=f"ingest → {collection}", file=sys.stderr) as bar:
+        last = [0]
+
+        def progress(done: int, _total: int, name: str) -> None:
+            bar.update(done - last[0])
+            last[0] = done
+            if name:
+                bar.set_postfix_str(name[:40])
+
+        report = kb.ingest(kb.system_user(), collection, paths=paths, progress=progress)
+    for result in report.files:
+        if result.outcome.value == "ingested":
+            typer.echo(f"  ok      {result.filename}: {result.pages} page(s), {result.text_chunks} text + {result.image_chunks} image chunks")
+        elif result.outcome.value == "skipped_duplicate":
+            typer.echo(f"  same    {result.filename}: already ingested, skipped")
+        else:
+            typer.secho(f"  FAILED  {result.filename}: {result.error}", fg=typer.colors.RED)
+    typer.echo(f"{len(report.ingested)} ingested, {len(report.skipped)} unchanged, {len(report.failed)} failed")
+    if report.failed and not report.ingested and not report.skipped:
+        raise typer.Exit(code=1)
+
+
+@cli.command()
+def ask(
+    question: Annotated[str, typer.Argument(help="The question.")],
+    collection: Annotated[Optional[list[str]], typer.Option("--collection", "-c", help="Collection(s) to search; default all.")] = None,
+) -> None:
+    """Answer a question from the documents, citing file and page."""
+    from app.service import AccessDenied
+
+    kb = _knowledge_base()
+    try:
+        answer = kb.ask(kb.system_user(), question, collection or None)
+    except (AccessDenied, ValueError) as exc:
+        _fail(str(exc))
+    typer.echo(answer.text)
+    typer.echo("")
+    cited = answer.cited_sources
+    if cited:
+        typer.echo("Sources:")
+        for source in cited:
+            typer.echo(f"  [{source.number}] {source.label}")
+    for image in answer.images:
+        typer.echo(f"  figure: {image.label} ({image.image_path})")
+
+
+@cli.command()
+def serve(
+    host: Annotated[Optional[str], typer.Option(help="Interface to bind (default from settings).")] = None,
+    port: Annotated[Optional[int], typer.Option(help="Port (default from settings).")] = None,
+) -> None:
+    """Serve the chat UI."""
+    from ui.chat import launch
+
+    settings = get_settings()
+    launch(_knowledge_base(), host or settings.host, port or settings.port)
+
+
+@cli.command()
+def collections() -> None:
+    """List collections with document and chunk counts."""
+    kb = _knowledge_base()
+    for info in kb.collection_info(kb.system_user()):
+        typer.echo(
+            f"{info.name}: {info.ready_documents} ready, {info.failed_documents} failed of {info.documents} documents, {info.chunks} chunks"
+        )
+
+
+@cli.command()
+def documents(collection: Annotated[str, typer.Option("--collection", "-c")]) -> None:
+    """List a collection's documents with their status and any error."""
+    kb = _knowledge_base()
+    for document in kb.documents(kb.system_user(), collection):
+        line = f"{document.status.value:10} {document.filename} ({document.page_count or '-'} pages)"
+        typer.echo(line + (f": {document.error}" if document.error else ""))
+
+
+@cli.command()
+def models() -> None:
+    """Show which weights each model role resolves to."""
+    for row in registry.describe(get_settings()):
+        typer.echo(f"{row['role']:15} {row['name']:28} {row['package']:32} {row['licence']:30} {row['path']}")
+
+
+def main() -> None:
+    logging.basicConfig(level=logging.WARNING, format="%(levelname)s %(name)s: %(message)s")
+    cli()
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,110 @@
+"""The FAISS indexes of every collection, kept in step with the chunk rows in SQL.
+
+SQL is the source of truth. An index that lags behind it (a crash between the commit of
+a document's chunks and the save of the index, say) is repaired from the stored
+embeddings the next time it is opened, without re-embedding anything.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+from sqlalchemy import select
+
+from app.db import Database
+from app.models import Chunk, Document, DocumentStatus
+from retrieval.vector_store import VectorStore
+
+TEXT_SPACE = "text"
+IMAGE_SPACE = "image"
+
+
+class IndexManager:
+    def __init__(self, database: Database, index_dir: Path, dims: dict[str, int]) -> None:
+        self.database = database
+        self.index_dir = index_dir
+        self.dims = dims
+        self._stores: dict[tuple[int, str], VectorStore] = {}
+
+    def path(self, collection_id: int, space: str) -> Path:
+        return self.index_dir / f"collection-{collection_id}" / f"{space}.faiss"
+
+    def store(self, collection_id: int, space: str) -> VectorStore:
+        key = (collection_id, space)
+        if key not in self._stores:
+            store = VectorStore(self.path(collection_id, space), self.dims[space])
+            self._stores[key] = store
+            self.sync(collection_id, space)
+        return self._stores[key]
+
+    def _ready_vectors(self, collection_id: int, space: str, only_ids: set[int] | None = None) -> tuple[list[int], np.ndarray]:
+        query = (
+            select(Chunk.id, Chunk.embedding)
+            .join(Document, Document.id == Chunk.document_id)
+            .where(
+                Chunk.collection_id == collection_id,
+                Chunk.vector_space == space,
+                Document.status == DocumentStatus.ready,
+            )
+        )
+        ids: list[int] = []
+        vectors: list[np.ndarray] = []
+        with self.database.session() as session:
+            for chunk_id, blob in session.execute(query):
+                if only_ids is not None and chunk_id not in only_ids:
+                    continue
+                ids.append(chunk_id)
+                vectors.append(np.frombuffer(blob, dtype=np.float32))
+        matrix = np.vstack(vectors) if vectors else np.zeros((0, self.dims[space]), dtype=np.float32)
+        return ids, matrix
+
+    def _ready_ids(self, collection_id: int, space: str) -> set[int]:
+        query = (
+            select(Chunk.id)
+            .join(Document, Document.id == Chunk.document_id)
+            .where(Chunk.collection_id == collection_id, Chunk.vector_space == space, Document.status == DocumentStatus.ready)
+        )
+        with self.database.session() as session:
+            return set(session.scalars(query))
+
+    def sync(self, collection_id: int, space: str) -> tuple[int, int]:
+        """Make the index hold exactly the ready chunks; returns (added, removed)."""
+        store = self._stores.get((collection_id, space)) or VectorStore(self.path(collection_id, space), self.dims[space])
+        self._stores[(collection_id, space)] = store
+        with store.lock:
+            try:
+                indexed = store.ids()
+            except ValueError:
+                # Dimension changed (a new model): the old vectors are useless here.
+                store.path.unlink(missing_ok=True)
+                indexed = set()
+            wanted = self._ready_ids(collection_id, space)
+            missing, extra = wanted - indexed, indexed - wanted
+            if missing:
+                ids, vectors = self._ready_vectors(collection_id, space, only_ids=missing)
+                store.add(ids, vectors)
+            if extra:
+                store.remove(sorted(extra))
+            if missing or extra or not store.path.exists():
+                store.save()
+        return len(missing), len(extra)
+
+    def add(self, collection_id: int, space: str, ids: list[int], vectors: np.ndarray) -> None:
+        store = self.store(collection_id, space)
+        with store.lock:
+            store.add(ids, vectors)
+            store.save()
+
+    def remove(self, collection_id: int, space: str, ids: list[int]) -> None:
+        store = self.store(collection_id, space)
+        with store.lock:
+            store.remove(ids)
+            store.save()
+
+    def drop_collection(self, collection_id: int) -> None:
+        for space in self.dims:
+            self._stores.pop((collection_id, space), None)
+            path = self.path(collection_id, space)
+            path.unlink(missing_ok=True)
+            Path(str(path) + ".lock").unlink(missing_ok=True)

@@ -1,0 +1,244 @@
+"""Ingest files into a collection: validate, dedup, parse, chunk, embed, store, index.
+
+Each file succeeds or fails alone. A failure is recorded on the file's document row with
+a message a person can act on, and the batch goes on. Work is committed per file, so a
+crash loses at most the file in flight, and re-running the same command resumes: files
+already ready are skipped by content hash, failed or half-done ones are tried again.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import logging
+import shutil
+from collections.abc import Callable, Iterable
+from dataclasses import dataclass
+from datetime import datetime, timezone
+from pathlib import Path
+
+import numpy as np
+from sqlalchemy import delete, select
+
+from app.db import Database
+from app.indexes import IMAGE_SPACE, TEXT_SPACE, IndexManager
+from app.models import Chunk, ChunkKind, Collection, Document, DocumentStatus, IngestJob, JobStatus
+from app.schemas import FileOutcome, FileResult, IngestReport
+from app.settings import Settings
+from ingest.chunking import chunk_pages
+from ingest.loaders import SUPPORTED_MIMES, parse_file, safe_filename, sniff_mime
+from ingest.types import IngestError, ParsedFile
+
+log = logging.getLogger(__name__)
+
+ProgressCallback = Callable[[int, int, str], None]  # (files done, files total, current filename)
+
+_EXTENSIONS = {"application/pdf": ".pdf", "image/png": ".png", "image/jpeg": ".jpg"}
+
+
+@dataclass(frozen=True)
+class Upload:
+    """A file to ingest: where its bytes are now and the name the user knows it by."""
+
+    path: Path
+    display_name: str
+
+
+def expand_paths(paths: Iterable[Path]) -> list[Upload]:
+    """Files given directly, and every file under given directories, in a stable order."""
+    uploads: list[Upload] = []
+    for path in paths:
+        if path.is_dir():
+            for child in sorted(p for p in path.rglob("*") if p.is_file() and not p.name.startswith(".")):
+                uploads.append(Upload(child, child.name))
+        else:
+            uploads.append(Upload(path, path.name))
+    return uploads
+
+
+def _stacked_embeddings(rows: list[Chunk]) -> np.ndarray:
+    return np.vstack([np.frombuffer(row.embedding, dtype=np.float32) for row in rows])
+
+
+def _sha256(path: Path) -> str:
+    digest = hashlib.sha256()
+    with path.open("rb") as handle:
+        for block in iter(lambda: handle.read(1 << 20), b""):
+            digest.update(block)
+    return digest.hexdigest()
+
+
+class Ingestor:
+    def __init__(self, settings: Settings, database: Database, indexes: IndexManager, models) -> None:
+        self.settings = settings
+        self.database = database
+        self.indexes = indexes
+        self.models = models  # app.model_set.ModelSet; typed loosely to keep model imports lazy
+
+    def ingest(
+        self,
+        collection: Collection,
+        uploads: list[Upload],
+        progress: ProgressCallback | None = None,
+    ) -> IngestReport:
+        report = IngestReport(collection=collection.name)
+        with self.database.session() as session:
+            job = IngestJob(collection_id=collection.id, kind="ingest", status=JobStatus.running, total_files=len(uploads))
+            session.add(job)
+            session.flush()
+            report.job_id = job.id
+        for position, upload in enumerate(uploads):
+            if progress:
+                progress(position, len(uploads), upload.display_name)
+            try:
+                result = self.ingest_one(collection, upload)
+            except Exception as exc:  # a bug must not sink the batch either; it is recorded
+                log.exception("unexpected error ingesting %s", upload.display_name)
+                result = FileResult(filename=safe_filename(upload.display_name), outcome=FileOutcome.failed, error=f"internal error: {exc}")
+            report.files.append(result)
+            with self.database.session() as session:
+                job = session.get(IngestJob, report.job_id)
+                job.done_files = position + 1
+                job.failed_files = len(report.failed)
+        if progress:
+            progress(len(uploads), len(uploads), "")
+        with self.database.session() as session:
+            job = session.get(IngestJob, report.job_id)
+            job.status = JobStatus.done
+            job.finished_at = datetime.now(timezone.utc)
+            job.message = f"{len(report.ingested)} ingested, {len(report.skipped)} unchanged, {len(report.failed)} failed"
+        return report
+
+    def ingest_one(self, collection: Collection, upload: Upload) -> FileResult:
+        filename = safe_filename(upload.display_name)
+        try:
+            size = upload.path.stat().st_size
+        except OSError as exc:
+            return FileResult(filename=filename, outcome=FileOutcome.failed, error=f"cannot read the file: {exc.strerror}")
+        sha = _sha256(upload.path)
+        with upload.path.open("rb") as handle:
+            head = handle.read(2048)
+        mime = sniff_mime(head)
+
+        with self.database.session() as session:
+            document = session.scalar(select(Document).where(Document.collection_id == collection.id, Document.sha256 == sha))
+            if document is not None and document.status == DocumentStatus.ready:
+                return FileResult(
+                    filename=filename, outcome=FileOutcome.skipped_duplicate, document_id=document.id, pages=document.page_count
+                )
+            if document is None:
+                document = Document(collection_id=collection.id, sha256=sha, filename=filename)
+                session.add(document)
+            document.filename, document.mime, document.size_bytes = filename, mime, size
+            document.status, document.error = DocumentStatus.processing, None
+            # A retry starts clean: chunks of an earlier, interrupted attempt go.
+            if document.id is not None:
+                session.execute(delete(Chunk).where(Chunk.document_id == document.id))
+            session.flush()
+            document_id = document.id
+
+        try:
+            rejection = self._rejection(size, mime)
+            if rejection:
+                raise IngestError(rejection)
+            stored = self._store_original(upload.path, sha, mime)
+            parsed = parse_file(stored, mime)
+            text_chunks, image_rows = self._index_rows(parsed, sha)
+        except IngestError as exc:
+            return self._fail(document_id, filename, str(exc))
+
+        with self.database.session() as session:
+            document = session.get(Document, document_id)
+            document.stored_path = str(stored)
+            document.page_count = parsed.page_count
+            rows = text_chunks + image_rows
+            for row in rows:
+                row.document_id, row.collection_id = document_id, collection.id
+            session.add_all(rows)
+            session.flush()
+            document.status = DocumentStatus.ready
+            text_ids = [row.id for row in text_chunks]
+            image_ids = [row.id for row in image_rows]
+        # After the commit: if we die here, IndexManager.sync adds these from SQL on next open.
+        if text_ids:
+            self.indexes.add(collection.id, TEXT_SPACE, text_ids, _stacked_embeddings(text_chunks))
+        if image_ids:
+            self.indexes.add(collection.id, IMAGE_SPACE, image_ids, _stacked_embeddings(image_rows))
+        return FileResult(
+            filename=filename,
+            outcome=FileOutcome.ingested,
+            document_id=document_id,
+            pages=parsed.page_count,
+            text_chunks=len(text_chunks),
+            image_chunks=len(image_rows),
+        )
+
+    def _rejection(self, size: int, mime: str | None) -> str | None:
+        if size == 0:
+            return "the file is empty (0 bytes)"
+        if size > self.settings.max_upload_bytes:
+            return f"the file is {size / 1e6:.1f} MB, over the {self.settings.max_upload_mb:g} MB limit (MMKB_MAX_UPLOAD_MB)"
+        if mime not in SUPPORTED_MIMES:
+            return "unsupported or unrecognised file type: mmkb reads PDF, PNG and JPEG files (checked by content, not by name)"
+        return None
+
+    def _store_original(self, source: Path, sha: str, mime: str) -> Path:
+        target = self.settings.files_dir / f"{sha}{_EXTENSIONS[mime]}"
+        if not target.exists():
+            target.parent.mkdir(parents=True, exist_ok=True)
+            partial = target.with_suffix(target.suffix + ".part")
+            shutil.copyfile(source, partial)
+            partial.replace(target)
+        return target
+
+    def _index_rows(self, parsed: ParsedFile, sha: str) -> tuple[list[Chunk], list[Chunk]]:
+        text_embedder = self.models.text_embedder
+        pieces = chunk_pages(
+            parsed.pages,
+            count_tokens=text_embedder.count_tokens,
+            max_tokens=min(self.settings.chunk_tokens, text_embedder.max_tokens - 8),
+            overlap_tokens=self.settings.chunk_overlap_tokens,
+        )
+        if not pieces and not parsed.images:
+            raise IngestError("no text or images found (a scanned PDF needs OCR, which is not enabled yet)")
+        text_vectors = text_embedder.embed([p.text for p in pieces])
+        text_rows = [
+            Chunk(
+                                page=p.page,
+                kind=ChunkKind.text,
+                ordinal=p.ordinal,
+                text=p.text,
+                char_start=p.char_start,
+                char_end=p.char_end,
+                vector_space=TEXT_SPACE,
+                embedding=vector.tobytes(),
+            )
+            for p, vector in zip(pieces, text_vectors)
+        ]
+        image_rows: list[Chunk] = []
+        images = [img for img in parsed.images if min(img.width, img.height) >= self.settings.min_image_side_px]
+        if images:
+            image_vectors = self.models.image_embedder.embed_images([img.png_bytes for img in images])
+            for ordinal, (image, vector) in enumerate(zip(images, image_vectors)):
+                figure_file = self.settings.figures_dir / f"{sha}-{ordinal}.png"
+                if not figure_file.exists():
+                    figure_file.parent.mkdir(parents=True, exist_ok=True)
+                    figure_file.write_bytes(image.png_bytes)
+                image_rows.append(
+                    Chunk(
+                                                page=image.page,
+                        kind=ChunkKind.image,
+                        ordinal=ordinal,
+                        text=image.caption,
+                        image_path=str(figure_file),
+                        vector_space=IMAGE_SPACE,
+                        embedding=vector.tobytes(),
+                    )
+                )
+        return text_rows, image_rows
+
+    def _fail(self, document_id: int, filename: str, message: str) -> FileResult:
+        with self.database.session() as session:
+            document = session.get(Document, document_id)
+            document.status = DocumentStatus.failed
+            document.error = message
+        return FileResult(filename=filename, outcome=FileOutcome.failed, document_id=document_id, error=message)

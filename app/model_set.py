@@ -1,0 +1,48 @@
+"""The loaded models of one process, each loaded on first use from the offline registry."""
+
+from __future__ import annotations
+
+import threading
+from functools import cached_property
+
+from app import registry
+from app.settings import Settings
+
+
+class ModelSet:
+    def __init__(self, settings: Settings) -> None:
+        self.settings = settings
+        self._lock = threading.Lock()
+
+    @cached_property
+    def text_embedder(self):
+        from ingest.embedders import TextEmbedder
+
+        with self._lock:
+            return TextEmbedder(registry.resolve("text_embedder", self.settings), batch_size=self.settings.embed_batch_size)
+
+    @cached_property
+    def image_embedder(self):
+        from ingest.embedders import ImageEmbedder
+
+        with self._lock:
+            return ImageEmbedder(registry.resolve("image_embedder", self.settings), batch_size=self.settings.embed_batch_size)
+
+    @cached_property
+    def reranker(self):
+        from rerank.cross_encoder import CrossEncoderReranker
+
+        with self._lock:
+            return CrossEncoderReranker(registry.resolve("reranker", self.settings))
+
+    @cached_property
+    def generator(self):
+        from app.llm import load_generator
+
+        with self._lock:
+            return load_generator(self.settings)
+
+    def dims(self) -> dict[str, int]:
+        from app.indexes import IMAGE_SPACE, TEXT_SPACE
+
+        return {TEXT_SPACE: self.text_embedder.dim, IMAGE_SPACE: self.image_embedder.dim}

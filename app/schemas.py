@@ -1,0 +1,82 @@
+"""Typed results the service layer hands to the CLI, the UI and the API."""
+
+from __future__ import annotations
+
+from enum import Enum
+
+from pydantic import BaseModel, Field
+
+
+class FileOutcome(str, Enum):
+    ingested = "ingested"
+    skipped_duplicate = "skipped_duplicate"
+    failed = "failed"
+
+
+class FileResult(BaseModel):
+    filename: str
+    outcome: FileOutcome
+    document_id: int | None = None
+    pages: int | None = None
+    text_chunks: int = 0
+    image_chunks: int = 0
+    error: str | None = None
+
+
+class IngestReport(BaseModel):
+    collection: str
+    job_id: int | None = None
+    files: list[FileResult] = Field(default_factory=list)
+
+    @property
+    def ingested(self) -> list[FileResult]:
+        return [f for f in self.files if f.outcome == FileOutcome.ingested]
+
+    @property
+    def failed(self) -> list[FileResult]:
+        return [f for f in self.files if f.outcome == FileOutcome.failed]
+
+    @property
+    def skipped(self) -> list[FileResult]:
+        return [f for f in self.files if f.outcome == FileOutcome.skipped_duplicate]
+
+
+class Source(BaseModel):
+    """One numbered source shown to the model and to the user."""
+
+    number: int
+    chunk_id: int
+    collection: str
+    filename: str
+    page: int | None
+    kind: str
+    text: str
+    score: float
+    image_path: str | None = None
+
+    @property
+    def label(self) -> str:
+        return f"{self.filename}, p. {self.page}" if self.page else self.filename
+
+
+class Answer(BaseModel):
+    question: str
+    text: str
+    sources: list[Source] = Field(default_factory=list)
+    images: list[Source] = Field(default_factory=list)
+    cited: list[int] = Field(default_factory=list)
+    supported: bool = True
+
+    @property
+    def cited_sources(self) -> list[Source]:
+        by_number = {s.number: s for s in self.sources}
+        return [by_number[n] for n in self.cited if n in by_number]
+
+
+class CollectionInfo(BaseModel):
+    id: int
+    name: str
+    documents: int
+    ready_documents: int
+    failed_documents: int
+    chunks: int

@@ -1,0 +1,185 @@
+"""The service layer: the one entry point the CLI, the UI and the API use.
+
+It owns storage (database, indexes, stored files) and composes ingest -> retrieval ->
+rerank -> generation. Every read goes through `readable_collections`, so the permission
+rule lives in one place.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from pathlib import Path
+
+from sqlalchemy import func, select
+
+from app.answering import Answerer, AnswerEvent
+from app.db import Database
+from app.indexes import IndexManager
+from app.ingestion import Ingestor, ProgressCallback, Upload, expand_paths
+from app.model_set import ModelSet
+from app.models import Chunk, Collection, Document, DocumentStatus, Membership, Role, User
+from app.schemas import Answer, CollectionInfo, IngestReport
+from app.settings import Settings
+
+SYSTEM_USER = "local-admin"
+
+
+class AccessDenied(PermissionError):
+    pass
+
+
+class NotFound(LookupError):
+    pass
+
+
+class KnowledgeBase:
+    def __init__(self, settings: Settings, models: ModelSet | None = None) -> None:
+        settings.ensure_dirs()
+        self.settings = settings
+        self.database = Database(settings.resolved_database_url)
+        self.models = models or ModelSet(settings)
+        self._indexes: IndexManager | None = None
+
+    @property
+    def indexes(self) -> IndexManager:
+        if self._indexes is None:
+            self._indexes = IndexManager(self.database, self.settings.index_dir, self.models.dims())
+        return self._indexes
+
+    def close(self) -> None:
+        self.database.dispose()
+
+    # --- users and permissions -------------------------------------------------------
+
+    def ensure_user(self, username: str, is_admin: bool = False) -> User:
+        with self.database.session() as session:
+            user = session.scalar(select(User).where(User.username == username))
+            if user is None:
+                user = User(username=username, is_admin=is_admin)
+                session.add(user)
+                session.flush()
+            return user
+
+    def system_user(self) -> User:
+        """The operator at the console: the CLI acts as this administrator."""
+        return self.ensure_user(SYSTEM_USER, is_admin=True)
+
+    def grant(self, username: str, collection_name: str, role: Role = Role.reader) -> None:
+        user = self.ensure_user(username)
+        with self.database.session() as session:
+            collection = self._collection_by_name(session, collection_name)
+            membership = session.scalar(
+                select(Membership).where(Membership.user_id == user.id, Membership.collection_id == collection.id)
+            )
+            if membership is None:
+                session.add(Membership(user_id=user.id, collection_id=collection.id, role=role))
+            else:
+                membership.role = role
+
+    def readable_collections(self, user: User, names: list[str] | None = None) -> list[Collection]:
+        """The collections `user` may read, optionally narrowed to `names` (unknown or
+        forbidden names raise, so a typo is never silently an empty search)."""
+        with self.database.session() as session:
+            query = select(Collection).order_by(Collection.name)
+            if not user.is_admin:
+                query = query.join(Membership).where(Membership.user_id == user.id)
+            allowed = list(session.scalars(query))
+        if names is None:
+            return allowed
+        by_name = {c.name: c for c in allowed}
+        missing = [n for n in names if n not in by_name]
+        if missing:
+            raise AccessDenied(f"no readable collection named {', '.join(missing)}")
+        return [by_name[n] for n in names]
+
+    def _writable(self, user: User, collection: Collection) -> None:
+        if user.is_admin:
+            return
+        with self.database.session() as session:
+            role = session.scalar(
+                select(Membership.role).where(Membership.user_id == user.id, Membership.collection_id == collection.id)
+            )
+        if role not in (Role.admin, Role.editor):
+            raise AccessDenied(f"{user.username} may not change collection {collection.name}")
+
+    # --- collections -------------------------------------------------------------------
+
+    @staticmethod
+    def _collection_by_name(session, name: str) -> Collection:
+        collection = session.scalar(select(Collection).where(Collection.name == name))
+        if collection is None:
+            raise NotFound(f"no collection named {name!r}")
+        return collection
+
+    def get_or_create_collection(self, name: str, owner: User | None = None) -> Collection:
+        name = name.strip()
+        if not name:
+            raise ValueError("a collection needs a name")
+        with self.database.session() as session:
+            collection = session.scalar(select(Collection).where(Collection.name == name))
+            if collection is None:
+                collection = Collection(name=name)
+                session.add(collection)
+                session.flush()
+                if owner is not None and not owner.is_admin:
+                    session.add(Membership(user_id=owner.id, collection_id=collection.id, role=Role.admin))
+            return collection
+
+    def collection_info(self, user: User) -> list[CollectionInfo]:
+        infos = []
+        with self.database.session() as session:
+            for collection in self.readable_collections(user):
+                counts = dict(
+                    session.execute(
+                        select(Document.status, func.count()).where(Document.collection_id == collection.id).group_by(Document.status)
+                    ).all()
+                )
+                chunks = session.scalar(select(func.count()).select_from(Chunk).where(Chunk.collection_id == collection.id))
+                infos.append(
+                    CollectionInfo(
+                        id=collection.id,
+                        name=collection.name,
+                        documents=sum(counts.values()),
+                        ready_documents=counts.get(DocumentStatus.ready, 0),
+                        failed_documents=counts.get(DocumentStatus.failed, 0),
+                        chunks=chunks or 0,
+                    )
+                )
+        return infos
+
+    def documents(self, user: User, collection_name: str) -> list[Document]:
+        (collection,) = self.readable_collections(user, [collection_name])
+        with self.database.session() as session:
+            return list(session.scalars(select(Document).where(Document.collection_id == collection.id).order_by(Document.filename)))
+
+    # --- ingest and ask ---------------------------------------------------------------
+
+    def ingest(
+        self,
+        user: User,
+        collection_name: str,
+        paths: list[Path] | None = None,
+        uploads: list[Upload] | None = None,
+        progress: ProgressCallback | None = None,
+    ) -> IngestReport:
+        collection = self.get_or_create_collection(collection_name, owner=user)
+        self._writable(user, collection)
+        batch = list(uploads or []) + expand_paths(paths or [])
+        return Ingestor(self.settings, self.database, self.indexes, self.models).ingest(collection, batch, progress)
+
+    def ask(self, user: User, question: str, collection_names: list[str] | None = None) -> Answer:
+        return self._answerer().answer(question, self._ask_scope(user, question, collection_names))
+
+    def ask_stream(self, user: User, question: str, collection_names: list[str] | None = None) -> Iterator[AnswerEvent]:
+        return self._answerer().stream(question, self._ask_scope(user, question, collection_names))
+
+    def _ask_scope(self, user: User, question: str, collection_names: list[str] | None) -> list[Collection]:
+        if not question or not question.strip():
+            raise ValueError("the question is empty")
+        collections = self.readable_collections(user, collection_names)
+        if not collections:
+            raise AccessDenied("you cannot read any collection yet; ask an administrator for access")
+        return collections
+
+    def _answerer(self) -> Answerer:
+        return Answerer(self.settings, self.database, self.indexes, self.models)

@@ -1,0 +1,132 @@
+"""The one settings object: environment variables (prefix ``MMKB_``) over an optional TOML file.
+
+Precedence, highest first: explicit constructor arguments, environment variables,
+the config file named by ``MMKB_CONFIG`` (default ``<data_dir>/mmkb.toml`` if it exists),
+then the defaults below.
+"""
+
+from __future__ import annotations
+
+import os
+import tomllib
+from functools import lru_cache
+from pathlib import Path
+from typing import Any
+
+from pydantic import Field, field_validator
+from pydantic_settings import BaseSettings, PydanticBaseSettingsSource, SettingsConfigDict
+
+
+def _config_file_source() -> dict[str, Any]:
+    explicit = os.environ.get("MMKB_CONFIG")
+    if explicit:
+        path = Path(explicit)
+        if not path.is_file():
+            raise FileNotFoundError(f"MMKB_CONFIG points to {path}, which does not exist")
+    else:
+        data_dir = Path(os.environ.get("MMKB_DATA_DIR", "data"))
+        path = data_dir / "mmkb.toml"
+        if not path.is_file():
+            return {}
+    with path.open("rb") as handle:
+        return tomllib.load(handle)
+
+
+class _TomlSource(PydanticBaseSettingsSource):
+    def get_field_value(self, field, field_name):  # pragma: no cover - unused by pydantic for dict sources
+        return None, field_name, False
+
+    def __call__(self) -> dict[str, Any]:
+        return _config_file_source()
+
+
+class Settings(BaseSettings):
+    model_config = SettingsConfigDict(env_prefix="MMKB_", extra="ignore")
+
+    data_dir: Path = Field(default=Path("data"), description="Where the database, indexes and stored files live.")
+    database_url: str | None = Field(
+        default=None,
+        validation_alias="DATABASE_URL",
+        description="SQLAlchemy URL; default is a SQLite file under data_dir.",
+    )
+
+    # Model choices: a registry role name resolves to a package or to a local path.
+    text_embedder: str = "all-MiniLM-L6-v2"
+    image_embedder: str = "clip-vit-b-32"
+    reranker: str = "ms-marco-MiniLM-L-6-v2"
+    generator: str = "default"
+    # Optional explicit local paths that override the packaged weights for each role.
+    text_embedder_path: Path | None = None
+    image_embedder_path: Path | None = None
+    reranker_path: Path | None = None
+    generator_path: Path | None = None
+
+    # Ingestion
+    max_upload_mb: float = 200.0
+    chunk_tokens: int = 200
+    chunk_overlap_tokens: int = 40
+    min_image_side_px: int = 64
+    embed_batch_size: int = 32
+
+    # Query
+    dense_top_k: int = 40
+    image_top_k: int = 4
+    # CLIP text-to-image cosine below this is noise for ViT-B/32-class models.
+    min_image_score: float = 0.2
+    rerank_top_n: int = 40
+    context_chunks: int = 5
+    max_new_tokens: int = 256
+    # Reranker logits below this count as "the sources do not support an answer".
+    min_rerank_score: float = -4.0
+
+    # UI
+    host: str = "127.0.0.1"
+    port: int = 7860
+
+    @field_validator("database_url", mode="before")
+    @classmethod
+    def _blank_is_none(cls, value: Any) -> Any:
+        return value or None
+
+    @classmethod
+    def settings_customise_sources(
+        cls,
+        settings_cls,
+        init_settings,
+        env_settings,
+        dotenv_settings,
+        file_secret_settings,
+    ):
+        # DATABASE_URL is read without the prefix because that is what every deployment tool sets.
+        return (init_settings, env_settings, _TomlSource(settings_cls), file_secret_settings)
+
+    @property
+    def resolved_database_url(self) -> str:
+        if self.database_url:
+            return self.database_url
+        return f"sqlite:///{(self.data_dir / 'mmkb.sqlite3').resolve()}"
+
+    @property
+    def index_dir(self) -> Path:
+        return self.data_dir / "indexes"
+
+    @property
+    def files_dir(self) -> Path:
+        return self.data_dir / "files"
+
+    @property
+    def figures_dir(self) -> Path:
+        return self.data_dir / "figures"
+
+    @property
+    def max_upload_bytes(self) -> int:
+        return int(self.max_upload_mb * 1024 * 1024)
+
+    def ensure_dirs(self) -> None:
+        for path in (self.data_dir, self.index_dir, self.files_dir, self.figures_dir):
+            path.mkdir(parents=True, exist_ok=True)
+
+
+@lru_cache(maxsize=1)
+def get_settings() -> Settings:
+    return Settings()

@@ -1,0 +1,53 @@
+"""Data passed out of the ingest stage: what a file contained and what gets indexed."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+import numpy as np
+
+
+@dataclass(frozen=True)
+class PageText:
+    page: int  # 1-based
+    text: str
+
+
+@dataclass(frozen=True)
+class ExtractedImage:
+    page: int | None  # 1-based page of a PDF; None for a standalone image file
+    png_bytes: bytes
+    width: int
+    height: int
+    caption: str = ""
+
+
+@dataclass
+class ParsedFile:
+    mime: str
+    page_count: int
+    pages: list[PageText] = field(default_factory=list)
+    images: list[ExtractedImage] = field(default_factory=list)
+
+
+@dataclass
+class TextChunk:
+    page: int
+    ordinal: int
+    text: str
+    char_start: int
+    char_end: int
+
+
+@dataclass
+class EmbeddedFile:
+    """A parsed file turned into index-ready chunks with their vectors (rows aligned)."""
+
+    parsed: ParsedFile
+    text_chunks: list[TextChunk]
+    text_vectors: np.ndarray  # (n_text, d_text) float32, L2-normalised
+    image_vectors: np.ndarray  # (n_images, d_image) float32, L2-normalised
+
+
+class IngestError(Exception):
+    """A file that cannot be ingested; the message is shown to the user as the reason."""
