@@ -63,24 +63,31 @@ class Answerer:
             for h in text_hits
             if h.chunk_id in rows
         ][: settings.rerank_top_n]
-        reranked = self.models.reranker.rerank(question, candidates, [c.chunk.text for c in candidates])
+        reranked = self.models.reranker.rerank(
+            question, candidates, [c.chunk.text for c in candidates], [c.score for c in candidates]
+        )
         text_sources = [
             _source(number, scored.item, scored.score)
             for number, scored in enumerate(reranked[: settings.context_chunks], start=1)
         ]
-
-        image_sources: list[Source] = []
-        image_stores = [self.indexes.store(cid, IMAGE_SPACE) for cid in by_id]
-        if any(len(store) for store in image_stores):
-            clip_query = self.models.image_embedder.embed_texts([question])[0]
+        # Figures among the best text matches are shown; CLIP adds figures found by what they show.
+        image_sources = [s for s in text_sources if s.kind == "image" and s.image_path]
+        clip = self.models.image_embedder
+        if clip is not None:
+            image_stores = [self.indexes.store(cid, IMAGE_SPACE) for cid in by_id]
+            clip_query = clip.embed_texts([question])[0]
             image_hits = search_stores(image_stores, clip_query, settings.image_top_k)
             image_rows = self._load([hit.chunk_id for hit in image_hits], by_id)
+            shown = {s.image_path for s in image_sources}
             number = len(text_sources)
             for hit in image_hits:
                 if hit.chunk_id not in image_rows or hit.score < settings.min_image_score:
                     continue
                 chunk, document = image_rows[hit.chunk_id]
+                if chunk.image_path in shown:
+                    continue
                 number += 1
+                shown.add(chunk.image_path)
                 image_sources.append(_source(number, _Candidate(chunk, document, by_id[chunk.collection_id], hit.score), hit.score))
         return text_sources, image_sources
 
@@ -92,14 +99,15 @@ class Answerer:
         """Yields partial answers while the model writes, then the checked final answer."""
         text_sources, image_sources = self.retrieve(question, collections)
         best = text_sources[0].score if text_sources else None
-        if best is None or best < self.settings.min_rerank_score:
+        floor = self.settings.min_relevance if self.settings.min_relevance is not None else self.models.reranker.relevance_floor
+        if best is None or best < floor:
             # Nothing relevant came back: say so rather than let the model improvise.
             yield AnswerEvent(
                 done=True,
                 answer=Answer(question=question, text=NOT_IN_SOURCES, sources=text_sources, images=image_sources, supported=False),
             )
             return
-        sources = text_sources + [s for s in image_sources if s.text]
+        sources = text_sources + [s for s in image_sources if s.text and s not in text_sources]
         messages = build_messages(question, sources)
         partial = ""
         for piece in self.models.generator.stream(messages, max_new_tokens=self.settings.max_new_tokens):

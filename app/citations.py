@@ -15,7 +15,9 @@ from app.prompting import NOT_IN_SOURCES
 from app.schemas import Source
 
 _MARKER_RE = re.compile(r"\[(\d+(?:\s*,\s*\d+)*)\]")
-_SENTENCE_RE = re.compile(r"[^.!?。！？]+(?:[.!?。！？]+(?:\s*\[\d+(?:\s*,\s*\d+)*\])*|$)")
+# A sentence ends at . ! ? followed by optional [n] markers and then a space or the end, so
+# decimals (2.5 Nm, 0.30 EUR) and codes (v1.2) stay inside their sentence.
+_SENTENCE_RE = re.compile(r"\S.*?(?:[.!?。！？](?:\s*\[\d+(?:\s*,\s*\d+)*\])*(?=\s|$)|$)", re.DOTALL)
 _WORD_RE = re.compile(r"[\w-]+", re.UNICODE)
 _STOPWORDS = frozenset(
     "the a an and or of to in on for with by at from is are was were be been it this that these those as "
@@ -69,7 +71,9 @@ def check_citations(answer: str, sources: list[Source]) -> CheckedAnswer:
                 continue
             numbers = [best]
         body = re.sub(r"\s+([.!?])", r"\1", body)
-        kept.append(body + " " + "".join(f"[{n}]" for n in numbers))
+        markers = "".join(f"[{n}]" for n in numbers)
+        ending = body[-1] if body[-1] in ".!?。！？" else ""
+        kept.append(f"{body[: len(body) - len(ending)].rstrip()} {markers}{ending}")
         cited.extend(n for n in numbers if n not in cited)
     if not kept:
         return CheckedAnswer(NOT_IN_SOURCES, [], False, dropped)

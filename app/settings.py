@@ -13,7 +13,7 @@ from functools import lru_cache
 from pathlib import Path
 from typing import Any
 
-from pydantic import Field, field_validator
+from pydantic import Field, SecretStr, field_validator
 from pydantic_settings import BaseSettings, PydanticBaseSettingsSource, SettingsConfigDict
 
 
@@ -52,9 +52,17 @@ class Settings(BaseSettings):
 
     # Model choices: a registry role name resolves to a package or to a local path.
     text_embedder: str = "all-MiniLM-L6-v2"
-    image_embedder: str = "clip-vit-b-32"
-    reranker: str = "ms-marco-MiniLM-L-6-v2"
-    generator: str = "default"
+    # No CLIP or cross-encoder weights are published as packages: by default images are
+    # indexed by their caption and OCR text, and candidates are reranked by lexical fusion.
+    # Set MMKB_IMAGE_EMBEDDER_PATH / MMKB_RERANKER_PATH to local model folders to use them.
+    image_embedder: str = "none"
+    reranker: str = "lexical"
+    generator: str = "qwen2.5-coder-0.5b-instruct-q4"
+    generator_backend: str = Field(default="llama-cpp", description="llama-cpp, transformers or openai")
+    generator_threads: int | None = None
+    openai_base_url: str | None = None
+    openai_model: str = "default"
+    openai_api_key: SecretStr | None = None  # SecretStr: never printed in logs or reprs
     # Optional explicit local paths that override the packaged weights for each role.
     text_embedder_path: Path | None = None
     image_embedder_path: Path | None = None
@@ -63,9 +71,11 @@ class Settings(BaseSettings):
 
     # Ingestion
     max_upload_mb: float = 200.0
-    chunk_tokens: int = 200
-    chunk_overlap_tokens: int = 40
+    # Small chunks: sharper retrieval on 2 cores and a short prompt for a small local model.
+    chunk_tokens: int = 128
+    chunk_overlap_tokens: int = 32
     min_image_side_px: int = 64
+    ocr_images: bool = True
     embed_batch_size: int = 32
 
     # Query
@@ -76,8 +86,8 @@ class Settings(BaseSettings):
     rerank_top_n: int = 40
     context_chunks: int = 5
     max_new_tokens: int = 256
-    # Reranker logits below this count as "the sources do not support an answer".
-    min_rerank_score: float = -4.0
+    # Best reranked score below which the reply is "not in the documents"; None = the reranker's own floor.
+    min_relevance: float | None = None
 
     # UI
     host: str = "127.0.0.1"

@@ -13,8 +13,9 @@ from ingest.types import PageText, TextChunk
 
 TokenCounter = Callable[[Sequence[str]], list[int]]
 
-# A sentence ends at . ! ? (or CJK 。！？) followed by space, or at a blank line.
-_UNIT_RE = re.compile(r"[^.!?。！？\n]+(?:[.!?。！？]+|\n\s*\n|\n|$)", re.UNICODE)
+# A unit ends at . ! ? followed by whitespace (so 2.5 and v1.2 stay whole), at CJK 。！？,
+# or at a blank line (a paragraph or table-row break); single newlines are mere line wraps.
+_UNIT_RE = re.compile(r"\S.*?(?:[.!?](?=\s)|[。！？]|\n[ \t]*\n|$)", re.DOTALL)
 
 
 def approximate_token_counter(texts: Sequence[str]) -> list[int]:

@@ -36,3 +36,49 @@ class TextEmbedder:
             list(texts), batch_size=self.batch_size, normalize_embeddings=True, convert_to_numpy=True, show_progress_bar=False
         )
         return vectors.astype(np.float32, copy=False)
+
+
+class ClipEmbedder:
+    """A CLIP model folder (transformers format) for image vectors and text-to-image queries.
+
+    Loaded through transformers rather than open_clip: open_clip imports torchvision, and
+    no torchvision build matches the CPU torch pinned here. transformers' PIL image
+    processor needs no torchvision.
+    """
+
+    def __init__(self, model_dir: Path, device: str | None = None, batch_size: int = 16) -> None:
+        from transformers import CLIPModel, CLIPProcessor
+
+        self.device = device or best_device()
+        self.model = CLIPModel.from_pretrained(model_dir).to(self.device).eval()
+        self.processor = CLIPProcessor.from_pretrained(model_dir)
+        self.dim = int(self.model.config.projection_dim)
+        self.batch_size = batch_size
+
+    @staticmethod
+    def _normalised(features) -> np.ndarray:
+        if not hasattr(features, "norm"):  # some transformers versions return a model output
+            features = features.pooler_output
+        features = features / features.norm(dim=-1, keepdim=True).clamp_min(1e-12)
+        return features.float().cpu().numpy().astype(np.float32)
+
+    def embed_images(self, images: Sequence[bytes]) -> np.ndarray:
+        import io
+
+        import torch
+        from PIL import Image
+
+        out = []
+        for start in range(0, len(images), self.batch_size):
+            batch = [Image.open(io.BytesIO(data)).convert("RGB") for data in images[start : start + self.batch_size]]
+            inputs = self.processor(images=batch, return_tensors="pt").to(self.device)
+            with torch.inference_mode():
+                out.append(self._normalised(self.model.get_image_features(**inputs)))
+        return np.vstack(out) if out else np.zeros((0, self.dim), dtype=np.float32)
+
+    def embed_texts(self, texts: Sequence[str]) -> np.ndarray:
+        import torch
+
+        inputs = self.processor(text=list(texts), return_tensors="pt", padding=True, truncation=True).to(self.device)
+        with torch.inference_mode():
+            return self._normalised(self.model.get_text_features(**inputs))

@@ -82,6 +82,7 @@ def parse_pdf(path: Path) -> ParsedFile:
                 parsed.images.extend(_page_images(document, page, page_number))
         except Exception as exc:
             raise IngestError(f"the PDF is damaged and could not be read past page {len(parsed.pages)} ({exc})") from exc
+        _strip_running_lines(parsed.pages)
         if document.is_repaired:
             # MuPDF rebuilt a broken file; pages it could not recover come back blank.
             # Indexing a silently partial document would hide the damage, so refuse it.
@@ -95,6 +96,27 @@ def parse_pdf(path: Path) -> ParsedFile:
                     f"the PDF is damaged (truncated or corrupt): {len(blank)} of {document.page_count} pages are unreadable"
                 )
     return parsed
+
+
+def _running_key(line: str) -> str:
+    return re.sub(r"\d+", "#", " ".join(line.split())).lower()
+
+
+def _strip_running_lines(pages: list[PageText]) -> None:
+    """Drop running headers and footers ("Acme GmbH", "Page 3 of 9"): lines that recur,
+    numbers aside, on most pages. They carry no content and pollute every chunk."""
+    if len(pages) < 3:
+        return
+    counts: dict[str, int] = {}
+    for page in pages:
+        for key in {_running_key(line) for line in page.text.splitlines() if line.strip()}:
+            counts[key] = counts.get(key, 0) + 1
+    running = {key for key, count in counts.items() if count >= max(3, 0.6 * len(pages))}
+    if not running:
+        return
+    for index, page in enumerate(pages):
+        kept = [line for line in page.text.splitlines() if not line.strip() or _running_key(line) not in running]
+        pages[index] = PageText(page=page.page, text="\n".join(kept))
 
 
 def _page_images(document: fitz.Document, page: fitz.Page, page_number: int) -> list[ExtractedImage]:
@@ -146,5 +168,5 @@ def parse_image(path: Path, mime: str) -> ParsedFile:
         raise IngestError(f"not a readable image ({exc})") from exc
     buffer = io.BytesIO()
     rgb.save(buffer, format="PNG")
-    image = ExtractedImage(page=1, png_bytes=buffer.getvalue(), width=rgb.width, height=rgb.height, caption="")
+    image = ExtractedImage(page=1, png_bytes=buffer.getvalue(), width=rgb.width, height=rgb.height, standalone=True)
     return ParsedFile(mime=mime, page_count=1, pages=[], images=[image])

@@ -15,11 +15,12 @@ class PageText:
 
 @dataclass(frozen=True)
 class ExtractedImage:
-    page: int | None  # 1-based page of a PDF; None for a standalone image file
+    page: int  # 1-based page of a PDF; 1 for a standalone image file
     png_bytes: bytes
     width: int
     height: int
     caption: str = ""
+    standalone: bool = False  # the whole file is this image
 
 
 @dataclass

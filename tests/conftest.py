@@ -1,0 +1,47 @@
+"""Shared fixtures: real models loaded once per test session, fresh data directories per test."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import pytest
+
+from app import registry  # noqa: F401 - hub libraries offline before any model import
+from app.model_set import ModelSet
+from app.service import KnowledgeBase
+from app.settings import Settings
+
+ROOT = Path(__file__).resolve().parents[1]
+SAMPLES = ROOT / "samples" / "collection"
+
+
+def make_settings(data_dir: Path, **overrides) -> Settings:
+    return Settings(data_dir=data_dir, database_url=None, **overrides)
+
+
+@pytest.fixture(scope="session")
+def models(tmp_path_factory) -> ModelSet:
+    return ModelSet(make_settings(tmp_path_factory.mktemp("models")))
+
+
+@pytest.fixture()
+def kb(tmp_path, models) -> KnowledgeBase:
+    knowledge_base = KnowledgeBase(make_settings(tmp_path / "data"), models=models)
+    yield knowledge_base
+    knowledge_base.close()
+
+
+@pytest.fixture(scope="session")
+def sample_kb(tmp_path_factory, models) -> KnowledgeBase:
+    """The bundled sample collection, ingested once for every test that only reads it."""
+    knowledge_base = KnowledgeBase(make_settings(tmp_path_factory.mktemp("samples-data")), models=models)
+    report = knowledge_base.ingest(knowledge_base.system_user(), "samples", paths=[SAMPLES])
+    assert not report.failed, report.failed
+    yield knowledge_base
+    knowledge_base.close()
+
+
+@pytest.fixture(scope="session")
+def sample_questions() -> list[dict]:
+    return json.loads((ROOT / "samples" / "questions.json").read_text())

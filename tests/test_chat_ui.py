@@ -1,0 +1,78 @@
+"""The Gradio chat in a real browser (Debian's Chromium driven by Playwright)."""
+
+from __future__ import annotations
+
+import socket
+from pathlib import Path
+
+import pytest
+
+from tests.conftest import ROOT
+from ui.chat import build_app
+
+CHROMIUM = Path("/usr/bin/chromium")
+SCREENSHOTS = ROOT / "test-output" / "screenshots"
+pytestmark = pytest.mark.skipif(not CHROMIUM.exists(), reason="Debian chromium is not installed (scripts/setup.sh installs it)")
+
+
+def _free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return sock.getsockname()[1]
+
+
+@pytest.fixture(scope="module")
+def chat_url(sample_kb):
+    demo = build_app(sample_kb)
+    port = _free_port()
+    demo.queue().launch(
+        server_name="127.0.0.1", server_port=port, prevent_thread_lock=True, quiet=True,
+        allowed_paths=[str(sample_kb.settings.figures_dir.resolve())],
+    )
+    yield f"http://127.0.0.1:{port}/"
+    demo.close()
+
+
+@pytest.fixture(scope="module")
+def browser():
+    from playwright.sync_api import sync_playwright
+
+    with sync_playwright() as playwright:
+        browser = playwright.chromium.launch(
+            executable_path=str(CHROMIUM),
+            headless=True,
+            args=["--no-sandbox", "--disable-gpu", "--disable-background-networking", "--disable-component-update", "--disable-sync"],
+        )
+        yield browser
+        browser.close()
+
+
+def test_a_question_in_the_chat_shows_a_cited_answer_and_its_sources(chat_url, browser, sample_questions):
+    question = next(q for q in sample_questions if q["file"] == "employee-travel-policy.pdf" and q["page"] == 3)
+    SCREENSHOTS.mkdir(parents=True, exist_ok=True)
+    page = browser.new_page(viewport={"width": 1400, "height": 1000})
+    page.goto(chat_url, wait_until="networkidle")
+    page.locator("#question textarea").fill(question["question"])
+    page.locator("#ask").click()
+    sources = page.locator("#sources")
+    sources.get_by_text("Sources", exact=True).wait_for(timeout=240_000)
+    page.screenshot(path=str(SCREENSHOTS / "chat-answer.png"), full_page=True)
+    answer = page.locator("#chat .message").last.inner_text()
+    assert "employee-travel-policy.pdf, p. 3" in answer
+    listed = sources.inner_text()
+    assert "employee-travel-policy.pdf, p. 3" in listed and "cited" in listed
+    page.close()
+
+
+def test_a_figure_question_shows_the_figure_in_the_gallery(chat_url, browser):
+    SCREENSHOTS.mkdir(parents=True, exist_ok=True)
+    page = browser.new_page(viewport={"width": 1400, "height": 1000})
+    page.goto(chat_url, wait_until="networkidle")
+    page.locator("#question textarea").fill("What does the red danger sign say?")
+    page.locator("#ask").click()
+    page.locator("#sources").get_by_text("Sources", exact=True).wait_for(timeout=240_000)
+    gallery_images = page.locator("#figures img")
+    gallery_images.first.wait_for(timeout=30_000)
+    page.screenshot(path=str(SCREENSHOTS / "chat-figure.png"), full_page=True)
+    assert gallery_images.count() >= 1
+    page.close()

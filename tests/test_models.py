@@ -1,0 +1,42 @@
+"""The offline model registry and the optional model paths."""
+
+from __future__ import annotations
+
+import pytest
+
+from app import registry
+from app.registry import ModelNotAvailable
+from tests.conftest import make_settings
+
+
+def test_packaged_models_resolve_to_local_files_without_a_hub(tmp_path):
+    settings = make_settings(tmp_path)
+    assert (registry.resolve("text_embedder", settings) / "model.safetensors").exists()
+    gguf = registry.resolve("generator", settings)
+    assert gguf.suffix == ".gguf" and gguf.read_bytes()[:4] == b"GGUF"
+    import os
+
+    assert os.environ["HF_HUB_OFFLINE"] == "1"
+
+
+def test_a_missing_model_names_what_to_install_or_configure(tmp_path):
+    with pytest.raises(ModelNotAvailable, match="MMKB_RERANKER_PATH"):
+        registry.resolve("reranker", make_settings(tmp_path, reranker_path=tmp_path / "nowhere"))
+    with pytest.raises(ModelNotAvailable, match="choose one of"):
+        registry.resolve("generator", make_settings(tmp_path, generator="gpt-99"))
+
+
+def test_a_configured_cross_encoder_folder_is_used_for_reranking(tmp_path):
+    """fake_cross_encoder: MiniLM with an untrained score head. No cross-encoder weights can be
+    installed here, so this proves the loading and ordering path, not ranking quality."""
+    from sentence_transformers import CrossEncoder
+
+    from app.model_set import ModelSet
+
+    fake_cross_encoder = tmp_path / "fake_cross_encoder"
+    CrossEncoder(str(registry.resolve("text_embedder", make_settings(tmp_path))), num_labels=1).save(str(fake_cross_encoder))
+    models = ModelSet(make_settings(tmp_path, reranker_path=fake_cross_encoder))
+    ranked = models.reranker.rerank("voltage", ["a", "b", "c"], ["600 V max", "hotel in Munich", "tomatoes"], [0.0, 0.0, 0.0])
+    assert models.reranker.name.startswith("cross-encoder")
+    assert sorted(r.item for r in ranked) == ["a", "b", "c"]
+    assert [r.score for r in ranked] == sorted((r.score for r in ranked), reverse=True)
