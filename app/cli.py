@@ -95,6 +95,22 @@ def serve(
     launch(_knowledge_base(), host or settings.host, port or settings.port)
 
 
+@cli.command("serve-llm")
+def serve_llm(
+    host: Annotated[str, typer.Option(help="Interface to bind.")] = "127.0.0.1",
+    port: Annotated[int, typer.Option(help="Port.")] = 8001,
+) -> None:
+    """Serve the configured generator as an OpenAI-compatible API (/v1/chat/completions)."""
+    import uvicorn
+
+    from app.llm import load_generator
+    from app.openai_server import build_openai_app
+
+    settings = get_settings()
+    generator = load_generator(settings)
+    uvicorn.run(build_openai_app(generator, settings.generator, settings.max_new_tokens), host=host, port=port)
+
+
 @cli.command()
 def collections() -> None:
     """List collections with document and chunk counts."""
