@@ -130,6 +130,56 @@ def documents(collection: Annotated[str, typer.Option("--collection", "-c")]) ->
         typer.echo(line + (f": {document.error}" if document.error else ""))
 
 
+admin = typer.Typer(help="Accounts and permissions.", no_args_is_help=True)
+cli.add_typer(admin, name="admin")
+
+
+@admin.command("create")
+def admin_create(
+    username: str,
+    password: Annotated[str, typer.Option(prompt=True, hide_input=True, confirmation_prompt=True, envvar="MMKB_NEW_PASSWORD")],
+    administrator: Annotated[bool, typer.Option("--admin/--no-admin", help="Global administrator (default) or plain user.")] = True,
+) -> None:
+    """Create a user with a password; the first one should be an administrator. Once any
+    password exists, the UI and the API require login."""
+    kb = _knowledge_base()
+    try:
+        kb.accounts.create_user(username, password, is_admin=administrator)
+    except ValueError as exc:
+        _fail(str(exc))
+    typer.echo(f"created {'administrator' if administrator else 'user'} {username}")
+
+
+@admin.command("token")
+def admin_token(username: str, name: Annotated[str, typer.Option(help="A label for the token.")] = "cli") -> None:
+    """Issue an API token for a user (shown once; only its hash is stored)."""
+    from app.service import NotFound
+
+    kb = _knowledge_base()
+    try:
+        typer.echo(kb.accounts.issue_token(kb.user(username), name))
+    except NotFound as exc:
+        _fail(str(exc))
+
+
+@admin.command("grant")
+def admin_grant(
+    username: str,
+    collection: str,
+    role: Annotated[str, typer.Option(help="admin, editor or reader")] = "reader",
+) -> None:
+    """Give a user a role in a collection."""
+    from app.models import Role
+    from app.service import NotFound
+
+    kb = _knowledge_base()
+    try:
+        kb.manage_member(kb.system_user(), collection, username, Role(role))
+    except (NotFound, ValueError) as exc:
+        _fail(str(exc))
+    typer.echo(f"{username} is {role} of {collection}")
+
+
 @cli.command()
 def models() -> None:
     """Show which weights each model role resolves to."""

@@ -66,6 +66,7 @@ class Answer(BaseModel):
     images: list[Source] = Field(default_factory=list)
     cited: list[int] = Field(default_factory=list)
     supported: bool = True
+    message_id: int | None = None  # set when the exchange was stored in a conversation
 
     @property
     def cited_sources(self) -> list[Source]:

@@ -12,7 +12,9 @@ from pathlib import Path
 
 from sqlalchemy import func, select
 
+from app.accounts import Accounts
 from app.answering import Answerer, AnswerEvent
+from app.conversations import Conversations
 from app.db import Database
 from app.indexes import IndexManager
 from app.ingestion import Ingestor, ProgressCallback, Upload, expand_paths
@@ -38,6 +40,8 @@ class KnowledgeBase:
         self.settings = settings
         self.database = Database(settings.resolved_database_url)
         self.models = models or ModelSet(settings)
+        self.accounts = Accounts(self.database)
+        self.conversations = Conversations(self.database)
         self._indexes: IndexManager | None = None
 
     @property
@@ -76,6 +80,41 @@ class KnowledgeBase:
             else:
                 membership.role = role
 
+    def user(self, username: str) -> User:
+        with self.database.session() as session:
+            user = session.scalar(select(User).where(User.username == username))
+        if user is None:
+            raise NotFound(f"no user {username!r}")
+        return user
+
+    def login_required(self) -> bool:
+        """Once any account has a password, every UI and API caller must authenticate."""
+        with self.database.session() as session:
+            return session.scalar(select(func.count()).select_from(User).where(User.password_hash.is_not(None))) > 0
+
+    def manage_member(self, actor: User, collection_name: str, username: str, role: Role | None) -> None:
+        """Add, change (role) or remove (None) a member; needs a global admin or the collection's admin."""
+        with self.database.session() as session:
+            collection = self._collection_by_name(session, collection_name)
+        if not actor.is_admin and self._role(actor, collection) != Role.admin:
+            raise AccessDenied(f"{actor.username} may not manage members of {collection_name}")
+        member = self.user(username)
+        if role is None:
+            with self.database.session() as session:
+                membership = session.scalar(
+                    select(Membership).where(Membership.user_id == member.id, Membership.collection_id == collection.id)
+                )
+                if membership is not None:
+                    session.delete(membership)
+            return
+        self.grant(username, collection_name, role)
+
+    def _role(self, user: User, collection: Collection) -> Role | None:
+        with self.database.session() as session:
+            return session.scalar(
+                select(Membership.role).where(Membership.user_id == user.id, Membership.collection_id == collection.id)
+            )
+
     def readable_collections(self, user: User, names: list[str] | None = None) -> list[Collection]:
         """The collections `user` may read, optionally narrowed to `names` (unknown or
         forbidden names raise, so a typo is never silently an empty search)."""
@@ -95,11 +134,7 @@ class KnowledgeBase:
     def _writable(self, user: User, collection: Collection) -> None:
         if user.is_admin:
             return
-        with self.database.session() as session:
-            role = session.scalar(
-                select(Membership.role).where(Membership.user_id == user.id, Membership.collection_id == collection.id)
-            )
-        if role not in (Role.admin, Role.editor):
+        if self._role(user, collection) not in (Role.admin, Role.editor):
             raise AccessDenied(f"{user.username} may not change collection {collection.name}")
 
     # --- collections -------------------------------------------------------------------
@@ -154,6 +189,11 @@ class KnowledgeBase:
 
     # --- ingest and ask ---------------------------------------------------------------
 
+    def create_collection(self, user: User, name: str) -> Collection:
+        if not user.is_admin:
+            raise AccessDenied("only administrators create collections")
+        return self.get_or_create_collection(name)
+
     def ingest(
         self,
         user: User,
@@ -162,16 +202,33 @@ class KnowledgeBase:
         uploads: list[Upload] | None = None,
         progress: ProgressCallback | None = None,
     ) -> IngestReport:
-        collection = self.get_or_create_collection(collection_name, owner=user)
+        if user.is_admin:
+            collection = self.get_or_create_collection(collection_name)
+        else:
+            (collection,) = self.readable_collections(user, [collection_name])
         self._writable(user, collection)
         batch = list(uploads or []) + expand_paths(paths or [])
         return Ingestor(self.settings, self.database, self.indexes, self.models).ingest(collection, batch, progress)
 
-    def ask(self, user: User, question: str, collection_names: list[str] | None = None) -> Answer:
-        return self._answerer().answer(question, self._ask_scope(user, question, collection_names))
+    def ask(
+        self, user: User, question: str, collection_names: list[str] | None = None, conversation_id: int | None = None
+    ) -> Answer:
+        events = list(self.ask_stream(user, question, collection_names, conversation_id))
+        return events[-1].answer
 
-    def ask_stream(self, user: User, question: str, collection_names: list[str] | None = None) -> Iterator[AnswerEvent]:
-        return self._answerer().stream(question, self._ask_scope(user, question, collection_names))
+    def ask_stream(
+        self, user: User, question: str, collection_names: list[str] | None = None, conversation_id: int | None = None
+    ) -> Iterator[AnswerEvent]:
+        """Partial answers while the model writes, then the checked answer; with a conversation
+        id, the exchange is stored and the final event carries the stored message id."""
+        scope = self._ask_scope(user, question, collection_names)
+        if conversation_id is not None:
+            self.conversations.get(user, conversation_id)  # ownership check before any work
+        for event in self._answerer().stream(question, scope):
+            if event.done and conversation_id is not None:
+                message_id = self.conversations.record(user, conversation_id, event.answer)
+                event = AnswerEvent(done=True, answer=event.answer.model_copy(update={"message_id": message_id}))
+            yield event
 
     def _ask_scope(self, user: User, question: str, collection_names: list[str] | None) -> list[Collection]:
         if not question or not question.strip():

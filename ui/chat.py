@@ -37,10 +37,19 @@ def render_answer(answer: Answer) -> str:
 
 
 def build_app(kb: KnowledgeBase) -> gr.Blocks:
-    def collection_choices() -> list[str]:
-        return [ALL_COLLECTIONS] + [c.name for c in kb.readable_collections(kb.system_user())]
+    def current_user(request: gr.Request | None):
+        """The logged-in user; the local operator when no account has a password yet."""
+        if not kb.login_required():
+            return kb.system_user()
+        username = getattr(request, "username", None)
+        if not username:
+            raise AccessDenied("please log in")
+        return kb.user(username)
 
-    def respond(question: str, history: list[dict], collection: str) -> Iterator[tuple]:
+    def collection_choices(request: gr.Request | None = None) -> list[str]:
+        return [ALL_COLLECTIONS] + [c.name for c in kb.readable_collections(current_user(request))]
+
+    def respond(question: str, history: list[dict], collection: str, request: gr.Request) -> Iterator[tuple]:
         history = list(history or [])
         question = (question or "").strip()
         if not question:
@@ -51,7 +60,7 @@ def build_app(kb: KnowledgeBase) -> gr.Blocks:
         yield history, "_Searching the documents…_", [], ""
         names = None if collection in (None, "", ALL_COLLECTIONS) else [collection]
         try:
-            events = kb.ask_stream(kb.system_user(), question, names)
+            events = kb.ask_stream(current_user(request), question, names)
             for event in events:
                 answer = event.answer
                 history[-1] = {"role": "assistant", "content": render_answer(answer) if event.done else answer.text + " ▌"}
@@ -68,7 +77,7 @@ def build_app(kb: KnowledgeBase) -> gr.Blocks:
         gr.Markdown("## mmkb\nAsk a question; answers cite the file and page they come from.")
         with gr.Row():
             with gr.Column(scale=3):
-                collection = gr.Dropdown(choices=collection_choices(), value=ALL_COLLECTIONS, label="Collection", elem_id="collection")
+                collection = gr.Dropdown(choices=[ALL_COLLECTIONS], value=ALL_COLLECTIONS, label="Collection", elem_id="collection")
                 chatbot = gr.Chatbot(label="Chat", height=460, elem_id="chat")
                 with gr.Row():
                     question = gr.Textbox(placeholder="Ask about your documents…", show_label=False, scale=5, elem_id="question")
@@ -79,12 +88,20 @@ def build_app(kb: KnowledgeBase) -> gr.Blocks:
         outputs = [chatbot, sources, gallery, question]
         send.click(respond, [question, chatbot, collection], outputs)
         question.submit(respond, [question, chatbot, collection], outputs)
-        demo.load(lambda: gr.update(choices=collection_choices()), None, collection)
+        def refresh_collections(request: gr.Request):
+            try:
+                return gr.update(choices=collection_choices(request))
+            except AccessDenied:
+                return gr.update(choices=[ALL_COLLECTIONS])
+
+        demo.load(refresh_collections, None, collection)
     return demo
 
 
 def launch(kb: KnowledgeBase, host: str, port: int) -> None:
-    demo = build_app(kb)
-    demo.queue(default_concurrency_limit=2).launch(
-        server_name=host, server_port=port, allowed_paths=[str(kb.settings.figures_dir.resolve())], show_error=True
-    )
+    """Serve the API with the chat mounted at / (OpenAPI docs at /docs)."""
+    import uvicorn
+
+    from app.api import create_app
+
+    uvicorn.run(create_app(kb), host=host, port=port)

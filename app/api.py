@@ -1,0 +1,277 @@
+"""REST API (FastAPI) with the Gradio UI mounted on it.
+
+Authentication: `Authorization: Bearer <token>` with per-user API tokens (POST /api/tokens
+exchanges a user name and password for one). Authorisation is not decided here: every
+call goes to app.service.KnowledgeBase, which applies the same permission rules as the UI.
+"""
+
+
+import json
+import shutil
+import tempfile
+import time
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Annotated
+
+from fastapi import Depends, FastAPI, File, HTTPException, Request, UploadFile
+from fastapi.responses import PlainTextResponse, StreamingResponse
+from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
+from prometheus_client import CONTENT_TYPE_LATEST, CollectorRegistry, Counter, Histogram, generate_latest
+from pydantic import BaseModel, Field
+
+from app.accounts import AuthError, TooManyAttempts
+from app.conversations import ConversationNotFound, ConversationView
+from app.ingestion import Upload
+from app.models import Role, User
+from app.schemas import Answer, CollectionInfo, IngestReport
+from app.service import AccessDenied, KnowledgeBase, NotFound
+
+# --- request and response bodies -----------------------------------------------------
+
+
+class LoginRequest(BaseModel):
+    username: str
+    password: str
+    token_name: str = "api"
+
+
+class TokenResponse(BaseModel):
+    token: str
+    username: str
+
+
+class UserView(BaseModel):
+    id: int
+    username: str
+    is_admin: bool
+
+
+class NewCollection(BaseModel):
+    name: str = Field(min_length=1, max_length=128)
+
+
+class MemberChange(BaseModel):
+    username: str
+    role: Role | None = Field(description="admin, editor or reader; null removes the member")
+
+
+class DocumentView(BaseModel):
+    id: int
+    filename: str
+    status: str
+    error: str | None
+    page_count: int | None
+    size_bytes: int
+
+
+class AskRequest(BaseModel):
+    question: str = Field(min_length=1, max_length=4000)
+    collections: list[str] | None = None
+    conversation_id: int | None = None
+
+
+class NewConversation(BaseModel):
+    title: str = ""
+
+
+class FeedbackRequest(BaseModel):
+    rating: int = Field(description="+1 or -1")
+    comment: str = ""
+
+
+class Metrics:
+    def __init__(self) -> None:
+        self.registry = CollectorRegistry()
+        self.requests = Counter("mmkb_http_requests_total", "HTTP requests", ["method", "route", "status"], registry=self.registry)
+        self.latency = Histogram("mmkb_http_request_seconds", "HTTP request latency", ["method", "route"], registry=self.registry)
+        self.pages = Counter("mmkb_ingested_pages_total", "Pages ingested", registry=self.registry)
+        self.ingest_seconds = Counter("mmkb_ingest_seconds_total", "Seconds spent ingesting", registry=self.registry)
+
+
+def create_app(kb: KnowledgeBase, mount_ui: bool = True) -> FastAPI:
+    api = FastAPI(title="mmkb", version="0.1.0", description="Multimodal knowledge base API")
+    metrics = Metrics()
+    bearer = HTTPBearer(auto_error=False)
+
+    def current_user(credentials: Annotated[HTTPAuthorizationCredentials | None, Depends(bearer)]) -> User:
+        try:
+            return kb.accounts.authenticate(credentials.credentials if credentials else None)
+        except AuthError as exc:
+            raise HTTPException(status_code=401, detail=str(exc), headers={"WWW-Authenticate": "Bearer"}) from None
+
+    CurrentUser = Annotated[User, Depends(current_user)]
+
+    @api.middleware("http")
+    async def record_metrics(request: Request, call_next):
+        started = time.perf_counter()
+        response = await call_next(request)
+        route = request.scope.get("route")
+        path = getattr(route, "path", "other")
+        metrics.requests.labels(request.method, path, str(response.status_code)).inc()
+        metrics.latency.labels(request.method, path).observe(time.perf_counter() - started)
+        return response
+
+    def _errors(exc: Exception) -> HTTPException:
+        if isinstance(exc, AccessDenied):
+            return HTTPException(status_code=403, detail=str(exc))
+        if isinstance(exc, (NotFound, ConversationNotFound)):
+            return HTTPException(status_code=404, detail=str(exc))
+        return HTTPException(status_code=400, detail=str(exc))
+
+    @api.get("/healthz")
+    def health() -> dict:
+        return {"status": "ok"}
+
+    @api.get("/metrics", response_class=PlainTextResponse)
+    def prometheus_metrics() -> PlainTextResponse:
+        return PlainTextResponse(generate_latest(metrics.registry), media_type=CONTENT_TYPE_LATEST)
+
+    @api.post("/api/tokens", response_model=TokenResponse)
+    def login(body: LoginRequest) -> TokenResponse:
+        try:
+            user = kb.accounts.login(body.username, body.password)
+        except TooManyAttempts as exc:
+            raise HTTPException(status_code=429, detail=str(exc)) from None
+        except AuthError as exc:
+            raise HTTPException(status_code=401, detail=str(exc)) from None
+        return TokenResponse(token=kb.accounts.issue_token(user, body.token_name), username=user.username)
+
+    @api.get("/api/me", response_model=UserView)
+    def me(user: CurrentUser) -> UserView:
+        return UserView(id=user.id, username=user.username, is_admin=user.is_admin)
+
+    @api.get("/api/collections", response_model=list[CollectionInfo])
+    def list_collections(user: CurrentUser) -> list[CollectionInfo]:
+        return kb.collection_info(user)
+
+    @api.post("/api/collections", response_model=CollectionInfo, status_code=201)
+    def create_collection(body: NewCollection, user: CurrentUser) -> CollectionInfo:
+        try:
+            collection = kb.create_collection(user, body.name)
+        except (AccessDenied, ValueError) as exc:
+            raise _errors(exc) from None
+        return next(info for info in kb.collection_info(user) if info.id == collection.id)
+
+    @api.put("/api/collections/{name}/members")
+    def change_member(name: str, body: MemberChange, user: CurrentUser) -> dict:
+        try:
+            kb.manage_member(user, name, body.username, body.role)
+        except (AccessDenied, NotFound) as exc:
+            raise _errors(exc) from None
+        return {"collection": name, "username": body.username, "role": body.role}
+
+    @api.get("/api/collections/{name}/documents", response_model=list[DocumentView])
+    def list_documents(name: str, user: CurrentUser) -> list[DocumentView]:
+        try:
+            documents = kb.documents(user, name)
+        except AccessDenied as exc:
+            raise _errors(exc) from None
+        return [
+            DocumentView(id=d.id, filename=d.filename, status=d.status.value, error=d.error, page_count=d.page_count, size_bytes=d.size_bytes)
+            for d in documents
+        ]
+
+    @api.post("/api/collections/{name}/documents", response_model=IngestReport)
+    def upload_documents(name: str, user: CurrentUser, files: Annotated[list[UploadFile], File()]) -> IngestReport:
+        cap = kb.settings.max_upload_bytes
+        staging = Path(tempfile.mkdtemp(prefix="upload-", dir=kb.settings.data_dir))
+        try:
+            uploads = []
+            for index, upload in enumerate(files):
+                # Numbered staging names: the client's file name never becomes a path.
+                target = staging / f"{index:05d}"
+                written = 0
+                with target.open("wb") as out:
+                    while block := upload.file.read(1 << 20):
+                        written += len(block)
+                        if written > cap + 1:
+                            break  # keep only enough to let ingestion report "over the limit"
+                        out.write(block)
+                uploads.append(Upload(target, upload.filename or f"upload-{index}"))
+            started = time.perf_counter()
+            report = kb.ingest(user, name, uploads=uploads)
+            metrics.ingest_seconds.inc(time.perf_counter() - started)
+            metrics.pages.inc(sum(f.pages or 0 for f in report.ingested))
+            return report
+        except AccessDenied as exc:
+            raise _errors(exc) from None
+        finally:
+            shutil.rmtree(staging, ignore_errors=True)
+
+    @api.post("/api/ask", response_model=Answer)
+    def ask(body: AskRequest, user: CurrentUser) -> Answer:
+        try:
+            return kb.ask(user, body.question, body.collections, body.conversation_id)
+        except (AccessDenied, ValueError, ConversationNotFound) as exc:
+            raise _errors(exc) from None
+
+    @api.post("/api/ask/stream")
+    def ask_stream(body: AskRequest, user: CurrentUser) -> StreamingResponse:
+        """Server-Sent Events: `token` events carry text as it is written, then one `answer` event."""
+        try:
+            events = kb.ask_stream(user, body.question, body.collections, body.conversation_id)
+            first = next(events)  # permission and input errors surface here, before streaming starts
+        except (AccessDenied, ValueError, ConversationNotFound) as exc:
+            raise _errors(exc) from None
+
+        def sse() -> Iterator[str]:
+            written = ""
+            for event in _chain(first, events):
+                if event.done:
+                    yield f"event: answer\ndata: {event.answer.model_dump_json()}\n\n"
+                    return
+                piece, written = event.answer.text[len(written):], event.answer.text
+                if piece:
+                    yield f"event: token\ndata: {json.dumps(piece)}\n\n"
+
+        return StreamingResponse(sse(), media_type="text/event-stream")
+
+    @api.get("/api/conversations", response_model=list[ConversationView])
+    def list_conversations(user: CurrentUser) -> list[ConversationView]:
+        return kb.conversations.list(user)
+
+    @api.post("/api/conversations", response_model=ConversationView, status_code=201)
+    def start_conversation(body: NewConversation, user: CurrentUser) -> ConversationView:
+        return kb.conversations.get(user, kb.conversations.start(user, body.title))
+
+    @api.get("/api/conversations/{conversation_id}", response_model=ConversationView)
+    def get_conversation(conversation_id: int, user: CurrentUser) -> ConversationView:
+        try:
+            return kb.conversations.get(user, conversation_id)
+        except ConversationNotFound as exc:
+            raise _errors(exc) from None
+
+    @api.post("/api/messages/{message_id}/feedback", status_code=204)
+    def feedback(message_id: int, body: FeedbackRequest, user: CurrentUser) -> None:
+        try:
+            kb.conversations.feedback(user, message_id, body.rating, body.comment)
+        except (ConversationNotFound, ValueError) as exc:
+            raise _errors(exc) from None
+
+    if mount_ui:
+        import gradio as gr
+
+        from ui.chat import build_app
+
+        api = gr.mount_gradio_app(
+            api, build_app(kb), path="/", allowed_paths=[str(kb.settings.figures_dir.resolve())],
+            auth=_gradio_auth(kb) if kb.login_required() else None,
+        )
+    return api
+
+
+def _gradio_auth(kb: KnowledgeBase):
+    def check(username: str, password: str) -> bool:
+        try:
+            kb.accounts.login(username, password)
+        except AuthError:
+            return False
+        return True
+
+    return check
+
+
+def _chain(first, rest):
+    yield first
+    yield from rest
