@@ -7,13 +7,15 @@ embeddings the next time it is opened, without re-embedding anything.
 
 from __future__ import annotations
 
+import threading
 from pathlib import Path
 
 import numpy as np
-from sqlalchemy import select
+from sqlalchemy import func, select
 
 from app.db import Database
 from app.models import Chunk, Document, DocumentStatus
+from retrieval.keyword import KeywordIndex
 from retrieval.vector_store import VectorStore
 
 TEXT_SPACE = "text"
@@ -102,3 +104,55 @@ class IndexManager:
             path = self.path(collection_id, space)
             path.unlink(missing_ok=True)
             Path(str(path) + ".lock").unlink(missing_ok=True)
+
+
+class KeywordIndexManager:
+    """BM25 indexes of the text chunks of each collection, rebuilt lazily from SQL.
+
+    Kept in memory rather than persisted: building one is a single pass over the chunk
+    texts with no model involved, and one more on-disk format would be one more thing to
+    keep in step with SQL (the source of truth) after a crash.
+    Before each search the collection's signature is read with one aggregate query; a
+    changed signature (a document added, removed or re-ingested, in this process or
+    another) triggers a rebuild.
+    """
+
+    def __init__(self, database: Database) -> None:
+        self.database = database
+        self._indexes: dict[int, KeywordIndex] = {}
+        self._lock = threading.Lock()
+
+    def _ready_text_chunks(self, collection_id: int):
+        return (
+            select(Chunk.id, Chunk.text)
+            .join(Document, Document.id == Chunk.document_id)
+            .where(Chunk.collection_id == collection_id, Chunk.vector_space == TEXT_SPACE, Document.status == DocumentStatus.ready)
+        )
+
+    def signature(self, collection_id: int) -> tuple:
+        # count + max id alone would miss "top document deleted, same number of chunks
+        # re-added under the same ids" (SQLite reuses the highest rowid); the id sum and the
+        # newest document update catch that too.
+        query = (
+            select(func.count(Chunk.id), func.max(Chunk.id), func.sum(Chunk.id), func.max(Document.updated_at))
+            .join(Document, Document.id == Chunk.document_id)
+            .where(Chunk.collection_id == collection_id, Chunk.vector_space == TEXT_SPACE, Document.status == DocumentStatus.ready)
+        )
+        with self.database.session() as session:
+            return tuple(session.execute(query).one())
+
+    def index(self, collection_id: int) -> KeywordIndex:
+        signature = self.signature(collection_id)
+        with self._lock:
+            current = self._indexes.get(collection_id)
+            if current is not None and current.signature == signature:
+                return current
+            with self.database.session() as session:
+                rows = [(chunk_id, text or "") for chunk_id, text in session.execute(self._ready_text_chunks(collection_id))]
+            rebuilt = KeywordIndex(rows, signature=signature)
+            self._indexes[collection_id] = rebuilt
+            return rebuilt
+
+    def drop_collection(self, collection_id: int) -> None:
+        with self._lock:
+            self._indexes.pop(collection_id, None)

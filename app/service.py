@@ -14,7 +14,7 @@ from sqlalchemy import func, select
 
 from app.answering import Answerer, AnswerEvent
 from app.db import Database
-from app.indexes import IndexManager
+from app.indexes import IndexManager, KeywordIndexManager
 from app.ingestion import Ingestor, ProgressCallback, Upload, expand_paths
 from app.model_set import ModelSet
 from app.models import Chunk, Collection, Document, DocumentStatus, Membership, Role, User
@@ -39,6 +39,8 @@ class KnowledgeBase:
         self.database = Database(settings.resolved_database_url)
         self.models = models or ModelSet(settings)
         self._indexes: IndexManager | None = None
+        # One per knowledge base, so the in-memory BM25 indexes outlive a single question.
+        self.keyword_indexes = KeywordIndexManager(self.database)
 
     @property
     def indexes(self) -> IndexManager:
@@ -182,4 +184,4 @@ class KnowledgeBase:
         return collections
 
     def _answerer(self) -> Answerer:
-        return Answerer(self.settings, self.database, self.indexes, self.models)
+        return Answerer(self.settings, self.database, self.indexes, self.models, self.keyword_indexes)

@@ -80,6 +80,11 @@ class Settings(BaseSettings):
 
     # Query
     dense_top_k: int = 40
+    # Collection-wide BM25 fused with the dense hits by reciprocal rank (finds exact codes
+    # such as "HX-FAN-77" that the 384-d embedding blurs); off = dense candidates only.
+    hybrid_search: bool = True
+    keyword_top_k: int = 40
+    rrf_k: int = 60
     image_top_k: int = 4
     # CLIP text-to-image cosine below this is noise for ViT-B/32-class models.
     min_image_score: float = 0.2
