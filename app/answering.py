@@ -18,6 +18,7 @@ from app.schemas import Answer, Source
 from app.settings import Settings
 from retrieval.dense import search_stores
 from retrieval.fusion import reciprocal_rank_fusion
+from retrieval.hyde import HydeWriter, combine
 from retrieval.keyword import search_keyword
 
 
@@ -78,15 +79,22 @@ class Answerer:
         indexes: IndexManager,
         models,
         keyword_indexes: KeywordIndexManager | None = None,
+        hyde: HydeWriter | None = None,
     ) -> None:
         self.settings = settings
         self.database = database
         self.indexes = indexes
         self.models = models
         self.keyword_indexes = keyword_indexes or KeywordIndexManager(database)
+        self.hyde = hyde or HydeWriter(self._write)
 
-    def default_options(self) -> RetrievalOptions:
-        return RetrievalOptions(keyword=self.settings.hybrid_search, hyde=False, rerank=True)
+    def _write(self, messages) -> str:
+        from app.llm import generate
+
+        return generate(self.models.generator, messages, self.settings.hyde_max_new_tokens)
+
+    def default_options(self, hyde: bool | None = None) -> RetrievalOptions:
+        return RetrievalOptions(keyword=self.settings.hybrid_search, hyde=self.settings.hyde if hyde is None else hyde, rerank=True)
 
     def _load(self, chunk_ids: list[int], collections: dict[int, Collection]) -> dict[int, tuple[Chunk, Document]]:
         if not chunk_ids:
@@ -143,10 +151,17 @@ class Answerer:
         depth = depth or settings.rerank_top_n
         with timer.stage("embed"):
             query_vector = self.models.text_embedder.embed([question])[0]
+        passage = None
+        if options.hyde:
+            with timer.stage("hyde"):
+                passage = self.hyde.passage(question)
+                if passage:
+                    query_vector = combine(query_vector, self.models.text_embedder.embed([passage])[0])
         with timer.stage("dense"):
             dense = search_stores([self.indexes.store(cid, TEXT_SPACE) for cid in by_id], query_vector, max(settings.dense_top_k, depth))
         ranked_lists = {"dense": [hit.chunk_id for hit in dense]}
         if options.keyword:
+            # BM25 gets the question alone: a code the HyDE passage made up must not match.
             with timer.stage("bm25"):
                 keyword = search_keyword(
                     [self.keyword_indexes.index(cid) for cid in by_id], question, max(settings.keyword_top_k, depth)
@@ -180,7 +195,7 @@ class Answerer:
             ranked = [RankedChunk(scored.item, scored.score) for scored in reranked]
         else:
             ranked = [RankedChunk(candidate, candidate.score) for candidate in candidates]
-        return Ranking(ranked, timer.timings)
+        return Ranking(ranked, timer.timings, hypothetical_passage=passage)
 
     def retrieve(
         self, question: str, collections: list[Collection], options: RetrievalOptions | None = None
@@ -216,13 +231,15 @@ class Answerer:
                 image_sources.append(_source(number, _Candidate(chunk, document, by_id[chunk.collection_id], hit.score), hit.score))
         return text_sources, image_sources
 
-    def answer(self, question: str, collections: list[Collection]) -> Answer:
-        events = list(self.stream(question, collections))
+    def answer(self, question: str, collections: list[Collection], options: RetrievalOptions | None = None) -> Answer:
+        events = list(self.stream(question, collections, options))
         return events[-1].answer
 
-    def stream(self, question: str, collections: list[Collection]) -> Iterator["AnswerEvent"]:
+    def stream(
+        self, question: str, collections: list[Collection], options: RetrievalOptions | None = None
+    ) -> Iterator["AnswerEvent"]:
         """Yields partial answers while the model writes, then the checked final answer."""
-        text_sources, image_sources = self.retrieve(question, collections)
+        text_sources, image_sources = self.retrieve(question, collections, options)
         best = text_sources[0].score if text_sources else None
         floor = self.settings.min_relevance if self.settings.min_relevance is not None else self.models.reranker.relevance_floor
         if best is None or best < floor:

@@ -13,13 +13,15 @@ from pathlib import Path
 from sqlalchemy import func, select
 
 from app.answering import Answerer, AnswerEvent
+from app.llm import generate
 from app.db import Database
 from app.indexes import IndexManager, KeywordIndexManager
 from app.ingestion import Ingestor, ProgressCallback, Upload, expand_paths
 from app.model_set import ModelSet
 from app.models import Chunk, Collection, Document, DocumentStatus, Membership, Role, User
-from app.schemas import Answer, CollectionInfo, IngestReport
+from app.schemas import Answer, CollectionInfo, IngestReport, Source
 from app.settings import Settings
+from retrieval.hyde import HydeWriter
 
 SYSTEM_USER = "local-admin"
 
@@ -41,6 +43,10 @@ class KnowledgeBase:
         self._indexes: IndexManager | None = None
         # One per knowledge base, so the in-memory BM25 indexes outlive a single question.
         self.keyword_indexes = KeywordIndexManager(self.database)
+        # Likewise the HyDE passages: cached per question for the life of the process.
+        self.hyde = HydeWriter(
+            lambda messages: generate(self.models.generator, messages, settings.hyde_max_new_tokens), settings.hyde_cache_size
+        )
 
     @property
     def indexes(self) -> IndexManager:
@@ -169,11 +175,26 @@ class KnowledgeBase:
         batch = list(uploads or []) + expand_paths(paths or [])
         return Ingestor(self.settings, self.database, self.indexes, self.models).ingest(collection, batch, progress)
 
-    def ask(self, user: User, question: str, collection_names: list[str] | None = None) -> Answer:
-        return self._answerer().answer(question, self._ask_scope(user, question, collection_names))
+    def ask(
+        self, user: User, question: str, collection_names: list[str] | None = None, hyde: bool | None = None
+    ) -> Answer:
+        """hyde: None follows MMKB_HYDE; True/False overrides it for this question."""
+        answerer = self._answerer()
+        return answerer.answer(question, self._ask_scope(user, question, collection_names), answerer.default_options(hyde))
 
-    def ask_stream(self, user: User, question: str, collection_names: list[str] | None = None) -> Iterator[AnswerEvent]:
-        return self._answerer().stream(question, self._ask_scope(user, question, collection_names))
+    def ask_stream(
+        self, user: User, question: str, collection_names: list[str] | None = None, hyde: bool | None = None
+    ) -> Iterator[AnswerEvent]:
+        answerer = self._answerer()
+        return answerer.stream(question, self._ask_scope(user, question, collection_names), answerer.default_options(hyde))
+
+    def search(
+        self, user: User, question: str, collection_names: list[str] | None = None, hyde: bool | None = None
+    ) -> list[Source]:
+        """Retrieval only (no generation): the text sources, best first, the asker may read."""
+        answerer = self._answerer()
+        sources, _ = answerer.retrieve(question, self._ask_scope(user, question, collection_names), answerer.default_options(hyde))
+        return sources
 
     def _ask_scope(self, user: User, question: str, collection_names: list[str] | None) -> list[Collection]:
         if not question or not question.strip():
@@ -184,4 +205,4 @@ class KnowledgeBase:
         return collections
 
     def _answerer(self) -> Answerer:
-        return Answerer(self.settings, self.database, self.indexes, self.models, self.keyword_indexes)
+        return Answerer(self.settings, self.database, self.indexes, self.models, self.keyword_indexes, self.hyde)

@@ -85,6 +85,11 @@ class Settings(BaseSettings):
     hybrid_search: bool = True
     keyword_top_k: int = 40
     rrf_k: int = 60
+    # HyDE: the generator writes a hypothetical answer whose embedding joins the question's.
+    # Off by default: it costs one generator call (~5-10 s on 2 CPU cores) per new question.
+    hyde: bool = False
+    hyde_max_new_tokens: int = 96
+    hyde_cache_size: int = 512
     image_top_k: int = 4
     # CLIP text-to-image cosine below this is noise for ViT-B/32-class models.
     min_image_score: float = 0.2
