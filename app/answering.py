@@ -231,14 +231,26 @@ class Answerer:
                 image_sources.append(_source(number, _Candidate(chunk, document, by_id[chunk.collection_id], hit.score), hit.score))
         return text_sources, image_sources
 
-    def answer(self, question: str, collections: list[Collection], options: RetrievalOptions | None = None) -> Answer:
-        events = list(self.stream(question, collections, options))
+    def answer(
+        self, question: str, collections: list[Collection], options: RetrievalOptions | None = None, history=None
+    ) -> Answer:
+        events = list(self.stream(question, collections, options, history))
         return events[-1].answer
 
     def stream(
-        self, question: str, collections: list[Collection], options: RetrievalOptions | None = None
+        self, question: str, collections: list[Collection], options: RetrievalOptions | None = None, history=None
     ) -> Iterator["AnswerEvent"]:
-        """Yields partial answers while the model writes, then the checked final answer."""
+        """Yields partial answers while the model writes, then the checked final answer.
+
+        history: earlier (question, answer) turns; a follow-up is first rewritten into a
+        standalone question, which is what retrieval and the prompt then see."""
+        asked = question
+        standalone = None
+        if history:
+            from app.conversation import standalone_question
+
+            standalone = standalone_question(self.models.generator, question, history)
+            question = standalone
         text_sources, image_sources = self.retrieve(question, collections, options)
         best = text_sources[0].score if text_sources else None
         floor = self.settings.min_relevance if self.settings.min_relevance is not None else self.models.reranker.relevance_floor
@@ -246,7 +258,8 @@ class Answerer:
             # Nothing relevant came back: say so rather than let the model improvise.
             yield AnswerEvent(
                 done=True,
-                answer=Answer(question=question, text=NOT_IN_SOURCES, sources=text_sources, images=image_sources, supported=False),
+                answer=Answer(question=asked, standalone_question=standalone, text=NOT_IN_SOURCES, sources=text_sources,
+                              images=image_sources, supported=False),
             )
             return
         sources = text_sources + [s for s in image_sources if s.text and s not in text_sources]
@@ -254,12 +267,16 @@ class Answerer:
         partial = ""
         for piece in self.models.generator.stream(messages, max_new_tokens=self.settings.max_new_tokens):
             partial += piece
-            yield AnswerEvent(done=False, answer=Answer(question=question, text=partial, sources=sources, images=image_sources))
+            yield AnswerEvent(
+                done=False,
+                answer=Answer(question=asked, standalone_question=standalone, text=partial, sources=sources, images=image_sources),
+            )
         checked = check_citations(partial, sources)
         yield AnswerEvent(
             done=True,
             answer=Answer(
-                question=question,
+                question=asked,
+                standalone_question=standalone,
                 text=checked.text,
                 sources=sources,
                 images=image_sources,

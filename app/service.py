@@ -14,6 +14,7 @@ from sqlalchemy import func, select
 
 from app.answering import Answerer, AnswerEvent
 from app.llm import generate
+from app.conversation import Turn
 from app.db import Database
 from app.indexes import IndexManager, KeywordIndexManager
 from app.ingestion import Ingestor, ProgressCallback, Upload, expand_paths
@@ -176,17 +177,30 @@ class KnowledgeBase:
         return Ingestor(self.settings, self.database, self.indexes, self.models).ingest(collection, batch, progress)
 
     def ask(
-        self, user: User, question: str, collection_names: list[str] | None = None, hyde: bool | None = None
+        self,
+        user: User,
+        question: str,
+        collection_names: list[str] | None = None,
+        hyde: bool | None = None,
+        history: list[Turn] | None = None,
     ) -> Answer:
-        """hyde: None follows MMKB_HYDE; True/False overrides it for this question."""
+        """hyde: None follows MMKB_HYDE; True/False overrides it for this question.
+        history: earlier (question, answer) turns; a follow-up is made standalone first."""
         answerer = self._answerer()
-        return answerer.answer(question, self._ask_scope(user, question, collection_names), answerer.default_options(hyde))
+        scope = self._ask_scope(user, question, collection_names)
+        return answerer.answer(question, scope, answerer.default_options(hyde), history)
 
     def ask_stream(
-        self, user: User, question: str, collection_names: list[str] | None = None, hyde: bool | None = None
+        self,
+        user: User,
+        question: str,
+        collection_names: list[str] | None = None,
+        hyde: bool | None = None,
+        history: list[Turn] | None = None,
     ) -> Iterator[AnswerEvent]:
         answerer = self._answerer()
-        return answerer.stream(question, self._ask_scope(user, question, collection_names), answerer.default_options(hyde))
+        scope = self._ask_scope(user, question, collection_names)
+        return answerer.stream(question, scope, answerer.default_options(hyde), history)
 
     def search(
         self, user: User, question: str, collection_names: list[str] | None = None, hyde: bool | None = None
