@@ -44,6 +44,9 @@ class RankedChunk:
     candidate: _Candidate
     score: float  # reranker score, or the query cosine when the reranker is off
 
+    def source(self, number: int) -> Source:
+        return _source(number, self.candidate, self.score)
+
 
 @dataclass
 class Ranking:
@@ -207,7 +210,7 @@ class Answerer:
         settings = self.settings
         ranking = self.rank(question, collections, options)
         text_sources = [
-            _source(number, ranked.candidate, ranked.score)
+            ranked.source(number)
             for number, ranked in enumerate(ranking.chunks[: settings.context_chunks], start=1)
         ]
         # Figures among the best text matches are shown; CLIP adds figures found by what they show.

@@ -203,12 +203,20 @@ class KnowledgeBase:
         return answerer.stream(question, scope, answerer.default_options(hyde), history)
 
     def search(
-        self, user: User, question: str, collection_names: list[str] | None = None, hyde: bool | None = None
+        self,
+        user: User,
+        question: str,
+        collection_names: list[str] | None = None,
+        hyde: bool | None = None,
+        limit: int | None = None,
     ) -> list[Source]:
-        """Retrieval only (no generation): the text sources, best first, the asker may read."""
+        """Retrieval only (no generation): up to `limit` (default MMKB_CONTEXT_CHUNKS) text
+        sources, best first, from the collections the asker may read."""
         answerer = self._answerer()
-        sources, _ = answerer.retrieve(question, self._ask_scope(user, question, collection_names), answerer.default_options(hyde))
-        return sources
+        limit = limit or self.settings.context_chunks
+        scope = self._ask_scope(user, question, collection_names)
+        ranking = answerer.rank(question, scope, answerer.default_options(hyde), depth=max(limit, self.settings.rerank_top_n))
+        return [ranked.source(number) for number, ranked in enumerate(ranking.chunks[:limit], start=1)]
 
     def _ask_scope(self, user: User, question: str, collection_names: list[str] | None) -> list[Collection]:
         if not question or not question.strip():
