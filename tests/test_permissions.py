@@ -10,6 +10,7 @@ from app.models import Chunk
 from app.service import AccessDenied, KnowledgeBase
 from retrieval.langchain_adapter import KnowledgeBaseRetriever
 from tests.conftest import SAMPLES, make_settings
+from tests.helpers import recording_kb
 
 
 @pytest.fixture(scope="module")
@@ -27,6 +28,32 @@ def two_collections(tmp_path_factory, models):
         forbidden = [text for text in session.scalars(select(Chunk.text).where(Chunk.collection_id == manuals.id)) if text]
     yield settings, forbidden
     admin_kb.close()
+
+
+def test_forbidden_chunks_never_reach_reranker_prompt_or_response(two_collections, models):
+    settings, forbidden = two_collections
+    kb = recording_kb(settings, models)
+    alice = kb.ensure_user("alice")
+    # The worst case: the question is a chunk of the forbidden manual, word for word, with its codes.
+    question = next(text for text in forbidden if "HX-FAN-77" in text or "E-214" in text)
+    answer = kb.ask(alice, question, hyde=False)
+
+    seen = kb.models.reranker.seen_texts
+    assert seen, "the reranker ran on alice's own collection"
+    prompts = "\n".join(m["content"] for call in kb.models.generator.calls for m in call)
+    returned = [s.text for s in answer.sources + answer.images]
+    for text in forbidden:
+        assert text not in seen
+        assert text not in returned
+        # The question itself is in the prompt; no *other* forbidden chunk may be.
+        if text != question:
+            assert text not in prompts
+    assert {s.collection for s in answer.sources} <= {"travel"}
+    assert "solar-inverter-manual.pdf" not in answer.text
+
+    with pytest.raises(AccessDenied):
+        kb.ask(alice, question, ["manuals"])
+    kb.close()
 
 
 def test_langchain_retriever_returns_documents_with_citations_within_permissions(two_collections, models):
