@@ -23,8 +23,9 @@ IMAGE_SPACE = "image"
 
 
 class IndexManager:
-    def __init__(self, database: Database, index_dir: Path, dims: dict[str, int]) -> None:
+    def __init__(self, database: Database, index_dir: Path, dims: dict[str, int], hnsw_threshold: int | None = None) -> None:
         self.database = database
+        self.hnsw_threshold = hnsw_threshold
         self.index_dir = index_dir
         self.dims = dims
         self._stores: dict[tuple[int, str], VectorStore] = {}
@@ -35,7 +36,7 @@ class IndexManager:
     def store(self, collection_id: int, space: str) -> VectorStore:
         key = (collection_id, space)
         if key not in self._stores:
-            store = VectorStore(self.path(collection_id, space), self.dims[space])
+            store = VectorStore(self.path(collection_id, space), self.dims[space], self.hnsw_threshold)
             self._stores[key] = store
             self.sync(collection_id, space)
         return self._stores[key]
@@ -72,7 +73,9 @@ class IndexManager:
 
     def sync(self, collection_id: int, space: str) -> tuple[int, int]:
         """Make the index hold exactly the ready chunks; returns (added, removed)."""
-        store = self._stores.get((collection_id, space)) or VectorStore(self.path(collection_id, space), self.dims[space])
+        store = self._stores.get((collection_id, space)) or VectorStore(
+            self.path(collection_id, space), self.dims[space], self.hnsw_threshold
+        )
         self._stores[(collection_id, space)] = store
         with store.lock:
             try:
@@ -104,6 +107,7 @@ class IndexManager:
             path = self.path(collection_id, space)
             path.unlink(missing_ok=True)
             Path(str(path) + ".lock").unlink(missing_ok=True)
+            Path(str(path) + ".deleted.npy").unlink(missing_ok=True)
 
 
 class KeywordIndexManager:

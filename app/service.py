@@ -52,7 +52,9 @@ class KnowledgeBase:
     @property
     def indexes(self) -> IndexManager:
         if self._indexes is None:
-            self._indexes = IndexManager(self.database, self.settings.index_dir, self.models.dims())
+            self._indexes = IndexManager(
+                self.database, self.settings.index_dir, self.models.dims(), hnsw_threshold=self.settings.hnsw_threshold if self.settings.hnsw_threshold > 0 else None,
+            )
         return self._indexes
 
     def close(self) -> None:

@@ -91,6 +91,9 @@ class Settings(BaseSettings):
     hyde_max_new_tokens: int = 96
     hyde_cache_size: int = 512
     image_top_k: int = 4
+    # Above this many vectors a collection's FAISS index becomes HNSW (approximate, much
+    # faster); below it search is exact. 0 or less: never.
+    hnsw_threshold: int = 50_000
     # CLIP text-to-image cosine below this is noise for ViT-B/32-class models.
     min_image_score: float = 0.2
     rerank_top_n: int = 40
