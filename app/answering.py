@@ -1,20 +1,25 @@
-"""The query path: dense text + CLIP image candidates, cross-encoder rerank, grounded generation."""
+"""The query path: dense + BM25 (+ CLIP) candidates fused by rank, reranked, grounded generation."""
 
 from __future__ import annotations
 
+import time
 from collections.abc import Iterator
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
+import numpy as np
 from sqlalchemy import select
 
 from app.citations import check_citations
 from app.db import Database
-from app.indexes import IMAGE_SPACE, TEXT_SPACE, IndexManager
+from app.indexes import IMAGE_SPACE, TEXT_SPACE, IndexManager, KeywordIndexManager
 from app.models import Chunk, Collection, Document, DocumentStatus
 from app.prompting import NOT_IN_SOURCES, build_messages
 from app.schemas import Answer, Source
 from app.settings import Settings
 from retrieval.dense import search_stores
+from retrieval.fusion import reciprocal_rank_fusion
+from retrieval.hyde import HydeWriter, combine
+from retrieval.keyword import search_keyword
 
 
 @dataclass(frozen=True)
@@ -25,12 +30,74 @@ class _Candidate:
     score: float
 
 
+@dataclass(frozen=True)
+class RetrievalOptions:
+    """Which stages run; the defaults come from settings, the evaluation turns them on and off."""
+
+    keyword: bool = True
+    hyde: bool = False
+    rerank: bool = True
+
+
+@dataclass(frozen=True)
+class RankedChunk:
+    candidate: _Candidate
+    score: float  # reranker score, or the query cosine when the reranker is off
+
+    def source(self, number: int) -> Source:
+        return _source(number, self.candidate, self.score)
+
+
+@dataclass
+class Ranking:
+    """Every candidate, best first, and how long each stage took (seconds)."""
+
+    chunks: list[RankedChunk]
+    timings: dict[str, float] = field(default_factory=dict)
+    hypothetical_passage: str | None = None
+
+
+class _Timer:
+    def __init__(self) -> None:
+        self.timings: dict[str, float] = {}
+
+    def stage(self, name: str):
+        timer = self
+
+        class _Stage:
+            def __enter__(self):
+                self.start = time.perf_counter()
+
+            def __exit__(self, *exc):
+                timer.timings[name] = timer.timings.get(name, 0.0) + time.perf_counter() - self.start
+
+        return _Stage()
+
+
 class Answerer:
-    def __init__(self, settings: Settings, database: Database, indexes: IndexManager, models) -> None:
+    def __init__(
+        self,
+        settings: Settings,
+        database: Database,
+        indexes: IndexManager,
+        models,
+        keyword_indexes: KeywordIndexManager | None = None,
+        hyde: HydeWriter | None = None,
+    ) -> None:
         self.settings = settings
         self.database = database
         self.indexes = indexes
         self.models = models
+        self.keyword_indexes = keyword_indexes or KeywordIndexManager(database)
+        self.hyde = hyde or HydeWriter(self._write)
+
+    def _write(self, messages) -> str:
+        from app.llm import generate
+
+        return generate(self.models.generator, messages, self.settings.hyde_max_new_tokens)
+
+    def default_options(self, hyde: bool | None = None) -> RetrievalOptions:
+        return RetrievalOptions(keyword=self.settings.hybrid_search, hyde=self.settings.hyde if hyde is None else hyde, rerank=True)
 
     def _load(self, chunk_ids: list[int], collections: dict[int, Collection]) -> dict[int, tuple[Chunk, Document]]:
         if not chunk_ids:
@@ -49,26 +116,102 @@ class Answerer:
         with self.database.session() as session:
             return {chunk.id: (chunk, document) for chunk, document in session.execute(query)}
 
-    def retrieve(self, question: str, collections: list[Collection]) -> tuple[list[Source], list[Source]]:
+    def _clip_text_siblings(self, question: str, collection_ids: list[int]) -> list[int]:
+        """Figures CLIP finds by what they show, as the ids of their text-space chunks (the
+        same figure's caption/OCR row), so that they can join the fused text candidates."""
+        clip = self.models.image_embedder
+        if clip is None:
+            return []
+        hits = search_stores(
+            [self.indexes.store(cid, IMAGE_SPACE) for cid in collection_ids], clip.embed_texts([question])[0], self.settings.image_top_k
+        )
+        hits = [hit for hit in hits if hit.score >= self.settings.min_image_score]
+        if not hits:
+            return []
+        with self.database.session() as session:
+            paths = dict(session.execute(select(Chunk.id, Chunk.image_path).where(Chunk.id.in_([h.chunk_id for h in hits]))).all())
+            siblings = dict(
+                session.execute(
+                    select(Chunk.image_path, Chunk.id).where(
+                        Chunk.image_path.in_([p for p in paths.values() if p]),
+                        Chunk.vector_space == TEXT_SPACE,
+                        Chunk.collection_id.in_(collection_ids),
+                    )
+                ).all()
+            )
+        return [siblings[paths[h.chunk_id]] for h in hits if paths.get(h.chunk_id) in siblings]
+
+    def rank(
+        self, question: str, collections: list[Collection], options: RetrievalOptions | None = None, depth: int | None = None
+    ) -> Ranking:
+        """All candidates for a question, best first (at most `depth`, default rerank_top_n)."""
+        options = options or self.default_options()
+        by_id = {c.id: c for c in collections}
+        timer = _Timer()
+        if not by_id:
+            return Ranking([], timer.timings)
+        settings = self.settings
+        depth = depth or settings.rerank_top_n
+        with timer.stage("embed"):
+            query_vector = self.models.text_embedder.embed([question])[0]
+        passage = None
+        if options.hyde:
+            with timer.stage("hyde"):
+                passage = self.hyde.passage(question)
+                if passage:
+                    query_vector = combine(query_vector, self.models.text_embedder.embed([passage])[0])
+        with timer.stage("dense"):
+            dense = search_stores([self.indexes.store(cid, TEXT_SPACE) for cid in by_id], query_vector, max(settings.dense_top_k, depth))
+        ranked_lists = {"dense": [hit.chunk_id for hit in dense]}
+        if options.keyword:
+            # BM25 gets the question alone: a code the HyDE passage made up must not match.
+            with timer.stage("bm25"):
+                keyword = search_keyword(
+                    [self.keyword_indexes.index(cid) for cid in by_id], question, max(settings.keyword_top_k, depth)
+                )
+            ranked_lists["bm25"] = [hit.chunk_id for hit in keyword]
+        if self.models.image_embedder is not None:
+            with timer.stage("clip"):
+                ranked_lists["clip"] = self._clip_text_siblings(question, list(by_id))
+        with timer.stage("fusion"):
+            if len(ranked_lists) > 1:
+                order = [hit.chunk_id for hit in reciprocal_rank_fusion(ranked_lists, k=settings.rrf_k)]
+            else:
+                order = ranked_lists["dense"]
+            order = order[:depth]
+        with timer.stage("load"):
+            rows = self._load(order, by_id)
+            candidates = []
+            for chunk_id in order:
+                if chunk_id not in rows:
+                    continue
+                chunk, document = rows[chunk_id]
+                # Every candidate gets its exact query cosine from the stored embedding, also
+                # those only BM25 found: the reranker's prior and refusal floor stay calibrated.
+                prior = float(np.frombuffer(chunk.embedding, dtype=np.float32) @ query_vector) if chunk.embedding else 0.0
+                candidates.append(_Candidate(chunk, document, by_id[chunk.collection_id], prior))
+        if options.rerank:
+            with timer.stage("rerank"):
+                reranked = self.models.reranker.rerank(
+                    question, candidates, [c.chunk.text for c in candidates], [c.score for c in candidates]
+                )
+            ranked = [RankedChunk(scored.item, scored.score) for scored in reranked]
+        else:
+            ranked = [RankedChunk(candidate, candidate.score) for candidate in candidates]
+        return Ranking(ranked, timer.timings, hypothetical_passage=passage)
+
+    def retrieve(
+        self, question: str, collections: list[Collection], options: RetrievalOptions | None = None
+    ) -> tuple[list[Source], list[Source]]:
         """Text sources (reranked, best first) and figure sources for a question."""
         by_id = {c.id: c for c in collections}
         if not by_id:
             return [], []
         settings = self.settings
-        query_vector = self.models.text_embedder.embed([question])[0]
-        text_hits = search_stores([self.indexes.store(cid, TEXT_SPACE) for cid in by_id], query_vector, settings.dense_top_k)
-        rows = self._load([hit.chunk_id for hit in text_hits], by_id)
-        candidates = [
-            _Candidate(rows[h.chunk_id][0], rows[h.chunk_id][1], by_id[rows[h.chunk_id][0].collection_id], h.score)
-            for h in text_hits
-            if h.chunk_id in rows
-        ][: settings.rerank_top_n]
-        reranked = self.models.reranker.rerank(
-            question, candidates, [c.chunk.text for c in candidates], [c.score for c in candidates]
-        )
+        ranking = self.rank(question, collections, options)
         text_sources = [
-            _source(number, scored.item, scored.score)
-            for number, scored in enumerate(reranked[: settings.context_chunks], start=1)
+            ranked.source(number)
+            for number, ranked in enumerate(ranking.chunks[: settings.context_chunks], start=1)
         ]
         # Figures among the best text matches are shown; CLIP adds figures found by what they show.
         image_sources = [s for s in text_sources if s.kind == "image" and s.image_path]
@@ -91,20 +234,35 @@ class Answerer:
                 image_sources.append(_source(number, _Candidate(chunk, document, by_id[chunk.collection_id], hit.score), hit.score))
         return text_sources, image_sources
 
-    def answer(self, question: str, collections: list[Collection]) -> Answer:
-        events = list(self.stream(question, collections))
+    def answer(
+        self, question: str, collections: list[Collection], options: RetrievalOptions | None = None, history=None
+    ) -> Answer:
+        events = list(self.stream(question, collections, options, history))
         return events[-1].answer
 
-    def stream(self, question: str, collections: list[Collection]) -> Iterator["AnswerEvent"]:
-        """Yields partial answers while the model writes, then the checked final answer."""
-        text_sources, image_sources = self.retrieve(question, collections)
+    def stream(
+        self, question: str, collections: list[Collection], options: RetrievalOptions | None = None, history=None
+    ) -> Iterator["AnswerEvent"]:
+        """Yields partial answers while the model writes, then the checked final answer.
+
+        history: earlier (question, answer) turns; a follow-up is first rewritten into a
+        standalone question, which is what retrieval and the prompt then see."""
+        asked = question
+        standalone = None
+        if history:
+            from app.followup import standalone_question
+
+            standalone = standalone_question(self.models.generator, question, history)
+            question = standalone
+        text_sources, image_sources = self.retrieve(question, collections, options)
         best = text_sources[0].score if text_sources else None
         floor = self.settings.min_relevance if self.settings.min_relevance is not None else self.models.reranker.relevance_floor
         if best is None or best < floor:
             # Nothing relevant came back: say so rather than let the model improvise.
             yield AnswerEvent(
                 done=True,
-                answer=Answer(question=question, text=NOT_IN_SOURCES, sources=text_sources, images=image_sources, supported=False),
+                answer=Answer(question=asked, standalone_question=standalone, text=NOT_IN_SOURCES, sources=text_sources,
+                              images=image_sources, supported=False),
             )
             return
         sources = text_sources + [s for s in image_sources if s.text and s not in text_sources]
@@ -112,12 +270,16 @@ class Answerer:
         partial = ""
         for piece in self.models.generator.stream(messages, max_new_tokens=self.settings.max_new_tokens):
             partial += piece
-            yield AnswerEvent(done=False, answer=Answer(question=question, text=partial, sources=sources, images=image_sources))
+            yield AnswerEvent(
+                done=False,
+                answer=Answer(question=asked, standalone_question=standalone, text=partial, sources=sources, images=image_sources),
+            )
         checked = check_citations(partial, sources)
         yield AnswerEvent(
             done=True,
             answer=Answer(
-                question=question,
+                question=asked,
+                standalone_question=standalone,
                 text=checked.text,
                 sources=sources,
                 images=image_sources,

@@ -187,6 +187,28 @@ def models() -> None:
         typer.echo(f"{row['role']:15} {row['name']:28} {row['package']:32} {row['licence']:30} {row['path']}")
 
 
+eval_cli = typer.Typer(help="Measure retrieval quality and latency.", no_args_is_help=True)
+cli.add_typer(eval_cli, name="eval")
+
+
+@eval_cli.command("retrieval")
+def eval_retrieval(
+    data: Annotated[Path, typer.Option("--data", help="A BEIR-format folder: corpus.jsonl, queries.jsonl, qrels/test.tsv.",
+                                       exists=True, file_okay=False)],
+    limit: Annotated[Optional[int], typer.Option("--limit", help="Evaluate only the first N judged queries (HyDE is slow).")] = None,
+    skip_hyde: Annotated[bool, typer.Option("--skip-hyde", help="Leave out the configurations that call the generator.")] = False,
+) -> None:
+    """Recall@1/5/10/100, MRR@10, nDCG@10 and latency per stage for dense, +BM25, +HyDE, +rerank, all.
+
+    The corpus is indexed into a temporary data directory; your knowledge base is not touched."""
+    from app.evaluation import CONFIGS, format_report, run_retrieval_eval
+    from app.model_set import ModelSet
+
+    configs = tuple(c for c in CONFIGS if not (skip_hyde and c.options.hyde))
+    report = run_retrieval_eval(data, ModelSet(get_settings()), limit=limit, configs=configs)
+    typer.echo(format_report(report))
+
+
 def main() -> None:
     logging.basicConfig(level=logging.WARNING, format="%(levelname)s %(name)s: %(message)s")
     cli()

@@ -7,13 +7,15 @@ embeddings the next time it is opened, without re-embedding anything.
 
 from __future__ import annotations
 
+import threading
 from pathlib import Path
 
 import numpy as np
-from sqlalchemy import select
+from sqlalchemy import func, select
 
 from app.db import Database
 from app.models import Chunk, Document, DocumentStatus
+from retrieval.keyword import KeywordIndex
 from retrieval.vector_store import VectorStore
 
 TEXT_SPACE = "text"
@@ -21,8 +23,9 @@ IMAGE_SPACE = "image"
 
 
 class IndexManager:
-    def __init__(self, database: Database, index_dir: Path, dims: dict[str, int]) -> None:
+    def __init__(self, database: Database, index_dir: Path, dims: dict[str, int], hnsw_threshold: int | None = None) -> None:
         self.database = database
+        self.hnsw_threshold = hnsw_threshold
         self.index_dir = index_dir
         self.dims = dims
         self._stores: dict[tuple[int, str], VectorStore] = {}
@@ -33,7 +36,7 @@ class IndexManager:
     def store(self, collection_id: int, space: str) -> VectorStore:
         key = (collection_id, space)
         if key not in self._stores:
-            store = VectorStore(self.path(collection_id, space), self.dims[space])
+            store = VectorStore(self.path(collection_id, space), self.dims[space], self.hnsw_threshold)
             self._stores[key] = store
             self.sync(collection_id, space)
         return self._stores[key]
@@ -70,7 +73,9 @@ class IndexManager:
 
     def sync(self, collection_id: int, space: str) -> tuple[int, int]:
         """Make the index hold exactly the ready chunks; returns (added, removed)."""
-        store = self._stores.get((collection_id, space)) or VectorStore(self.path(collection_id, space), self.dims[space])
+        store = self._stores.get((collection_id, space)) or VectorStore(
+            self.path(collection_id, space), self.dims[space], self.hnsw_threshold
+        )
         self._stores[(collection_id, space)] = store
         with store.lock:
             try:
@@ -102,3 +107,56 @@ class IndexManager:
             path = self.path(collection_id, space)
             path.unlink(missing_ok=True)
             Path(str(path) + ".lock").unlink(missing_ok=True)
+            Path(str(path) + ".deleted.npy").unlink(missing_ok=True)
+
+
+class KeywordIndexManager:
+    """BM25 indexes of the text chunks of each collection, rebuilt lazily from SQL.
+
+    Kept in memory rather than persisted: building one is a single pass over the chunk
+    texts with no model involved, and one more on-disk format would be one more thing to
+    keep in step with SQL (the source of truth) after a crash.
+    Before each search the collection's signature is read with one aggregate query; a
+    changed signature (a document added, removed or re-ingested, in this process or
+    another) triggers a rebuild.
+    """
+
+    def __init__(self, database: Database) -> None:
+        self.database = database
+        self._indexes: dict[int, KeywordIndex] = {}
+        self._lock = threading.Lock()
+
+    def _ready_text_chunks(self, collection_id: int):
+        return (
+            select(Chunk.id, Chunk.text)
+            .join(Document, Document.id == Chunk.document_id)
+            .where(Chunk.collection_id == collection_id, Chunk.vector_space == TEXT_SPACE, Document.status == DocumentStatus.ready)
+        )
+
+    def signature(self, collection_id: int) -> tuple:
+        # count + max id alone would miss "top document deleted, same number of chunks
+        # re-added under the same ids" (SQLite reuses the highest rowid); the id sum and the
+        # newest document update catch that too.
+        query = (
+            select(func.count(Chunk.id), func.max(Chunk.id), func.sum(Chunk.id), func.max(Document.updated_at))
+            .join(Document, Document.id == Chunk.document_id)
+            .where(Chunk.collection_id == collection_id, Chunk.vector_space == TEXT_SPACE, Document.status == DocumentStatus.ready)
+        )
+        with self.database.session() as session:
+            return tuple(session.execute(query).one())
+
+    def index(self, collection_id: int) -> KeywordIndex:
+        signature = self.signature(collection_id)
+        with self._lock:
+            current = self._indexes.get(collection_id)
+            if current is not None and current.signature == signature:
+                return current
+            with self.database.session() as session:
+                rows = [(chunk_id, text or "") for chunk_id, text in session.execute(self._ready_text_chunks(collection_id))]
+            rebuilt = KeywordIndex(rows, signature=signature)
+            self._indexes[collection_id] = rebuilt
+            return rebuilt
+
+    def drop_collection(self, collection_id: int) -> None:
+        with self._lock:
+            self._indexes.pop(collection_id, None)

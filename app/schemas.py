@@ -61,6 +61,8 @@ class Source(BaseModel):
 
 class Answer(BaseModel):
     question: str
+    # The follow-up rewritten with the conversation, when there was one; what retrieval searched.
+    standalone_question: str | None = None
     text: str
     sources: list[Source] = Field(default_factory=list)
     images: list[Source] = Field(default_factory=list)

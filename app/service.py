@@ -14,14 +14,17 @@ from sqlalchemy import func, select
 
 from app.accounts import Accounts
 from app.answering import Answerer, AnswerEvent
+from app.followup import Turn
 from app.conversations import Conversations
+from app.llm import generate
 from app.db import Database
-from app.indexes import IndexManager
+from app.indexes import IndexManager, KeywordIndexManager
 from app.ingestion import Ingestor, ProgressCallback, Upload, expand_paths
 from app.model_set import ModelSet
 from app.models import Chunk, Collection, Document, DocumentStatus, Membership, Role, User
-from app.schemas import Answer, CollectionInfo, IngestReport
+from app.schemas import Answer, CollectionInfo, IngestReport, Source
 from app.settings import Settings
+from retrieval.hyde import HydeWriter
 
 SYSTEM_USER = "local-admin"
 
@@ -43,11 +46,19 @@ class KnowledgeBase:
         self.accounts = Accounts(self.database)
         self.conversations = Conversations(self.database)
         self._indexes: IndexManager | None = None
+        # One per knowledge base, so the in-memory BM25 indexes outlive a single question.
+        self.keyword_indexes = KeywordIndexManager(self.database)
+        # Likewise the HyDE passages: cached per question for the life of the process.
+        self.hyde = HydeWriter(
+            lambda messages: generate(self.models.generator, messages, settings.hyde_max_new_tokens), settings.hyde_cache_size
+        )
 
     @property
     def indexes(self) -> IndexManager:
         if self._indexes is None:
-            self._indexes = IndexManager(self.database, self.settings.index_dir, self.models.dims())
+            self._indexes = IndexManager(
+                self.database, self.settings.index_dir, self.models.dims(), hnsw_threshold=self.settings.hnsw_threshold if self.settings.hnsw_threshold > 0 else None,
+            )
         return self._indexes
 
     def close(self) -> None:
@@ -211,24 +222,57 @@ class KnowledgeBase:
         return Ingestor(self.settings, self.database, self.indexes, self.models).ingest(collection, batch, progress)
 
     def ask(
-        self, user: User, question: str, collection_names: list[str] | None = None, conversation_id: int | None = None
+        self,
+        user: User,
+        question: str,
+        collection_names: list[str] | None = None,
+        conversation_id: int | None = None,
+        hyde: bool | None = None,
+        history: list[Turn] | None = None,
     ) -> Answer:
-        events = list(self.ask_stream(user, question, collection_names, conversation_id))
+        """See ask_stream; returns the final, checked answer."""
+        events = list(self.ask_stream(user, question, collection_names, conversation_id, hyde, history))
         return events[-1].answer
 
     def ask_stream(
-        self, user: User, question: str, collection_names: list[str] | None = None, conversation_id: int | None = None
+        self,
+        user: User,
+        question: str,
+        collection_names: list[str] | None = None,
+        conversation_id: int | None = None,
+        hyde: bool | None = None,
+        history: list[Turn] | None = None,
     ) -> Iterator[AnswerEvent]:
-        """Partial answers while the model writes, then the checked answer; with a conversation
-        id, the exchange is stored and the final event carries the stored message id."""
+        """Partial answers while the model writes, then the checked answer.
+        conversation_id: the exchange is stored there (the final event carries the stored
+        message id) and, unless `history` is given, earlier turns make a follow-up standalone.
+        hyde: None follows MMKB_HYDE; True/False overrides it for this question."""
         scope = self._ask_scope(user, question, collection_names)
         if conversation_id is not None:
-            self.conversations.get(user, conversation_id)  # ownership check before any work
-        for event in self._answerer().stream(question, scope):
+            stored = self.conversations.history(user, conversation_id)  # also the ownership check, before any work
+            history = stored if history is None else history
+        answerer = self._answerer()
+        for event in answerer.stream(question, scope, answerer.default_options(hyde), history):
             if event.done and conversation_id is not None:
                 message_id = self.conversations.record(user, conversation_id, event.answer)
                 event = AnswerEvent(done=True, answer=event.answer.model_copy(update={"message_id": message_id}))
             yield event
+
+    def search(
+        self,
+        user: User,
+        question: str,
+        collection_names: list[str] | None = None,
+        hyde: bool | None = None,
+        limit: int | None = None,
+    ) -> list[Source]:
+        """Retrieval only (no generation): up to `limit` (default MMKB_CONTEXT_CHUNKS) text
+        sources, best first, from the collections the asker may read."""
+        answerer = self._answerer()
+        limit = limit or self.settings.context_chunks
+        scope = self._ask_scope(user, question, collection_names)
+        ranking = answerer.rank(question, scope, answerer.default_options(hyde), depth=max(limit, self.settings.rerank_top_n))
+        return [ranked.source(number) for number, ranked in enumerate(ranking.chunks[:limit], start=1)]
 
     def _ask_scope(self, user: User, question: str, collection_names: list[str] | None) -> list[Collection]:
         if not question or not question.strip():
@@ -239,4 +283,4 @@ class KnowledgeBase:
         return collections
 
     def _answerer(self) -> Answerer:
-        return Answerer(self.settings, self.database, self.indexes, self.models)
+        return Answerer(self.settings, self.database, self.indexes, self.models, self.keyword_indexes, self.hyde)

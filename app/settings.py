@@ -80,7 +80,20 @@ class Settings(BaseSettings):
 
     # Query
     dense_top_k: int = 40
+    # Collection-wide BM25 fused with the dense hits by reciprocal rank (finds exact codes
+    # such as "HX-FAN-77" that the 384-d embedding blurs); off = dense candidates only.
+    hybrid_search: bool = True
+    keyword_top_k: int = 40
+    rrf_k: int = 60
+    # HyDE: the generator writes a hypothetical answer whose embedding joins the question's.
+    # Off by default: it costs one generator call (~5-10 s on 2 CPU cores) per new question.
+    hyde: bool = False
+    hyde_max_new_tokens: int = 96
+    hyde_cache_size: int = 512
     image_top_k: int = 4
+    # Above this many vectors a collection's FAISS index becomes HNSW (approximate, much
+    # faster); below it search is exact. 0 or less: never.
+    hnsw_threshold: int = 50_000
     # CLIP text-to-image cosine below this is noise for ViT-B/32-class models.
     min_image_score: float = 0.2
     rerank_top_n: int = 40

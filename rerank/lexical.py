@@ -8,28 +8,15 @@ embedding blurs but a term match sees.
 
 from __future__ import annotations
 
-import re
 from collections.abc import Sequence
 from typing import TypeVar
 
 from rank_bm25 import BM25Okapi
 
 from rerank.cross_encoder import Scored
+from retrieval.tokenize import tokenize  # noqa: F401 - re-exported: one tokenizer for BM25 everywhere
 
 Item = TypeVar("Item")
-
-_TOKEN_RE = re.compile(r"[\u4e00-\u9fff]|[^\W_]+(?:[-.][^\W_]+)*", re.UNICODE)
-
-
-def tokenize(text: str) -> list[str]:
-    """Lower-cased words (keeping codes like e-214 and 2.5 whole, plus their parts); each CJK character is a token."""
-    tokens = []
-    for match in _TOKEN_RE.finditer(text.lower()):
-        token = match.group(0)
-        tokens.append(token)
-        if "-" in token or "." in token:
-            tokens.extend(part for part in re.split(r"[-.]", token) if part)
-    return tokens
 
 
 class LexicalFusionReranker:

@@ -2,9 +2,17 @@
 
 The FAISS id of a vector is the id of its chunk row, so the SQL database stays the
 source of truth: an index that is missing or out of step is rebuilt from the stored
-embeddings (see ``app.service``). Writes go to a temporary file that replaces the old one
+embeddings (see ``app.indexes``). Writes go to a temporary file that replaces the old one
 atomically, so a crash never leaves a half-written index behind, and readers in other
 processes pick up the new file by its modification time.
+
+Exact search (flat inner product) up to ``hnsw_threshold`` vectors; above it the store
+converts itself to HNSW (approximate, ~O(log n) per query). FAISS cannot remove ids from
+an HNSW graph, so removal there *marks* ids deleted: searches over-fetch and drop them,
+and once a tenth of the graph is dead (or a deleted id is added again, which SQLite's
+reuse of the highest rowid makes possible) the graph is rebuilt from its own stored
+vectors. The deleted ids live in a sidecar file; if it is ever lost, the deleted vectors
+reappear in ``ids()`` and the SQL sync removes them again.
 """
 
 from __future__ import annotations
@@ -17,6 +25,12 @@ import faiss
 import numpy as np
 from filelock import FileLock
 
+DEFAULT_HNSW_THRESHOLD = 50_000
+HNSW_M = 32
+HNSW_EF_CONSTRUCTION = 80
+HNSW_EF_SEARCH = 96
+COMPACT_FRACTION = 0.1
+
 
 @dataclass(frozen=True)
 class VectorHit:
@@ -25,15 +39,31 @@ class VectorHit:
 
 
 class VectorStore:
-    def __init__(self, path: Path, dim: int) -> None:
+    def __init__(self, path: Path, dim: int, hnsw_threshold: int | None = DEFAULT_HNSW_THRESHOLD) -> None:
         self.path = path
         self.dim = dim
+        self.hnsw_threshold = hnsw_threshold
         self.lock = FileLock(str(path) + ".lock")
         self._index: faiss.IndexIDMap2 | None = None
+        self._deleted: set[int] = set()
         self._loaded_mtime: float | None = None
+
+    @property
+    def deleted_path(self) -> Path:
+        return self.path.with_suffix(self.path.suffix + ".deleted.npy")
 
     def _empty(self) -> faiss.IndexIDMap2:
         return faiss.IndexIDMap2(faiss.IndexFlatIP(self.dim))
+
+    def _hnsw(self) -> faiss.IndexIDMap2:
+        inner = faiss.IndexHNSWFlat(self.dim, HNSW_M, faiss.METRIC_INNER_PRODUCT)
+        inner.hnsw.efConstruction = HNSW_EF_CONSTRUCTION
+        inner.hnsw.efSearch = HNSW_EF_SEARCH
+        return faiss.IndexIDMap2(inner)
+
+    @property
+    def is_hnsw(self) -> bool:
+        return isinstance(faiss.downcast_index(self.index.index), faiss.IndexHNSW)
 
     def _file_mtime(self) -> float | None:
         try:
@@ -47,6 +77,7 @@ class VectorStore:
         if self._index is None or mtime != self._loaded_mtime:
             if mtime is None:
                 self._index = self._empty()
+                self._deleted = set()
             else:
                 index = faiss.read_index(str(self.path))
                 if index.d != self.dim:
@@ -55,34 +86,76 @@ class VectorStore:
                         "run `kb reindex` after changing models"
                     )
                 self._index = index
+                try:
+                    self._deleted = set(np.load(self.deleted_path).tolist())
+                except FileNotFoundError:
+                    self._deleted = set()
             self._loaded_mtime = mtime
         return self._index
 
     def __len__(self) -> int:
-        return self.index.ntotal
+        return self.index.ntotal - len(self._deleted)
+
+    def _all_ids(self) -> np.ndarray:
+        index = self.index
+        return faiss.vector_to_array(index.id_map) if index.ntotal else np.zeros(0, dtype=np.int64)
 
     def ids(self) -> set[int]:
+        return set(self._all_ids().tolist()) - self._deleted
+
+    def _live(self) -> tuple[np.ndarray, np.ndarray]:
+        """Ids and vectors of every live entry, read back from the index's own storage."""
         index = self.index
-        return set(faiss.vector_to_array(index.id_map).tolist()) if index.ntotal else set()
+        ids = self._all_ids()
+        vectors = index.index.reconstruct_n(0, index.ntotal) if index.ntotal else np.zeros((0, self.dim), dtype=np.float32)
+        keep = ~np.isin(ids, np.fromiter(self._deleted, dtype=np.int64, count=len(self._deleted)))
+        return ids[keep], vectors[keep]
+
+    def _rebuild(self, hnsw: bool) -> None:
+        ids, vectors = self._live()
+        self._index = self._hnsw() if hnsw else self._empty()
+        self._deleted = set()
+        if len(ids):
+            self._index.add_with_ids(np.ascontiguousarray(vectors, dtype=np.float32), ids.astype(np.int64))
 
     def add(self, ids: list[int], vectors: np.ndarray) -> None:
         if not ids:
             return
         vectors = np.ascontiguousarray(vectors, dtype=np.float32).reshape(len(ids), self.dim)
+        self.index  # noqa: B018 - (re)load from disk first so the checks below see the current state
+        if self._deleted & set(ids):
+            self._rebuild(hnsw=self.is_hnsw)  # a dead copy of a re-used id must not survive
+        grows_past = self.hnsw_threshold is not None and len(self) + len(ids) > self.hnsw_threshold
+        if grows_past and not self.is_hnsw:
+            self._rebuild(hnsw=True)
         self.index.add_with_ids(vectors, np.asarray(ids, dtype=np.int64))
 
     def remove(self, ids: list[int]) -> None:
-        if ids:
+        if not ids:
+            return
+        if not self.is_hnsw:
             self.index.remove_ids(np.asarray(ids, dtype=np.int64))
+            return
+        self._deleted |= set(ids) & set(self._all_ids().tolist())
+        if len(self._deleted) > COMPACT_FRACTION * max(self.index.ntotal, 1):
+            self._rebuild(hnsw=self.hnsw_threshold is None or len(self) > self.hnsw_threshold)
 
     def replace_all(self, ids: list[int], vectors: np.ndarray) -> None:
         self._index = self._empty()
+        self._deleted = set()
         self.add(ids, vectors)
 
     def save(self) -> None:
         self.path.parent.mkdir(parents=True, exist_ok=True)
+        index = self.index
+        if self._deleted:
+            tmp_deleted = self.deleted_path.with_suffix(".tmp.npy")
+            np.save(tmp_deleted, np.fromiter(sorted(self._deleted), dtype=np.int64, count=len(self._deleted)))
+            os.replace(tmp_deleted, self.deleted_path)
+        else:
+            self.deleted_path.unlink(missing_ok=True)
         tmp = self.path.with_suffix(self.path.suffix + ".tmp")
-        faiss.write_index(self.index, str(tmp))
+        faiss.write_index(index, str(tmp))
         os.replace(tmp, self.path)
         self._loaded_mtime = self._file_mtime()
 
@@ -91,5 +164,8 @@ class VectorStore:
         if index.ntotal == 0 or k <= 0:
             return []
         query = np.ascontiguousarray(query, dtype=np.float32).reshape(1, self.dim)
-        scores, ids = index.search(query, min(k, index.ntotal))
-        return [VectorHit(int(i), float(s)) for i, s in zip(ids[0], scores[0]) if i != -1]
+        # Over-fetch by the number of dead entries so that k live ones remain after filtering.
+        fetch = min(k + len(self._deleted), index.ntotal)
+        scores, ids = index.search(query, fetch)
+        hits = [VectorHit(int(i), float(s)) for i, s in zip(ids[0], scores[0]) if i != -1 and int(i) not in self._deleted]
+        return hits[:k]

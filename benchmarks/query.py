@@ -1,0 +1,152 @@
+"""Query-path latency at scale: synthetic chunks, real query embedder, real BM25/FAISS/SQL/rerank.
+
+    python benchmarks/query.py [--chunks 100000] [--queries 200] [--rerank-top 50]
+
+Chunk texts are synthetic (words drawn Zipf-like from the sample documents' vocabulary,
+plus one part code per chunk); their vectors are random unit vectors, because embedding
+100k chunks would take most of an hour on 2 CPU cores and latency does not depend on the
+values. Queries are embedded by the real model. HyDE is off (it would add one generator
+call per new question). Each FAISS mode (exact flat, HNSW) is measured on the same data.
+"""
+
+from __future__ import annotations
+
+import argparse
+import hashlib
+import re
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+import numpy as np
+from sqlalchemy import insert
+
+ROOT = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(ROOT))
+
+from app import registry  # noqa: E402,F401 - hub libraries offline before any model import
+from app.answering import RetrievalOptions  # noqa: E402
+from app.indexes import TEXT_SPACE  # noqa: E402
+from app.model_set import ModelSet  # noqa: E402
+from app.models import Chunk, ChunkKind, Document, DocumentStatus  # noqa: E402
+from app.service import KnowledgeBase  # noqa: E402
+from app.settings import Settings, get_settings  # noqa: E402
+
+STAGES = ("embed", "dense", "bm25", "fusion", "load", "rerank")
+CHUNKS_PER_DOCUMENT = 100
+
+
+def _vocabulary() -> list[str]:
+    import pymupdf
+
+    words: list[str] = []
+    for pdf in sorted((ROOT / "samples" / "collection").glob("*.pdf")):
+        with pymupdf.open(pdf) as document:
+            words.extend(re.findall(r"[A-Za-z]{3,}", " ".join(page.get_text() for page in document)))
+    return sorted(set(w.lower() for w in words))
+
+
+def synthetic_corpus(n: int, rng: np.random.Generator) -> tuple[list[str], list[str]]:
+    vocabulary = _vocabulary()
+    weights = 1.0 / np.arange(1, len(vocabulary) + 1)
+    weights /= weights.sum()
+    codes = [f"{chr(65 + i % 26)}{chr(65 + (i // 26) % 26)}-{i:06d}" for i in range(n)]
+    texts = []
+    for i in range(n):
+        words = rng.choice(len(vocabulary), size=60, p=weights)
+        texts.append(" ".join(vocabulary[w] for w in words) + f" part {codes[i]}")
+    return texts, codes
+
+
+def populate(kb: KnowledgeBase, texts: list[str], vectors: np.ndarray) -> None:
+    collection = kb.get_or_create_collection("bench")
+    with kb.database.session() as session:
+        for start in range(0, len(texts), CHUNKS_PER_DOCUMENT):
+            document = Document(collection_id=collection.id, sha256=hashlib.sha256(str(start).encode()).hexdigest(),
+                                filename=f"doc-{start // CHUNKS_PER_DOCUMENT:05d}.pdf", status=DocumentStatus.ready, page_count=10)
+            session.add(document)
+            session.flush()
+            session.execute(insert(Chunk), [
+                {"document_id": document.id, "collection_id": collection.id, "page": 1 + (i - start) // 10, "kind": ChunkKind.text,
+                 "ordinal": i - start, "text": texts[i], "vector_space": TEXT_SPACE, "embedding": vectors[i].tobytes()}
+                for i in range(start, min(start + CHUNKS_PER_DOCUMENT, len(texts)))
+            ])
+
+
+def measure(kb: KnowledgeBase, queries: list[str]) -> dict[str, list[float]]:
+    collections = kb.readable_collections(kb.system_user(), ["bench"])
+    answerer = kb._answerer()
+    options = RetrievalOptions(keyword=True, hyde=False, rerank=True)
+    timings: dict[str, list[float]] = {"end to end": []}
+    for query in queries:
+        started = time.perf_counter()
+        ranking = answerer.rank(query, collections, options)
+        timings["end to end"].append((time.perf_counter() - started) * 1000)
+        for stage, seconds in ranking.timings.items():
+            timings.setdefault(stage, []).append(seconds * 1000)
+    return timings
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--chunks", type=int, default=100_000)
+    parser.add_argument("--queries", type=int, default=200)
+    parser.add_argument("--rerank-top", type=int, default=50)
+    args = parser.parse_args()
+
+    rng = np.random.default_rng(0)
+    texts, codes = synthetic_corpus(args.chunks, rng)
+    models = ModelSet(get_settings())
+    dim = models.text_embedder.dim
+    vectors = rng.normal(size=(args.chunks, dim)).astype(np.float32)
+    vectors /= np.linalg.norm(vectors, axis=1, keepdims=True)
+    # Half the queries name a part code plus a few of its chunk's words, half are the known sample questions.
+    import json
+
+    questions = [q["question"] for q in json.loads((ROOT / "samples" / "questions.json").read_text())]
+    picks = rng.choice(args.chunks, size=args.queries, replace=False)
+    queries = [
+        f"{' '.join(texts[i].split()[:4])} {codes[i]}" if n % 2 == 0 else questions[n % len(questions)] for n, i in enumerate(picks)
+    ]
+
+    rows = []
+    for mode, threshold in (("flat (exact)", 0), ("HNSW", 50_000)):
+        with tempfile.TemporaryDirectory(prefix="mmkb-bench-") as tmp:
+            settings = Settings(data_dir=Path(tmp), database_url=None, hnsw_threshold=threshold,
+                                dense_top_k=args.rerank_top, keyword_top_k=args.rerank_top, rerank_top_n=args.rerank_top)
+            kb = KnowledgeBase(settings, models=models)
+            started = time.perf_counter()
+            populate(kb, texts, vectors)
+            sql_s = time.perf_counter() - started
+            (collection,) = kb.readable_collections(kb.system_user(), ["bench"])
+            started = time.perf_counter()
+            kb.indexes.sync(collection.id, TEXT_SPACE)
+            faiss_s = time.perf_counter() - started
+            started = time.perf_counter()
+            kb.keyword_indexes.index(collection.id)
+            bm25_s = time.perf_counter() - started
+            started = time.perf_counter()
+            kb.keyword_indexes.signature(collection.id)
+            signature_ms = (time.perf_counter() - started) * 1000
+            timings = measure(kb, queries)
+            hnsw = kb.indexes.store(collection.id, TEXT_SPACE).is_hnsw
+            kb.close()
+        rows.append((mode, hnsw, sql_s, faiss_s, bm25_s, signature_ms, timings))
+
+    print(f"{args.chunks} chunks, {args.queries} queries, rerank top {args.rerank_top}, HyDE off\n")
+    print("| FAISS | build: SQL rows / FAISS / BM25 (s) | BM25 freshness check (ms) |")
+    print("| --- | --- | --- |")
+    for mode, hnsw, sql_s, faiss_s, bm25_s, signature_ms, _ in rows:
+        print(f"| {mode}{'' if hnsw == (mode == 'HNSW') else ' (!)'} | {sql_s:.1f} / {faiss_s:.1f} / {bm25_s:.1f} | {signature_ms:.0f} |")
+    stages = [s for s in STAGES if any(s in r[-1] for r in rows)] + ["end to end"]
+    print("\np50 / p95 ms per stage\n")
+    print("| FAISS | " + " | ".join(stages) + " |")
+    print("| --- " * (len(stages) + 1) + "|")
+    for mode, *_, timings in rows:
+        cells = [f"{np.percentile(timings[s], 50):.1f} / {np.percentile(timings[s], 95):.1f}" for s in stages]
+        print(f"| {mode} | " + " | ".join(cells) + " |")
+
+
+if __name__ == "__main__":
+    main()
