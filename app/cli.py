@@ -115,6 +115,23 @@ def documents(collection: Annotated[str, typer.Option("--collection", "-c")]) ->
 
 
 @cli.command()
+def delete(
+    document: Annotated[str, typer.Argument(help="File name or document id (see `kb documents`).")],
+    collection: Annotated[str, typer.Option("--collection", "-c")],
+) -> None:
+    """Delete a document: its chunks, its vectors, and stored files no other document uses."""
+    from app.service import AccessDenied, NotFound
+
+    kb = _knowledge_base()
+    try:
+        target = kb.find_document(kb.system_user(), collection, document)
+        result = kb.delete_document(kb.system_user(), collection, target.id)
+    except (AccessDenied, NotFound, ValueError) as exc:
+        _fail(str(exc))
+    typer.echo(f"deleted {target.filename} (id {target.id}): {result.chunks} chunks, {len(result.files_deleted)} files")
+
+
+@cli.command()
 def models() -> None:
     """Show which weights each model role resolves to."""
     for row in registry.describe(get_settings()):
