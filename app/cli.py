@@ -49,7 +49,8 @@ def ingest(
         report = kb.ingest(kb.system_user(), collection, paths=paths, progress=progress)
     for result in report.files:
         if result.outcome.value == "ingested":
-            typer.echo(f"  ok      {result.filename}: {result.pages} page(s), {result.text_chunks} text + {result.image_chunks} image chunks")
+            replaced = " (replaced the earlier version)" if result.replaced_document_ids else ""
+            typer.echo(f"  ok      {result.filename}: {result.pages} page(s), {result.text_chunks} text + {result.image_chunks} image chunks{replaced}")
         elif result.outcome.value == "skipped_duplicate":
             typer.echo(f"  same    {result.filename}: already ingested, skipped")
         else:

@@ -22,6 +22,7 @@ from sqlalchemy import delete, select
 from app.db import Database
 from app.indexes import IMAGE_SPACE, TEXT_SPACE, IndexManager
 from app.models import Chunk, ChunkKind, Collection, Document, DocumentStatus, IngestJob, JobStatus
+from app.removal import finish_removal, remove_in_session
 from app.schemas import FileOutcome, FileResult, IngestReport
 from app.settings import Settings
 from ingest.chunking import chunk_pages
@@ -69,6 +70,9 @@ class Ingestor:
         self.database = database
         self.indexes = indexes
         self.models = models  # app.model_set.ModelSet; typed loosely to keep model imports lazy
+        # Documents written by the current batch: two different files that share a name in one
+        # batch (a/report.pdf, b/report.pdf) are two documents, not a new version of each other.
+        self._batch_documents: set[int] = set()
 
     def ingest(
         self,
@@ -152,9 +156,28 @@ class Ingestor:
             session.add_all(rows)
             session.flush()
             document.status = DocumentStatus.ready
-        # The index follows SQL: sync adds the rows just committed (and any an earlier crash left out).
+            # A changed file (same name, new bytes) replaces its old version in the same commit
+            # that makes the new one ready: a reader sees the old or the new, never both or neither.
+            # If the new version fails, we never get here and the old one stays.
+            older = list(
+                session.scalars(
+                    select(Document).where(
+                        Document.collection_id == collection.id,
+                        Document.filename == filename,
+                        Document.id != document_id,
+                        Document.id.not_in(self._batch_documents),
+                    )
+                )
+            )
+            pending = remove_in_session(session, older) if older else None
+        self._batch_documents.add(document_id)
+        # The index follows SQL: sync adds the rows just committed (and any an earlier crash left
+        # out); with a replaced version, it also drops the old version's vectors.
         for space in {row.vector_space for row in rows}:
             self.indexes.sync(collection.id, space)
+        replaced: list[int] = []
+        if pending is not None:
+            replaced = finish_removal(self.database.session, self.indexes, pending).document_ids
         return FileResult(
             filename=filename,
             outcome=FileOutcome.ingested,
@@ -162,6 +185,7 @@ class Ingestor:
             pages=parsed.page_count,
             text_chunks=len(text_chunks),
             image_chunks=len({row.image_path for row in image_rows}),
+            replaced_document_ids=replaced,
         )
 
     def _rejection(self, size: int, mime: str | None) -> str | None:
