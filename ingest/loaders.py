@@ -10,6 +10,7 @@ from __future__ import annotations
 import io
 import re
 import unicodedata
+import warnings
 from pathlib import Path
 
 import pymupdf as fitz
@@ -128,6 +129,8 @@ def _page_images(document: fitz.Document, page: fitz.Page, page_number: int) -> 
         if xref in seen:
             continue
         seen.add(xref)
+        if info[2] * info[3] > MAX_IMAGE_PIXELS:
+            continue  # decoding it would take gigabytes; the page's text is still indexed
         try:
             pixmap = fitz.Pixmap(document, xref)
             if pixmap.n - pixmap.alpha >= 4:  # CMYK and friends: convert before PNG encoding
@@ -155,15 +158,27 @@ def _caption_near(rect: fitz.Rect, text_blocks: list[tuple]) -> str:
     return ""
 
 
+def _too_large(exc: Exception) -> IngestError:
+    found = re.search(r"\((\d+) pixels\)", str(exc))
+    size = f"{int(found.group(1)) / 1e6:.0f} megapixels" if found else "too many pixels"
+    return IngestError(
+        f"the image is too large to index: {size}, over the {MAX_IMAGE_PIXELS // 1_000_000}-megapixel limit; "
+        "downscale it and upload it again"
+    )
+
+
 def parse_image(path: Path, mime: str) -> ParsedFile:
     try:
-        with Image.open(path) as image:
-            image.verify()
-        with Image.open(path) as image:
-            image.load()
-            rgb = image.convert("RGB")
-    except Image.DecompressionBombError as exc:
-        raise IngestError(f"the image is too large ({exc})") from exc
+        # Pillow only warns between 1x and 2x its limit; refuse there too, before decoding a byte.
+        with warnings.catch_warnings():
+            warnings.simplefilter("error", Image.DecompressionBombWarning)
+            with Image.open(path) as image:
+                image.verify()
+            with Image.open(path) as image:
+                image.load()
+                rgb = image.convert("RGB")
+    except (Image.DecompressionBombError, Image.DecompressionBombWarning) as exc:
+        raise _too_large(exc) from exc
     except (UnidentifiedImageError, OSError, SyntaxError) as exc:
         raise IngestError(f"not a readable image ({exc})") from exc
     buffer = io.BytesIO()
