@@ -29,7 +29,7 @@ def _fail(message: str) -> None:
 
 @cli.command()
 def ingest(
-    paths: Annotated[list[Path], typer.Argument(help="Files or folders to ingest (PDF, PNG, JPEG).", exists=True)],
+    paths: Annotated[list[Path], typer.Argument(help="Files or folders to ingest (PDF, PNG, JPEG, DOCX, PPTX, HTML, text/Markdown).", exists=True)],
     collection: Annotated[str, typer.Option("--collection", "-c", help="Collection to add them to (created if new).")],
 ) -> None:
     """Ingest files into a collection, with a progress bar; failures are listed, the rest goes on."""

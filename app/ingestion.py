@@ -26,14 +26,12 @@ from app.removal import finish_removal, remove_in_session
 from app.schemas import FileOutcome, FileResult, IngestReport
 from app.settings import Settings
 from ingest.chunking import chunk_pages
-from ingest.loaders import SUPPORTED_MIMES, parse_file, safe_filename, sniff_mime
+from ingest.loaders import EXTENSIONS, SUPPORTED_MIMES, parse_file, safe_filename, sniff_mime
 from ingest.types import IngestError, ParsedFile
 
 log = logging.getLogger(__name__)
 
 ProgressCallback = Callable[[int, int, str], None]  # (files done, files total, current filename)
-
-_EXTENSIONS = {"application/pdf": ".pdf", "image/png": ".png", "image/jpeg": ".jpg"}
 
 
 @dataclass(frozen=True)
@@ -117,7 +115,7 @@ class Ingestor:
         sha = _sha256(upload.path)
         with upload.path.open("rb") as handle:
             head = handle.read(2048)
-        mime = sniff_mime(head)
+        mime = sniff_mime(head, upload.path)
 
         with self.database.session() as session:
             document = session.scalar(select(Document).where(Document.collection_id == collection.id, Document.sha256 == sha))
@@ -194,11 +192,14 @@ class Ingestor:
         if size > self.settings.max_upload_bytes:
             return f"the file is {size / 1e6:.1f} MB, over the {self.settings.max_upload_mb:g} MB limit (MMKB_MAX_UPLOAD_MB)"
         if mime not in SUPPORTED_MIMES:
-            return "unsupported or unrecognised file type: mmkb reads PDF, PNG and JPEG files (checked by content, not by name)"
+            return (
+                "unsupported or unrecognised file type: mmkb reads PDF, PNG, JPEG, DOCX, PPTX, HTML and "
+                "UTF-8 text or Markdown files (checked by content, not by name)"
+            )
         return None
 
     def _store_original(self, source: Path, sha: str, mime: str) -> Path:
-        target = self.settings.files_dir / f"{sha}{_EXTENSIONS[mime]}"
+        target = self.settings.files_dir / f"{sha}{EXTENSIONS[mime]}"
         if not target.exists():
             target.parent.mkdir(parents=True, exist_ok=True)
             partial = target.with_suffix(target.suffix + ".part")

@@ -11,6 +11,7 @@ import io
 import re
 import unicodedata
 import warnings
+import zipfile
 from pathlib import Path
 
 import pymupdf as fitz
@@ -21,7 +22,14 @@ from ingest.types import ExtractedImage, IngestError, PageText, ParsedFile
 PDF_MIME = "application/pdf"
 PNG_MIME = "image/png"
 JPEG_MIME = "image/jpeg"
-SUPPORTED_MIMES = (PDF_MIME, PNG_MIME, JPEG_MIME)
+TEXT_MIME = "text/plain"  # plain text and Markdown: both are read as text, headings kept
+HTML_MIME = "text/html"
+DOCX_MIME = "application/vnd.openxmlformats-officedocument.wordprocessingml.document"
+PPTX_MIME = "application/vnd.openxmlformats-officedocument.presentationml.presentation"
+SUPPORTED_MIMES = (PDF_MIME, PNG_MIME, JPEG_MIME, TEXT_MIME, HTML_MIME, DOCX_MIME, PPTX_MIME)
+# What a stored original is called after its content hash.
+EXTENSIONS = {PDF_MIME: ".pdf", PNG_MIME: ".png", JPEG_MIME: ".jpg", TEXT_MIME: ".txt", HTML_MIME: ".html",
+              DOCX_MIME: ".docx", PPTX_MIME: ".pptx"}
 
 # Refuse decompression bombs loudly instead of letting Pillow allocate gigabytes.
 MAX_IMAGE_PIXELS = 100_000_000
@@ -30,8 +38,14 @@ Image.MAX_IMAGE_PIXELS = MAX_IMAGE_PIXELS
 _CAPTION_RE = re.compile(r"^\s*(fig(ure)?\.?|chart|diagram|image|photo|table)\s*\d*[:.]", re.IGNORECASE)
 
 
-def sniff_mime(head: bytes) -> str | None:
-    """Identify a file by its first bytes, never by its name."""
+def sniff_mime(head: bytes, path: Path | None = None) -> str | None:
+    """Identify a file by its content, never by its name.
+
+    `head` is the first bytes (2 KiB are plenty); `path` is needed only to tell Office files
+    apart, which are zip archives whose member names say what they are.
+    """
+    if not head:
+        return None
     if head.startswith(b"%PDF-"):
         return PDF_MIME
     # Some PDF writers put junk before the header; the spec allows it within the first 1 KiB.
@@ -41,6 +55,43 @@ def sniff_mime(head: bytes) -> str | None:
         return PNG_MIME
     if head.startswith(b"\xff\xd8\xff"):
         return JPEG_MIME
+    if head.startswith(b"PK\x03\x04"):
+        return _office_mime(path) if path is not None else None
+    text = _as_text(head)
+    if text is None:
+        return None
+    if re.match(r"\s*(<!--.*?-->\s*)*(<!doctype\s+html|<html[\s>])", text, re.IGNORECASE | re.DOTALL):
+        return HTML_MIME
+    return TEXT_MIME
+
+
+# C0 control characters other than tab, line feed, vertical tab, form feed and carriage return.
+_BINARY_CONTROLS = re.compile(r"[\x00-\x08\x0e-\x1a\x1c-\x1f]")
+
+
+def _as_text(head: bytes) -> str | None:
+    """The head decoded, if it reads as UTF-8 text (a multi-byte character cut at the end is fine)."""
+    try:
+        text = head.decode("utf-8-sig")
+    except UnicodeDecodeError as exc:
+        if exc.start < len(head) - 3 or exc.reason != "unexpected end of data":
+            return None
+        text = head[: exc.start].decode("utf-8-sig")
+    return None if _BINARY_CONTROLS.search(text) else text
+
+
+def _office_mime(path: Path) -> str | None:
+    try:
+        with zipfile.ZipFile(path) as archive:
+            names = archive.namelist()
+    except (zipfile.BadZipFile, OSError):
+        return None
+    if "[Content_Types].xml" not in names:
+        return None  # a plain zip archive, not an Office document
+    if any(name.startswith("word/") for name in names):
+        return DOCX_MIME
+    if any(name.startswith("ppt/") for name in names):
+        return PPTX_MIME
     return None
 
 
@@ -57,6 +108,12 @@ def parse_file(path: Path, mime: str) -> ParsedFile:
         return parse_pdf(path)
     if mime in (PNG_MIME, JPEG_MIME):
         return parse_image(path, mime)
+    from ingest import documents
+
+    text_parsers = {TEXT_MIME: documents.parse_text, HTML_MIME: documents.parse_html,
+                    DOCX_MIME: documents.parse_docx, PPTX_MIME: documents.parse_pptx}
+    if mime in text_parsers:
+        return text_parsers[mime](path, mime)
     raise IngestError(f"unsupported file type {mime}")
 
 
