@@ -25,7 +25,7 @@ from app.models import Chunk, ChunkKind, Collection, Document, DocumentStatus, I
 from app.removal import finish_removal, remove_in_session
 from app.schemas import FileOutcome, FileResult, IngestReport
 from app.settings import Settings
-from ingest.chunking import chunk_pages
+from ingest.chunking import chunk_pages, chunk_tables
 from ingest.loaders import EXTENSIONS, SUPPORTED_MIMES, parse_file, safe_filename, sniff_mime
 from ingest.types import IngestError, ParsedFile
 
@@ -214,6 +214,10 @@ class Ingestor:
             count_tokens=text_embedder.count_tokens,
             max_tokens=min(self.settings.chunk_tokens, text_embedder.max_tokens - 8),
             overlap_tokens=self.settings.chunk_overlap_tokens,
+        )
+        # Tables get the embedder's whole window (its vectors see no further), so most stay one chunk.
+        pieces += chunk_tables(
+            parsed.tables, count_tokens=text_embedder.count_tokens, max_tokens=text_embedder.max_tokens - 8, first_ordinal=len(pieces)
         )
         if not pieces and not parsed.images:
             raise IngestError("no text or images found (a scanned PDF needs OCR, which is not enabled yet)")

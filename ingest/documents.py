@@ -13,7 +13,7 @@ import zipfile
 from html.parser import HTMLParser
 from pathlib import Path
 
-from ingest.types import IngestError, PageText, ParsedFile
+from ingest.types import IngestError, PageText, ParsedFile, TableText
 
 # Plain text has no pages; one "page" per ~3,000 characters (about a printed page), cut at
 # a paragraph or line break, gives citations a place to point at in long files.
@@ -121,18 +121,6 @@ def check_zip(path: Path) -> None:
         raise IngestError(f"the Office file would unpack to {inflated / 1e9:.1f} GB, over the {MAX_UNZIPPED_BYTES >> 20} MB limit")
 
 
-def _table_lines(rows: list[list[str]]) -> list[str]:
-    """A table as Markdown rows (first row taken as the header)."""
-    cells = [[" ".join(cell.split()).replace("|", "\\|") for cell in row] for row in rows if any(c.strip() for c in row)]
-    if not cells:
-        return []
-    width = max(len(row) for row in cells)
-    cells = [row + [""] * (width - len(row)) for row in cells]
-    lines = ["| " + " | ".join(cells[0]) + " |", "|" + "---|" * width]
-    lines += ["| " + " | ".join(row) + " |" for row in cells[1:]]
-    return lines
-
-
 def parse_docx(path: Path, mime: str) -> ParsedFile:
     import docx
     from docx.table import Table
@@ -144,6 +132,7 @@ def parse_docx(path: Path, mime: str) -> ParsedFile:
     except Exception as exc:  # python-docx raises KeyError, ValueError, lxml errors... for broken files
         raise IngestError(f"the DOCX file is damaged or not a Word document ({exc})") from exc
     blocks: list[str] = []
+    tables: list[TableText] = []
     # Body order matters (a heading, then its paragraphs and tables), so walk the body XML.
     for element in document.element.body.iterchildren():
         tag = element.tag.rsplit("}", 1)[-1]
@@ -157,12 +146,11 @@ def parse_docx(path: Path, mime: str) -> ParsedFile:
             # Headings keep a Markdown marker and stand alone, so a chunk starts at a section.
             blocks.append(("#" * int(level.group(1)) + " " + text) if level else ("# " + text if style == "Title" else text))
         elif tag == "tbl":
+            # Tables become their own chunks (see ingest.chunking.chunk_tables), not page text.
             table = Table(element, document)
-            lines = _table_lines([[cell.text for cell in row.cells] for row in table.rows])
-            if lines:
-                blocks.append("\n".join(lines))
+            tables.append(TableText(page=1, rows=[[cell.text for cell in row.cells] for row in table.rows]))
     text = "\n\n".join(blocks)
-    return ParsedFile(mime=mime, page_count=1, pages=[PageText(page=1, text=text)] if text else [])
+    return ParsedFile(mime=mime, page_count=1, pages=[PageText(page=1, text=text)] if text else [], tables=tables)
 
 
 def parse_pptx(path: Path, mime: str) -> ParsedFile:
@@ -182,9 +170,8 @@ def parse_pptx(path: Path, mime: str) -> ParsedFile:
             if shape.has_text_frame and shape.text_frame.text.strip():
                 blocks.append(shape.text_frame.text.strip())
             elif getattr(shape, "has_table", False) and shape.has_table:
-                lines = _table_lines([[cell.text for cell in row.cells] for row in shape.table.rows])
-                if lines:
-                    blocks.append("\n".join(lines))
+                rows = [[cell.text for cell in row.cells] for row in shape.table.rows]
+                parsed.tables.append(TableText(page=number, rows=rows))
         if slide.has_notes_slide and slide.notes_slide.notes_text_frame is not None:
             notes = slide.notes_slide.notes_text_frame.text.strip()
             if notes:

@@ -17,7 +17,7 @@ from pathlib import Path
 import pymupdf as fitz
 from PIL import Image, UnidentifiedImageError
 
-from ingest.types import ExtractedImage, IngestError, PageText, ParsedFile
+from ingest.types import ExtractedImage, IngestError, PageText, ParsedFile, TableText
 
 PDF_MIME = "application/pdf"
 PNG_MIME = "image/png"
@@ -135,8 +135,10 @@ def parse_pdf(path: Path) -> ParsedFile:
         try:
             for page_index, page in enumerate(document):
                 page_number = page_index + 1
-                text = page.get_text("text", sort=True)
+                tables = _page_tables(page, page_number)
+                text = _text_outside(page, [bbox for bbox, _ in tables]) if tables else page.get_text("text", sort=True)
                 parsed.pages.append(PageText(page=page_number, text=text))
+                parsed.tables.extend(table for _, table in tables)
                 parsed.images.extend(_page_images(document, page, page_number))
         except Exception as exc:
             raise IngestError(f"the PDF is damaged and could not be read past page {len(parsed.pages)} ({exc})") from exc
@@ -154,6 +156,49 @@ def parse_pdf(path: Path) -> ParsedFile:
                     f"the PDF is damaged (truncated or corrupt): {len(blank)} of {document.page_count} pages are unreadable"
                 )
     return parsed
+
+
+# Ruled tables need a handful of line segments; pages with fewer (a header rule, a footer
+# rule) skip find_tables, which costs ~0.5 s a page on a busy 2-core machine.
+_MIN_TABLE_STROKES = 4
+
+
+def _page_tables(page: fitz.Page, page_number: int) -> list[tuple[fitz.Rect, TableText]]:
+    if sum(len(drawing["items"]) for drawing in page.get_cdrawings()) < _MIN_TABLE_STROKES:
+        return []
+    found = []
+    for table in page.find_tables().tables:
+        # Cell text via get_textbox: Table.extract()/to_markdown() drop the spaces between
+        # words in these PDFs ("180EUR"), which would break both search and citations.
+        rows = []
+        if table.header.external:
+            rows.append([page.get_textbox(cell) if cell else "" for cell in table.header.cells])
+        for row in table.rows:
+            rows.append([page.get_textbox(cell) if cell else "" for cell in row.cells])
+        if len(rows) >= 2:
+            found.append((fitz.Rect(table.bbox), TableText(page=page_number, rows=rows)))
+    return found
+
+
+def _text_outside(page: fitz.Page, boxes: list[fitz.Rect]) -> str:
+    """The page's text without the tables (those are indexed as table chunks).
+
+    Read band by band, top to bottom, with the same extraction as pages without tables
+    (so running headers and footers still look alike and get stripped): full-width bands
+    between tables, and within a table's height the strips to its left and right.
+    """
+    page_rect = page.rect
+    parts: list[str] = []
+    top = page_rect.y0
+    for box in sorted(boxes, key=lambda b: b.y0):
+        if box.y0 > top:
+            parts.append(page.get_text("text", sort=True, clip=fitz.Rect(page_rect.x0, top, page_rect.x1, box.y0)))
+        for side in (fitz.Rect(page_rect.x0, box.y0, box.x0, box.y1), fitz.Rect(box.x1, box.y0, page_rect.x1, box.y1)):
+            if side.width > 1:
+                parts.append(page.get_text("text", sort=True, clip=side))
+        top = max(top, box.y1)
+    parts.append(page.get_text("text", sort=True, clip=fitz.Rect(page_rect.x0, top, page_rect.x1, page_rect.y1)))
+    return "\n".join(part for part in parts if part.strip())
 
 
 def _running_key(line: str) -> str:

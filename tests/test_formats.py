@@ -99,8 +99,9 @@ def test_each_format_is_parsed_into_clean_text_with_pages(files):
     html = parse_file(files["html"], HTML_MIME).pages[0].text
     assert "grilled trout" in html and "Canteen menu" in html
     assert "zebra" not in html and "<" not in html and "color" not in html
-    docx_text = parse_file(files["docx"], DOCX_MIME).pages[0].text
-    assert docx_text.startswith("# Parking rules") and "| Green | North |" in docx_text
+    docx = parse_file(files["docx"], DOCX_MIME)
+    assert docx.pages[0].text.startswith("# Parking rules\n\nVisitors park")
+    assert [t.rows for t in docx.tables] == [[["Badge", "Garage"], ["Green", "North"]]]  # indexed as a table chunk
     pptx = parse_file(files["pptx"], PPTX_MIME)
     assert pptx.page_count == 3 and [p.page for p in pptx.pages] == [1, 2, 3]
     assert "48,000 euros" in pptx.pages[1].text and "Owner: Priya" in pptx.pages[2].text
