@@ -159,25 +159,37 @@ def parse_pdf(path: Path) -> ParsedFile:
 
 
 # Ruled tables need a handful of line segments; pages with fewer (a header rule, a footer
-# rule) skip find_tables, which costs ~0.5 s a page on a busy 2-core machine.
+# rule) skip find_tables, which costs ~0.7 s a page on a busy 2-core machine.
 _MIN_TABLE_STROKES = 4
 
 
 def _page_tables(page: fitz.Page, page_number: int) -> list[tuple[fitz.Rect, TableText]]:
     if sum(len(drawing["items"]) for drawing in page.get_cdrawings()) < _MIN_TABLE_STROKES:
         return []
+    # PyMuPDF 2 runs its ONNX layout model here (~0.7 s a page on 2 cores). It is needed:
+    # tables ruled only horizontally (as in samples/) are found by the layout model, not
+    # by use_layout=False with either the "lines" or the "text" strategy.
+    tables = page.find_tables().tables
+    if not tables:
+        return []
+    # Cell text from the page's words (read once): Table.extract()/to_markdown() drop the
+    # spaces between words in these PDFs ("180EUR"), and get_textbox per cell re-reads the
+    # whole page each time (~60 ms a cell).
+    words = page.get_text("words", sort=True)
     found = []
-    for table in page.find_tables().tables:
-        # Cell text via get_textbox: Table.extract()/to_markdown() drop the spaces between
-        # words in these PDFs ("180EUR"), which would break both search and citations.
-        rows = []
-        if table.header.external:
-            rows.append([page.get_textbox(cell) if cell else "" for cell in table.header.cells])
-        for row in table.rows:
-            rows.append([page.get_textbox(cell) if cell else "" for cell in row.cells])
+    for table in tables:
+        rows = [[_cell_text(cell, words) for cell in table.header.cells]] if table.header.external else []
+        rows += [[_cell_text(cell, words) for cell in row.cells] for row in table.rows]
         if len(rows) >= 2:
             found.append((fitz.Rect(table.bbox), TableText(page=page_number, rows=rows)))
     return found
+
+
+def _cell_text(cell, words: list[tuple]) -> str:
+    if not cell:
+        return ""  # a slot covered by a merged cell
+    x0, y0, x1, y1 = cell
+    return " ".join(w[4] for w in words if x0 <= (w[0] + w[2]) / 2 <= x1 and y0 <= (w[1] + w[3]) / 2 <= y1)
 
 
 def _text_outside(page: fitz.Page, boxes: list[fitz.Rect]) -> str:
