@@ -29,7 +29,7 @@ def _fail(message: str) -> None:
 
 @cli.command()
 def ingest(
-    paths: Annotated[list[Path], typer.Argument(help="Files or folders to ingest (PDF, PNG, JPEG).", exists=True)],
+    paths: Annotated[list[Path], typer.Argument(help="Files or folders to ingest (PDF, PNG, JPEG, DOCX, PPTX, HTML, text/Markdown).", exists=True)],
     collection: Annotated[str, typer.Option("--collection", "-c", help="Collection to add them to (created if new).")],
 ) -> None:
     """Ingest files into a collection, with a progress bar; failures are listed, the rest goes on."""
@@ -49,7 +49,8 @@ def ingest(
         report = kb.ingest(kb.system_user(), collection, paths=paths, progress=progress)
     for result in report.files:
         if result.outcome.value == "ingested":
-            typer.echo(f"  ok      {result.filename}: {result.pages} page(s), {result.text_chunks} text + {result.image_chunks} image chunks")
+            replaced = " (replaced the earlier version)" if result.replaced_document_ids else ""
+            typer.echo(f"  ok      {result.filename}: {result.pages} page(s), {result.text_chunks} text + {result.image_chunks} image chunks{replaced}")
         elif result.outcome.value == "skipped_duplicate":
             typer.echo(f"  same    {result.filename}: already ingested, skipped")
         else:
@@ -178,6 +179,23 @@ def admin_grant(
     except (NotFound, ValueError) as exc:
         _fail(str(exc))
     typer.echo(f"{username} is {role} of {collection}")
+
+
+@cli.command()
+def delete(
+    document: Annotated[str, typer.Argument(help="File name or document id (see `kb documents`).")],
+    collection: Annotated[str, typer.Option("--collection", "-c")],
+) -> None:
+    """Delete a document: its chunks, its vectors, and stored files no other document uses."""
+    from app.service import AccessDenied, NotFound
+
+    kb = _knowledge_base()
+    try:
+        target = kb.find_document(kb.system_user(), collection, document)
+        result = kb.delete_document(kb.system_user(), collection, target.id)
+    except (AccessDenied, NotFound, ValueError) as exc:
+        _fail(str(exc))
+    typer.echo(f"deleted {target.filename} (id {target.id}): {result.chunks} chunks, {len(result.files_deleted)} files")
 
 
 @cli.command()

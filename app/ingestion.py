@@ -22,17 +22,16 @@ from sqlalchemy import delete, select
 from app.db import Database
 from app.indexes import IMAGE_SPACE, TEXT_SPACE, IndexManager
 from app.models import Chunk, ChunkKind, Collection, Document, DocumentStatus, IngestJob, JobStatus
+from app.removal import finish_removal, remove_in_session
 from app.schemas import FileOutcome, FileResult, IngestReport
 from app.settings import Settings
-from ingest.chunking import chunk_pages
-from ingest.loaders import SUPPORTED_MIMES, parse_file, safe_filename, sniff_mime
+from ingest.chunking import chunk_pages, chunk_tables
+from ingest.loaders import EXTENSIONS, SUPPORTED_MIMES, parse_file, safe_filename, sniff_mime
 from ingest.types import IngestError, ParsedFile
 
 log = logging.getLogger(__name__)
 
 ProgressCallback = Callable[[int, int, str], None]  # (files done, files total, current filename)
-
-_EXTENSIONS = {"application/pdf": ".pdf", "image/png": ".png", "image/jpeg": ".jpg"}
 
 
 @dataclass(frozen=True)
@@ -69,6 +68,9 @@ class Ingestor:
         self.database = database
         self.indexes = indexes
         self.models = models  # app.model_set.ModelSet; typed loosely to keep model imports lazy
+        # Documents written by the current batch: two different files that share a name in one
+        # batch (a/report.pdf, b/report.pdf) are two documents, not a new version of each other.
+        self._batch_documents: set[int] = set()
 
     def ingest(
         self,
@@ -113,7 +115,7 @@ class Ingestor:
         sha = _sha256(upload.path)
         with upload.path.open("rb") as handle:
             head = handle.read(2048)
-        mime = sniff_mime(head)
+        mime = sniff_mime(head, upload.path)
 
         with self.database.session() as session:
             document = session.scalar(select(Document).where(Document.collection_id == collection.id, Document.sha256 == sha))
@@ -152,9 +154,28 @@ class Ingestor:
             session.add_all(rows)
             session.flush()
             document.status = DocumentStatus.ready
-        # The index follows SQL: sync adds the rows just committed (and any an earlier crash left out).
+            # A changed file (same name, new bytes) replaces its old version in the same commit
+            # that makes the new one ready: a reader sees the old or the new, never both or neither.
+            # If the new version fails, we never get here and the old one stays.
+            older = list(
+                session.scalars(
+                    select(Document).where(
+                        Document.collection_id == collection.id,
+                        Document.filename == filename,
+                        Document.id != document_id,
+                        Document.id.not_in(self._batch_documents),
+                    )
+                )
+            )
+            pending = remove_in_session(session, older) if older else None
+        self._batch_documents.add(document_id)
+        # The index follows SQL: sync adds the rows just committed (and any an earlier crash left
+        # out); with a replaced version, it also drops the old version's vectors.
         for space in {row.vector_space for row in rows}:
             self.indexes.sync(collection.id, space)
+        replaced: list[int] = []
+        if pending is not None:
+            replaced = finish_removal(self.database.session, self.indexes, pending).document_ids
         return FileResult(
             filename=filename,
             outcome=FileOutcome.ingested,
@@ -162,6 +183,7 @@ class Ingestor:
             pages=parsed.page_count,
             text_chunks=len(text_chunks),
             image_chunks=len({row.image_path for row in image_rows}),
+            replaced_document_ids=replaced,
         )
 
     def _rejection(self, size: int, mime: str | None) -> str | None:
@@ -170,11 +192,14 @@ class Ingestor:
         if size > self.settings.max_upload_bytes:
             return f"the file is {size / 1e6:.1f} MB, over the {self.settings.max_upload_mb:g} MB limit (MMKB_MAX_UPLOAD_MB)"
         if mime not in SUPPORTED_MIMES:
-            return "unsupported or unrecognised file type: mmkb reads PDF, PNG and JPEG files (checked by content, not by name)"
+            return (
+                "unsupported or unrecognised file type: mmkb reads PDF, PNG, JPEG, DOCX, PPTX, HTML and "
+                "UTF-8 text or Markdown files (checked by content, not by name)"
+            )
         return None
 
     def _store_original(self, source: Path, sha: str, mime: str) -> Path:
-        target = self.settings.files_dir / f"{sha}{_EXTENSIONS[mime]}"
+        target = self.settings.files_dir / f"{sha}{EXTENSIONS[mime]}"
         if not target.exists():
             target.parent.mkdir(parents=True, exist_ok=True)
             partial = target.with_suffix(target.suffix + ".part")
@@ -189,6 +214,10 @@ class Ingestor:
             count_tokens=text_embedder.count_tokens,
             max_tokens=min(self.settings.chunk_tokens, text_embedder.max_tokens - 8),
             overlap_tokens=self.settings.chunk_overlap_tokens,
+        )
+        # Tables get the embedder's whole window (its vectors see no further), so most stay one chunk.
+        pieces += chunk_tables(
+            parsed.tables, count_tokens=text_embedder.count_tokens, max_tokens=text_embedder.max_tokens - 8, first_ordinal=len(pieces)
         )
         if not pieces and not parsed.images:
             raise IngestError("no text or images found (a scanned PDF needs OCR, which is not enabled yet)")

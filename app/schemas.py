@@ -21,6 +21,8 @@ class FileResult(BaseModel):
     text_chunks: int = 0
     image_chunks: int = 0
     error: str | None = None
+    # Earlier versions (same file name, other bytes) this file replaced in its collection.
+    replaced_document_ids: list[int] = Field(default_factory=list)
 
 
 class IngestReport(BaseModel):

@@ -22,6 +22,7 @@ from app.indexes import IndexManager, KeywordIndexManager
 from app.ingestion import Ingestor, ProgressCallback, Upload, expand_paths
 from app.model_set import ModelSet
 from app.models import Chunk, Collection, Document, DocumentStatus, Membership, Role, User
+from app.removal import RemovalResult, finish_removal, remove_in_session
 from app.schemas import Answer, CollectionInfo, IngestReport, Source
 from app.settings import Settings
 from retrieval.hyde import HydeWriter
@@ -197,6 +198,33 @@ class KnowledgeBase:
         (collection,) = self.readable_collections(user, [collection_name])
         with self.database.session() as session:
             return list(session.scalars(select(Document).where(Document.collection_id == collection.id).order_by(Document.filename)))
+
+    def find_document(self, user: User, collection_name: str, filename_or_id: str) -> Document:
+        """One document of a collection by its id or its file name; ambiguity is an error, never a guess."""
+        documents = self.documents(user, collection_name)
+        if filename_or_id.isdigit():
+            by_id = [d for d in documents if d.id == int(filename_or_id)]
+            if by_id:
+                return by_id[0]
+        matches = [d for d in documents if d.filename == filename_or_id]
+        if not matches:
+            raise NotFound(f"no document {filename_or_id!r} in collection {collection_name!r}")
+        if len(matches) > 1:
+            ids = ", ".join(str(d.id) for d in matches)
+            raise ValueError(f"{len(matches)} documents are named {filename_or_id!r} in {collection_name!r}; give an id ({ids})")
+        return matches[0]
+
+    def delete_document(self, user: User, collection_name: str, document_id: int) -> RemovalResult:
+        """Remove a document: its chunks, its vectors, and files no other document uses."""
+        with self.database.session() as session:
+            collection = self._collection_by_name(session, collection_name)
+        self._writable(user, collection)
+        with self.database.session() as session:
+            document = session.get(Document, document_id)
+            if document is None or document.collection_id != collection.id:
+                raise NotFound(f"no document with id {document_id} in collection {collection_name!r}")
+            pending = remove_in_session(session, [document])
+        return finish_removal(self.database.session, self.indexes, pending)
 
     # --- ingest and ask ---------------------------------------------------------------
 

@@ -9,7 +9,7 @@ from __future__ import annotations
 import re
 from collections.abc import Callable, Sequence
 
-from ingest.types import PageText, TextChunk
+from ingest.types import PageText, TableText, TextChunk
 
 TokenCounter = Callable[[Sequence[str]], list[int]]
 
@@ -85,3 +85,50 @@ def _split_long_units(
             piece = words[index : index + per_piece]
             result.append((start + piece[0][0], start + piece[-1][1]))
     return result
+
+
+def table_markdown(rows: Sequence[Sequence[str]]) -> list[str]:
+    """Markdown lines of a table: header, separator, then one line per body row."""
+    cells = [[" ".join(str(cell or "").split()).replace("|", "\\|") for cell in row] for row in rows]
+    cells = [row for row in cells if any(row)]
+    if not cells:
+        return []
+    width = max(len(row) for row in cells)
+    cells = [row + [""] * (width - len(row)) for row in cells]
+    return ["| " + " | ".join(row) + " |" for row in cells[:1]] + ["|" + " --- |" * width] + [
+        "| " + " | ".join(row) + " |" for row in cells[1:]
+    ]
+
+
+def chunk_tables(
+    tables: Sequence[TableText],
+    count_tokens: TokenCounter = approximate_token_counter,
+    max_tokens: int = 200,
+    first_ordinal: int = 0,
+) -> list[TextChunk]:
+    """One chunk per table, in Markdown. A table over max_tokens is cut between rows, never
+    inside one, and every piece repeats the header so its columns still have names. A single
+    row over the budget stays whole (the embedder then sees only its start)."""
+    chunks: list[TextChunk] = []
+    for table in tables:
+        lines = table_markdown(table.rows)
+        if not lines:
+            continue
+        head, body = lines[:2], lines[2:]
+        head_tokens = sum(count_tokens(head))
+        sizes = count_tokens(body)
+        group: list[str] = []
+        used = head_tokens
+        for line, size in zip(body, sizes):
+            if group and used + size > max_tokens:
+                chunks.append(_table_chunk(table.page, first_ordinal + len(chunks), head + group))
+                group, used = [], head_tokens
+            group.append(line)
+            used += size
+        if group or not body:
+            chunks.append(_table_chunk(table.page, first_ordinal + len(chunks), head + group))
+    return chunks
+
+
+def _table_chunk(page: int, ordinal: int, lines: list[str]) -> TextChunk:
+    return TextChunk(page=page, ordinal=ordinal, text="\n".join(lines), char_start=None, char_end=None)

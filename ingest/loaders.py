@@ -10,17 +10,26 @@ from __future__ import annotations
 import io
 import re
 import unicodedata
+import warnings
+import zipfile
 from pathlib import Path
 
 import pymupdf as fitz
 from PIL import Image, UnidentifiedImageError
 
-from ingest.types import ExtractedImage, IngestError, PageText, ParsedFile
+from ingest.types import ExtractedImage, IngestError, PageText, ParsedFile, TableText
 
 PDF_MIME = "application/pdf"
 PNG_MIME = "image/png"
 JPEG_MIME = "image/jpeg"
-SUPPORTED_MIMES = (PDF_MIME, PNG_MIME, JPEG_MIME)
+TEXT_MIME = "text/plain"  # plain text and Markdown: both are read as text, headings kept
+HTML_MIME = "text/html"
+DOCX_MIME = "application/vnd.openxmlformats-officedocument.wordprocessingml.document"
+PPTX_MIME = "application/vnd.openxmlformats-officedocument.presentationml.presentation"
+SUPPORTED_MIMES = (PDF_MIME, PNG_MIME, JPEG_MIME, TEXT_MIME, HTML_MIME, DOCX_MIME, PPTX_MIME)
+# What a stored original is called after its content hash.
+EXTENSIONS = {PDF_MIME: ".pdf", PNG_MIME: ".png", JPEG_MIME: ".jpg", TEXT_MIME: ".txt", HTML_MIME: ".html",
+              DOCX_MIME: ".docx", PPTX_MIME: ".pptx"}
 
 # Refuse decompression bombs loudly instead of letting Pillow allocate gigabytes.
 MAX_IMAGE_PIXELS = 100_000_000
@@ -29,8 +38,14 @@ Image.MAX_IMAGE_PIXELS = MAX_IMAGE_PIXELS
 _CAPTION_RE = re.compile(r"^\s*(fig(ure)?\.?|chart|diagram|image|photo|table)\s*\d*[:.]", re.IGNORECASE)
 
 
-def sniff_mime(head: bytes) -> str | None:
-    """Identify a file by its first bytes, never by its name."""
+def sniff_mime(head: bytes, path: Path | None = None) -> str | None:
+    """Identify a file by its content, never by its name.
+
+    `head` is the first bytes (2 KiB are plenty); `path` is needed only to tell Office files
+    apart, which are zip archives whose member names say what they are.
+    """
+    if not head:
+        return None
     if head.startswith(b"%PDF-"):
         return PDF_MIME
     # Some PDF writers put junk before the header; the spec allows it within the first 1 KiB.
@@ -40,6 +55,43 @@ def sniff_mime(head: bytes) -> str | None:
         return PNG_MIME
     if head.startswith(b"\xff\xd8\xff"):
         return JPEG_MIME
+    if head.startswith(b"PK\x03\x04"):
+        return _office_mime(path) if path is not None else None
+    text = _as_text(head)
+    if text is None:
+        return None
+    if re.match(r"\s*(<!--.*?-->\s*)*(<!doctype\s+html|<html[\s>])", text, re.IGNORECASE | re.DOTALL):
+        return HTML_MIME
+    return TEXT_MIME
+
+
+# C0 control characters other than tab, line feed, vertical tab, form feed and carriage return.
+_BINARY_CONTROLS = re.compile(r"[\x00-\x08\x0e-\x1a\x1c-\x1f]")
+
+
+def _as_text(head: bytes) -> str | None:
+    """The head decoded, if it reads as UTF-8 text (a multi-byte character cut at the end is fine)."""
+    try:
+        text = head.decode("utf-8-sig")
+    except UnicodeDecodeError as exc:
+        if exc.start < len(head) - 3 or exc.reason != "unexpected end of data":
+            return None
+        text = head[: exc.start].decode("utf-8-sig")
+    return None if _BINARY_CONTROLS.search(text) else text
+
+
+def _office_mime(path: Path) -> str | None:
+    try:
+        with zipfile.ZipFile(path) as archive:
+            names = archive.namelist()
+    except (zipfile.BadZipFile, OSError):
+        return None
+    if "[Content_Types].xml" not in names:
+        return None  # a plain zip archive, not an Office document
+    if any(name.startswith("word/") for name in names):
+        return DOCX_MIME
+    if any(name.startswith("ppt/") for name in names):
+        return PPTX_MIME
     return None
 
 
@@ -56,6 +108,12 @@ def parse_file(path: Path, mime: str) -> ParsedFile:
         return parse_pdf(path)
     if mime in (PNG_MIME, JPEG_MIME):
         return parse_image(path, mime)
+    from ingest import documents
+
+    text_parsers = {TEXT_MIME: documents.parse_text, HTML_MIME: documents.parse_html,
+                    DOCX_MIME: documents.parse_docx, PPTX_MIME: documents.parse_pptx}
+    if mime in text_parsers:
+        return text_parsers[mime](path, mime)
     raise IngestError(f"unsupported file type {mime}")
 
 
@@ -77,8 +135,10 @@ def parse_pdf(path: Path) -> ParsedFile:
         try:
             for page_index, page in enumerate(document):
                 page_number = page_index + 1
-                text = page.get_text("text", sort=True)
+                tables = _page_tables(page, page_number)
+                text = _text_outside(page, [bbox for bbox, _ in tables]) if tables else page.get_text("text", sort=True)
                 parsed.pages.append(PageText(page=page_number, text=text))
+                parsed.tables.extend(table for _, table in tables)
                 parsed.images.extend(_page_images(document, page, page_number))
         except Exception as exc:
             raise IngestError(f"the PDF is damaged and could not be read past page {len(parsed.pages)} ({exc})") from exc
@@ -96,6 +156,61 @@ def parse_pdf(path: Path) -> ParsedFile:
                     f"the PDF is damaged (truncated or corrupt): {len(blank)} of {document.page_count} pages are unreadable"
                 )
     return parsed
+
+
+# Ruled tables need a handful of line segments; pages with fewer (a header rule, a footer
+# rule) skip find_tables, which costs ~0.7 s a page on a busy 2-core machine.
+_MIN_TABLE_STROKES = 4
+
+
+def _page_tables(page: fitz.Page, page_number: int) -> list[tuple[fitz.Rect, TableText]]:
+    if sum(len(drawing["items"]) for drawing in page.get_cdrawings()) < _MIN_TABLE_STROKES:
+        return []
+    # PyMuPDF 2 runs its ONNX layout model here (~0.7 s a page on 2 cores). It is needed:
+    # tables ruled only horizontally (as in samples/) are found by the layout model, not
+    # by use_layout=False with either the "lines" or the "text" strategy.
+    tables = page.find_tables().tables
+    if not tables:
+        return []
+    # Cell text from the page's words (read once): Table.extract()/to_markdown() drop the
+    # spaces between words in these PDFs ("180EUR"), and get_textbox per cell re-reads the
+    # whole page each time (~60 ms a cell).
+    words = page.get_text("words", sort=True)
+    found = []
+    for table in tables:
+        rows = [[_cell_text(cell, words) for cell in table.header.cells]] if table.header.external else []
+        rows += [[_cell_text(cell, words) for cell in row.cells] for row in table.rows]
+        if len(rows) >= 2:
+            found.append((fitz.Rect(table.bbox), TableText(page=page_number, rows=rows)))
+    return found
+
+
+def _cell_text(cell, words: list[tuple]) -> str:
+    if not cell:
+        return ""  # a slot covered by a merged cell
+    x0, y0, x1, y1 = cell
+    return " ".join(w[4] for w in words if x0 <= (w[0] + w[2]) / 2 <= x1 and y0 <= (w[1] + w[3]) / 2 <= y1)
+
+
+def _text_outside(page: fitz.Page, boxes: list[fitz.Rect]) -> str:
+    """The page's text without the tables (those are indexed as table chunks).
+
+    Read band by band, top to bottom, with the same extraction as pages without tables
+    (so running headers and footers still look alike and get stripped): full-width bands
+    between tables, and within a table's height the strips to its left and right.
+    """
+    page_rect = page.rect
+    parts: list[str] = []
+    top = page_rect.y0
+    for box in sorted(boxes, key=lambda b: b.y0):
+        if box.y0 > top:
+            parts.append(page.get_text("text", sort=True, clip=fitz.Rect(page_rect.x0, top, page_rect.x1, box.y0)))
+        for side in (fitz.Rect(page_rect.x0, box.y0, box.x0, box.y1), fitz.Rect(box.x1, box.y0, page_rect.x1, box.y1)):
+            if side.width > 1:
+                parts.append(page.get_text("text", sort=True, clip=side))
+        top = max(top, box.y1)
+    parts.append(page.get_text("text", sort=True, clip=fitz.Rect(page_rect.x0, top, page_rect.x1, page_rect.y1)))
+    return "\n".join(part for part in parts if part.strip())
 
 
 def _running_key(line: str) -> str:
@@ -128,6 +243,8 @@ def _page_images(document: fitz.Document, page: fitz.Page, page_number: int) -> 
         if xref in seen:
             continue
         seen.add(xref)
+        if info[2] * info[3] > MAX_IMAGE_PIXELS:
+            continue  # decoding it would take gigabytes; the page's text is still indexed
         try:
             pixmap = fitz.Pixmap(document, xref)
             if pixmap.n - pixmap.alpha >= 4:  # CMYK and friends: convert before PNG encoding
@@ -155,15 +272,27 @@ def _caption_near(rect: fitz.Rect, text_blocks: list[tuple]) -> str:
     return ""
 
 
+def _too_large(exc: Exception) -> IngestError:
+    found = re.search(r"\((\d+) pixels\)", str(exc))
+    size = f"{int(found.group(1)) / 1e6:.0f} megapixels" if found else "too many pixels"
+    return IngestError(
+        f"the image is too large to index: {size}, over the {MAX_IMAGE_PIXELS // 1_000_000}-megapixel limit; "
+        "downscale it and upload it again"
+    )
+
+
 def parse_image(path: Path, mime: str) -> ParsedFile:
     try:
-        with Image.open(path) as image:
-            image.verify()
-        with Image.open(path) as image:
-            image.load()
-            rgb = image.convert("RGB")
-    except Image.DecompressionBombError as exc:
-        raise IngestError(f"the image is too large ({exc})") from exc
+        # Pillow only warns between 1x and 2x its limit; refuse there too, before decoding a byte.
+        with warnings.catch_warnings():
+            warnings.simplefilter("error", Image.DecompressionBombWarning)
+            with Image.open(path) as image:
+                image.verify()
+            with Image.open(path) as image:
+                image.load()
+                rgb = image.convert("RGB")
+    except (Image.DecompressionBombError, Image.DecompressionBombWarning) as exc:
+        raise _too_large(exc) from exc
     except (UnidentifiedImageError, OSError, SyntaxError) as exc:
         raise IngestError(f"not a readable image ({exc})") from exc
     buffer = io.BytesIO()

@@ -14,6 +14,14 @@ class PageText:
 
 
 @dataclass(frozen=True)
+class TableText:
+    """A table as rows of cell texts; the first row is the header. Indexed as its own chunks."""
+
+    page: int
+    rows: list[list[str]]
+
+
+@dataclass(frozen=True)
 class ExtractedImage:
     page: int  # 1-based page of a PDF; 1 for a standalone image file
     png_bytes: bytes
@@ -29,6 +37,7 @@ class ParsedFile:
     page_count: int
     pages: list[PageText] = field(default_factory=list)
     images: list[ExtractedImage] = field(default_factory=list)
+    tables: list[TableText] = field(default_factory=list)
 
 
 @dataclass
@@ -36,8 +45,8 @@ class TextChunk:
     page: int
     ordinal: int
     text: str
-    char_start: int
-    char_end: int
+    char_start: int | None  # offsets into the page text; None for table chunks (rendered, not quoted)
+    char_end: int | None
 
 
 @dataclass

@@ -1,0 +1,137 @@
+"""Ingest throughput: mmkb versus the LangChain pipeline a user would write, same PDFs, same embedder.
+
+    PYTHONPATH=. python benchmarks/ingest.py --copies 4
+
+The corpus is the sample PDFs copied N times, each copy re-saved with a different title so
+its bytes (and sha256) differ and mmkb's dedup cannot skip it. Each pipeline runs in its
+own fresh process, so its peak resident memory (ru_maxrss) is its own and model loading is
+counted the same way for both (reported separately from the ingest time).
+
+LangChain side: PyPDFLoader + RecursiveCharacterTextSplitter(500 chars, 125 overlap: about
+mmkb's 128/32 tokens) + HuggingFaceEmbeddings (langchain_community's; langchain-huggingface
+requires huggingface_hub<2 and would downgrade it) + FAISS.from_documents, on the same
+all-MiniLM-L6-v2 folder. It does less than mmkb: no figures, no OCR, no tables, no SQL, no
+per-file failure handling. mmkb runs once with OCR of figures (default) and once without.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import platform
+import resource
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parents[1]
+# Run as a script, this file's folder comes first on sys.path, and its name would shadow
+# the `ingest` package; import from the repository root instead.
+sys.path[:] = [str(ROOT)] + [p for p in sys.path if Path(p or ".").resolve() != Path(__file__).resolve().parent]
+SAMPLES = ROOT / "samples" / "collection"
+
+
+def make_corpus(folder: Path, copies: int) -> tuple[list[Path], int]:
+    import pymupdf
+
+    folder.mkdir(parents=True, exist_ok=True)
+    files, pages = [], 0
+    for source in sorted(SAMPLES.glob("*.pdf")):
+        for copy in range(copies):
+            with pymupdf.open(source) as document:
+                document.set_metadata({**document.metadata, "title": f"{source.stem} copy {copy}"})
+                target = folder / f"{source.stem}-{copy}.pdf"
+                document.save(target)
+                pages += document.page_count
+            files.append(target)
+    return files, pages
+
+
+def run_mmkb(files: list[Path], data_dir: Path, ocr: bool) -> dict:
+    from app.model_set import ModelSet
+    from app.service import KnowledgeBase
+    from app.settings import Settings
+
+    settings = Settings(data_dir=data_dir, database_url=None, ocr_images=ocr)
+    started = time.perf_counter()
+    models = ModelSet(settings)
+    models.text_embedder.embed(["warm up"])
+    if ocr:
+        models.ocr  # noqa: B018 - load it before the clock starts, like the embedder
+    loaded = time.perf_counter()
+    kb = KnowledgeBase(settings, models=models)
+    report = kb.ingest(kb.system_user(), "bench", paths=files)
+    done = time.perf_counter()
+    assert not report.failed, report.failed
+    return {"load_s": loaded - started, "ingest_s": done - loaded, "chunks": sum(f.text_chunks for f in report.files)}
+
+
+def run_langchain(files: list[Path]) -> dict:
+    from langchain_community.document_loaders import PyPDFLoader
+    from langchain_community.embeddings import HuggingFaceEmbeddings
+    from langchain_community.vectorstores import FAISS
+    from langchain_text_splitters import RecursiveCharacterTextSplitter
+
+    from app import registry
+    from app.settings import Settings
+
+    model_dir = registry.resolve("text_embedder", Settings(database_url=None))
+    started = time.perf_counter()
+    embeddings = HuggingFaceEmbeddings(model_name=str(model_dir), encode_kwargs={"normalize_embeddings": True, "batch_size": 32})
+    embeddings.embed_query("warm up")
+    loaded = time.perf_counter()
+    documents = [page for path in files for page in PyPDFLoader(str(path)).load()]
+    chunks = RecursiveCharacterTextSplitter(chunk_size=500, chunk_overlap=125).split_documents(documents)
+    FAISS.from_documents(chunks, embeddings)
+    done = time.perf_counter()
+    return {"load_s": loaded - started, "ingest_s": done - loaded, "chunks": len(chunks)}
+
+
+def child(args) -> None:
+    files = [Path(p) for p in json.loads(Path(args.files).read_text())]
+    if args.pipeline == "langchain":
+        result = run_langchain(files)
+    else:
+        result = run_mmkb(files, Path(args.data_dir), ocr=args.pipeline == "mmkb")
+    result["peak_rss_mb"] = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
+    print("RESULT " + json.dumps(result))
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--copies", type=int, default=4, help="copies of each sample PDF")
+    parser.add_argument("--pipeline", help=argparse.SUPPRESS)
+    parser.add_argument("--files", help=argparse.SUPPRESS)
+    parser.add_argument("--data-dir", help=argparse.SUPPRESS)
+    args = parser.parse_args()
+    if args.pipeline:
+        child(args)
+        return
+    with tempfile.TemporaryDirectory(prefix="mmkb-bench-") as tmp:
+        files, pages = make_corpus(Path(tmp) / "corpus", args.copies)
+        listing = Path(tmp) / "files.json"
+        listing.write_text(json.dumps([str(p) for p in files]))
+        results = {}
+        for pipeline in ("mmkb", "mmkb-no-ocr", "langchain"):
+            command = [sys.executable, __file__, "--pipeline", pipeline, "--files", str(listing), "--data-dir", str(Path(tmp) / pipeline)]
+            env = {**os.environ, "PYTHONPATH": str(ROOT)}
+            done = subprocess.run(command, capture_output=True, text=True, env=env, cwd=ROOT)
+            if done.returncode:
+                sys.exit(f"{pipeline} failed:\n{done.stderr[-3000:]}")
+            output = done.stdout
+            results[pipeline] = json.loads(output.split("RESULT ", 1)[1])
+    print(f"{len(files)} PDFs, {pages} pages; {platform.machine()}, {os.cpu_count()} CPUs, load average {os.getloadavg()[0]:.1f}")
+    print("| pipeline | pages/s | ingest s | model load s | chunks | peak RSS MB |")
+    print("| --- | --- | --- | --- | --- | --- |")
+    for name, r in results.items():
+        print(f"| {name} | {pages / r['ingest_s']:.2f} | {r['ingest_s']:.1f} | {r['load_s']:.1f} | {r['chunks']} | {r['peak_rss_mb']:.0f} |")
+    base = pages / results["langchain"]["ingest_s"]
+    for name in ("mmkb", "mmkb-no-ocr"):
+        print(f"{name} / langchain pages/s: {pages / results[name]['ingest_s'] / base:.2f}")
+
+
+if __name__ == "__main__":
+    main()
