@@ -2,12 +2,11 @@
 
 from __future__ import annotations
 
-import socket
 from pathlib import Path
 
 import pytest
 
-from tests.conftest import ROOT
+from tests.conftest import ROOT, free_port
 from ui.chat import build_app
 
 CHROMIUM = Path("/usr/bin/chromium")
@@ -15,16 +14,11 @@ SCREENSHOTS = ROOT / "test-output" / "screenshots"
 pytestmark = pytest.mark.skipif(not CHROMIUM.exists(), reason="Debian chromium is not installed (scripts/setup.sh --with-test-services installs it)")
 
 
-def _free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return sock.getsockname()[1]
-
 
 @pytest.fixture(scope="module")
 def chat_url(sample_kb):
     demo = build_app(sample_kb)
-    port = _free_port()
+    port = free_port()
     demo.queue().launch(
         server_name="127.0.0.1", server_port=port, prevent_thread_lock=True, quiet=True,
         allowed_paths=[str(sample_kb.settings.figures_dir.resolve())],

@@ -3,7 +3,6 @@ client against a real HTTP server on loopback that serves that same model."""
 
 from __future__ import annotations
 
-import socket
 import threading
 import time
 
@@ -15,18 +14,13 @@ from app.llm import OpenAICompatibleGenerator, generate, load_generator
 from app.openai_server import build_openai_app
 from app.registry import ModelNotAvailable
 from app.service import KnowledgeBase
-from tests.conftest import make_settings
+from tests.conftest import free_port, make_settings
 
-
-def _free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return sock.getsockname()[1]
 
 
 @pytest.fixture(scope="module")
 def openai_url(models):
-    port = _free_port()
+    port = free_port()
     server = uvicorn.Server(uvicorn.Config(build_openai_app(models.generator, "mmkb-test"), host="127.0.0.1", port=port, log_level="warning"))
     thread = threading.Thread(target=server.run, daemon=True)
     thread.start()
@@ -60,7 +54,7 @@ def test_unreachable_or_unconfigured_backends_fail_with_a_clear_message(tmp_path
         load_generator(make_settings(tmp_path, generator_backend="openai"))
     with pytest.raises(ModelNotAvailable, match="unknown MMKB_GENERATOR_BACKEND"):
         load_generator(make_settings(tmp_path, generator_backend="telepathy"))
-    dead = OpenAICompatibleGenerator(f"http://127.0.0.1:{_free_port()}/v1", "x", timeout_s=2)
+    dead = OpenAICompatibleGenerator(f"http://127.0.0.1:{free_port()}/v1", "x", timeout_s=2)
     with pytest.raises(RuntimeError, match="cannot reach the generator server"):
         generate(dead, [{"role": "user", "content": "hi"}], 4)
 

@@ -5,7 +5,6 @@ from __future__ import annotations
 import glob
 import os
 import shutil
-import socket
 import subprocess
 import tempfile
 import time
@@ -14,16 +13,11 @@ from pathlib import Path
 import pytest
 
 from app.service import KnowledgeBase
-from tests.conftest import SAMPLES, make_settings
+from tests.conftest import SAMPLES, free_port, make_settings
 
 PG_BIN = sorted(glob.glob("/usr/lib/postgresql/*/bin"))
 pytestmark = pytest.mark.skipif(not PG_BIN, reason="Debian postgresql is not installed (scripts/setup.sh --with-test-services installs it)")
 
-
-def _free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return sock.getsockname()[1]
 
 
 def _as_postgres(command: list[str]) -> list[str]:
@@ -41,7 +35,7 @@ def postgres_url():
         shutil.chown(root, "postgres")
         shutil.chown(sockets, "postgres")
         root.chmod(0o755)
-    port = _free_port()
+    port = free_port()
     subprocess.run(_as_postgres([str(bin_dir / "initdb"), "-D", str(data), "-U", "mmkb", "--auth=trust", "-E", "UTF8"]),
                    check=True, capture_output=True)
     subprocess.run(_as_postgres([str(bin_dir / "pg_ctl"), "-D", str(data), "-l", str(root / "log"), "-w", "-o",
