@@ -199,6 +199,14 @@ def create_app(kb: KnowledgeBase, mount_ui: bool = True) -> FastAPI:
         finally:
             shutil.rmtree(staging, ignore_errors=True)
 
+    @api.delete("/api/collections/{name}/documents/{document_id}")
+    def delete_document(name: str, document_id: int, user: CurrentUser) -> dict:
+        try:
+            removed = kb.delete_document(user, name, document_id)
+        except (AccessDenied, NotFound) as exc:
+            raise _errors(exc) from None
+        return {"deleted_documents": removed.document_ids, "deleted_chunks": removed.chunks}
+
     @api.post("/api/ask", response_model=Answer)
     def ask(body: AskRequest, user: CurrentUser) -> Answer:
         try:

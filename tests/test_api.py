@@ -18,6 +18,7 @@ PROTECTED = [
     ("post", "/api/collections", {"name": "x"}),
     ("put", "/api/collections/docs/members", {"username": "bob", "role": "reader"}),
     ("get", "/api/collections/docs/documents", None),
+    ("delete", "/api/collections/docs/documents/1", None),
     ("post", "/api/ask", {"question": "hi"}),
     ("post", "/api/ask/stream", {"question": "hi"}),
     ("get", "/api/conversations", None),
@@ -130,3 +131,17 @@ def test_metrics_count_requests_and_ingested_pages(site):
 def test_openapi_docs_are_served(site):
     assert site["client"].get("/docs").status_code == 200
     assert "/api/ask/stream" in site["client"].get("/openapi.json").json()["paths"]
+
+
+def test_documents_are_deleted_by_editors_only(site):
+    client, kb = site["client"], site["kb"]
+    with (SAMPLES / "monthly-pv-yield-bar-chart.png").open("rb") as png:
+        upload = client.post("/api/collections/docs/documents", headers=site["alice"], files=[("files", ("chart.png", png))])
+    chart_id = upload.json()["files"][0]["document_id"]
+    assert client.delete(f"/api/collections/docs/documents/{chart_id}", headers=site["bob"]).status_code == 403
+    assert client.delete(f"/api/collections/docs/documents/{chart_id}", headers=site["eve"]).status_code == 403
+    deleted = client.delete(f"/api/collections/docs/documents/{chart_id}", headers=site["alice"])
+    assert deleted.status_code == 200 and deleted.json()["deleted_documents"] == [chart_id]
+    names = {d["filename"] for d in client.get("/api/collections/docs/documents", headers=site["bob"]).json()}
+    assert "chart.png" not in names
+    assert client.delete(f"/api/collections/docs/documents/{chart_id}", headers=site["alice"]).status_code == 404
