@@ -93,6 +93,7 @@ def main() -> None:
     parser.add_argument("--chunks", type=int, default=100_000)
     parser.add_argument("--queries", type=int, default=200)
     parser.add_argument("--rerank-top", type=int, default=50)
+    parser.add_argument("--modes", default="flat,hnsw", help="FAISS modes to measure: flat, hnsw or both")
     args = parser.parse_args()
 
     rng = np.random.default_rng(0)
@@ -111,7 +112,8 @@ def main() -> None:
     ]
 
     rows = []
-    for mode, threshold in (("flat (exact)", 0), ("HNSW", 50_000)):
+    modes = [m for m in (("flat (exact)", 0), ("HNSW", min(50_000, args.chunks // 2))) if m[0].split()[0].lower() in args.modes]
+    for mode, threshold in modes:
         with tempfile.TemporaryDirectory(prefix="mmkb-bench-") as tmp:
             settings = Settings(data_dir=Path(tmp), database_url=None, hnsw_threshold=threshold,
                                 dense_top_k=args.rerank_top, keyword_top_k=args.rerank_top, rerank_top_n=args.rerank_top)
