@@ -115,20 +115,21 @@ def chunk_tables(
         if not lines:
             continue
         head, body = lines[:2], lines[2:]
-        head_tokens = sum(count_tokens(head))
+        head_tokens = sum(count_tokens(head + ([table.context] if table.context else [])))
         sizes = count_tokens(body)
         group: list[str] = []
         used = head_tokens
         for line, size in zip(body, sizes):
             if group and used + size > max_tokens:
-                chunks.append(_table_chunk(table.page, first_ordinal + len(chunks), head + group))
+                chunks.append(_table_chunk(table, first_ordinal + len(chunks), head + group))
                 group, used = [], head_tokens
             group.append(line)
             used += size
         if group or not body:
-            chunks.append(_table_chunk(table.page, first_ordinal + len(chunks), head + group))
+            chunks.append(_table_chunk(table, first_ordinal + len(chunks), head + group))
     return chunks
 
 
-def _table_chunk(page: int, ordinal: int, lines: list[str]) -> TextChunk:
-    return TextChunk(page=page, ordinal=ordinal, text="\n".join(lines), char_start=None, char_end=None)
+def _table_chunk(table: TableText, ordinal: int, lines: list[str]) -> TextChunk:
+    text = "\n".join(([table.context] if table.context else []) + lines)
+    return TextChunk(page=table.page, ordinal=ordinal, text=text, char_start=None, char_end=None)

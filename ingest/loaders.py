@@ -176,13 +176,28 @@ def _page_tables(page: fitz.Page, page_number: int) -> list[tuple[fitz.Rect, Tab
     # spaces between words in these PDFs ("180EUR"), and get_textbox per cell re-reads the
     # whole page each time (~60 ms a cell).
     words = page.get_text("words", sort=True)
+    blocks = [b for b in page.get_text("blocks") if b[6] == 0]
     found = []
     for table in tables:
         rows = [[_cell_text(cell, words) for cell in table.header.cells]] if table.header.external else []
         rows += [[_cell_text(cell, words) for cell in row.cells] for row in table.rows]
         if len(rows) >= 2:
-            found.append((fitz.Rect(table.bbox), TableText(page=page_number, rows=rows)))
+            bbox = fitz.Rect(table.bbox)
+            found.append((bbox, TableText(page=page_number, rows=rows, context=_text_above(bbox, blocks))))
     return found
+
+
+def _text_above(rect: fitz.Rect, blocks: list[tuple], max_gap: float = 60.0, max_chars: int = 300) -> str:
+    """The last sentence or two of the text block that ends just above `rect`."""
+    above = [b for b in blocks if b[3] <= rect.y0 + 2 and rect.y0 - b[3] < max_gap and b[0] < rect.x1 and b[2] > rect.x0]
+    if not above:
+        return ""
+    text = " ".join(max(above, key=lambda b: b[3])[4].split())
+    if len(text) <= max_chars:
+        return text
+    tail = text[-max_chars:]
+    cut = tail.find(". ")
+    return tail[cut + 2 :] if cut >= 0 else tail  # start at a sentence, not mid-word
 
 
 def _cell_text(cell, words: list[tuple]) -> str:

@@ -19,6 +19,9 @@ class TableText:
 
     page: int
     rows: list[list[str]]
+    # The text just above the table (its title or lead-in sentence): a bare grid of cells
+    # says "Munich | 180 EUR" but not that these are hotel caps, so every piece carries it.
+    context: str = ""
 
 
 @dataclass(frozen=True)

@@ -11,6 +11,7 @@ from __future__ import annotations
 from collections.abc import Sequence
 from typing import TypeVar
 
+import numpy as np
 from rank_bm25 import BM25Okapi
 
 from rerank.cross_encoder import Scored
@@ -33,7 +34,9 @@ class LexicalFusionReranker:
         if not items:
             return []
         corpus = [tokenize(text) or ["∅"] for text in texts]
-        lexical = BM25Okapi(corpus).get_scores(tokenize(query))
+        # With few candidates BM25's idf can go negative (a term in most of them); such a term
+        # says nothing about relevance, so scores are floored at 0 before normalising.
+        lexical = np.maximum(BM25Okapi(corpus).get_scores(tokenize(query)), 0.0)
         best = max(float(lexical.max()), 1e-9)
         fused = [float(prior) + self.lexical_weight * float(score) / best for prior, score in zip(prior_scores, lexical)]
         ranked = sorted((Scored(item, score) for item, score in zip(items, fused)), key=lambda scored: -scored.score)

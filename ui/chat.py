@@ -36,6 +36,22 @@ def render_answer(answer: Answer) -> str:
     return text
 
 
+def _turns(messages: list[dict]) -> list[tuple[str, str]]:
+    """(question, answer) pairs from the chat so far, so a follow-up can be made standalone."""
+    turns, question = [], None
+    for message in messages:
+        content = message.get("content")
+        if isinstance(content, list):  # Gradio may hand back content as typed parts
+            content = " ".join(part.get("text", "") for part in content if isinstance(part, dict))
+        text = content if isinstance(content, str) else ""
+        if message.get("role") == "user":
+            question = text
+        elif question is not None and text and not text.startswith("⚠️"):
+            turns.append((question, text.split("\n\n*Sources:")[0]))
+            question = None
+    return turns
+
+
 def build_app(kb: KnowledgeBase) -> gr.Blocks:
     def current_user(request: gr.Request | None):
         """The logged-in user; the local operator when no account has a password yet."""
@@ -60,7 +76,7 @@ def build_app(kb: KnowledgeBase) -> gr.Blocks:
         yield history, "_Searching the documents…_", [], ""
         names = None if collection in (None, "", ALL_COLLECTIONS) else [collection]
         try:
-            events = kb.ask_stream(current_user(request), question, names)
+            events = kb.ask_stream(current_user(request), question, names, history=_turns(history[:-2]))
             for event in events:
                 answer = event.answer
                 history[-1] = {"role": "assistant", "content": render_answer(answer) if event.done else answer.text + " ▌"}
