@@ -184,10 +184,10 @@ def create_app(kb: KnowledgeBase, mount_ui: bool = True) -> FastAPI:
                 written = 0
                 with target.open("wb") as out:
                     while block := upload.file.read(1 << 20):
-                        written += len(block)
-                        if written > cap + 1:
-                            break  # keep only enough to let ingestion report "over the limit"
                         out.write(block)
+                        written += len(block)
+                        if written > cap:
+                            break  # already over the limit: ingestion refuses it; the rest is never stored
                 uploads.append(Upload(target, upload.filename or f"upload-{index}"))
             started = time.perf_counter()
             report = kb.ingest(user, name, uploads=uploads)

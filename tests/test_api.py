@@ -145,3 +145,16 @@ def test_documents_are_deleted_by_editors_only(site):
     names = {d["filename"] for d in client.get("/api/collections/docs/documents", headers=site["bob"]).json()}
     assert "chart.png" not in names
     assert client.delete(f"/api/collections/docs/documents/{chart_id}", headers=site["alice"]).status_code == 404
+
+
+def test_an_upload_over_the_size_cap_is_refused_not_truncated(site):
+    client, kb = site["client"], site["kb"]
+    original = kb.settings.max_upload_mb
+    kb.settings.max_upload_mb = 1.0  # the staged copy is cut just past the cap; it must still read as too big
+    try:
+        big = b"plain text line for the size cap test\n" * 60_000  # ~2.3 MB of valid UTF-8 text
+        response = client.post("/api/collections/docs/documents", headers=site["alice"], files=[("files", ("big.txt", big))])
+    finally:
+        kb.settings.max_upload_mb = original
+    (result,) = response.json()["files"]
+    assert result["outcome"] == "failed" and "limit" in result["error"]
