@@ -41,33 +41,27 @@ class IndexManager:
             self.sync(collection_id, space)
         return self._stores[key]
 
-    def _ready_vectors(self, collection_id: int, space: str, only_ids: set[int] | None = None) -> tuple[list[int], np.ndarray]:
-        query = (
-            select(Chunk.id, Chunk.embedding)
-            .join(Document, Document.id == Chunk.document_id)
-            .where(
-                Chunk.collection_id == collection_id,
-                Chunk.vector_space == space,
-                Document.status == DocumentStatus.ready,
-            )
-        )
+    @staticmethod
+    def _is_ready(collection_id: int, space: str):
+        return (Chunk.collection_id == collection_id, Chunk.vector_space == space, Document.status == DocumentStatus.ready)
+
+    def _vectors(self, space: str, chunk_ids: set[int]) -> tuple[list[int], np.ndarray]:
+        """Stored embeddings of exactly these chunks, read in batches: a sync after one file
+        must not read the whole collection's vectors back from SQL."""
         ids: list[int] = []
         vectors: list[np.ndarray] = []
+        wanted = sorted(chunk_ids)
         with self.database.session() as session:
-            for chunk_id, blob in session.execute(query):
-                if only_ids is not None and chunk_id not in only_ids:
-                    continue
-                ids.append(chunk_id)
-                vectors.append(np.frombuffer(blob, dtype=np.float32))
+            for start in range(0, len(wanted), 500):
+                batch = wanted[start : start + 500]
+                for chunk_id, blob in session.execute(select(Chunk.id, Chunk.embedding).where(Chunk.id.in_(batch))):
+                    ids.append(chunk_id)
+                    vectors.append(np.frombuffer(blob, dtype=np.float32))
         matrix = np.vstack(vectors) if vectors else np.zeros((0, self.dims[space]), dtype=np.float32)
         return ids, matrix
 
     def _ready_ids(self, collection_id: int, space: str) -> set[int]:
-        query = (
-            select(Chunk.id)
-            .join(Document, Document.id == Chunk.document_id)
-            .where(Chunk.collection_id == collection_id, Chunk.vector_space == space, Document.status == DocumentStatus.ready)
-        )
+        query = select(Chunk.id).join(Document, Document.id == Chunk.document_id).where(*self._is_ready(collection_id, space))
         with self.database.session() as session:
             return set(session.scalars(query))
 
@@ -87,7 +81,7 @@ class IndexManager:
             wanted = self._ready_ids(collection_id, space)
             missing, extra = wanted - indexed, indexed - wanted
             if missing:
-                ids, vectors = self._ready_vectors(collection_id, space, only_ids=missing)
+                ids, vectors = self._vectors(space, missing)
                 store.add(ids, vectors)
             if extra:
                 store.remove(sorted(extra))
