@@ -18,13 +18,14 @@ from fastapi import Depends, FastAPI, File, HTTPException, Request, UploadFile
 from fastapi.responses import PlainTextResponse, StreamingResponse
 from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
 from prometheus_client import CONTENT_TYPE_LATEST, CollectorRegistry, Counter, Histogram, generate_latest
+from prometheus_client.core import GaugeMetricFamily
 from pydantic import BaseModel, Field
 
 from app.accounts import AuthError, TooManyAttempts
 from app.conversations import ConversationNotFound, ConversationView
 from app.ingestion import Upload
 from app.models import Role, User
-from app.schemas import Answer, CollectionInfo, IngestReport
+from app.schemas import Answer, CollectionInfo, IngestReport, JobInfo, MemberInfo
 from app.service import AccessDenied, KnowledgeBase, NotFound
 
 # --- request and response bodies -----------------------------------------------------
@@ -49,6 +50,10 @@ class UserView(BaseModel):
 
 class NewCollection(BaseModel):
     name: str = Field(min_length=1, max_length=128)
+
+
+class CollectionRename(BaseModel):
+    name: str = Field(min_length=1, max_length=128, description="the new name")
 
 
 class MemberChange(BaseModel):
@@ -80,6 +85,22 @@ class FeedbackRequest(BaseModel):
     comment: str = ""
 
 
+class QueueCollector:
+    """mmkb_queue_length{queue=...}, read when scraped: ingest jobs queued and running (from
+    the database, so jobs of every process count) and asks in flight in this process."""
+
+    def __init__(self, kb: KnowledgeBase) -> None:
+        self.kb = kb
+
+    def collect(self):
+        lengths = self.kb.queue_lengths()
+        gauge = GaugeMetricFamily("mmkb_queue_length", "Work waiting or in progress", labels=["queue"])
+        gauge.add_metric(["ingest_queued"], lengths.ingest_queued)
+        gauge.add_metric(["ingest_running"], lengths.ingest_running)
+        gauge.add_metric(["asks_in_flight"], lengths.asks_in_flight)
+        yield gauge
+
+
 class Metrics:
     def __init__(self) -> None:
         self.registry = CollectorRegistry()
@@ -92,6 +113,7 @@ class Metrics:
 def create_app(kb: KnowledgeBase, mount_ui: bool = True) -> FastAPI:
     api = FastAPI(title="mmkb", version="0.1.0", description="Multimodal knowledge base API")
     metrics = Metrics()
+    metrics.registry.register(QueueCollector(kb))
     bearer = HTTPBearer(auto_error=False)
 
     def current_user(credentials: Annotated[HTTPAuthorizationCredentials | None, Depends(bearer)]) -> User:
@@ -153,6 +175,31 @@ def create_app(kb: KnowledgeBase, mount_ui: bool = True) -> FastAPI:
             raise _errors(exc) from None
         return next(info for info in kb.collection_info(user) if info.id == collection.id)
 
+    @api.patch("/api/collections/{name}", response_model=CollectionInfo)
+    def rename_collection(name: str, body: CollectionRename, user: CurrentUser) -> CollectionInfo:
+        """Rename (global admins and the collection's admins)."""
+        try:
+            collection = kb.rename_collection(user, name, body.name)
+        except (AccessDenied, NotFound, ValueError) as exc:
+            raise _errors(exc) from None
+        return next(info for info in kb.collection_info(user) if info.id == collection.id)
+
+    @api.delete("/api/collections/{name}")
+    def delete_collection(name: str, user: CurrentUser) -> dict:
+        """Delete with every document, chunk, index file and stored file no other collection uses."""
+        try:
+            removed = kb.delete_collection(user, name)
+        except (AccessDenied, NotFound) as exc:
+            raise _errors(exc) from None
+        return {"collection": name, "deleted_documents": removed.document_ids, "deleted_chunks": removed.chunks}
+
+    @api.get("/api/collections/{name}/members", response_model=list[MemberInfo])
+    def list_members(name: str, user: CurrentUser) -> list[MemberInfo]:
+        try:
+            return kb.members(user, name)
+        except (AccessDenied, NotFound) as exc:
+            raise _errors(exc) from None
+
     @api.put("/api/collections/{name}/members")
     def change_member(name: str, body: MemberChange, user: CurrentUser) -> dict:
         try:
@@ -207,6 +254,21 @@ def create_app(kb: KnowledgeBase, mount_ui: bool = True) -> FastAPI:
             raise _errors(exc) from None
         return {"deleted_documents": removed.document_ids, "deleted_chunks": removed.chunks}
 
+    @api.get("/api/jobs", response_model=list[JobInfo])
+    def list_jobs(user: CurrentUser, limit: int = 20) -> list[JobInfo]:
+        """Newest ingest jobs of the collections you may change (admins and editors)."""
+        try:
+            return kb.jobs(user, limit=max(1, min(limit, 200)))
+        except AccessDenied as exc:
+            raise _errors(exc) from None
+
+    @api.get("/api/jobs/{job_id}", response_model=JobInfo)
+    def get_job(job_id: int, user: CurrentUser) -> JobInfo:
+        try:
+            return kb.job(user, job_id)
+        except (AccessDenied, NotFound) as exc:
+            raise _errors(exc) from None
+
     @api.post("/api/ask", response_model=Answer)
     def ask(body: AskRequest, user: CurrentUser) -> Answer:
         try:
@@ -260,11 +322,14 @@ def create_app(kb: KnowledgeBase, mount_ui: bool = True) -> FastAPI:
     if mount_ui:
         import gradio as gr
 
+        from ui.admin import build_admin
         from ui.chat import build_app
 
+        auth = _gradio_auth(kb) if kb.login_required() else None
+        # /admin first: the chat's mount at / would otherwise answer every path.
+        api = gr.mount_gradio_app(api, build_admin(kb), path="/admin", auth=auth)
         api = gr.mount_gradio_app(
-            api, build_app(kb), path="/", allowed_paths=[str(kb.settings.figures_dir.resolve())],
-            auth=_gradio_auth(kb) if kb.login_required() else None,
+            api, build_app(kb), path="/", allowed_paths=[str(kb.settings.figures_dir.resolve())], auth=auth,
         )
     return api
 

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from datetime import datetime
 from enum import Enum
 
 from pydantic import BaseModel, Field
@@ -85,3 +86,66 @@ class CollectionInfo(BaseModel):
     ready_documents: int
     failed_documents: int
     chunks: int
+
+
+class MemberInfo(BaseModel):
+    username: str
+    role: str
+
+
+class JobInfo(BaseModel):
+    id: int
+    collection: str | None  # None for jobs not tied to one collection
+    kind: str
+    status: str
+    total_files: int
+    done_files: int
+    failed_files: int
+    message: str | None
+    created_at: datetime
+    finished_at: datetime | None
+
+
+class CollectionStats(BaseModel):
+    name: str
+    documents: int
+    ready_documents: int
+    failed_documents: int
+    chunks: int
+    figures: int  # distinct figure images indexed
+    index_bytes: int  # FAISS index files on disk
+
+
+class ModelInUse(BaseModel):
+    role: str
+    name: str
+    package: str
+    loaded: bool  # already in memory in this process
+
+
+class Dashboard(BaseModel):
+    collections: list[CollectionStats]
+    jobs: list[JobInfo]
+    models: list[ModelInUse]
+
+    @property
+    def documents(self) -> int:
+        return sum(c.documents for c in self.collections)
+
+    @property
+    def chunks(self) -> int:
+        return sum(c.chunks for c in self.collections)
+
+    @property
+    def figures(self) -> int:
+        return sum(c.figures for c in self.collections)
+
+    @property
+    def index_bytes(self) -> int:
+        return sum(c.index_bytes for c in self.collections)
+
+
+class QueueLengths(BaseModel):
+    ingest_queued: int
+    ingest_running: int
+    asks_in_flight: int

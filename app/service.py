@@ -7,23 +7,29 @@ rule lives in one place.
 
 from __future__ import annotations
 
+import functools
+import shutil
+import tempfile
 from collections.abc import Iterator
 from pathlib import Path
 
-from sqlalchemy import func, select
+from sqlalchemy import delete, func, select
 
+from app import dashboard
 from app.accounts import Accounts
+from app.activity import InFlight
+from app.archives import ArchiveLimits, expand_archives
 from app.answering import Answerer, AnswerEvent
 from app.followup import Turn
 from app.conversations import Conversations
 from app.llm import generate
 from app.db import Database
-from app.indexes import IndexManager, KeywordIndexManager
+from app.indexes import TEXT_SPACE, IndexManager, KeywordIndexManager
 from app.ingestion import Ingestor, ProgressCallback, Upload, expand_paths
 from app.model_set import ModelSet
-from app.models import Chunk, Collection, Document, DocumentStatus, Membership, Role, User
+from app.models import Chunk, Collection, Document, DocumentStatus, IngestJob, Membership, Role, User
 from app.removal import RemovalResult, finish_removal, remove_in_session
-from app.schemas import Answer, CollectionInfo, IngestReport, Source
+from app.schemas import Answer, CollectionInfo, Dashboard, IngestReport, JobInfo, MemberInfo, QueueLengths, Source
 from app.settings import Settings
 from retrieval.hyde import HydeWriter
 
@@ -36,6 +42,17 @@ class AccessDenied(PermissionError):
 
 class NotFound(LookupError):
     pass
+
+
+def _counted_as_ask(method):
+    """Counts a streaming ask as in flight from its first step until it ends or is abandoned."""
+
+    @functools.wraps(method)
+    def counted(self, *args, **kwargs):
+        with self.asks_in_flight.track():
+            yield from method(self, *args, **kwargs)
+
+    return counted
 
 
 class KnowledgeBase:
@@ -53,6 +70,7 @@ class KnowledgeBase:
         self.hyde = HydeWriter(
             lambda messages: generate(self.models.generator, messages, settings.hyde_max_new_tokens), settings.hyde_cache_size
         )
+        self.asks_in_flight = InFlight()
 
     @property
     def indexes(self) -> IndexManager:
@@ -106,10 +124,7 @@ class KnowledgeBase:
 
     def manage_member(self, actor: User, collection_name: str, username: str, role: Role | None) -> None:
         """Add, change (role) or remove (None) a member; needs a global admin or the collection's admin."""
-        with self.database.session() as session:
-            collection = self._collection_by_name(session, collection_name)
-        if not actor.is_admin and self._role(actor, collection) != Role.admin:
-            raise AccessDenied(f"{actor.username} may not manage members of {collection_name}")
+        collection = self._administrable(actor, collection_name, f"{actor.username} may not manage members of {collection_name}")
         member = self.user(username)
         if role is None:
             with self.database.session() as session:
@@ -142,6 +157,47 @@ class KnowledgeBase:
         if missing:
             raise AccessDenied(f"no readable collection named {', '.join(missing)}")
         return [by_name[n] for n in names]
+
+    def _administrable(self, user: User, collection_name: str, refusal: str | None = None) -> Collection:
+        """The collection, if `user` administers it (a global admin, or its collection admin)."""
+        with self.database.session() as session:
+            collection = self._collection_by_name(session, collection_name)
+        if not user.is_admin and self._role(user, collection) != Role.admin:
+            raise AccessDenied(refusal or f"{user.username} is not an administrator of collection {collection_name}")
+        return collection
+
+    def administered_collections(self, user: User) -> list[Collection]:
+        """What the admin console shows `user`: every collection for a global admin, else
+        those where `user` has the admin role (possibly none)."""
+        with self.database.session() as session:
+            query = select(Collection).order_by(Collection.name)
+            if not user.is_admin:
+                query = query.join(Membership).where(Membership.user_id == user.id, Membership.role == Role.admin)
+            return list(session.scalars(query))
+
+    def _changeable_collection_ids(self, user: User) -> list[int] | None:
+        """Collections whose jobs `user` may see (admin or editor); None: all (global admin)."""
+        if user.is_admin:
+            return None
+        with self.database.session() as session:
+            return list(
+                session.scalars(
+                    select(Membership.collection_id).where(
+                        Membership.user_id == user.id, Membership.role.in_([Role.admin, Role.editor])
+                    )
+                )
+            )
+
+    def members(self, actor: User, collection_name: str) -> list[MemberInfo]:
+        collection = self._administrable(actor, collection_name, f"{actor.username} may not see the members of {collection_name}")
+        with self.database.session() as session:
+            rows = session.execute(
+                select(User.username, Membership.role)
+                .join(Membership, Membership.user_id == User.id)
+                .where(Membership.collection_id == collection.id)
+                .order_by(User.username)
+            ).all()
+        return [MemberInfo(username=username, role=role.value) for username, role in rows]
 
     def _writable(self, user: User, collection: Collection) -> None:
         if user.is_admin:
@@ -233,6 +289,79 @@ class KnowledgeBase:
             raise AccessDenied("only administrators create collections")
         return self.get_or_create_collection(name)
 
+    def rename_collection(self, actor: User, name: str, new_name: str) -> Collection:
+        """Global admins and the collection's admins. Indexes and files are keyed by id, so
+        only the row changes; readers see the new name at their next refresh."""
+        new_name = (new_name or "").strip()
+        if not new_name:
+            raise ValueError("a collection needs a name")
+        if len(new_name) > 128:
+            raise ValueError("collection names have at most 128 characters")
+        collection = self._administrable(actor, name, f"{actor.username} may not rename collection {name}")
+        with self.database.session() as session:
+            clash = session.scalar(select(Collection).where(Collection.name == new_name, Collection.id != collection.id))
+            if clash is not None:
+                raise ValueError(f"a collection named {new_name!r} exists already")
+            row = session.get(Collection, collection.id)
+            row.name = new_name
+            return row
+
+    def delete_collection(self, actor: User, name: str) -> RemovalResult:
+        """Global admins and the collection's admins. One transaction removes the documents,
+        chunks, memberships, jobs and the collection row; then the index files go, then the
+        stored originals and figures no document of any other collection uses."""
+        collection = self._administrable(actor, name, f"{actor.username} may not delete collection {name}")
+        with self.database.session() as session:
+            documents = list(session.scalars(select(Document).where(Document.collection_id == collection.id)))
+            pending = remove_in_session(session, documents)
+            pending.collection_id = collection.id
+            session.execute(delete(Membership).where(Membership.collection_id == collection.id))
+            session.execute(delete(IngestJob).where(IngestJob.collection_id == collection.id))
+            session.execute(delete(Collection).where(Collection.id == collection.id))
+        removed = finish_removal(self.database.session, self.indexes, pending)
+        self.indexes.drop_collection(collection.id)
+        self.keyword_indexes.drop_collection(collection.id)
+        # The folder is this collection's alone (named by its id, which SQLite may hand out again).
+        shutil.rmtree(self.indexes.path(collection.id, TEXT_SPACE).parent, ignore_errors=True)
+        return removed
+
+    # --- jobs, dashboard, queue ---------------------------------------------------------
+
+    def jobs(self, actor: User, limit: int = 20) -> list[JobInfo]:
+        """Newest ingest jobs of the collections `actor` may change (admins and editors)."""
+        ids = self._changeable_collection_ids(actor)
+        if ids is not None and not ids:
+            raise AccessDenied(f"{actor.username} may not change any collection, so has no jobs to see")
+        return dashboard.job_infos(self.database, ids, limit=limit)
+
+    def job(self, actor: User, job_id: int) -> JobInfo:
+        exists, collection_id = dashboard.job_collection_id(self.database, job_id)
+        if not exists:
+            raise NotFound(f"no job with id {job_id}")
+        ids = self._changeable_collection_ids(actor)
+        if ids is not None and collection_id not in ids:
+            raise AccessDenied(f"{actor.username} may not see job {job_id}")
+        return dashboard.job_infos(self.database, None, limit=1, job_id=job_id)[0]
+
+    def dashboard(self, actor: User, job_limit: int = 10) -> Dashboard:
+        """Counts, index size on disk, last jobs and models for what `actor` administers."""
+        collections = self.administered_collections(actor)
+        if not actor.is_admin and not collections:
+            raise AccessDenied(f"{actor.username} administers no collection")
+        ids = None if actor.is_admin else [c.id for c in collections]
+        return Dashboard(
+            collections=dashboard.collection_stats(self.database, self.settings.index_dir, collections),
+            jobs=dashboard.job_infos(self.database, ids, limit=job_limit),
+            models=dashboard.models_in_use(self.settings, self.models),
+        )
+
+    def queue_lengths(self) -> QueueLengths:
+        """Server-wide totals for /metrics (no names, so no permission involved)."""
+        active = dashboard.active_jobs(self.database)
+        return QueueLengths(
+            ingest_queued=active.get("queued", 0), ingest_running=active.get("running", 0), asks_in_flight=self.asks_in_flight.count
+        )
+
     def ingest(
         self,
         user: User,
@@ -247,7 +376,13 @@ class KnowledgeBase:
             (collection,) = self.readable_collections(user, [collection_name])
         self._writable(user, collection)
         batch = list(uploads or []) + expand_paths(paths or [])
-        return Ingestor(self.settings, self.database, self.indexes, self.models).ingest(collection, batch, progress)
+        limits = ArchiveLimits(self.settings.zip_max_files, self.settings.zip_max_total_bytes, self.settings.max_upload_bytes)
+        # Zip archives are expanded after the permission check, so only writers can make us inflate one.
+        with tempfile.TemporaryDirectory(prefix="unzip-", dir=self.settings.data_dir) as staging:
+            batch, refused_archives = expand_archives(batch, Path(staging), limits)
+            report = Ingestor(self.settings, self.database, self.indexes, self.models).ingest(collection, batch, progress)
+        report.files[:0] = refused_archives
+        return report
 
     def ask(
         self,
@@ -262,6 +397,7 @@ class KnowledgeBase:
         events = list(self.ask_stream(user, question, collection_names, conversation_id, hyde, history))
         return events[-1].answer
 
+    @_counted_as_ask
     def ask_stream(
         self,
         user: User,
@@ -312,3 +448,4 @@ class KnowledgeBase:
 
     def _answerer(self) -> Answerer:
         return Answerer(self.settings, self.database, self.indexes, self.models, self.keyword_indexes, self.hyde)
+

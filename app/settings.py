@@ -77,6 +77,9 @@ class Settings(BaseSettings):
     min_image_side_px: int = 64
     ocr_images: bool = True
     embed_batch_size: int = 32
+    # Zip uploads are expanded; these bound what one archive may unpack to (zip bombs).
+    zip_max_files: int = 1000
+    zip_max_total_mb: float = 2000.0
 
     # Query
     dense_top_k: int = 40
@@ -144,6 +147,10 @@ class Settings(BaseSettings):
     @property
     def max_upload_bytes(self) -> int:
         return int(self.max_upload_mb * 1024 * 1024)
+
+    @property
+    def zip_max_total_bytes(self) -> int:
+        return int(self.zip_max_total_mb * 1024 * 1024)
 
     def ensure_dirs(self) -> None:
         for path in (self.data_dir, self.index_dir, self.files_dir, self.figures_dir):

@@ -3,13 +3,14 @@
 from __future__ import annotations
 
 import json
+from pathlib import Path
 
 import pytest
 from fastapi.testclient import TestClient
 
 from app.api import create_app
 from app.models import Role
-from app.service import KnowledgeBase
+from app.service import AccessDenied, KnowledgeBase
 from tests.conftest import SAMPLES, make_settings
 
 PROTECTED = [
@@ -17,6 +18,11 @@ PROTECTED = [
     ("get", "/api/collections", None),
     ("post", "/api/collections", {"name": "x"}),
     ("put", "/api/collections/docs/members", {"username": "bob", "role": "reader"}),
+    ("get", "/api/collections/docs/members", None),
+    ("patch", "/api/collections/docs", {"name": "renamed"}),
+    ("delete", "/api/collections/docs", None),
+    ("get", "/api/jobs", None),
+    ("get", "/api/jobs/1", None),
     ("get", "/api/collections/docs/documents", None),
     ("delete", "/api/collections/docs/documents/1", None),
     ("post", "/api/ask", {"question": "hi"}),
@@ -158,3 +164,104 @@ def test_an_upload_over_the_size_cap_is_refused_not_truncated(site):
         kb.settings.max_upload_mb = original
     (result,) = response.json()["files"]
     assert result["outcome"] == "failed" and "limit" in result["error"]
+
+
+def _login(client, name: str) -> dict:
+    response = client.post("/api/tokens", json={"username": name, "password": f"{name}-password"})
+    assert response.status_code == 200, response.text
+    return {"Authorization": f"Bearer {response.json()['token']}"}
+
+
+def test_new_admin_routes_refuse_readers_and_non_members(site):
+    client, bob, eve = site["client"], site["bob"], site["eve"]
+    docs_job = client.get("/api/jobs", headers=site["alice"]).json()[-1]["id"]
+    for headers in (bob, eve):  # bob reads docs, eve has no membership at all
+        assert client.get("/api/collections/docs/members", headers=headers).status_code == 403
+        assert client.patch("/api/collections/docs", json={"name": "mine"}, headers=headers).status_code == 403
+        assert client.delete("/api/collections/docs", headers=headers).status_code == 403
+        assert client.get(f"/api/jobs/{docs_job}", headers=headers).status_code == 403
+    assert client.get("/api/jobs", headers=eve).status_code == 403
+    assert client.get("/api/jobs", headers=bob).status_code == 403  # a reader changes nothing, so has no jobs
+    assert [c["name"] for c in client.get("/api/collections", headers=site["alice"]).json()] == ["docs"]
+
+
+def test_a_collection_admin_lists_members_and_renames_their_own_collection(site):
+    client, alice = site["client"], site["alice"]
+    site["kb"].accounts.create_user("carol", "carol-password")
+    carol = _login(client, "carol")
+    assert client.post("/api/collections", json={"name": "scratch"}, headers=alice).status_code == 201
+    assert client.put("/api/collections/scratch/members", json={"username": "carol", "role": "admin"}, headers=alice).status_code == 200
+    assert client.put("/api/collections/scratch/members", json={"username": "bob", "role": "editor"}, headers=carol).status_code == 200
+    members = client.get("/api/collections/scratch/members", headers=carol).json()
+    assert members == [{"username": "bob", "role": "editor"}, {"username": "carol", "role": "admin"}]
+    assert client.get("/api/collections/docs/members", headers=carol).status_code == 403  # not hers
+    assert client.patch("/api/collections/scratch", json={"name": "docs"}, headers=carol).status_code == 400  # taken
+    renamed = client.patch("/api/collections/scratch", json={"name": "field notes"}, headers=carol)
+    assert renamed.status_code == 200 and renamed.json()["name"] == "field notes"
+    assert "field notes" in [c["name"] for c in client.get("/api/collections", headers=site["bob"]).json()]
+    assert client.patch("/api/collections/scratch", json={"name": "x"}, headers=alice).status_code == 404
+    assert client.delete("/api/collections/field notes", headers=site["bob"]).status_code == 403  # editors may not
+    assert client.delete("/api/collections/field notes", headers=carol).status_code == 200
+    assert client.get("/api/collections/field notes/members", headers=alice).status_code == 404
+
+
+def test_deleting_a_collection_removes_its_documents_index_and_unshared_files(site):
+    client, kb, alice = site["client"], site["kb"], site["alice"]
+    assert client.post("/api/collections", json={"name": "temp"}, headers=alice).status_code == 201
+    unique = b"The temp collection alone mentions the QX-TEMP-41 gasket.\n" * 20
+    with (SAMPLES / "danger-high-voltage-sign.jpg").open("rb") as jpg:  # the same bytes as docs' sign.jpg
+        upload = client.post("/api/collections/temp/documents", headers=alice,
+                             files=[("files", ("temp-only.txt", unique)), ("files", ("sign-copy.jpg", jpg))])
+    assert [f["outcome"] for f in upload.json()["files"]] == ["ingested", "ingested"]
+    admin = kb.user("alice")
+    stored = {d.filename: Path(d.stored_path) for d in kb.documents(admin, "temp")}
+    temp_id = next(c.id for c in kb.readable_collections(admin) if c.name == "temp")
+    index_dir = kb.indexes.path(temp_id, "text").parent
+    assert all(p.exists() for p in stored.values()) and index_dir.is_dir()
+    job_ids = [j["id"] for j in client.get("/api/jobs", headers=alice).json() if j["collection"] == "temp"]
+    chunks = next(c["chunks"] for c in client.get("/api/collections", headers=alice).json() if c["name"] == "temp")
+
+    deleted = client.delete("/api/collections/temp", headers=alice)
+    assert deleted.status_code == 200 and len(deleted.json()["deleted_documents"]) == 2 and deleted.json()["deleted_chunks"] == chunks > 0
+    assert not stored["temp-only.txt"].exists()
+    assert stored["sign-copy.jpg"].exists()  # docs still holds these bytes
+    assert not index_dir.exists()
+    assert "temp" not in [c["name"] for c in client.get("/api/collections", headers=alice).json()]
+    assert all(client.get(f"/api/jobs/{j}", headers=alice).status_code == 404 for j in job_ids)
+    # docs is untouched: its manual is still found
+    hits = kb.search(kb.user("bob"), "replacement cooling fan part number HX-FAN-77", ["docs"])
+    assert hits[0].filename == "manual.pdf"
+    with pytest.raises(AccessDenied):
+        kb.search(admin, "QX-TEMP-41 gasket", ["temp"])
+
+
+def test_jobs_show_each_upload_with_its_counts(site):
+    client, alice = site["client"], site["alice"]
+    jobs = client.get("/api/jobs", headers=alice).json()
+    first_upload = jobs[-1]
+    assert first_upload["collection"] == "docs" and first_upload["status"] == "done"
+    assert first_upload["total_files"] == 2 and first_upload["done_files"] == 2 and first_upload["failed_files"] == 0
+    assert [j["id"] for j in jobs] == sorted((j["id"] for j in jobs), reverse=True)
+    assert client.get(f"/api/jobs/{first_upload['id']}", headers=alice).json() == first_upload
+    assert client.get("/api/jobs/999999", headers=alice).status_code == 404
+
+
+def test_metrics_show_running_ingest_jobs_and_asks_in_flight(site, tmp_path):
+    client, kb = site["client"], site["kb"]
+
+    def queue(name: str) -> float:
+        line = next(l for l in client.get("/metrics").text.splitlines() if l.startswith(f'mmkb_queue_length{{queue="{name}"}}'))
+        return float(line.split()[-1])
+
+    assert queue("ingest_running") == 0 and queue("asks_in_flight") == 0
+    seen_while_ingesting: list[float] = []
+    note = tmp_path / "metrics-note.txt"
+    note.write_text("A short note ingested while /metrics is read.")
+    kb.ingest(kb.user("alice"), "docs", paths=[note], progress=lambda *_: seen_while_ingesting.append(queue("ingest_running")))
+    assert seen_while_ingesting and seen_while_ingesting[0] == 1
+    assert queue("ingest_running") == 0
+    events = kb.ask_stream(kb.user("bob"), "What is the part number of the replacement cooling fan?", ["docs"])
+    next(events)  # the model is writing
+    assert queue("asks_in_flight") == 1
+    events.close()  # the asker went away
+    assert queue("asks_in_flight") == 0
