@@ -122,7 +122,8 @@ def models_in_use(settings, models) -> list[ModelInUse]:
         elif (role, name) in registry.BUILTIN_CHOICES:
             package = "built in (no weights)"
         else:
-            package = " ".join(packaged.pip_packages) if packaged else "not packaged"
+            pins = packaged.pip_packages if packaged else ()
+            package = (pins[0] if len(pins) == 1 else f"{pins[0]} and {len(pins) - 1} more parts") if pins else "not packaged"
         if role == "generator" and settings.generator_backend == "openai":
             name, package = f"{settings.openai_model} at {settings.openai_base_url}", "OpenAI-compatible server"
         rows.append(ModelInUse(role=role, name=name, package=package, loaded=role in vars(models)))

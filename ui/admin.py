@@ -367,7 +367,10 @@ def build_admin(kb: KnowledgeBase) -> gr.Blocks:
                         file_count="multiple", type="filepath", elem_id="upload-files",
                     )
                     ingest_button = gr.Button("Ingest into the selected collection", variant="primary", elem_id="ingest")
-                    status_table = gr.Dataframe(headers=STATUS_COLUMNS, interactive=False, wrap=True, elem_id="ingest-status")
+                    status_table = gr.Dataframe(
+                        headers=STATUS_COLUMNS, interactive=False, wrap=True, elem_id="ingest-status",
+                        column_widths=["24%", "9%", "7%", "7%", "7%", "46%"],
+                    )
                     ingest_report = gr.File(label="Ingest report (CSV, with each failed file's error)", visible=False, elem_id="ingest-report")
                 with gr.Tab("Documents", id="documents"):
                     documents_table = gr.Dataframe(headers=DOCUMENT_COLUMNS, interactive=False, wrap=True, elem_id="documents-table")
