@@ -327,7 +327,9 @@ def create_app(kb: KnowledgeBase, mount_ui: bool = True) -> FastAPI:
 
         auth = _gradio_auth(kb) if kb.login_required() else None
         # /admin first: the chat's mount at / would otherwise answer every path.
-        api = gr.mount_gradio_app(api, build_admin(kb), path="/admin", auth=auth)
+        # One upload is at most a file at the cap or a zip that inflates to at most its limit.
+        biggest_upload = max(kb.settings.max_upload_bytes, kb.settings.zip_max_total_bytes)
+        api = gr.mount_gradio_app(api, build_admin(kb), path="/admin", auth=auth, max_file_size=biggest_upload)
         api = gr.mount_gradio_app(
             api, build_app(kb), path="/", allowed_paths=[str(kb.settings.figures_dir.resolve())], auth=auth,
         )
