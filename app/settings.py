@@ -77,6 +77,10 @@ class Settings(BaseSettings):
     min_image_side_px: int = 64
     ocr_images: bool = True
     embed_batch_size: int = 32
+    # `kb reindex` on Ray Data: RAY_ADDRESS (Ray's own variable, read unprefixed like
+    # DATABASE_URL) names a cluster; each actor loads the models once.
+    ray_address: str | None = Field(default=None, validation_alias="RAY_ADDRESS")
+    ray_actors: int = 1
 
     # Query
     dense_top_k: int = 40
@@ -106,7 +110,7 @@ class Settings(BaseSettings):
     host: str = "127.0.0.1"
     port: int = 7860
 
-    @field_validator("database_url", mode="before")
+    @field_validator("database_url", "ray_address", mode="before")
     @classmethod
     def _blank_is_none(cls, value: Any) -> Any:
         return value or None
