@@ -134,7 +134,8 @@ def test_a_reindex_killed_mid_run_leaves_the_old_index_serving_and_the_rerun_res
     data = tmp_path / "data"
     kb = KnowledgeBase(make_settings(data), models=models)
     admin = kb.system_user()
-    assert not kb.ingest(admin, "docs", paths=[SAMPLES]).failed
+    files = [SAMPLES / "solar-inverter-manual.pdf", SAMPLES / "employee-travel-policy.pdf", SAMPLES / "pump-control-wiring-diagram.png"]
+    assert not kb.ingest(admin, "docs", paths=files).failed
     documents = kb.documents(admin, "docs")
     old_ids = _chunk_ids(kb)
     question = "How long is the standard warranty on the Helios SX-400 inverter?"
@@ -165,7 +166,8 @@ def test_a_reindex_killed_mid_run_leaves_the_old_index_serving_and_the_rerun_res
     _assert_index_matches_sql(kb, "docs")
     with kb.database.session() as session:
         (job,) = session.scalars(select(IngestJob).where(IngestJob.kind == "reindex"))
-        assert job.status == JobStatus.running and job.done_files == len(staged)
+        # The count is written just after each staged file, so a kill in between leaves it one behind.
+        assert job.status == JobStatus.running and len(staged) - 1 <= job.done_files <= len(staged)
     kb.close()
 
     rerun = KnowledgeBase(make_settings(data, chunk_tokens=48, chunk_overlap_tokens=8), models=models)
