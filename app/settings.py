@@ -77,6 +77,10 @@ class Settings(BaseSettings):
     min_image_side_px: int = 64
     ocr_images: bool = True
     embed_batch_size: int = 32
+    # Threads per model call (torch embedders/rerankers, ONNX OCR); 0 = the libraries' default
+    # (every core). 1 is the default because on a small machine shared with other work extra
+    # threads spin waiting for a core: 2.5-5.6x slower embedding, ~2x slower OCR measured here.
+    model_threads: int = 1
     # `kb reindex` on Ray Data: RAY_ADDRESS (Ray's own variable, read unprefixed like
     # DATABASE_URL) names a cluster; each actor loads the models once.
     ray_address: str | None = Field(default=None, validation_alias="RAY_ADDRESS")
