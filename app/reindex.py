@@ -90,6 +90,7 @@ class Reindexer:
         }
 
     def run(self, collections: list[Collection], progress: ProgressCallback | None = None, use_ray: bool = False) -> ReindexReport:
+        self._remove_leftovers()
         plans = [self._plan(collection) for collection in collections]
         report = ReindexReport(job_ids=[p.job_id for p in plans], collections=[p.collection.name for p in plans], used_ray=use_ray)
         total = sum(len(p.tasks) for p in plans)
@@ -167,6 +168,22 @@ class Reindexer:
         plan.done, plan.failed = len(staged), sum(1 for s in staged if s.error)
         self._count(plan)
         return plan
+
+    def _remove_leftovers(self) -> None:
+        """Staging folders of jobs that are no longer running (a kill after the swap's commit,
+        before the folder was removed) hold nothing anyone will read again."""
+        if not self.root.is_dir():
+            return
+        with self.database.session() as session:
+            running = {
+                str(job_id)
+                for job_id in session.scalars(
+                    select(IngestJob.id).where(IngestJob.kind == JOB_KIND, IngestJob.status == JobStatus.running)
+                )
+            }
+        for folder in self.root.iterdir():
+            if folder.is_dir() and folder.name not in running:
+                shutil.rmtree(folder, ignore_errors=True)
 
     def _read_fingerprint(self, job_id: int) -> dict | None:
         try:
