@@ -142,7 +142,7 @@ def reindex(
     from app.service import AccessDenied, NotFound
 
     kb = _knowledge_base()
-    with tqdm(unit="doc", desc="reindex", file=sys.stderr) as bar:
+    with tqdm(unit="doc", desc="reindex", file=sys.stderr, delay=0.5) as bar:
 
         def progress(done: int, total: int, name: str) -> None:
             bar.total = total
