@@ -131,6 +131,41 @@ def documents(collection: Annotated[str, typer.Option("--collection", "-c")]) ->
         typer.echo(line + (f": {document.error}" if document.error else ""))
 
 
+@cli.command()
+def reindex(
+    collection: Annotated[Optional[str], typer.Option("--collection", "-c", help="Only this collection; default all.")] = None,
+    use_ray: Annotated[bool, typer.Option("--ray", help="Run parse and embed on Ray Data (also when RAY_ADDRESS is set).")] = False,
+) -> None:
+    """Rebuild every ready document's chunks and vectors from the stored originals (after a
+    model or chunk-size change). Resumable: run it again after a kill and it continues; the
+    old index answers queries until the new one is complete."""
+    from app.service import AccessDenied, NotFound
+
+    kb = _knowledge_base()
+    with tqdm(unit="doc", desc="reindex", file=sys.stderr, delay=0.5) as bar:
+
+        def progress(done: int, total: int, name: str) -> None:
+            bar.total = total
+            bar.n = done
+            if name:
+                bar.set_postfix_str(name[:40])
+            bar.refresh()
+
+        try:
+            report = kb.reindex(kb.system_user(), collection, progress=progress, use_ray=use_ray)
+        except (AccessDenied, NotFound) as exc:
+            _fail(str(exc))
+    for document in report.failed:
+        typer.secho(f"  FAILED  {document.collection}/{document.filename}: {document.error} (previous chunks kept)", fg=typer.colors.RED)
+    where = " on Ray" if report.used_ray else ""
+    typer.echo(
+        f"{len(report.rebuilt)} rebuilt{where}, {len(report.resumed)} taken from the interrupted run, "
+        f"{len(report.failed)} failed; collections: {', '.join(report.collections) or 'none'}"
+    )
+    if report.failed and not report.rebuilt and not report.resumed:
+        raise typer.Exit(code=1)
+
+
 admin = typer.Typer(help="Accounts and permissions.", no_args_is_help=True)
 cli.add_typer(admin, name="admin")
 

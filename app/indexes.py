@@ -7,11 +7,14 @@ embeddings the next time it is opened, without re-embedding anything.
 
 from __future__ import annotations
 
+import os
 import threading
 from pathlib import Path
 
 import numpy as np
+from filelock import FileLock
 from sqlalchemy import func, select
+from sqlalchemy.orm import Session
 
 from app.db import Database
 from app.models import Chunk, Document, DocumentStatus
@@ -88,6 +91,37 @@ class IndexManager:
             if missing or extra or not store.path.exists():
                 store.save()
         return len(missing), len(extra)
+
+    def build_replacement(self, session: Session, collection_id: int, space: str) -> Path:
+        """Write a complete new index of the collection's ready chunks, as `session` sees them
+        (a re-index's swap transaction, before its commit), next to the live one. The live
+        index keeps serving until install_replacement renames this file over it."""
+        query = (
+            select(Chunk.id, Chunk.embedding)
+            .join(Document, Document.id == Chunk.document_id)
+            .where(*self._is_ready(collection_id, space))
+            .order_by(Chunk.id)
+        )
+        ids: list[int] = []
+        vectors: list[np.ndarray] = []
+        for chunk_id, blob in session.execute(query):
+            ids.append(chunk_id)
+            vectors.append(np.frombuffer(blob, dtype=np.float32))
+        path = self.path(collection_id, space)
+        replacement = VectorStore(path.with_name(path.name + ".next"), self.dims[space], self.hnsw_threshold)
+        replacement.replace_all(ids, np.vstack(vectors) if vectors else np.zeros((0, self.dims[space]), dtype=np.float32))
+        replacement.save()
+        return replacement.path
+
+    def install_replacement(self, collection_id: int, space: str, replacement: Path) -> None:
+        """Rename a built replacement over the live index: readers see the old file or the
+        new one, never a mix. Open stores reload it by its modification time."""
+        live = self.path(collection_id, space)
+        store = self._stores.get((collection_id, space))
+        with store.lock if store is not None else FileLock(str(live) + ".lock"):
+            os.replace(replacement, live)
+            # The old index's deletion marks (HNSW) mean nothing to the new one.
+            Path(str(live) + ".deleted.npy").unlink(missing_ok=True)
 
     def remove(self, collection_id: int, space: str, ids: list[int]) -> None:
         store = self.store(collection_id, space)

@@ -140,7 +140,7 @@ class Ingestor:
                 raise IngestError(rejection)
             stored = self._store_original(upload.path, sha, mime)
             parsed = parse_file(stored, mime)
-            text_chunks, image_rows = self._index_rows(parsed, sha, filename)
+            text_chunks, image_rows = self.index_rows(parsed, sha, filename)
         except IngestError as exc:
             return self._fail(document_id, filename, str(exc))
 
@@ -207,7 +207,9 @@ class Ingestor:
             partial.replace(target)
         return target
 
-    def _index_rows(self, parsed: ParsedFile, sha: str, filename: str) -> tuple[list[Chunk], list[Chunk]]:
+    def index_rows(self, parsed: ParsedFile, sha: str, filename: str) -> tuple[list[Chunk], list[Chunk]]:
+        """Unsaved chunk rows with their embeddings. Needs only settings and models (no database),
+        so `kb reindex` and its Ray workers build chunks exactly as ingestion does."""
         text_embedder = self.models.text_embedder
         pieces = chunk_pages(
             parsed.pages,

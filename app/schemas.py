@@ -149,3 +149,39 @@ class QueueLengths(BaseModel):
     ingest_queued: int
     ingest_running: int
     asks_in_flight: int
+class ReindexOutcome(str, Enum):
+    rebuilt = "rebuilt"  # parsed, chunked and embedded by this run
+    resumed = "resumed"  # staged by an earlier, interrupted run of the same job: not redone
+    failed = "failed"  # kept its previous chunks; `error` says why
+    skipped = "skipped"  # deleted or replaced while the job ran
+
+
+class ReindexedDocument(BaseModel):
+    collection: str
+    document_id: int
+    filename: str
+    outcome: ReindexOutcome
+    chunks: int = 0
+    error: str | None = None
+
+
+class ReindexReport(BaseModel):
+    job_ids: list[int] = Field(default_factory=list)  # one ingest_jobs row (kind "reindex") per collection
+    collections: list[str] = Field(default_factory=list)
+    documents: list[ReindexedDocument] = Field(default_factory=list)
+    used_ray: bool = False
+
+    def _with(self, outcome: ReindexOutcome) -> list[ReindexedDocument]:
+        return [d for d in self.documents if d.outcome == outcome]
+
+    @property
+    def rebuilt(self) -> list[ReindexedDocument]:
+        return self._with(ReindexOutcome.rebuilt)
+
+    @property
+    def resumed(self) -> list[ReindexedDocument]:
+        return self._with(ReindexOutcome.resumed)
+
+    @property
+    def failed(self) -> list[ReindexedDocument]:
+        return self._with(ReindexOutcome.failed)

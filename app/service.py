@@ -29,7 +29,7 @@ from app.ingestion import Ingestor, ProgressCallback, Upload, expand_paths
 from app.model_set import ModelSet
 from app.models import Chunk, Collection, Document, DocumentStatus, IngestJob, Membership, Role, User
 from app.removal import RemovalResult, finish_removal, remove_in_session
-from app.schemas import Answer, CollectionInfo, Dashboard, IngestReport, JobInfo, MemberInfo, QueueLengths, Source
+from app.schemas import Answer, CollectionInfo, Dashboard, IngestReport, JobInfo, MemberInfo, QueueLengths, ReindexReport, Source
 from app.settings import Settings
 from retrieval.hyde import HydeWriter
 
@@ -383,6 +383,32 @@ class KnowledgeBase:
             report = Ingestor(self.settings, self.database, self.indexes, self.models).ingest(collection, batch, progress)
         report.files[:0] = refused_archives
         return report
+
+    def reindex(
+        self,
+        user: User,
+        collection_name: str | None = None,
+        progress: ProgressCallback | None = None,
+        use_ray: bool = False,
+    ) -> ReindexReport:
+        """Rebuild the chunks and vectors of every ready document (of one collection, or of all)
+        from the stored originals, e.g. after a model or chunk-size change. Resumable; the old
+        chunks serve queries until the swap at the end (app/reindex.py). Global admins may
+        re-index everything, a collection's admins their collection. Ray Data runs the parse
+        and embed stages when use_ray is set or RAY_ADDRESS names a cluster."""
+        from app.reindex import Reindexer
+
+        with self.database.session() as session:
+            if collection_name is None:
+                if not user.is_admin:
+                    raise AccessDenied("only administrators re-index every collection")
+                collections = list(session.scalars(select(Collection).order_by(Collection.name)))
+            else:
+                collections = [self._collection_by_name(session, collection_name)]
+        if collection_name is not None and not user.is_admin and self._role(user, collections[0]) != Role.admin:
+            raise AccessDenied(f"{user.username} may not re-index collection {collection_name}")
+        use_ray = use_ray or bool(self.settings.ray_address)
+        return Reindexer(self.settings, self.database, self.indexes, self.models).run(collections, progress, use_ray)
 
     def ask(
         self,

@@ -12,6 +12,8 @@ mmkb's 128/32 tokens) + HuggingFaceEmbeddings (langchain_community's; langchain-
 requires huggingface_hub<2 and would downgrade it) + FAISS.from_documents, on the same
 all-MiniLM-L6-v2 folder. It does less than mmkb: no figures, no OCR, no tables, no SQL, no
 per-file failure handling. mmkb runs once with OCR of figures (default) and once without.
+mmkb limits its models to MMKB_MODEL_THREADS (default 1) threads; "langchain-1-thread" is the
+LangChain pipeline with torch limited the same way, to show how much of the gap is threading.
 """
 
 from __future__ import annotations
@@ -32,6 +34,7 @@ ROOT = Path(__file__).resolve().parents[1]
 # the `ingest` package; import from the repository root instead.
 sys.path[:] = [str(ROOT)] + [p for p in sys.path if Path(p or ".").resolve() != Path(__file__).resolve().parent]
 SAMPLES = ROOT / "samples" / "collection"
+PIPELINES = ("mmkb", "mmkb-no-ocr", "langchain", "langchain-1-thread")
 
 
 def make_corpus(folder: Path, copies: int) -> tuple[list[Path], int]:
@@ -69,7 +72,11 @@ def run_mmkb(files: list[Path], data_dir: Path, ocr: bool) -> dict:
     return {"load_s": loaded - started, "ingest_s": done - loaded, "chunks": sum(f.text_chunks for f in report.files)}
 
 
-def run_langchain(files: list[Path]) -> dict:
+def run_langchain(files: list[Path], threads: int | None = None) -> dict:
+    if threads:
+        import torch
+
+        torch.set_num_threads(threads)
     from langchain_community.document_loaders import PyPDFLoader
     from langchain_community.embeddings import HuggingFaceEmbeddings
     from langchain_community.vectorstores import FAISS
@@ -92,8 +99,8 @@ def run_langchain(files: list[Path]) -> dict:
 
 def child(args) -> None:
     files = [Path(p) for p in json.loads(Path(args.files).read_text())]
-    if args.pipeline == "langchain":
-        result = run_langchain(files)
+    if args.pipeline.startswith("langchain"):
+        result = run_langchain(files, threads=1 if args.pipeline == "langchain-1-thread" else None)
     else:
         result = run_mmkb(files, Path(args.data_dir), ocr=args.pipeline == "mmkb")
     result["peak_rss_mb"] = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
@@ -103,6 +110,7 @@ def child(args) -> None:
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--copies", type=int, default=4, help="copies of each sample PDF")
+    parser.add_argument("--pipelines", default=",".join(PIPELINES), help="comma-separated subset of " + ", ".join(PIPELINES))
     parser.add_argument("--pipeline", help=argparse.SUPPRESS)
     parser.add_argument("--files", help=argparse.SUPPRESS)
     parser.add_argument("--data-dir", help=argparse.SUPPRESS)
@@ -115,7 +123,7 @@ def main() -> None:
         listing = Path(tmp) / "files.json"
         listing.write_text(json.dumps([str(p) for p in files]))
         results = {}
-        for pipeline in ("mmkb", "mmkb-no-ocr", "langchain"):
+        for pipeline in args.pipelines.split(","):
             command = [sys.executable, __file__, "--pipeline", pipeline, "--files", str(listing), "--data-dir", str(Path(tmp) / pipeline)]
             env = {**os.environ, "PYTHONPATH": str(ROOT)}
             done = subprocess.run(command, capture_output=True, text=True, env=env, cwd=ROOT)
@@ -128,9 +136,11 @@ def main() -> None:
     print("| --- | --- | --- | --- | --- | --- |")
     for name, r in results.items():
         print(f"| {name} | {pages / r['ingest_s']:.2f} | {r['ingest_s']:.1f} | {r['load_s']:.1f} | {r['chunks']} | {r['peak_rss_mb']:.0f} |")
-    base = pages / results["langchain"]["ingest_s"]
-    for name in ("mmkb", "mmkb-no-ocr"):
-        print(f"{name} / langchain pages/s: {pages / results[name]['ingest_s'] / base:.2f}")
+    if "langchain" in results:
+        base = pages / results["langchain"]["ingest_s"]
+        for name in ("mmkb", "mmkb-no-ocr"):
+            if name in results:
+                print(f"{name} / langchain pages/s: {pages / results[name]['ingest_s'] / base:.2f}")
 
 
 if __name__ == "__main__":

@@ -10,10 +10,12 @@ import numpy as np
 
 
 class RapidOcr:
-    def __init__(self) -> None:
+    def __init__(self, threads: int = 0) -> None:
         from rapidocr_onnxruntime import RapidOCR
 
-        self.engine = RapidOCR()
+        # threads=0: onnxruntime's default (every core); see MMKB_MODEL_THREADS for why 1 is the default.
+        limits = {"intra_op_num_threads": threads, "inter_op_num_threads": 1} if threads > 0 else {}
+        self.engine = RapidOCR(**limits)
         self._lock = threading.Lock()
 
     def read(self, png_bytes: bytes, min_confidence: float = 0.5) -> str:

@@ -1,0 +1,272 @@
+"""`kb reindex`: rebuild every ready document's chunks and vectors from its stored original.
+
+A resumable job per collection, recorded in ingest_jobs (kind "reindex"):
+
+1. Build: each document is parsed, chunked and embedded (here, or on Ray Data) and its
+   result staged as a file under ``<data dir>/reindex/<job id>/``. Nothing that queries
+   read changes: the old chunks and the old index keep serving.
+2. Swap: one SQL transaction replaces the chunk rows of every rebuilt document (and bumps
+   the document row, so BM25 rebuilds); inside it the new FAISS index is written next to
+   the live one, and right after the commit it is renamed over it.
+
+Killed at any point, the next run finds the job still "running" and its staged files, and
+only builds what is missing. A crash between the commit and the rename leaves an index
+behind SQL, which IndexManager repairs from the stored embeddings when it opens it (SQL
+stays the source of truth). Staged results are trusted only if the settings that shape
+chunks (chunk size, models, OCR) are unchanged; otherwise the job starts over.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import os
+import shutil
+from collections.abc import Iterable, Iterator
+from dataclasses import dataclass, field
+from datetime import datetime, timezone
+from pathlib import Path
+
+from sqlalchemy import delete, select
+
+from app.db import Database
+from app.indexes import IndexManager
+from app.ingestion import ProgressCallback
+from app.models import Chunk, ChunkKind, Collection, Document, DocumentStatus, IngestJob, JobStatus
+from app.reindex_build import DocumentTask, StagedDocument, build_document
+from app.schemas import ReindexedDocument, ReindexOutcome, ReindexReport
+from app.settings import Settings
+
+log = logging.getLogger(__name__)
+
+JOB_KIND = "reindex"
+FINGERPRINT_FILE = "settings.json"
+
+
+@dataclass
+class _Plan:
+    """One collection's job: its documents, and which of them an earlier run already staged."""
+
+    collection: Collection
+    job_id: int
+    folder: Path
+    tasks: list[DocumentTask]
+    staged_before: set[int] = field(default_factory=set)
+    done: int = 0
+    failed: int = 0
+
+    def stage_path(self, document_id: int, sha256: str) -> Path:
+        return self.folder / f"doc-{document_id}-{sha256[:16]}.json"
+
+
+def _utcnow() -> datetime:
+    return datetime.now(timezone.utc)
+
+
+class Reindexer:
+    def __init__(self, settings: Settings, database: Database, indexes: IndexManager, models) -> None:
+        self.settings = settings
+        self.database = database
+        self.indexes = indexes
+        self.models = models
+
+    @property
+    def root(self) -> Path:
+        return self.settings.data_dir / "reindex"
+
+    def fingerprint(self) -> dict:
+        """What a staged result depends on besides the document's bytes."""
+        s = self.settings
+        return {
+            "chunk_tokens": s.chunk_tokens,
+            "chunk_overlap_tokens": s.chunk_overlap_tokens,
+            "text_embedder": s.text_embedder,
+            "text_embedder_path": str(s.text_embedder_path or ""),
+            "image_embedder": s.image_embedder,
+            "image_embedder_path": str(s.image_embedder_path or ""),
+            "ocr_images": s.ocr_images,
+            "min_image_side_px": s.min_image_side_px,
+            "dims": self.indexes.dims,
+        }
+
+    def run(self, collections: list[Collection], progress: ProgressCallback | None = None, use_ray: bool = False) -> ReindexReport:
+        self._remove_leftovers()
+        plans = [self._plan(collection) for collection in collections]
+        report = ReindexReport(job_ids=[p.job_id for p in plans], collections=[p.collection.name for p in plans], used_ray=use_ray)
+        total = sum(len(p.tasks) for p in plans)
+        done = sum(len(p.staged_before) for p in plans)
+        if progress:
+            progress(done, total, "")
+        owner = {task.document_id: plan for plan in plans for task in plan.tasks}
+        pending = [task for plan in plans for task in plan.tasks if task.document_id not in plan.staged_before]
+        for staged in self._build(pending, use_ray):
+            plan = owner[staged.document_id]
+            staged.write(plan.stage_path(staged.document_id, staged.sha256))
+            plan.done += 1
+            plan.failed += bool(staged.error)
+            self._count(plan)
+            done += 1
+            if progress:
+                progress(done, total, staged.filename)
+        for plan in plans:
+            report.documents.extend(self._swap(plan))
+        if progress:
+            progress(total, total, "")
+        return report
+
+    def _build(self, tasks: list[DocumentTask], use_ray: bool) -> Iterable[StagedDocument]:
+        if not tasks:
+            return []
+        if use_ray:
+            from app.reindex_ray import build_on_ray
+
+            return build_on_ray(tasks, self.settings)
+        return self._build_here(tasks)
+
+    def _build_here(self, tasks: list[DocumentTask]) -> Iterator[StagedDocument]:
+        for task in tasks:
+            yield build_document(task, self.settings, self.models)
+
+    # --- the job row and its staging folder ------------------------------------------
+
+    def _plan(self, collection: Collection) -> _Plan:
+        fingerprint = self.fingerprint()
+        with self.database.session() as session:
+            documents = list(
+                session.scalars(
+                    select(Document)
+                    .where(Document.collection_id == collection.id, Document.status == DocumentStatus.ready)
+                    .order_by(Document.id)
+                )
+            )
+            job = session.scalar(
+                select(IngestJob)
+                .where(IngestJob.collection_id == collection.id, IngestJob.kind == JOB_KIND, IngestJob.status == JobStatus.running)
+                .order_by(IngestJob.id.desc())
+            )
+            if job is not None and self._read_fingerprint(job.id) != fingerprint:
+                # Staged with other settings (or killed before its folder existed): not reusable.
+                job.status, job.finished_at = JobStatus.failed, _utcnow()
+                job.message = "abandoned: the settings that shape chunks changed before it finished; a new job started"
+                shutil.rmtree(self.root / str(job.id), ignore_errors=True)
+                job = None
+            if job is None:
+                job = IngestJob(collection_id=collection.id, kind=JOB_KIND, status=JobStatus.running)
+                session.add(job)
+                session.flush()
+                folder = self.root / str(job.id)
+                folder.mkdir(parents=True, exist_ok=True)
+                partial = folder / (FINGERPRINT_FILE + ".part")
+                partial.write_text(json.dumps(fingerprint, sort_keys=True))
+                os.replace(partial, folder / FINGERPRINT_FILE)
+            job.total_files = len(documents)
+            job_id = job.id
+        tasks = [DocumentTask(d.id, d.sha256, d.filename, d.mime or "", d.stored_path or "") for d in documents]
+        plan = _Plan(collection=collection, job_id=job_id, folder=self.root / str(job_id), tasks=tasks)
+        staged = self._staged(plan)
+        plan.staged_before = {s.document_id for s in staged}
+        plan.done, plan.failed = len(staged), sum(1 for s in staged if s.error)
+        self._count(plan)
+        return plan
+
+    def _remove_leftovers(self) -> None:
+        """Staging folders of jobs that are no longer running (a kill after the swap's commit,
+        before the folder was removed) hold nothing anyone will read again."""
+        if not self.root.is_dir():
+            return
+        with self.database.session() as session:
+            running = {
+                str(job_id)
+                for job_id in session.scalars(
+                    select(IngestJob.id).where(IngestJob.kind == JOB_KIND, IngestJob.status == JobStatus.running)
+                )
+            }
+        for folder in self.root.iterdir():
+            if folder.is_dir() and folder.name not in running:
+                shutil.rmtree(folder, ignore_errors=True)
+
+    def _read_fingerprint(self, job_id: int) -> dict | None:
+        try:
+            return json.loads((self.root / str(job_id) / FINGERPRINT_FILE).read_text())
+        except (OSError, ValueError):
+            return None
+
+    def _staged(self, plan: _Plan) -> list[StagedDocument]:
+        found = []
+        for task in plan.tasks:
+            path = plan.stage_path(task.document_id, task.sha256)
+            if path.is_file():
+                found.append(StagedDocument.from_json(path.read_text(encoding="utf-8")))
+        return found
+
+    def _count(self, plan: _Plan) -> None:
+        with self.database.session() as session:
+            job = session.get(IngestJob, plan.job_id)
+            job.done_files, job.failed_files = plan.done, plan.failed
+
+    # --- the swap ------------------------------------------------------------------------
+
+    def _swap(self, plan: _Plan) -> list[ReindexedDocument]:
+        results: list[ReindexedDocument] = []
+        collection_id = plan.collection.id
+        with self.database.session() as session:
+            for staged in self._staged(plan):
+                outcome = ReindexOutcome.resumed if staged.document_id in plan.staged_before else ReindexOutcome.rebuilt
+                result = ReindexedDocument(
+                    collection=plan.collection.name, document_id=staged.document_id, filename=staged.filename, outcome=outcome
+                )
+                results.append(result)
+                document = session.get(Document, staged.document_id)
+                if (
+                    document is None
+                    or document.collection_id != collection_id
+                    or document.sha256 != staged.sha256
+                    or document.status != DocumentStatus.ready
+                ):
+                    result.outcome = ReindexOutcome.skipped  # deleted or replaced while the job ran
+                    continue
+                if staged.error:
+                    result.outcome, result.error = ReindexOutcome.failed, staged.error
+                    document.error = f"re-index failed, the previous chunks are kept: {staged.error}"
+                    continue
+                old_ids = list(session.scalars(select(Chunk.id).where(Chunk.document_id == document.id)))
+                # New rows first, then the old ones go: new ids are then above every old one, so no
+                # id is reused for other content within the swap.
+                session.add_all(
+                    Chunk(
+                        document_id=document.id,
+                        collection_id=collection_id,
+                        page=c.page,
+                        kind=ChunkKind(c.kind),
+                        ordinal=c.ordinal,
+                        text=c.text,
+                        char_start=c.char_start,
+                        char_end=c.char_end,
+                        image_path=c.image_path,
+                        vector_space=c.vector_space,
+                        embedding=c.embedding,
+                    )
+                    for c in staged.chunks
+                )
+                session.flush()
+                for start in range(0, len(old_ids), 500):
+                    session.execute(delete(Chunk).where(Chunk.id.in_(old_ids[start : start + 500])))
+                document.page_count = staged.page_count
+                document.error = None
+                # Chunks never change without their document row: this is what tells every
+                # process's BM25 index (KeywordIndexManager.signature) to rebuild.
+                document.updated_at = _utcnow()
+                result.chunks = len(staged.chunks)
+            session.flush()
+            replacements = {space: self.indexes.build_replacement(session, collection_id, space) for space in self.indexes.dims}
+            job = session.get(IngestJob, plan.job_id)
+            failed = [r for r in results if r.outcome == ReindexOutcome.failed]
+            job.status, job.finished_at = JobStatus.done, _utcnow()
+            job.done_files, job.failed_files = len(results), len(failed)
+            rebuilt = sum(1 for r in results if r.outcome in (ReindexOutcome.rebuilt, ReindexOutcome.resumed))
+            message = f"{rebuilt} re-indexed, {len(failed)} failed (kept their previous chunks)"
+            job.message = message + "".join(f"\n{r.filename}: {r.error}" for r in failed)
+        for space, replacement in replacements.items():
+            self.indexes.install_replacement(collection_id, space, replacement)
+        shutil.rmtree(plan.folder, ignore_errors=True)
+        return results

@@ -1,0 +1,112 @@
+"""One document's re-index result: built from its stored original, staged as a file.
+
+The parse + chunk + embed stage of `kb reindex`, run in the driver or in Ray workers.
+Results are plain data (no ORM objects, no database), so a worker can return them and the
+driver can write them under the job's staging folder, where a rerun after a kill finds them.
+"""
+
+from __future__ import annotations
+
+import base64
+import json
+import logging
+import os
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+
+from app.settings import Settings
+from ingest.loaders import parse_file
+from ingest.types import IngestError
+
+log = logging.getLogger(__name__)
+
+
+@dataclass(frozen=True)
+class DocumentTask:
+    """A ready document to rebuild: where its stored original is and what it is."""
+
+    document_id: int
+    sha256: str
+    filename: str
+    mime: str
+    stored_path: str
+
+
+@dataclass(frozen=True)
+class StagedChunk:
+    page: int | None
+    kind: str
+    ordinal: int
+    text: str
+    char_start: int | None
+    char_end: int | None
+    image_path: str | None
+    vector_space: str
+    embedding: bytes  # float32, as stored in the chunks table
+
+
+@dataclass
+class StagedDocument:
+    document_id: int
+    sha256: str
+    filename: str
+    page_count: int | None = None
+    chunks: list[StagedChunk] = field(default_factory=list)
+    error: str | None = None  # the document keeps its old chunks; this says why
+
+    def to_json(self) -> str:
+        data = asdict(self)
+        data["chunks"] = [{**c, "embedding": base64.b64encode(c["embedding"]).decode("ascii")} for c in data["chunks"]]
+        return json.dumps(data)
+
+    @classmethod
+    def from_json(cls, text: str) -> StagedDocument:
+        data = json.loads(text)
+        chunks = [StagedChunk(**{**c, "embedding": base64.b64decode(c["embedding"])}) for c in data.pop("chunks")]
+        return cls(**data, chunks=chunks)
+
+    def write(self, path: Path) -> None:
+        """Atomically: a kill mid-write leaves no half file that a rerun would trust."""
+        partial = path.with_suffix(".part")
+        partial.write_text(self.to_json(), encoding="utf-8")
+        os.replace(partial, path)
+
+
+def build_document(task: DocumentTask, settings: Settings, models) -> StagedDocument:
+    """Parse, chunk and embed one stored original exactly as ingestion does.
+
+    Any failure is returned as the result's error rather than raised: one bad document
+    must not stop the job, and it stays on its old chunks."""
+    from app.ingestion import Ingestor  # here, not at import: Ray workers import this module lazily
+
+    staged = StagedDocument(document_id=task.document_id, sha256=task.sha256, filename=task.filename)
+    stored = Path(task.stored_path) if task.stored_path else None
+    if stored is None or not stored.is_file():
+        staged.error = f"the stored original {task.stored_path or '(none recorded)'} is missing; ingest the file again"
+        return staged
+    try:
+        parsed = parse_file(stored, task.mime)
+        text_rows, image_rows = Ingestor(settings, None, None, models).index_rows(parsed, task.sha256, task.filename)
+    except IngestError as exc:
+        staged.error = str(exc)
+        return staged
+    except Exception as exc:  # a bug must not sink the job either; it is recorded
+        log.exception("unexpected error re-indexing %s", task.filename)
+        staged.error = f"internal error: {exc}"
+        return staged
+    staged.page_count = parsed.page_count
+    staged.chunks = [
+        StagedChunk(
+            page=row.page,
+            kind=row.kind.value,
+            ordinal=row.ordinal,
+            text=row.text,
+            char_start=row.char_start,
+            char_end=row.char_end,
+            image_path=row.image_path,
+            vector_space=row.vector_space,
+            embedding=row.embedding,
+        )
+        for row in text_rows + image_rows
+    ]
+    return staged
