@@ -264,7 +264,7 @@ class Reindexer:
             job.status, job.finished_at = JobStatus.done, _utcnow()
             job.done_files, job.failed_files = len(results), len(failed)
             rebuilt = sum(1 for r in results if r.outcome in (ReindexOutcome.rebuilt, ReindexOutcome.resumed))
-            message = f"{rebuilt} re-indexed, {len(failed)} failed (kept their previous chunks)"
+            message = f"{rebuilt} re-indexed, {len(failed)} failed" + (" (kept their previous chunks)" if failed else "")
             job.message = message + "".join(f"\n{r.filename}: {r.error}" for r in failed)
         for space, replacement in replacements.items():
             self.indexes.install_replacement(collection_id, space, replacement)

@@ -20,7 +20,7 @@ import pandas as pd
 
 from app.ingestion import Upload
 from app.models import User
-from app.schemas import Dashboard, FileOutcome, IngestReport
+from app.schemas import Dashboard, FileOutcome, IngestReport, ReindexReport
 from app.service import AccessDenied, KnowledgeBase, NotFound
 from ingest.loaders import safe_filename
 
@@ -317,6 +317,43 @@ def build_admin(kb: KnowledgeBase) -> gr.Blocks:
 
     # --- dashboard -----------------------------------------------------------------
 
+    def reindex_collection(selected: str | None, request: gr.Request, progress=gr.Progress()) -> Iterator[str]:
+        """Rebuild the collection's chunks and vectors from its stored files (after a model or
+        chunk-setting change). The old index keeps answering until the job swaps at the end."""
+        try:
+            user = actor(request)
+            if not selected:
+                raise ValueError("choose a collection first")
+        except (AccessDenied, NotFound, ValueError) as exc:
+            yield _warning(exc)
+            return
+        events: queue.Queue = queue.Queue()
+        outcome: dict = {}
+
+        def work() -> None:
+            try:
+                outcome["report"] = kb.reindex(user, selected, progress=lambda *event: events.put(event))
+            except Exception as exc:  # shown below; the console stays usable
+                outcome["error"] = exc
+            finally:
+                events.put(None)
+
+        threading.Thread(target=work, name="admin-reindex", daemon=True).start()
+        progress(0, desc="Starting…")
+        while (event := events.get()) is not None:
+            done, total, current = event
+            progress((done, total), desc=f"{current or 'swapping in the new index'}", unit="documents")
+            yield f"Re-indexing **{selected}**: {done} of {total} documents done…"
+        if "error" in outcome:
+            yield _warning(outcome["error"])
+            return
+        report: ReindexReport = outcome["report"]
+        failed = "; ".join(f"{d.filename}: {d.error}" for d in report.failed)
+        yield (
+            f"Re-indexed **{selected}**: {len(report.rebuilt)} rebuilt, {len(report.resumed)} resumed from an "
+            f"interrupted run, {len(report.failed)} failed" + (f" (kept their previous chunks: {failed})" if failed else "") + "."
+        )
+
     def dashboard(request: gr.Request):
         try:
             return dashboard_views(kb.dashboard(actor(request)))
@@ -385,15 +422,15 @@ def build_admin(kb: KnowledgeBase) -> gr.Blocks:
                     jobs_table = gr.Dataframe(headers=JOB_COLUMNS, interactive=False, wrap=True, label="Last jobs", elem_id="jobs-table")
                     models_table = gr.Dataframe(headers=MODEL_COLUMNS, interactive=False, label="Models in use")
                     dashboard_refresh = gr.Button("Refresh dashboard", elem_id="dashboard-refresh")
-                    # RE-INDEX SLOT: KnowledgeBase.reindex(...) is built elsewhere; wire it here as a
-                    # "Re-index" button beside "Refresh dashboard" whose handler, like ingest_files,
-                    # runs the job in a thread, feeds gr.Progress and refreshes jobs_table when done.
+                    reindex_button = gr.Button("Re-index the selected collection", elem_id="reindex")
+                    reindex_status = gr.Markdown(elem_id="reindex-status")
 
         VIEW = [message, collection, collections_table, members_table, documents_table, document_choice]
         DASHBOARD = [totals, dashboard_collections, jobs_table, models_table]
 
         demo.load(load, None, [notice, console, *VIEW])
         demo.load(dashboard, None, DASHBOARD)
+        reindex_button.click(reindex_collection, [collection], [reindex_status]).then(dashboard, None, DASHBOARD)
         collection.input(guarded(show), [collection], VIEW)
         refresh.click(guarded(show), [collection], VIEW)
         create_button.click(guarded(create), [collection, new_name], VIEW).then(dashboard, None, DASHBOARD)
