@@ -35,6 +35,8 @@ class RemovalResult:
     document_ids: list[int]
     chunks: int
     files_deleted: list[Path]
+    # Content hashes no remaining document has: caches keyed by them (page renders) can go.
+    shas_gone: set[str] = field(default_factory=set)
 
 
 def remove_in_session(session: Session, documents: list[Document]) -> PendingRemoval:
@@ -81,4 +83,6 @@ def finish_removal(session_factory, indexes: IndexManager, pending: PendingRemov
             deleted.append(path)
         except FileNotFoundError:
             pass
-    return RemovalResult(document_ids=pending.document_ids, chunks=pending.chunks, files_deleted=deleted)
+    return RemovalResult(
+        document_ids=pending.document_ids, chunks=pending.chunks, files_deleted=deleted, shas_gone=pending.shas - still_used
+    )

@@ -22,6 +22,8 @@ from app.indexes import IndexManager, KeywordIndexManager
 from app.ingestion import Ingestor, ProgressCallback, Upload, expand_paths
 from app.model_set import ModelSet
 from app.models import Chunk, Collection, Document, DocumentStatus, Membership, Role, User
+from app.page_view import SourceView, forget_pages
+from app.page_view import view as page_view
 from app.removal import RemovalResult, finish_removal, remove_in_session
 from app.schemas import Answer, CollectionInfo, IngestReport, Source
 from app.settings import Settings
@@ -36,6 +38,10 @@ class AccessDenied(PermissionError):
 
 class NotFound(LookupError):
     pass
+
+
+class EmptyCollection(ValueError):
+    """Every collection asked has no ready document: there is nothing to search yet."""
 
 
 class KnowledgeBase:
@@ -224,7 +230,9 @@ class KnowledgeBase:
             if document is None or document.collection_id != collection.id:
                 raise NotFound(f"no document with id {document_id} in collection {collection_name!r}")
             pending = remove_in_session(session, [document])
-        return finish_removal(self.database.session, self.indexes, pending)
+        removed = finish_removal(self.database.session, self.indexes, pending)
+        forget_pages(self.settings.data_dir, removed.shas_gone)
+        return removed
 
     # --- ingest and ask ---------------------------------------------------------------
 
@@ -308,7 +316,36 @@ class KnowledgeBase:
         collections = self.readable_collections(user, collection_names)
         if not collections:
             raise AccessDenied("you cannot read any collection yet; ask an administrator for access")
+        with self.database.session() as session:
+            ready = session.scalar(
+                select(func.count()).select_from(Document).where(
+                    Document.collection_id.in_([c.id for c in collections]), Document.status == DocumentStatus.ready
+                )
+            )
+        if not ready:
+            names = ", ".join(c.name for c in collections)
+            raise EmptyCollection(
+                f"{'the collection' if len(collections) == 1 else 'the collections'} {names} "
+                f"{'has' if len(collections) == 1 else 'have'} no ready documents yet; "
+                "ask an editor to upload some, or wait until their processing has finished"
+            )
         return collections
+
+    # --- opening a cited source ------------------------------------------------------
+
+    def source_view(self, user: User, chunk_id: int) -> SourceView:
+        """The cited page with the passage highlighted, the figure, or the passage in its
+        text; only for a chunk of a collection `user` may read."""
+        with self.database.session() as session:
+            row = session.execute(
+                select(Chunk, Document).join(Document, Document.id == Chunk.document_id).where(Chunk.id == chunk_id)
+            ).first()
+        if row is None or row[1].status != DocumentStatus.ready:
+            raise NotFound(f"no source {chunk_id}")
+        chunk, document = row
+        if chunk.collection_id not in {c.id for c in self.readable_collections(user)}:
+            raise AccessDenied(f"{user.username} may not read the collection of source {chunk_id}")
+        return page_view(self.settings.data_dir, document, chunk)
 
     def _answerer(self) -> Answerer:
         return Answerer(self.settings, self.database, self.indexes, self.models, self.keyword_indexes, self.hyde)
