@@ -7,7 +7,7 @@ from pathlib import Path
 import pytest
 
 from tests.conftest import ROOT, free_port
-from ui.chat import build_app
+from ui.chat import build_app, page_options
 
 CHROMIUM = Path("/usr/bin/chromium")
 SCREENSHOTS = ROOT / "test-output" / "screenshots"
@@ -21,7 +21,7 @@ def chat_url(sample_kb):
     port = free_port()
     demo.queue().launch(
         server_name="127.0.0.1", server_port=port, prevent_thread_lock=True, quiet=True,
-        allowed_paths=[str(sample_kb.settings.figures_dir.resolve())],
+        allowed_paths=[str(sample_kb.settings.figures_dir.resolve())], **page_options(),
     )
     yield f"http://127.0.0.1:{port}/"
     demo.close()
@@ -49,7 +49,7 @@ def test_a_question_in_the_chat_shows_a_cited_answer_and_its_sources(chat_url, b
     page.locator("#question textarea").fill(question["question"])
     page.locator("#ask").click()
     sources = page.locator("#sources")
-    sources.get_by_text("Sources", exact=True).wait_for(timeout=240_000)
+    sources.locator("input[type=radio]").first.wait_for(timeout=240_000)  # the sources are listed once the answer is done
     page.screenshot(path=str(SCREENSHOTS / "chat-answer.png"), full_page=True)
     answer = page.locator("#chat .message").last.inner_text()
     assert "employee-travel-policy.pdf, p. 3" in answer
@@ -64,7 +64,7 @@ def test_a_figure_question_shows_the_figure_in_the_gallery(chat_url, browser):
     page.goto(chat_url, wait_until="networkidle")
     page.locator("#question textarea").fill("What does the red danger sign say?")
     page.locator("#ask").click()
-    page.locator("#sources").get_by_text("Sources", exact=True).wait_for(timeout=240_000)
+    page.locator("#sources input[type=radio]").first.wait_for(timeout=240_000)
     gallery_images = page.locator("#figures img")
     gallery_images.first.wait_for(timeout=30_000)
     page.screenshot(path=str(SCREENSHOTS / "chat-figure.png"), full_page=True)

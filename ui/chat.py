@@ -160,7 +160,7 @@ def build_app(kb: KnowledgeBase) -> gr.Blocks:
         except (AccessDenied, NotFound):
             return gr.update(choices=[ALL_COLLECTIONS]), LOGGED_OUT, gr.update(choices=[])
         names = [c.name for c in kb.readable_collections(user)]
-        notice = "" if names else f"**{NO_COLLECTION}**"
+        notice = f"Signed in as **{_escape(user.username)}**." + ("" if names else f" **{NO_COLLECTION}**")
         return gr.update(choices=[ALL_COLLECTIONS] + names), notice, gr.update(choices=conversation_choices(user), value=None)
 
     def show_question(question: str, chat: list[dict]):
