@@ -12,6 +12,7 @@ import difflib
 import io
 import re
 import shutil
+import uuid
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Literal
@@ -80,7 +81,7 @@ def highlighted_page(
         cached = page_cache_dir(data_dir, sha256) / f"{page_number}.png"
         if not cached.is_file():
             cached.parent.mkdir(parents=True, exist_ok=True)
-            partial = cached.with_suffix(".part")
+            partial = cached.with_name(f"{cached.stem}.{uuid.uuid4().hex}.part")  # one per writer: two may race
             page.get_pixmap(matrix=fitz.Matrix(ZOOM, ZOOM), alpha=False).save(str(partial), output="png")
             partial.replace(cached)  # atomic: a concurrent reader never sees half a PNG
     boxes = [(r.x0, r.y0, r.x1, r.y1) for r in rects]

@@ -45,7 +45,8 @@ def test_a_question_in_the_chat_shows_a_cited_answer_and_its_sources(chat_url, b
     question = next(q for q in sample_questions if q["file"] == "employee-travel-policy.pdf" and q["page"] == 3)
     SCREENSHOTS.mkdir(parents=True, exist_ok=True)
     page = browser.new_page(viewport={"width": 1400, "height": 1000})
-    page.goto(chat_url, wait_until="networkidle")
+    page.goto(chat_url)
+    page.locator("#notice").get_by_text("Signed in as").wait_for(timeout=60_000)  # the page's load event has run
     page.locator("#question textarea").fill(question["question"])
     page.locator("#ask").click()
     sources = page.locator("#sources")
@@ -61,7 +62,8 @@ def test_a_question_in_the_chat_shows_a_cited_answer_and_its_sources(chat_url, b
 def test_a_figure_question_shows_the_figure_in_the_gallery(chat_url, browser):
     SCREENSHOTS.mkdir(parents=True, exist_ok=True)
     page = browser.new_page(viewport={"width": 1400, "height": 1000})
-    page.goto(chat_url, wait_until="networkidle")
+    page.goto(chat_url)
+    page.locator("#notice").get_by_text("Signed in as").wait_for(timeout=60_000)  # the page's load event has run
     page.locator("#question textarea").fill("What does the red danger sign say?")
     page.locator("#ask").click()
     page.locator("#sources input[type=radio]").first.wait_for(timeout=240_000)
