@@ -22,7 +22,6 @@ from sqlalchemy import delete, select
 from app.db import Database
 from app.indexes import IMAGE_SPACE, TEXT_SPACE, IndexManager
 from app.models import Chunk, ChunkKind, Collection, Document, DocumentStatus, IngestJob, JobStatus
-from app.page_view import forget_pages
 from app.removal import finish_removal, remove_in_session
 from app.schemas import FileOutcome, FileResult, IngestReport
 from app.settings import Settings
@@ -176,9 +175,7 @@ class Ingestor:
             self.indexes.sync(collection.id, space)
         replaced: list[int] = []
         if pending is not None:
-            removed = finish_removal(self.database.session, self.indexes, pending)
-            forget_pages(self.settings.data_dir, removed.shas_gone)
-            replaced = removed.document_ids
+            replaced = finish_removal(self.database.session, self.indexes, pending).document_ids
         return FileResult(
             filename=filename,
             outcome=FileOutcome.ingested,

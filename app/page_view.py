@@ -2,8 +2,10 @@
 figure itself, or, for formats without pages to draw (DOCX, PPTX, HTML, text), the passage
 in its surrounding text.
 
-Page renders are cached as PNG under ``<data dir>/pages/<sha256 of the original>/``; the
-highlight is drawn on a copy per request, so one cached page serves every passage on it.
+Page renders are cached as PNG next to the stored original (``files/<sha>.pdf`` ->
+``files/pages/<sha>/<page>.png``), so whatever removes the original removes them too
+(app.removal); the highlight is drawn on a copy per request, so one cached page serves
+every passage on it.
 """
 
 from __future__ import annotations
@@ -46,17 +48,17 @@ class SourceView:
     after: str = ""
 
 
-def page_cache_dir(data_dir: Path, sha256: str) -> Path:
-    return data_dir / "pages" / sha256
+def page_cache_dir(original: Path) -> Path:
+    """Where the page renders of a stored original are cached."""
+    return original.parent / "pages" / original.name.split(".")[0]
 
 
-def forget_pages(data_dir: Path, sha256s: set[str]) -> None:
-    """Drop the cached renders of originals that are gone (called after a removal)."""
-    for sha in sha256s:
-        shutil.rmtree(page_cache_dir(data_dir, sha), ignore_errors=True)
+def forget_pages(original: Path) -> None:
+    """Drop the cached renders of an original that is gone."""
+    shutil.rmtree(page_cache_dir(original), ignore_errors=True)
 
 
-def view(data_dir: Path, document: Document, chunk: Chunk) -> SourceView:
+def view(document: Document, chunk: Chunk) -> SourceView:
     base = dict(chunk_id=chunk.id, filename=document.filename, page=chunk.page, passage=chunk.text)
     if chunk.kind == ChunkKind.image and chunk.image_path and Path(chunk.image_path).is_file():
         return SourceView(kind="figure", png=Path(chunk.image_path).read_bytes(), **base)
@@ -64,21 +66,19 @@ def view(data_dir: Path, document: Document, chunk: Chunk) -> SourceView:
     if original is None or not original.is_file():
         return SourceView(kind="passage", **base)
     if document.mime == "application/pdf" and chunk.page:
-        png, rects = highlighted_page(data_dir, document.sha256, original, chunk.page, chunk.text)
+        png, rects = highlighted_page(original, chunk.page, chunk.text)
         return SourceView(kind="page", png=png, highlights=rects, **base)
     before, after = _context(original, document.mime, chunk)
     return SourceView(kind="passage", before=before, after=after, **base)
 
 
-def highlighted_page(
-    data_dir: Path, sha256: str, pdf_path: Path, page_number: int, passage: str
-) -> tuple[bytes, list[tuple[float, float, float, float]]]:
+def highlighted_page(pdf_path: Path, page_number: int, passage: str) -> tuple[bytes, list[tuple[float, float, float, float]]]:
     with fitz.open(pdf_path, filetype="pdf") as pdf:
         if not 1 <= page_number <= pdf.page_count:
             raise ValueError(f"{pdf_path.name} has no page {page_number}")
         page = pdf[page_number - 1]
         rects = [fitz.Rect(r) * ZOOM for r in locate_passage(page, passage)]
-        cached = page_cache_dir(data_dir, sha256) / f"{page_number}.png"
+        cached = page_cache_dir(pdf_path) / f"{page_number}.png"
         if not cached.is_file():
             cached.parent.mkdir(parents=True, exist_ok=True)
             partial = cached.with_name(f"{cached.stem}.{uuid.uuid4().hex}.part")  # one per writer: two may race

@@ -16,6 +16,7 @@ from sqlalchemy.orm import Session
 
 from app.indexes import IndexManager
 from app.models import Chunk, Document
+from app.page_view import forget_pages
 
 
 @dataclass
@@ -35,8 +36,6 @@ class RemovalResult:
     document_ids: list[int]
     chunks: int
     files_deleted: list[Path]
-    # Content hashes no remaining document has: caches keyed by them (page renders) can go.
-    shas_gone: set[str] = field(default_factory=set)
 
 
 def remove_in_session(session: Session, documents: list[Document]) -> PendingRemoval:
@@ -83,6 +82,5 @@ def finish_removal(session_factory, indexes: IndexManager, pending: PendingRemov
             deleted.append(path)
         except FileNotFoundError:
             pass
-    return RemovalResult(
-        document_ids=pending.document_ids, chunks=pending.chunks, files_deleted=deleted, shas_gone=pending.shas - still_used
-    )
+        forget_pages(path)  # cached page renders of an original go with it
+    return RemovalResult(document_ids=pending.document_ids, chunks=pending.chunks, files_deleted=deleted)

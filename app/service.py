@@ -22,7 +22,7 @@ from app.indexes import IndexManager, KeywordIndexManager
 from app.ingestion import Ingestor, ProgressCallback, Upload, expand_paths
 from app.model_set import ModelSet
 from app.models import Chunk, Collection, Document, DocumentStatus, Membership, Role, User
-from app.page_view import SourceView, forget_pages
+from app.page_view import SourceView
 from app.page_view import view as page_view
 from app.removal import RemovalResult, finish_removal, remove_in_session
 from app.schemas import Answer, CollectionInfo, IngestReport, Source
@@ -230,9 +230,7 @@ class KnowledgeBase:
             if document is None or document.collection_id != collection.id:
                 raise NotFound(f"no document with id {document_id} in collection {collection_name!r}")
             pending = remove_in_session(session, [document])
-        removed = finish_removal(self.database.session, self.indexes, pending)
-        forget_pages(self.settings.data_dir, removed.shas_gone)
-        return removed
+        return finish_removal(self.database.session, self.indexes, pending)
 
     # --- ingest and ask ---------------------------------------------------------------
 
@@ -345,7 +343,7 @@ class KnowledgeBase:
         chunk, document = row
         if chunk.collection_id not in {c.id for c in self.readable_collections(user)}:
             raise AccessDenied(f"{user.username} may not read the collection of source {chunk_id}")
-        return page_view(self.settings.data_dir, document, chunk)
+        return page_view(document, chunk)
 
     def _answerer(self) -> Answerer:
         return Answerer(self.settings, self.database, self.indexes, self.models, self.keyword_indexes, self.hyde)

@@ -120,7 +120,7 @@ def test_the_cited_pdf_page_is_rendered_with_the_passage_highlighted(site):
 
 def test_page_renders_are_cached_and_go_with_the_document(site, tmp_path, models):
     chunk, document = chunk_of(site, "pump-handbook.pdf", "QX-FAN-311")
-    cached = page_cache_dir(site.settings.data_dir, document.sha256) / "2.png"
+    cached = page_cache_dir(Path(document.stored_path)) / "2.png"
     site.source_view(site.user("reader"), chunk.id)
     first = cached.stat().st_mtime_ns
     site.source_view(site.user("reader"), chunk.id)
@@ -132,7 +132,7 @@ def test_page_renders_are_cached_and_go_with_the_document(site, tmp_path, models
         kb.ingest(kb.system_user(), "c", paths=[make_pdf(tmp_path / "h.pdf")])
         own, own_document = chunk_of(kb, "h.pdf", "QX-FAN-311")
         kb.source_view(kb.system_user(), own.id)
-        pages = page_cache_dir(kb.settings.data_dir, own_document.sha256)
+        pages = page_cache_dir(Path(own_document.stored_path))
         assert (pages / "2.png").is_file()
         kb.delete_document(kb.system_user(), "c", own_document.id)
         assert not pages.exists()
