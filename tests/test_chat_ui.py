@@ -50,7 +50,7 @@ def test_a_question_in_the_chat_shows_a_cited_answer_and_its_sources(chat_url, b
     page.locator("#question textarea").fill(question["question"])
     page.locator("#ask").click()
     sources = page.locator("#sources")
-    sources.locator("input[type=radio]").first.wait_for(timeout=240_000)  # the sources are listed once the answer is done
+    sources.get_by_text("Sources", exact=True).wait_for(timeout=240_000)  # the panel is titled so once the answer is done
     page.screenshot(path=str(SCREENSHOTS / "chat-answer.png"), full_page=True)
     answer = page.locator("#chat .message").last.inner_text()
     assert "employee-travel-policy.pdf, p. 3" in answer
@@ -66,7 +66,7 @@ def test_a_figure_question_shows_the_figure_in_the_gallery(chat_url, browser):
     page.locator("#notice").get_by_text("Signed in as").wait_for(timeout=60_000)  # the page's load event has run
     page.locator("#question textarea").fill("What does the red danger sign say?")
     page.locator("#ask").click()
-    page.locator("#sources input[type=radio]").first.wait_for(timeout=240_000)
+    page.locator("#sources").get_by_text("Sources", exact=True).wait_for(timeout=240_000)
     gallery_images = page.locator("#figures img")
     gallery_images.first.wait_for(timeout=30_000)
     page.screenshot(path=str(SCREENSHOTS / "chat-figure.png"), full_page=True)

@@ -26,6 +26,9 @@ ALL_COLLECTIONS = "All collections"
 QUEUED = "⏳ Queued: the server is answering other questions; yours starts as soon as it is free."
 NO_COLLECTION = "You cannot read any collection yet; ask an administrator for access."
 LOGGED_OUT = "Your login has expired or you are logged out: reload the page and log in again."
+# The panel is titled exactly "Sources" only while it lists an answer's sources.
+SOURCES = "Sources"
+NO_SOURCES_YET = "Sources appear here with an answer"
 _CITATION = re.compile(r"\[(\d+)\]")
 
 # Citation links are ordinary Markdown links to "#cite-<chat index>-<n>"; this catches
@@ -181,7 +184,8 @@ def build_app(kb: KnowledgeBase) -> gr.Blocks:
             return
         index = len(chat) - 1
         chat[index] = {"role": "assistant", "content": "_Searching the documents…_"}
-        yield chat, conversation_id, message_sources, message_ids, nothing, nothing, nothing, "Searching the documents…"
+        cleared = gr.update(choices=[], value=None, label=NO_SOURCES_YET)  # the last answer's sources leave with it
+        yield chat, conversation_id, message_sources, message_ids, cleared, [], nothing, "Searching the documents…"
         names = None if collection in (None, "", ALL_COLLECTIONS) else [collection]
         started_here = False
         user = None
@@ -201,7 +205,7 @@ def build_app(kb: KnowledgeBase) -> gr.Blocks:
                 if answer.message_id is not None:
                     message_ids[str(index)] = answer.message_id
                 rows = source_choices(sources, answer.text, index)
-                sources_update = gr.update(choices=rows, value=None, label="Sources (pick one to open it)" if rows else "No sources were found")
+                sources_update = gr.update(choices=rows, value=None, label=SOURCES if rows else "No sources were found")
                 listing = gr.update(choices=conversation_choices(user), value=conversation_id)
                 yield chat, conversation_id, message_sources, message_ids, sources_update, _images(answer.images), listing, ""
         except Exception as exc:  # model missing, empty collection, no access: say so, keep the UI alive
@@ -209,7 +213,7 @@ def build_app(kb: KnowledgeBase) -> gr.Blocks:
                 kb.conversations.delete(user, conversation_id)  # nothing was stored in it
                 conversation_id = None
             chat[index] = {"role": "assistant", "content": explain(exc)}
-            yield chat, conversation_id, message_sources, message_ids, gr.update(choices=[], value=None), [], nothing, ""
+            yield chat, conversation_id, message_sources, message_ids, gr.update(choices=[], value=None, label=NO_SOURCES_YET), [], nothing, ""
 
     def open_source(key: str | None, message_sources, request: gr.Request):
         """Show source `key` ("<chat index>-<n>"): the highlighted page, the figure or the passage."""
@@ -248,7 +252,7 @@ def build_app(kb: KnowledgeBase) -> gr.Blocks:
         try:
             view = kb.conversations.get(current_user(request), int(conversation_id))
         except (ConversationNotFound, AccessDenied, NotFound, TypeError, ValueError) as exc:
-            return [], None, {}, {}, gr.update(choices=[], value=None), [], gr.update(value=None, visible=False), explain(exc)
+            return [], None, {}, {}, gr.update(choices=[], value=None, label=NO_SOURCES_YET), [], gr.update(value=None, visible=False), explain(exc)
         chat, sources, ids = restore(view)
         last = max((int(i) for i in sources), default=None)
         if last is None:
@@ -257,10 +261,10 @@ def build_app(kb: KnowledgeBase) -> gr.Blocks:
             stored = [Source(**s) for s in sources[str(last)]]
             text = next(m.content for m in view.messages if m.id == ids[str(last)])
             rows, images = source_choices(stored, text, last), _images(stored)
-        return chat, view.id, sources, ids, gr.update(choices=rows, value=None), images, gr.update(value=None, visible=False), ""
+        return chat, view.id, sources, ids, gr.update(choices=rows, value=None, label=SOURCES if rows else NO_SOURCES_YET), images, gr.update(value=None, visible=False), ""
 
     def new_chat():
-        return [], None, {}, {}, gr.update(choices=[], value=None), [], gr.update(value=None, visible=False), "", gr.update(value=None)
+        return [], None, {}, {}, gr.update(choices=[], value=None, label=NO_SOURCES_YET), [], gr.update(value=None, visible=False), "", gr.update(value=None)
 
     def on_like(message_ids, data: gr.LikeData, request: gr.Request):
         index = data.index[0] if isinstance(data.index, (list, tuple)) else data.index
@@ -308,7 +312,7 @@ def build_app(kb: KnowledgeBase) -> gr.Blocks:
                     send_feedback = gr.Button("Send comment", scale=1, elem_id="send-feedback")
                 feedback_status = gr.Markdown("", elem_id="feedback-status")
             with gr.Column(scale=2):
-                sources = gr.Radio(choices=[], label="Sources", elem_id="sources")
+                sources = gr.Radio(choices=[], label=NO_SOURCES_YET, info="Pick a source to open it beside the chat.", elem_id="sources")
                 source_text = gr.Markdown("", elem_id="source-text")
                 source_image = gr.Image(label="Cited source", type="pil", format="png", visible=False, interactive=False, elem_id="source-image")
                 gallery = gr.Gallery(label="Figures", columns=2, height=300, elem_id="figures")
