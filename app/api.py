@@ -13,9 +13,10 @@ import time
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Annotated
+from urllib.parse import quote
 
 from fastapi import Depends, FastAPI, File, HTTPException, Request, UploadFile
-from fastapi.responses import PlainTextResponse, StreamingResponse
+from fastapi.responses import PlainTextResponse, Response, StreamingResponse
 from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
 from prometheus_client import CONTENT_TYPE_LATEST, CollectorRegistry, Counter, Histogram, generate_latest
 from prometheus_client.core import GaugeMetricFamily
@@ -319,11 +320,30 @@ def create_app(kb: KnowledgeBase, mount_ui: bool = True) -> FastAPI:
         except (ConversationNotFound, ValueError) as exc:
             raise _errors(exc) from None
 
+    # --- cited sources ----------------------------------------------------------------
+
+    @api.get(
+        "/api/chunks/{chunk_id}/view",
+        response_class=Response,
+        responses={200: {"content": {"image/png": {}, "text/plain": {}},
+                         "description": "PNG of the cited page (passage highlighted) or figure; the passage as text for DOCX/PPTX/HTML/text files"}},
+    )
+    def view_source(chunk_id: int, user: CurrentUser) -> Response:
+        try:
+            shown = kb.source_view(user, chunk_id)
+        except (AccessDenied, NotFound) as exc:
+            raise _errors(exc) from None
+        headers = {"X-Mmkb-File": quote(shown.filename), "X-Mmkb-Page": str(shown.page or ""), "X-Mmkb-View": shown.kind}
+        if shown.png is not None:
+            return Response(shown.png, media_type="image/png", headers=headers)
+        return PlainTextResponse(shown.passage, headers=headers)
+
     if mount_ui:
         import gradio as gr
 
         from ui.admin import build_admin
-        from ui.chat import build_app
+        from ui.chat import build_app, page_options
+        from ui.sessions import expire_logins
 
         auth = _gradio_auth(kb) if kb.login_required() else None
         # /admin first: the chat's mount at / would otherwise answer every path.
@@ -331,8 +351,10 @@ def create_app(kb: KnowledgeBase, mount_ui: bool = True) -> FastAPI:
         biggest_upload = max(kb.settings.max_upload_bytes, kb.settings.zip_max_total_bytes)
         api = gr.mount_gradio_app(api, build_admin(kb), path="/admin", auth=auth, max_file_size=biggest_upload)
         api = gr.mount_gradio_app(
-            api, build_app(kb), path="/", allowed_paths=[str(kb.settings.figures_dir.resolve())], auth=auth,
+            api, build_app(kb), path="/", allowed_paths=[str(kb.settings.figures_dir.resolve())], auth=auth, **page_options(),
         )
+        expire_logins(api, "/admin", kb.settings.session_hours * 3600)
+        expire_logins(api, "/", kb.settings.session_hours * 3600)
     return api
 
 

@@ -93,6 +93,11 @@ class Conversations:
             ]
             return ConversationView(id=conversation.id, title=conversation.title, messages=messages)
 
+    def delete(self, user: User, conversation_id: int) -> None:
+        """Remove one of the user's conversations with its messages and their feedback."""
+        with self.database.session() as session:
+            session.delete(self._owned(session, user, conversation_id))
+
     def feedback(self, user: User, message_id: int, rating: int, comment: str = "") -> None:
         if rating not in (1, -1):
             raise ValueError("rating is +1 (helpful) or -1 (not helpful)")

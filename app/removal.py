@@ -16,6 +16,7 @@ from sqlalchemy.orm import Session
 
 from app.indexes import IndexManager
 from app.models import Chunk, Document
+from app.page_view import forget_pages
 
 
 @dataclass
@@ -81,4 +82,5 @@ def finish_removal(session_factory, indexes: IndexManager, pending: PendingRemov
             deleted.append(path)
         except FileNotFoundError:
             pass
+        forget_pages(path)  # cached page renders of an original go with it
     return RemovalResult(document_ids=pending.document_ids, chunks=pending.chunks, files_deleted=deleted)

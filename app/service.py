@@ -28,6 +28,8 @@ from app.indexes import TEXT_SPACE, IndexManager, KeywordIndexManager
 from app.ingestion import Ingestor, ProgressCallback, Upload, expand_paths
 from app.model_set import ModelSet
 from app.models import Chunk, Collection, Document, DocumentStatus, IngestJob, Membership, Role, User
+from app.page_view import SourceView
+from app.page_view import view as page_view
 from app.removal import RemovalResult, finish_removal, remove_in_session
 from app.schemas import Answer, CollectionInfo, Dashboard, IngestReport, JobInfo, MemberInfo, QueueLengths, ReindexReport, Source
 from app.settings import Settings
@@ -53,6 +55,10 @@ def _counted_as_ask(method):
             yield from method(self, *args, **kwargs)
 
     return counted
+
+
+class EmptyCollection(ValueError):
+    """Every collection asked has no ready document: there is nothing to search yet."""
 
 
 class KnowledgeBase:
@@ -470,7 +476,36 @@ class KnowledgeBase:
         collections = self.readable_collections(user, collection_names)
         if not collections:
             raise AccessDenied("you cannot read any collection yet; ask an administrator for access")
+        with self.database.session() as session:
+            ready = session.scalar(
+                select(func.count()).select_from(Document).where(
+                    Document.collection_id.in_([c.id for c in collections]), Document.status == DocumentStatus.ready
+                )
+            )
+        if not ready:
+            names = ", ".join(c.name for c in collections)
+            raise EmptyCollection(
+                f"{'the collection' if len(collections) == 1 else 'the collections'} {names} "
+                f"{'has' if len(collections) == 1 else 'have'} no ready documents yet; "
+                "ask an editor to upload some, or wait until their processing has finished"
+            )
         return collections
+
+    # --- opening a cited source ------------------------------------------------------
+
+    def source_view(self, user: User, chunk_id: int) -> SourceView:
+        """The cited page with the passage highlighted, the figure, or the passage in its
+        text; only for a chunk of a collection `user` may read."""
+        with self.database.session() as session:
+            row = session.execute(
+                select(Chunk, Document).join(Document, Document.id == Chunk.document_id).where(Chunk.id == chunk_id)
+            ).first()
+        if row is None or row[1].status != DocumentStatus.ready:
+            raise NotFound(f"no source {chunk_id}")
+        chunk, document = row
+        if chunk.collection_id not in {c.id for c in self.readable_collections(user)}:
+            raise AccessDenied(f"{user.username} may not read the collection of source {chunk_id}")
+        return page_view(document, chunk)
 
     def _answerer(self) -> Answerer:
         return Answerer(self.settings, self.database, self.indexes, self.models, self.keyword_indexes, self.hyde)

@@ -116,6 +116,11 @@ class Settings(BaseSettings):
     # UI
     host: str = "127.0.0.1"
     port: int = 7860
+    # A chat login lapses after this many hours; the browser then asks for the password again.
+    session_hours: float = Field(default=12.0, gt=0)
+    # Questions answered at once by the chat; more wait in Gradio's queue (and are told so).
+    # One fits a CPU generator, which runs one answer at a time anyway.
+    chat_concurrency: int = Field(default=1, ge=1)
 
     @field_validator("database_url", "ray_address", mode="before")
     @classmethod

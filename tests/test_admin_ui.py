@@ -90,11 +90,12 @@ def login(browser, url: str, username: str):
     """A fresh browser context (own cookies) logged in through Gradio's login form at `url`."""
     context = browser.new_context(viewport={"width": 1400, "height": 1100}, accept_downloads=True)
     page = context.new_page()
-    page.goto(url, wait_until="networkidle")
+    page.goto(url)
     page.get_by_label("username").fill(username)
     page.get_by_label("password").fill(f"{username}-password")
     page.get_by_role("button", name="Login").click()
-    page.wait_for_load_state("networkidle")
+    # not "networkidle": the chat keeps a heartbeat connection open (gr.State)
+    page.get_by_text("Signed in as").first.wait_for(timeout=60_000)
     return context, page
 
 

@@ -31,6 +31,7 @@ PROTECTED = [
     ("post", "/api/conversations", {"title": "t"}),
     ("get", "/api/conversations/1", None),
     ("post", "/api/messages/1/feedback", {"rating": 1}),
+    ("get", "/api/chunks/1/view", None),
 ]
 
 
@@ -265,3 +266,21 @@ def test_metrics_show_running_ingest_jobs_and_asks_in_flight(site, tmp_path):
     assert queue("asks_in_flight") == 1
     events.close()  # the asker went away
     assert queue("asks_in_flight") == 0
+def test_a_cited_page_opens_as_a_png_for_readers_only(site):
+    from sqlalchemy import select
+
+    from app.models import Chunk, Document
+
+    client, kb = site["client"], site["kb"]
+    with kb.database.session() as session:
+        chunk_id = session.scalar(
+            select(Chunk.id).join(Document).where(Document.filename == "manual.pdf", Chunk.page == 5, Chunk.text.contains("HX-FAN-77"))
+        )
+        figure_id = session.scalar(select(Chunk.id).join(Document).where(Document.filename == "sign.jpg"))
+    page = client.get(f"/api/chunks/{chunk_id}/view", headers=site["bob"])
+    assert page.status_code == 200 and page.headers["content-type"] == "image/png"
+    assert page.content.startswith(b"\x89PNG") and page.headers["x-mmkb-page"] == "5" and page.headers["x-mmkb-view"] == "page"
+    figure = client.get(f"/api/chunks/{figure_id}/view", headers=site["bob"])
+    assert figure.status_code == 200 and figure.headers["x-mmkb-view"] == "figure"
+    assert client.get(f"/api/chunks/{chunk_id}/view", headers=site["eve"]).status_code == 403
+    assert client.get("/api/chunks/999999/view", headers=site["bob"]).status_code == 404

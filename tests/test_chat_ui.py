@@ -7,7 +7,7 @@ from pathlib import Path
 import pytest
 
 from tests.conftest import ROOT, free_port
-from ui.chat import build_app
+from ui.chat import build_app, page_options
 
 CHROMIUM = Path("/usr/bin/chromium")
 SCREENSHOTS = ROOT / "test-output" / "screenshots"
@@ -21,7 +21,7 @@ def chat_url(sample_kb):
     port = free_port()
     demo.queue().launch(
         server_name="127.0.0.1", server_port=port, prevent_thread_lock=True, quiet=True,
-        allowed_paths=[str(sample_kb.settings.figures_dir.resolve())],
+        allowed_paths=[str(sample_kb.settings.figures_dir.resolve())], **page_options(),
     )
     yield f"http://127.0.0.1:{port}/"
     demo.close()
@@ -45,11 +45,12 @@ def test_a_question_in_the_chat_shows_a_cited_answer_and_its_sources(chat_url, b
     question = next(q for q in sample_questions if q["file"] == "employee-travel-policy.pdf" and q["page"] == 3)
     SCREENSHOTS.mkdir(parents=True, exist_ok=True)
     page = browser.new_page(viewport={"width": 1400, "height": 1000})
-    page.goto(chat_url, wait_until="networkidle")
+    page.goto(chat_url)
+    page.locator("#notice").get_by_text("Signed in as").wait_for(timeout=60_000)  # the page's load event has run
     page.locator("#question textarea").fill(question["question"])
     page.locator("#ask").click()
     sources = page.locator("#sources")
-    sources.get_by_text("Sources", exact=True).wait_for(timeout=240_000)
+    sources.get_by_text("Sources", exact=True).wait_for(timeout=240_000)  # the panel is titled so once the answer is done
     page.screenshot(path=str(SCREENSHOTS / "chat-answer.png"), full_page=True)
     answer = page.locator("#chat .message").last.inner_text()
     assert "employee-travel-policy.pdf, p. 3" in answer
@@ -61,7 +62,8 @@ def test_a_question_in_the_chat_shows_a_cited_answer_and_its_sources(chat_url, b
 def test_a_figure_question_shows_the_figure_in_the_gallery(chat_url, browser):
     SCREENSHOTS.mkdir(parents=True, exist_ok=True)
     page = browser.new_page(viewport={"width": 1400, "height": 1000})
-    page.goto(chat_url, wait_until="networkidle")
+    page.goto(chat_url)
+    page.locator("#notice").get_by_text("Signed in as").wait_for(timeout=60_000)  # the page's load event has run
     page.locator("#question textarea").fill("What does the red danger sign say?")
     page.locator("#ask").click()
     page.locator("#sources").get_by_text("Sources", exact=True).wait_for(timeout=240_000)

@@ -1,55 +1,147 @@
-"""Gradio chat for staff. It talks only to `app.service.KnowledgeBase`."""
+"""Gradio chat for staff. It talks only to `app.service.KnowledgeBase`.
+
+Every question is stored in the user's current conversation (the first question names
+it); past conversations are listed and reopen with their sources. A citation [n] in an
+answer, or a row of the sources panel, opens the source: the page with the passage
+highlighted, the figure, or the passage in its text. Thumbs up/down (with an optional
+comment) are stored as feedback on the answer.
+"""
 
 from __future__ import annotations
 
 import html
+import io
+import re
 from collections.abc import Iterator
 
 import gradio as gr
+from PIL import Image
 
-from app.schemas import Answer
-from app.service import AccessDenied, KnowledgeBase
+from app.conversations import ConversationNotFound, ConversationView
+from app.registry import ModelNotAvailable
+from app.schemas import Answer, Source
+from app.service import AccessDenied, EmptyCollection, KnowledgeBase, NotFound
 
 ALL_COLLECTIONS = "All collections"
+QUEUED = "⏳ Queued: the server is answering other questions; yours starts as soon as it is free."
+NO_COLLECTION = "You cannot read any collection yet; ask an administrator for access."
+LOGGED_OUT = "Your login has expired or you are logged out: reload the page and log in again."
+# The panel is titled exactly "Sources" only while it lists an answer's sources.
+SOURCES = "Sources"
+NO_SOURCES_YET = "Sources appear here with an answer"
+_CITATION = re.compile(r"\[(\d+)\]")
+
+# Citation links are ordinary Markdown links to "#cite-<chat index>-<n>"; this catches
+# their click before the browser follows them and hands the key to a hidden button.
+CHAT_HEAD = """
+<script>
+document.addEventListener("click", (event) => {
+  const link = event.target.closest ? event.target.closest('a[href*="#cite-"]') : null;
+  if (!link) return;
+  event.preventDefault();
+  event.stopPropagation();
+  const key = link.getAttribute("href").split("#cite-")[1];
+  const box = document.querySelector("#cite-key textarea, #cite-key input");
+  const open = document.querySelector("#cite-open");
+  if (!box || !open) return;
+  box.value = key;
+  box.dispatchEvent(new Event("input", { bubbles: true }));
+  setTimeout(() => open.click(), 50);
+}, true);
+</script>
+"""
+CHAT_CSS = """
+#chat a[href*="#cite-"] { font-weight: 600; text-decoration: none; }
+#source-text mark { background: #ffe066; }
+"""
 
 
-def render_sources(answer: Answer) -> str:
-    """Markdown list of the sources: cited ones first and marked, with file and page."""
-    if not answer.sources:
-        return "_No sources were found for this question._"
-    cited = set(answer.cited)
-    ordered = sorted(answer.sources, key=lambda s: (s.number not in cited, s.number))
-    lines = ["**Sources**"]
-    for source in ordered:
-        marker = "cited" if source.number in cited else "retrieved"
-        snippet = html.escape(source.text[:220].replace("\n", " "))
-        kind = "figure · " if source.kind == "image" else ""
-        lines.append(f"- **[{source.number}] {html.escape(source.label)}** ({kind}{marker}, score {source.score:.2f})  \n  {snippet}…")
-    return "\n".join(lines)
+def page_options() -> dict:
+    """Page-level options (head script, CSS) for `launch()` / `mount_gradio_app()`."""
+    return {"head": CHAT_HEAD, "css": CHAT_CSS}
 
 
-def render_answer(answer: Answer) -> str:
-    text = answer.text
-    if answer.cited_sources:
-        refs = "; ".join(f"[{s.number}] {s.label}" for s in answer.cited_sources)
-        text += f"\n\n*Sources: {html.escape(refs)}*"
-    return text
+# --- rendering --------------------------------------------------------------------------
 
 
-def _turns(messages: list[dict]) -> list[tuple[str, str]]:
-    """(question, answer) pairs from the chat so far, so a follow-up can be made standalone."""
-    turns, question = [], None
-    for message in messages:
-        content = message.get("content")
-        if isinstance(content, list):  # Gradio may hand back content as typed parts
-            content = " ".join(part.get("text", "") for part in content if isinstance(part, dict))
-        text = content if isinstance(content, str) else ""
-        if message.get("role") == "user":
-            question = text
-        elif question is not None and text and not text.startswith("⚠️"):
-            turns.append((question, text.split("\n\n*Sources:")[0]))
-            question = None
-    return turns
+def _cited(text: str, sources: list[Source]) -> list[int]:
+    numbers = {s.number for s in sources}
+    return sorted({int(n) for n in _CITATION.findall(text) if int(n) in numbers})
+
+
+def render_answer(text: str, sources: list[Source], index: int) -> str:
+    """The answer with each [n] a link that opens source n of chat message `index`."""
+    linked = _CITATION.sub(lambda m: f"[[{m.group(1)}]](#cite-{index}-{m.group(1)})", text)
+    by_number = {s.number: s for s in sources}
+    cited = [by_number[n] for n in _cited(text, sources)]
+    if cited:
+        refs = "; ".join(f"[[{s.number}]](#cite-{index}-{s.number}) {_escape(s.label)}" for s in cited)
+        linked += f"\n\n*Sources: {refs}*"
+    return linked
+
+
+def _escape(text: str) -> str:
+    return re.sub(r"([\\`*_\[\]<>#|])", r"\\\1", text)
+
+
+def source_choices(sources: list[Source], text: str, index: int) -> list[tuple[str, str]]:
+    """Rows of the sources panel, cited first: (label, "<chat index>-<n>")."""
+    cited = set(_cited(text, sources))
+    ordered = sorted(sources, key=lambda s: (s.number not in cited, s.number))
+    rows = []
+    for s in ordered:
+        marker = "cited" if s.number in cited else "retrieved"
+        kind = "figure · " if s.kind == "image" else ""
+        snippet = " ".join(s.text.split())[:140]
+        rows.append((f"[{s.number}] {s.label} ({kind}{marker}, score {s.score:.2f}) — {snippet}…", f"{index}-{s.number}"))
+    return rows
+
+
+def explain(exc: Exception) -> str:
+    """What the user reads when a question cannot be answered."""
+    if isinstance(exc, ModelNotAvailable):
+        return f"⚠️ A model this answer needs is not available on the server: {exc}. An administrator has to install or configure it."
+    if isinstance(exc, EmptyCollection):
+        return f"⚠️ Nothing to search yet: {exc}."
+    if isinstance(exc, ConversationNotFound):
+        return "⚠️ This conversation no longer exists; start a new chat."
+    if isinstance(exc, (AccessDenied, ValueError, NotFound)):
+        return f"⚠️ {exc}"
+    return f"⚠️ The answer failed: {exc}"
+
+
+def _text(content) -> str:
+    """Message text; Gradio may hand content back as a list of typed parts."""
+    if isinstance(content, list):
+        return " ".join(part.get("text", "") for part in content if isinstance(part, dict))
+    return content if isinstance(content, str) else ""
+
+
+def _images(sources: list[Source]) -> list[tuple[str, str]]:
+    return [(s.image_path, s.label) for s in sources if s.kind == "image" and s.image_path]
+
+
+def restore(view: ConversationView) -> tuple[list[dict], dict[str, list[dict]], dict[str, int]]:
+    """Chat messages, sources per answer and message ids per answer of a stored conversation."""
+    chat: list[dict] = []
+    sources: dict[str, list[dict]] = {}
+    ids: dict[str, int] = {}
+    for message in view.messages:
+        index = len(chat)
+        if message.role == "assistant":
+            chat.append({"role": "assistant", "content": render_answer(message.content, message.sources, index)})
+            sources[str(index)] = [s.model_dump() for s in message.sources]
+            ids[str(index)] = message.id
+        else:
+            chat.append({"role": "user", "content": message.content})
+    return chat, sources, ids
+
+
+def _all_sources(answer: Answer) -> list[Source]:
+    return answer.sources + [i for i in answer.images if i not in answer.sources]
+
+
+# --- the app ---------------------------------------------------------------------------
 
 
 def build_app(kb: KnowledgeBase) -> gr.Blocks:
@@ -59,58 +151,200 @@ def build_app(kb: KnowledgeBase) -> gr.Blocks:
             return kb.system_user()
         username = getattr(request, "username", None)
         if not username:
-            raise AccessDenied("please log in")
+            raise AccessDenied(LOGGED_OUT)
         return kb.user(username)
 
-    def collection_choices(request: gr.Request | None = None) -> list[str]:
-        return [ALL_COLLECTIONS] + [c.name for c in kb.readable_collections(current_user(request))]
+    def conversation_choices(user) -> list[tuple[str, int]]:
+        return [(c.title, c.id) for c in kb.conversations.list(user)]
 
-    def respond(question: str, history: list[dict], collection: str, request: gr.Request) -> Iterator[tuple]:
-        history = list(history or [])
+    def on_load(request: gr.Request):
+        try:
+            user = current_user(request)
+        except (AccessDenied, NotFound):
+            return gr.update(choices=[ALL_COLLECTIONS]), LOGGED_OUT, gr.update(choices=[])
+        names = [c.name for c in kb.readable_collections(user)]
+        notice = f"Signed in as **{_escape(user.username)}**." + ("" if names else f" **{NO_COLLECTION}**")
+        return gr.update(choices=[ALL_COLLECTIONS] + names), notice, gr.update(choices=conversation_choices(user), value=None)
+
+    def show_question(question: str, chat: list[dict]):
+        """Runs outside the answer queue: the question shows at once, marked as queued
+        until an answering slot is free (then `respond` replaces the mark)."""
         question = (question or "").strip()
         if not question:
-            yield history, "", gr.update(), ""
+            return chat, question, ""
+        chat = list(chat or []) + [{"role": "user", "content": question}, {"role": "assistant", "content": QUEUED}]
+        return chat, question, ""
+
+    def respond(question: str, chat: list[dict], collection: str, conversation_id, message_sources, message_ids, request: gr.Request) -> Iterator[tuple]:
+        chat = list(chat or [])
+        message_sources, message_ids = dict(message_sources or {}), dict(message_ids or {})
+        nothing = gr.update()
+        if not question or not chat:
+            yield chat, conversation_id, message_sources, message_ids, nothing, nothing, nothing, ""
             return
-        history.append({"role": "user", "content": question})
-        history.append({"role": "assistant", "content": "…"})
-        yield history, "_Searching the documents…_", [], ""
+        index = len(chat) - 1
+        chat[index] = {"role": "assistant", "content": "_Searching the documents…_"}
+        cleared = gr.update(choices=[], value=None, label=NO_SOURCES_YET)  # the last answer's sources leave with it
+        yield chat, conversation_id, message_sources, message_ids, cleared, [], nothing, "Searching the documents…"
         names = None if collection in (None, "", ALL_COLLECTIONS) else [collection]
+        started_here = False
+        user = None
         try:
-            events = kb.ask_stream(current_user(request), question, names, history=_turns(history[:-2]))
-            for event in events:
+            user = current_user(request)
+            if conversation_id is None:
+                conversation_id, started_here = kb.conversations.start(user, question), True
+            for event in kb.ask_stream(user, question, names, conversation_id=conversation_id):
                 answer = event.answer
-                history[-1] = {"role": "assistant", "content": render_answer(answer) if event.done else answer.text + " ▌"}
-                gallery = [(s.image_path, s.label) for s in answer.images if s.image_path]
-                yield history, render_sources(answer) if event.done else "_Writing the answer…_", gallery, ""
-        except (AccessDenied, ValueError) as exc:
-            history[-1] = {"role": "assistant", "content": f"⚠️ {exc}"}
-            yield history, "", [], ""
-        except Exception as exc:  # model missing, index unreadable: tell the user, keep the UI alive
-            history[-1] = {"role": "assistant", "content": f"⚠️ The answer failed: {exc}"}
-            yield history, "", [], ""
+                if not event.done:
+                    chat[index] = {"role": "assistant", "content": answer.text + " ▌"}
+                    yield chat, conversation_id, message_sources, message_ids, nothing, nothing, nothing, "Writing the answer…"
+                    continue
+                sources = _all_sources(answer)
+                chat[index] = {"role": "assistant", "content": render_answer(answer.text, sources, index)}
+                message_sources[str(index)] = [s.model_dump() for s in sources]
+                if answer.message_id is not None:
+                    message_ids[str(index)] = answer.message_id
+                rows = source_choices(sources, answer.text, index)
+                sources_update = gr.update(choices=rows, value=None, label=SOURCES if rows else "No sources were found")
+                listing = gr.update(choices=conversation_choices(user), value=conversation_id)
+                yield chat, conversation_id, message_sources, message_ids, sources_update, _images(answer.images), listing, ""
+        except Exception as exc:  # model missing, empty collection, no access: say so, keep the UI alive
+            if started_here and user is not None:
+                kb.conversations.delete(user, conversation_id)  # nothing was stored in it
+                conversation_id = None
+            chat[index] = {"role": "assistant", "content": explain(exc)}
+            yield chat, conversation_id, message_sources, message_ids, gr.update(choices=[], value=None, label=NO_SOURCES_YET), [], nothing, ""
+
+    def open_source(key: str | None, message_sources, request: gr.Request):
+        """Show source `key` ("<chat index>-<n>"): the highlighted page, the figure or the passage."""
+        if not key or "-" not in key:
+            return gr.update(), gr.update(visible=False), gr.update(value="")
+        index, number = key.rsplit("-", 1)
+        rows = [Source(**s) for s in (message_sources or {}).get(index, [])]
+        source = next((s for s in rows if str(s.number) == number), None)
+        if source is None:
+            return gr.update(), gr.update(visible=False), "_That source is not available any more._"
+        try:
+            shown = kb.source_view(current_user(request), source.chunk_id)
+        except (AccessDenied, NotFound) as exc:
+            return gr.update(), gr.update(value=None, visible=False), f"⚠️ {source.label}: {exc}"
+        chat_rows = gr.update(value=key)
+        title = f"**[{source.number}] {_escape(source.label)}**"
+        if shown.kind == "passage":
+            text = f"{title} — the passage in its text:\n\n" + (
+                f"{html.escape(shown.before)}<mark>{html.escape(shown.passage)}</mark>{html.escape(shown.after)}"
+            )
+            return chat_rows, gr.update(value=None, visible=False), text
+        image = Image.open(io.BytesIO(shown.png))
+        caption = "the cited passage is highlighted" if shown.kind == "page" else "the figure"
+        return chat_rows, gr.update(value=image, visible=True), f"{title} — {caption}"
+
+    def open_citation(key: str, message_sources, chat: list[dict], request: gr.Request):
+        """A click on [n] in an answer: list that answer's sources, then open source n."""
+        index = (key or "").rsplit("-", 1)[0]
+        rows = [Source(**s) for s in (message_sources or {}).get(index, [])]
+        text = next((_text(m.get("content")) for i, m in enumerate(chat or []) if str(i) == index), "")
+        _, image, caption = open_source(key, message_sources, request)
+        listing = gr.update(choices=source_choices(rows, text.split("\n\n*Sources:")[0], int(index)) if index.isdigit() else [], value=key)
+        return listing, image, caption
+
+    def open_conversation(conversation_id, request: gr.Request):
+        try:
+            view = kb.conversations.get(current_user(request), int(conversation_id))
+        except (ConversationNotFound, AccessDenied, NotFound, TypeError, ValueError) as exc:
+            return [], None, {}, {}, gr.update(choices=[], value=None, label=NO_SOURCES_YET), [], gr.update(value=None, visible=False), explain(exc)
+        chat, sources, ids = restore(view)
+        last = max((int(i) for i in sources), default=None)
+        if last is None:
+            rows, images = [], []
+        else:
+            stored = [Source(**s) for s in sources[str(last)]]
+            text = next(m.content for m in view.messages if m.id == ids[str(last)])
+            rows, images = source_choices(stored, text, last), _images(stored)
+        return chat, view.id, sources, ids, gr.update(choices=rows, value=None, label=SOURCES if rows else NO_SOURCES_YET), images, gr.update(value=None, visible=False), ""
+
+    def new_chat():
+        return [], None, {}, {}, gr.update(choices=[], value=None, label=NO_SOURCES_YET), [], gr.update(value=None, visible=False), "", gr.update(value=None)
+
+    def on_like(message_ids, data: gr.LikeData, request: gr.Request):
+        index = data.index[0] if isinstance(data.index, (list, tuple)) else data.index
+        message_id = (message_ids or {}).get(str(index))
+        if message_id is None or data.liked not in (True, False):
+            return None, "_Only stored answers can be rated._"
+        rating = 1 if data.liked is True else -1
+        try:
+            kb.conversations.feedback(current_user(request), message_id, rating)
+        except (ConversationNotFound, AccessDenied, NotFound, ValueError) as exc:
+            return None, explain(exc)
+        word = "helpful" if rating == 1 else "not helpful"
+        return {"message_id": message_id, "rating": rating}, f"Thanks: rated {word}. Add a comment below if you like."
+
+    def send_comment(comment: str, rated, request: gr.Request):
+        if not rated:
+            return comment, "_Rate an answer with 👍 or 👎 first; the comment goes with that rating._"
+        try:
+            kb.conversations.feedback(current_user(request), rated["message_id"], rated["rating"], (comment or "").strip())
+        except (ConversationNotFound, AccessDenied, NotFound, ValueError) as exc:
+            return comment, explain(exc)
+        return "", "Thanks: your comment was stored with your rating."
 
     with gr.Blocks(title="mmkb — knowledge base chat") as demo:
-        gr.Markdown("## mmkb\nAsk a question; answers cite the file and page they come from.")
+        conversation_id = gr.State(None)
+        message_sources = gr.State({})
+        message_ids = gr.State({})
+        rated = gr.State(None)
+        pending_question = gr.State("")
+        gr.Markdown("## mmkb\nAsk a question; answers cite the file and page they come from. Click a citation to open the page.")
+        notice = gr.Markdown("", elem_id="notice")
         with gr.Row():
+            with gr.Column(scale=1, min_width=200):
+                new = gr.Button("New chat", elem_id="new-chat")
+                conversations = gr.Radio(choices=[], label="Past conversations", elem_id="conversations")
             with gr.Column(scale=3):
                 collection = gr.Dropdown(choices=[ALL_COLLECTIONS], value=ALL_COLLECTIONS, label="Collection", elem_id="collection")
-                chatbot = gr.Chatbot(label="Chat", height=460, elem_id="chat")
+                chatbot = gr.Chatbot(label="Chat", height=460, elem_id="chat", feedback_options=("Like", "Dislike"))
                 with gr.Row():
                     question = gr.Textbox(placeholder="Ask about your documents…", show_label=False, scale=5, elem_id="question")
                     send = gr.Button("Ask", variant="primary", scale=1, elem_id="ask")
+                status = gr.Markdown("", elem_id="status")
+                with gr.Row():
+                    comment = gr.Textbox(placeholder="Optional comment on your 👍/👎 rating…", show_label=False, scale=5, elem_id="feedback-comment")
+                    send_feedback = gr.Button("Send comment", scale=1, elem_id="send-feedback")
+                feedback_status = gr.Markdown("", elem_id="feedback-status")
             with gr.Column(scale=2):
-                sources = gr.Markdown("_Sources appear here._", elem_id="sources")
+                sources = gr.Radio(choices=[], label=NO_SOURCES_YET, info="Pick a source to open it beside the chat.", elem_id="sources")
+                source_text = gr.Markdown("", elem_id="source-text")
+                source_image = gr.Image(label="Cited source", type="pil", format="png", visible=False, interactive=False, elem_id="source-image")
                 gallery = gr.Gallery(label="Figures", columns=2, height=300, elem_id="figures")
-        outputs = [chatbot, sources, gallery, question]
-        send.click(respond, [question, chatbot, collection], outputs)
-        question.submit(respond, [question, chatbot, collection], outputs)
-        def refresh_collections(request: gr.Request):
-            try:
-                return gr.update(choices=collection_choices(request))
-            except AccessDenied:
-                return gr.update(choices=[ALL_COLLECTIONS])
+        cite_key = gr.Textbox(visible="hidden", elem_id="cite-key")
+        cite_open = gr.Button("open citation", visible="hidden", elem_id="cite-open")
 
-        demo.load(refresh_collections, None, collection)
+        answer_outputs = [chatbot, conversation_id, message_sources, message_ids, sources, gallery, conversations, status]
+        for trigger in (send.click, question.submit):
+            trigger(show_question, [question, chatbot], [chatbot, pending_question, question], concurrency_limit=None).then(
+                respond, [pending_question, chatbot, collection, conversation_id, message_sources, message_ids], answer_outputs,
+                concurrency_limit=kb.settings.chat_concurrency, concurrency_id="answer",
+            )
+        sources.input(open_source, [sources, message_sources], [sources, source_image, source_text])
+        cite_open.click(open_citation, [cite_key, message_sources, chatbot], [sources, source_image, source_text])
+        conversations.input(
+            open_conversation, [conversations],
+            [chatbot, conversation_id, message_sources, message_ids, sources, gallery, source_image, source_text],
+        )
+        new.click(
+            new_chat, None,
+            [chatbot, conversation_id, message_sources, message_ids, sources, gallery, source_image, source_text, conversations],
+        )
+        # The chat's own trash button clears the screen: treat it as a new chat, so the next
+        # question does not land in the conversation the user just cleared away.
+        chatbot.clear(
+            new_chat, None,
+            [chatbot, conversation_id, message_sources, message_ids, sources, gallery, source_image, source_text, conversations],
+        )
+        chatbot.like(on_like, [message_ids], [rated, feedback_status])
+        send_feedback.click(send_comment, [comment, rated], [comment, feedback_status])
+        comment.submit(send_comment, [comment, rated], [comment, feedback_status])
+        demo.load(on_load, None, [collection, notice, conversations])
     return demo
 
 

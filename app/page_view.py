@@ -1,0 +1,155 @@
+"""What a citation opens: the cited PDF page rendered with the passage highlighted, the
+figure itself, or, for formats without pages to draw (DOCX, PPTX, HTML, text), the passage
+in its surrounding text.
+
+Page renders are cached as PNG next to the stored original (``files/<sha>.pdf`` ->
+``files/pages/<sha>/<page>.png``), so whatever removes the original removes them too
+(app.removal); the highlight is drawn on a copy per request, so one cached page serves
+every passage on it.
+"""
+
+from __future__ import annotations
+
+import difflib
+import io
+import re
+import shutil
+import uuid
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Literal
+
+import pymupdf as fitz
+from PIL import Image, ImageDraw
+
+from app.models import Chunk, ChunkKind, Document
+
+# 1.5 × 72 dpi: a whole A4 page is readable in the side panel and stays ~100-200 KB as PNG.
+ZOOM = 1.5
+HIGHLIGHT_RGBA = (255, 214, 0, 96)  # translucent yellow: the text stays readable under it
+_CONTEXT_CHARS = 500
+_TOKEN_RE = re.compile(r"[^\W_]+(?:[-'.][^\W_]+)*", re.UNICODE)
+
+
+@dataclass(frozen=True)
+class SourceView:
+    """One cited source ready to show: `png` is the page or figure; `passage` is always the
+    chunk text; `before`/`after` surround it for passage views."""
+
+    chunk_id: int
+    filename: str
+    page: int | None
+    kind: Literal["page", "figure", "passage"]
+    passage: str
+    png: bytes | None = None
+    # Highlighted rectangles in image pixels (x0, y0, x1, y1), for page views.
+    highlights: list[tuple[float, float, float, float]] = field(default_factory=list)
+    before: str = ""
+    after: str = ""
+
+
+def page_cache_dir(original: Path) -> Path:
+    """Where the page renders of a stored original are cached."""
+    return original.parent / "pages" / original.name.split(".")[0]
+
+
+def forget_pages(original: Path) -> None:
+    """Drop the cached renders of an original that is gone."""
+    shutil.rmtree(page_cache_dir(original), ignore_errors=True)
+
+
+def view(document: Document, chunk: Chunk) -> SourceView:
+    base = dict(chunk_id=chunk.id, filename=document.filename, page=chunk.page, passage=chunk.text)
+    if chunk.kind == ChunkKind.image and chunk.image_path and Path(chunk.image_path).is_file():
+        return SourceView(kind="figure", png=Path(chunk.image_path).read_bytes(), **base)
+    original = Path(document.stored_path) if document.stored_path else None
+    if original is None or not original.is_file():
+        return SourceView(kind="passage", **base)
+    if document.mime == "application/pdf" and chunk.page:
+        png, rects = highlighted_page(original, chunk.page, chunk.text)
+        return SourceView(kind="page", png=png, highlights=rects, **base)
+    before, after = _context(original, document.mime, chunk)
+    return SourceView(kind="passage", before=before, after=after, **base)
+
+
+def highlighted_page(pdf_path: Path, page_number: int, passage: str) -> tuple[bytes, list[tuple[float, float, float, float]]]:
+    with fitz.open(pdf_path, filetype="pdf") as pdf:
+        if not 1 <= page_number <= pdf.page_count:
+            raise ValueError(f"{pdf_path.name} has no page {page_number}")
+        page = pdf[page_number - 1]
+        rects = [fitz.Rect(r) * ZOOM for r in locate_passage(page, passage)]
+        cached = page_cache_dir(pdf_path) / f"{page_number}.png"
+        if not cached.is_file():
+            cached.parent.mkdir(parents=True, exist_ok=True)
+            partial = cached.with_name(f"{cached.stem}.{uuid.uuid4().hex}.part")  # one per writer: two may race
+            page.get_pixmap(matrix=fitz.Matrix(ZOOM, ZOOM), alpha=False).save(str(partial), output="png")
+            partial.replace(cached)  # atomic: a concurrent reader never sees half a PNG
+    boxes = [(r.x0, r.y0, r.x1, r.y1) for r in rects]
+    return draw_highlights(cached.read_bytes(), boxes), boxes
+
+
+def draw_highlights(png: bytes, boxes: list[tuple[float, float, float, float]]) -> bytes:
+    page = Image.open(io.BytesIO(png)).convert("RGBA")
+    overlay = Image.new("RGBA", page.size, (0, 0, 0, 0))
+    draw = ImageDraw.Draw(overlay)
+    for x0, y0, x1, y1 in boxes:
+        draw.rectangle((x0 - 2, y0 - 1, x1 + 2, y1 + 1), fill=HIGHLIGHT_RGBA)
+    out = io.BytesIO()
+    Image.alpha_composite(page, overlay).convert("RGB").save(out, format="PNG", optimize=False)
+    return out.getvalue()
+
+
+def _tokens(text: str) -> list[str]:
+    return [t.lower() for t in _TOKEN_RE.findall(text)]
+
+
+def locate_passage(page: fitz.Page, passage: str) -> list[fitz.Rect]:
+    """One rectangle per page line that holds words of the passage.
+
+    The passage's words are aligned with the page's words in reading order (difflib), so
+    whitespace, line wraps, Markdown table pipes and running headers removed at ingest do
+    not matter; matched runs shorter than three words (a stray "the") are ignored unless
+    the passage itself is that short."""
+    wanted = _tokens(passage)
+    if not wanted:
+        return []
+    words = page.get_text("words", sort=True)  # x0, y0, x1, y1, text, block, line, word
+    page_tokens: list[str] = []
+    owner: list[int] = []  # page token index -> word index
+    for index, word in enumerate(words):
+        for token in _tokens(word[4]):
+            page_tokens.append(token)
+            owner.append(index)
+    matcher = difflib.SequenceMatcher(None, page_tokens, wanted, autojunk=False)
+    shortest = min(3, len(wanted))
+    matched: set[int] = set()
+    for block in matcher.get_matching_blocks():
+        if block.size >= shortest:
+            matched.update(owner[block.a + i] for i in range(block.size))
+    lines: dict[tuple[int, int], fitz.Rect] = {}
+    for index in sorted(matched):
+        x0, y0, x1, y1, _text, block_no, line_no, _ = words[index]
+        key = (block_no, line_no)
+        rect = fitz.Rect(x0, y0, x1, y1)
+        lines[key] = lines[key] | rect if key in lines else rect
+    return sorted(lines.values(), key=lambda r: (r.y0, r.x0))
+
+
+def _context(original: Path, mime: str | None, chunk: Chunk) -> tuple[str, str]:
+    """The text around a passage of a DOCX/PPTX/HTML/text file, re-read from the original.
+    Empty when the offsets no longer point at the passage (e.g. a parser changed since)."""
+    if chunk.char_start is None or chunk.char_end is None or not mime:
+        return "", ""
+    from ingest.loaders import parse_file
+    from ingest.types import IngestError
+
+    try:
+        parsed = parse_file(original, mime)
+    except IngestError:
+        return "", ""
+    page = next((p for p in parsed.pages if p.page == chunk.page), None)
+    if page is None or " ".join(page.text[chunk.char_start : chunk.char_end].split()) != chunk.text:
+        return "", ""
+    before = page.text[max(0, chunk.char_start - _CONTEXT_CHARS) : chunk.char_start]
+    after = page.text[chunk.char_end : chunk.char_end + _CONTEXT_CHARS]
+    return before, after
