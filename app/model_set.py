@@ -44,10 +44,10 @@ class ModelSet:
 
     @cached_property
     def ocr(self):
-        from ingest.ocr import RapidOcr
+        from ingest.ocr import load_ocr
 
         with self._lock:
-            return RapidOcr()
+            return load_ocr(self.settings.ocr_engine)
 
     @cached_property
     def generator(self):

@@ -55,6 +55,7 @@ class Source(BaseModel):
     text: str
     score: float
     image_path: str | None = None
+    heading_path: str = ""  # the section of the document the chunk sits in ("Travel policy > Hotels")
 
     @property
     def label(self) -> str:
@@ -85,3 +86,6 @@ class CollectionInfo(BaseModel):
     ready_documents: int
     failed_documents: int
     chunks: int
+    # Chunking used for documents ingested from now on (the collection's own, else the defaults).
+    chunk_tokens: int | None = None
+    chunk_overlap_tokens: int | None = None

@@ -24,7 +24,8 @@ def render_sources(answer: Answer) -> str:
         marker = "cited" if source.number in cited else "retrieved"
         snippet = html.escape(source.text[:220].replace("\n", " "))
         kind = "figure · " if source.kind == "image" else ""
-        lines.append(f"- **[{source.number}] {html.escape(source.label)}** ({kind}{marker}, score {source.score:.2f})  \n  {snippet}…")
+        section = f" · {html.escape(source.heading_path)}" if source.heading_path else ""
+        lines.append(f"- **[{source.number}] {html.escape(source.label)}**{section} ({kind}{marker}, score {source.score:.2f})  \n  {snippet}…")
     return "\n".join(lines)
 
 

@@ -1,0 +1,87 @@
+"""Chunk size and overlap per collection (API, CLI), and the section path shown with a source."""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+from sqlalchemy import select
+
+from app.models import Chunk, Role
+from app.service import AccessDenied
+
+ROOT = Path(__file__).resolve().parents[1]
+
+
+def _handbook(folder: Path) -> Path:
+    folder.mkdir(parents=True, exist_ok=True)
+    sentences = " ".join(f"Rule {i} says that travellers keep receipt number {i} for the auditors." for i in range(40))
+    path = folder / "handbook.md"
+    path.write_text(
+        f"# Travel handbook\n\n## General rules\n\n{sentences}\n\n## Hotels\n\n"
+        "The hotel cap in Munich is 180 EUR per night, breakfast included.\n", encoding="utf-8")
+    return path
+
+
+def _chunks(kb, collection: str) -> list[Chunk]:
+    (found,) = kb.readable_collections(kb.system_user(), [collection])
+    with kb.database.session() as session:
+        return list(session.scalars(select(Chunk).where(Chunk.collection_id == found.id).order_by(Chunk.ordinal)))
+
+
+def test_a_collection_chunks_with_its_own_size_and_overlap(kb, tmp_path):
+    handbook = _handbook(tmp_path / "in")
+    admin = kb.system_user()
+    kb.create_collection(admin, "fine", chunk_tokens=32, chunk_overlap_tokens=4)
+    kb.ingest(admin, "fine", paths=[handbook])
+    kb.ingest(admin, "default", paths=[handbook])
+    fine, default = _chunks(kb, "fine"), _chunks(kb, "default")
+    sizes = kb.models.text_embedder.count_tokens([c.text for c in fine])
+    assert max(sizes) <= 32
+    assert len(fine) > 2 * len(default)
+    assert max(kb.models.text_embedder.count_tokens([c.text for c in default])) > 32
+    info = {i.name: i for i in kb.collection_info(admin)}
+    assert (info["fine"].chunk_tokens, info["fine"].chunk_overlap_tokens) == (32, 4)
+    assert (info["default"].chunk_tokens, info["default"].chunk_overlap_tokens) == (kb.settings.chunk_tokens, kb.settings.chunk_overlap_tokens)
+
+
+def test_chunking_settings_are_validated_and_need_the_collection_admin(kb):
+    admin = kb.system_user()
+    kb.create_collection(admin, "docs")
+    with pytest.raises(ValueError, match="overlap"):
+        kb.configure_chunking(admin, "docs", chunk_tokens=40, chunk_overlap_tokens=40)
+    with pytest.raises(ValueError, match="at least 16"):
+        kb.configure_chunking(admin, "docs", chunk_tokens=8)
+    editor = kb.ensure_user("eve")
+    kb.manage_member(admin, "docs", "eve", Role.editor)
+    with pytest.raises(AccessDenied):
+        kb.configure_chunking(editor, "docs", chunk_tokens=64)
+    kb.manage_member(admin, "docs", "eve", Role.admin)
+    assert kb.configure_chunking(editor, "docs", chunk_tokens=64).chunk_tokens == 64
+
+
+def test_sources_name_the_section_they_come_from(kb, tmp_path):
+    kb.ingest(kb.system_user(), "travel", paths=[_handbook(tmp_path / "in")])
+    sources, _ = kb._answerer().retrieve("What is the hotel cap in Munich?", kb.readable_collections(kb.system_user(), ["travel"]))
+    assert sources[0].heading_path == "Travel handbook > Hotels"
+    assert "180 EUR" in sources[0].text
+    stored = {c.heading_path for c in _chunks(kb, "travel")}
+    assert stored == {"Travel handbook > General rules", "Travel handbook > Hotels"}
+
+
+def test_cli_creates_and_sets_collection_chunking(tmp_path):
+    env = {**os.environ, "MMKB_DATA_DIR": str(tmp_path / "data")}
+
+    def kb(*args: str) -> subprocess.CompletedProcess:
+        return subprocess.run([sys.executable, "-m", "app.cli", *args], cwd=ROOT, env=env, capture_output=True, text=True, timeout=300)
+
+    assert kb("collections", "create", "manuals", "--chunk-tokens", "64", "--chunk-overlap", "8").returncode == 0
+    assert kb("collections", "set", "manuals", "--chunk-overlap", "16").returncode == 0
+    listing = kb("collections")
+    assert "manuals:" in listing.stdout and "chunks of 64 tokens, 16 overlap" in listing.stdout
+    refused = kb("collections", "set", "manuals", "--chunk-overlap", "64")
+    assert refused.returncode == 1 and "overlap must be" in refused.stderr
+    assert "chunks of 64 tokens, 16 overlap" in kb("collections").stdout
