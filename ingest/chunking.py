@@ -143,11 +143,14 @@ def _pack(
 
 
 def embedding_text(chunk: TextChunk) -> str:
-    """What the embedder sees: the chunk under its heading path, so a passage that never names
-    its topic ("the cap is 180 EUR") is still found by a question about that section."""
-    if not chunk.heading_path or chunk.text.startswith(chunk.heading_path):
+    """What the embedder sees: the chunk under its own section's heading, so a passage that
+    never names its topic ("the cap is 180 EUR") is still found by a question about that
+    section. Only the innermost heading: with the whole path, every chunk of a document
+    repeated its title, and the sample questions ranked worse (benchmarks/RESULTS.md)."""
+    section = chunk.heading_path.rsplit(PATH_SEPARATOR, 1)[-1]
+    if not section or chunk.text.startswith(section) or chunk.text.lstrip("# ").startswith(section):
         return chunk.text
-    return f"{chunk.heading_path}\n{chunk.text}"
+    return f"{section}\n{chunk.text}"
 
 
 def _split_long_units(

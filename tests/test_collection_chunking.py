@@ -84,4 +84,20 @@ def test_cli_creates_and_sets_collection_chunking(tmp_path):
     assert "manuals:" in listing.stdout and "chunks of 64 tokens, 16 overlap" in listing.stdout
     refused = kb("collections", "set", "manuals", "--chunk-overlap", "64")
     assert refused.returncode == 1 and "overlap must be" in refused.stderr
-    assert "chunks of 64 tokens, 16 overlap" in kb("collections").stdout
+
+
+def test_a_passage_that_never_names_its_topic_is_found_through_its_heading(kb, tmp_path):
+    filler = " ".join(f"Clause {i} of this part covers booking steps and receipts." for i in range(20))
+    path = tmp_path / "in" / "limits.md"
+    path.parent.mkdir()
+    path.write_text(
+        # Meals first: with nothing but the number to tell them apart, the earlier chunk would win.
+        f"# Expense limits\n\n## Business meals\n\n{filler}\n\nThe cap is 45 EUR.\n\n"
+        f"## Hotel rooms in Munich\n\n{filler}\n\nThe cap is 180 EUR.\n", encoding="utf-8")
+    kb.ingest(kb.system_user(), "limits", paths=[path])
+    sources, _ = kb._answerer().retrieve("How much may a hotel room in Munich cost?", kb.readable_collections(kb.system_user(), ["limits"]))
+    # Embedded under its heading, the hotel cap is the runner-up only to its section's opening;
+    # embedded bare (measured), it scored like the meals cap and fell behind the meals section.
+    assert [s.heading_path for s in sources[:2]] == ["Expense limits > Hotel rooms in Munich"] * 2
+    assert "The cap is 180 EUR." in sources[1].text
+    assert sources[1].score > 2 * max(s.score for s in sources[2:])

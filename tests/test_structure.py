@@ -40,7 +40,8 @@ def test_chunks_never_cross_a_heading_and_carry_the_section_path_across_pages():
     assert intro.heading_path == "Travel policy"
     for chunk in by_text.values():
         assert " ".join(pages[chunk.page - 1].text[chunk.char_start : chunk.char_end].split()) == chunk.text
-    assert embedding_text(hotel) == "Travel policy > Hotels\n" + hotel.text
+    assert embedding_text(hotel) == hotel.text  # it starts with its heading already
+    assert embedding_text(rooms) == "Hotels\n" + rooms.text  # the embedder knows what these rooms are
 
 
 def test_without_headings_chunking_is_unchanged():
