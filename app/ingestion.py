@@ -139,7 +139,8 @@ class Ingestor:
             if rejection:
                 raise IngestError(rejection)
             stored = self._store_original(upload.path, sha, mime)
-            parsed = parse_file(stored, mime, ocr=self.models.ocr.read if self.settings.ocr_scanned_pages else None)
+            # The OCR engine loads only when a scanned page needs it (a missing one fails that file alone).
+            parsed = parse_file(stored, mime, ocr=self._ocr if self.settings.ocr_scanned_pages else None)
             text_chunks, image_rows = self._index_rows(parsed, sha, filename, collection)
         except IngestError as exc:
             return self._fail(document_id, filename, str(exc))
@@ -261,6 +262,9 @@ class Ingestor:
                               vector_space=IMAGE_SPACE, embedding=vector.tobytes())
                     )
         return text_rows, figure_rows
+
+    def _ocr(self, png_bytes: bytes) -> str:
+        return self.models.ocr.read(png_bytes)
 
     def _describe_figure(self, filename: str, image) -> str:
         parts = [image.caption] if image.caption else []

@@ -78,8 +78,9 @@ class Settings(BaseSettings):
     ocr_images: bool = True
     # Pages of a PDF that are only a picture of text (scans) are OCRed into page text.
     ocr_scanned_pages: bool = True
-    # rapidocr (ONNX models in the wheel) or tesseract (Debian packages); see benchmarks/RESULTS.md.
-    ocr_engine: Literal["rapidocr", "tesseract"] = "rapidocr"
+    # tesseract (Debian packages, installed by scripts/setup.sh) or rapidocr (ONNX models in the
+    # wheel); tesseract won on English words and speed in benchmarks/ocr.py (benchmarks/RESULTS.md).
+    ocr_engine: Literal["rapidocr", "tesseract"] = "tesseract"
     embed_batch_size: int = 32
 
     # Query

@@ -5,7 +5,9 @@
 - tesseract: Debian's `tesseract-ocr` with the `eng` and `chi_sim` language packs, called
   through pytesseract (scripts/setup.sh installs them when run as root).
 
-Which one is the default, and why, is measured by benchmarks/ocr.py (benchmarks/RESULTS.md).
+tesseract is the default: on rendered English text and scanned pages it keeps words apart
+(RapidOCR glues them: "EURpernight"), at about a quarter of RapidOCR's time per image;
+RapidOCR reads degraded Chinese far better (benchmarks/ocr.py, benchmarks/RESULTS.md).
 """
 
 from __future__ import annotations
@@ -18,6 +20,8 @@ from typing import Protocol
 
 import numpy as np
 
+from ingest.types import IngestError
+
 ENGINES = ("rapidocr", "tesseract")
 TESSERACT_LANGUAGES = ("eng", "chi_sim")
 _INSTALL_HINT = "apt-get install tesseract-ocr tesseract-ocr-eng tesseract-ocr-chi-sim (scripts/setup.sh does this as root)"
@@ -27,8 +31,9 @@ class OcrEngine(Protocol):
     def read(self, png_bytes: bytes) -> str: ...
 
 
-class OcrUnavailable(RuntimeError):
-    """The configured OCR engine is not installed; the message says what to install."""
+class OcrUnavailable(IngestError):
+    """The configured OCR engine is not installed; the message says what to install. An
+    IngestError: a file that needs OCR fails with this message, the rest of the batch goes on."""
 
 
 def _rgb(png_bytes: bytes):
@@ -63,7 +68,7 @@ class TesseractOcr:
         try:
             import pytesseract
         except ImportError as exc:
-            raise OcrUnavailable(f"MMKB_OCR_ENGINE=tesseract needs the pytesseract package (pip install pytesseract)") from exc
+            raise OcrUnavailable("MMKB_OCR_ENGINE=tesseract needs the pytesseract package (pip install pytesseract)") from exc
         if shutil.which(pytesseract.pytesseract.tesseract_cmd) is None:
             raise OcrUnavailable(f"MMKB_OCR_ENGINE=tesseract but the tesseract program is not installed: {_INSTALL_HINT}")
         installed = set(pytesseract.get_languages(config=""))

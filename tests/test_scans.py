@@ -12,6 +12,7 @@ from sqlalchemy import select
 
 from app.models import Chunk, ChunkKind
 from ingest.loaders import PDF_MIME, TIFF_MIME, WEBP_MIME, parse_file, sniff_mime
+from ingest.ocr import ENGINES, OcrUnavailable, TesseractOcr, load_ocr
 
 SCANNED_FACT = "The archive room key is kept by Doctor Okonkwo in cabinet 7."
 
@@ -43,8 +44,9 @@ def make_scanned_pdf(path: Path) -> Path:
     return path
 
 
-def test_a_scanned_page_becomes_ocr_text_on_its_own_page(tmp_path, models):
-    parsed = parse_file(make_scanned_pdf(tmp_path / "handbook.pdf"), PDF_MIME, ocr=models.ocr.read)
+@pytest.mark.parametrize("engine", ENGINES)
+def test_a_scanned_page_becomes_ocr_text_on_its_own_page(tmp_path, engine):
+    parsed = parse_file(make_scanned_pdf(tmp_path / "handbook.pdf"), PDF_MIME, ocr=load_ocr(engine).read)
     assert [p.page for p in parsed.pages] == [1, 2, 3]
     ocr_text = " ".join(parsed.pages[1].text.split())
     assert "archive room key" in ocr_text and "cabinet 7" in ocr_text and "Okonkwo" in ocr_text
@@ -128,3 +130,35 @@ def test_ocr_text_is_stored_as_the_scanned_pages_text_chunks(scans_kb):
     with scans_kb.database.session() as session:
         rows = session.execute(select(Chunk.page, Chunk.kind, Chunk.text)).all()
     assert any(page == 2 and kind == ChunkKind.text and "cabinet 7" in text for page, kind, text in rows)
+
+
+def test_a_missing_tesseract_says_what_to_install(monkeypatch, tmp_path):
+    monkeypatch.setenv("PATH", str(tmp_path))  # no tesseract program on this PATH
+    with pytest.raises(OcrUnavailable, match="apt-get install tesseract-ocr tesseract-ocr-eng tesseract-ocr-chi-sim"):
+        TesseractOcr()
+
+
+def test_missing_tesseract_language_data_is_named():
+    with pytest.raises(OcrUnavailable, match="lacks the language data xyz"):
+        TesseractOcr(languages=("eng", "xyz"))
+
+
+def test_a_scanned_pdf_fails_alone_with_the_reason_when_the_ocr_engine_is_missing(tmp_path, models, monkeypatch):
+    from app.model_set import ModelSet
+    from app.service import KnowledgeBase
+    from tests.conftest import make_settings
+
+    settings = make_settings(tmp_path / "data", ocr_engine="tesseract")
+    own_models = ModelSet(settings)
+    own_models.text_embedder = models.text_embedder
+    kb = KnowledgeBase(settings, models=own_models)
+    folder = tmp_path / "in"
+    folder.mkdir()
+    make_scanned_pdf(folder / "scan.pdf")
+    (folder / "notes.txt").write_text("The visitor badge is green.", encoding="utf-8")
+    monkeypatch.setenv("PATH", str(tmp_path / "empty"))
+    report = kb.ingest(kb.system_user(), "c", paths=[folder])
+    kb.close()
+    outcomes = {f.filename: (f.outcome.value, f.error) for f in report.files}
+    assert outcomes["notes.txt"] == ("ingested", None)
+    assert outcomes["scan.pdf"][0] == "failed" and "tesseract program is not installed" in outcomes["scan.pdf"][1]
