@@ -238,10 +238,20 @@ class KnowledgeBase:
     ) -> Collection:
         if not user.is_admin:
             raise AccessDenied("only administrators create collections")
+        # Checked before anything is written: a refused setting must not leave a collection behind.
+        self._check_chunking(chunk_tokens or self.settings.chunk_tokens,
+                             chunk_overlap_tokens if chunk_overlap_tokens is not None else self.settings.chunk_overlap_tokens)
         collection = self.get_or_create_collection(name)
         if chunk_tokens is not None or chunk_overlap_tokens is not None:
             collection = self.configure_chunking(user, name, chunk_tokens, chunk_overlap_tokens)
         return collection
+
+    @staticmethod
+    def _check_chunking(tokens: int, overlap: int) -> None:
+        if tokens < MIN_CHUNK_TOKENS:
+            raise ValueError(f"chunk size must be at least {MIN_CHUNK_TOKENS} tokens, not {tokens}")
+        if not 0 <= overlap < tokens:
+            raise ValueError(f"chunk overlap must be at least 0 and less than the chunk size ({tokens}), not {overlap}")
 
     def configure_chunking(
         self, user: User, name: str, chunk_tokens: int | None = None, chunk_overlap_tokens: int | None = None
@@ -259,10 +269,7 @@ class KnowledgeBase:
             overlap = chunk_overlap_tokens if chunk_overlap_tokens is not None else (
                 collection.chunk_overlap_tokens if collection.chunk_overlap_tokens is not None else self.settings.chunk_overlap_tokens
             )
-            if tokens < MIN_CHUNK_TOKENS:
-                raise ValueError(f"chunk size must be at least {MIN_CHUNK_TOKENS} tokens, not {tokens}")
-            if not 0 <= overlap < tokens:
-                raise ValueError(f"chunk overlap must be at least 0 and less than the chunk size ({tokens}), not {overlap}")
+            self._check_chunking(tokens, overlap)
             if chunk_tokens is not None:
                 collection.chunk_tokens = chunk_tokens
             if chunk_overlap_tokens is not None:

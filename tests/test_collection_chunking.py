@@ -101,3 +101,19 @@ def test_a_passage_that_never_names_its_topic_is_found_through_its_heading(kb, t
     assert [s.heading_path for s in sources[:2]] == ["Expense limits > Hotel rooms in Munich"] * 2
     assert "The cap is 180 EUR." in sources[1].text
     assert sources[1].score > 2 * max(s.score for s in sources[2:])
+
+
+def test_api_creates_a_collection_with_its_chunking_and_refuses_a_bad_one(kb):
+    from fastapi.testclient import TestClient
+
+    from app.api import create_app
+
+    kb.accounts.create_user("root", "root-password", is_admin=True)
+    client = TestClient(create_app(kb, mount_ui=False))
+    token = client.post("/api/tokens", json={"username": "root", "password": "root-password"}).json()["token"]
+    headers = {"Authorization": f"Bearer {token}"}
+    created = client.post("/api/collections", json={"name": "tuned", "chunk_tokens": 200, "chunk_overlap_tokens": 20}, headers=headers)
+    assert created.status_code == 201 and (created.json()["chunk_tokens"], created.json()["chunk_overlap_tokens"]) == (200, 20)
+    refused = client.post("/api/collections", json={"name": "bad", "chunk_tokens": 40, "chunk_overlap_tokens": 50}, headers=headers)
+    assert refused.status_code == 400 and "overlap" in refused.json()["detail"]
+    assert "bad" not in [c["name"] for c in client.get("/api/collections", headers=headers).json()]
