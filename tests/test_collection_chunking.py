@@ -117,3 +117,12 @@ def test_api_creates_a_collection_with_its_chunking_and_refuses_a_bad_one(kb):
     refused = client.post("/api/collections", json={"name": "bad", "chunk_tokens": 40, "chunk_overlap_tokens": 50}, headers=headers)
     assert refused.status_code == 400 and "overlap" in refused.json()["detail"]
     assert "bad" not in [c["name"] for c in client.get("/api/collections", headers=headers).json()]
+
+
+def test_the_chat_source_list_names_the_section():
+    from app.schemas import Answer, Source
+    from ui.chat import render_sources
+
+    source = Source(number=1, chunk_id=7, collection="c", filename="policy.pdf", page=3, kind="text",
+                    text="The cap is 180 EUR.", score=0.9, heading_path="Travel policy > Hotels")
+    assert "**[1] policy.pdf, p. 3** · Travel policy &gt; Hotels" in render_sources(Answer(question="q", text="a", sources=[source]))
