@@ -165,3 +165,13 @@ def test_sample_pdfs_get_their_numbered_sections():
     assert all(c.heading_path.startswith("Employee Travel and Expense Policy (HR-07)") for c in chunks if c.page > 1)
     tables = [c for c in chunks if c.char_start is None]
     assert tables and all(" > " in c.heading_path for c in tables)
+
+
+def test_pptx_slide_titles_head_their_slides(tmp_path):
+    from ingest.loaders import PPTX_MIME
+    from tests.test_formats import make_pptx
+
+    parsed = parse_file(make_pptx(tmp_path / "kickoff.pptx"), PPTX_MIME)
+    chunks = chunk_pages(parsed.pages, max_tokens=100, overlap_tokens=0)
+    assert [(c.page, c.heading_path) for c in chunks] == [(1, "Kick-off"), (2, "Budget"), (3, "Next steps")]
+    assert "48,000 euros" in chunks[1].text
