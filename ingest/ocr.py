@@ -43,10 +43,12 @@ def _rgb(png_bytes: bytes):
 
 
 class RapidOcr:
-    def __init__(self) -> None:
+    def __init__(self, threads: int = 0) -> None:
         from rapidocr_onnxruntime import RapidOCR
 
-        self.engine = RapidOCR()
+        # threads=0: onnxruntime's default (every core).
+        limits = {"intra_op_num_threads": threads, "inter_op_num_threads": 1} if threads > 0 else {}
+        self.engine = RapidOCR(**limits)
         self._lock = threading.Lock()
 
     def read(self, png_bytes: bytes, min_confidence: float = 0.5) -> str:
@@ -85,9 +87,11 @@ class TesseractOcr:
         return "\n".join(line for line in lines if line)
 
 
-def load_ocr(engine: str) -> OcrEngine:
+def load_ocr(engine: str, threads: int = 0) -> OcrEngine:
+    """`threads` bounds RapidOCR's onnxruntime threads (0 = its default); Tesseract runs as a
+    separate program per image."""
     if engine == "rapidocr":
-        return RapidOcr()
+        return RapidOcr(threads=threads)
     if engine == "tesseract":
         return TesseractOcr()
     raise ValueError(f"unknown OCR engine {engine!r}; MMKB_OCR_ENGINE is one of {', '.join(ENGINES)}")
