@@ -307,4 +307,5 @@ def _source(number: int, candidate: _Candidate, score: float) -> Source:
         text=chunk.text,
         score=score,
         image_path=chunk.image_path,
+        heading_path=chunk.heading_path or "",
     )

@@ -51,6 +51,8 @@ class UserView(BaseModel):
 
 class NewCollection(BaseModel):
     name: str = Field(min_length=1, max_length=128)
+    chunk_tokens: int | None = Field(default=None, description="chunk size in tokens; default MMKB_CHUNK_TOKENS")
+    chunk_overlap_tokens: int | None = Field(default=None, description="overlap in tokens; default MMKB_CHUNK_OVERLAP_TOKENS")
 
 
 class CollectionRename(BaseModel):
@@ -171,7 +173,7 @@ def create_app(kb: KnowledgeBase, mount_ui: bool = True) -> FastAPI:
     @api.post("/api/collections", response_model=CollectionInfo, status_code=201)
     def create_collection(body: NewCollection, user: CurrentUser) -> CollectionInfo:
         try:
-            collection = kb.create_collection(user, body.name)
+            collection = kb.create_collection(user, body.name, body.chunk_tokens, body.chunk_overlap_tokens)
         except (AccessDenied, ValueError) as exc:
             raise _errors(exc) from None
         return next(info for info in kb.collection_info(user) if info.id == collection.id)

@@ -112,14 +112,56 @@ def serve_llm(
     uvicorn.run(build_openai_app(generator, settings.generator, settings.max_new_tokens), host=host, port=port)
 
 
-@cli.command()
-def collections() -> None:
-    """List collections with document and chunk counts."""
+collections_cli = typer.Typer(help="List, create and configure collections (plain `kb collections` lists them).")
+cli.add_typer(collections_cli, name="collections")
+
+ChunkTokens = Annotated[Optional[int], typer.Option("--chunk-tokens", help="Chunk size in tokens (default MMKB_CHUNK_TOKENS).")]
+ChunkOverlap = Annotated[
+    Optional[int], typer.Option("--chunk-overlap", help="Tokens shared by consecutive chunks (default MMKB_CHUNK_OVERLAP_TOKENS).")
+]
+
+
+@collections_cli.callback(invoke_without_command=True)
+def collections(context: typer.Context) -> None:
+    """List collections with document and chunk counts and their chunking."""
+    if context.invoked_subcommand is not None:
+        return
     kb = _knowledge_base()
     for info in kb.collection_info(kb.system_user()):
         typer.echo(
-            f"{info.name}: {info.ready_documents} ready, {info.failed_documents} failed of {info.documents} documents, {info.chunks} chunks"
+            f"{info.name}: {info.ready_documents} ready, {info.failed_documents} failed of {info.documents} documents, "
+            f"{info.chunks} chunks (chunks of {info.chunk_tokens} tokens, {info.chunk_overlap_tokens} overlap)"
         )
+
+
+@collections_cli.command("create")
+def collections_create(name: str, chunk_tokens: ChunkTokens = None, chunk_overlap: ChunkOverlap = None) -> None:
+    """Create a collection, optionally with its own chunk size and overlap."""
+    kb = _knowledge_base()
+    try:
+        kb.create_collection(kb.system_user(), name, chunk_tokens, chunk_overlap)
+    except ValueError as exc:
+        _fail(str(exc))
+    typer.echo(f"collection {name} ready")
+
+
+@collections_cli.command("set")
+def collections_set(name: str, chunk_tokens: ChunkTokens = None, chunk_overlap: ChunkOverlap = None) -> None:
+    """Change a collection's chunk size and overlap for files ingested from now on."""
+    from app.service import NotFound
+
+    if chunk_tokens is None and chunk_overlap is None:
+        _fail("nothing to set: give --chunk-tokens and/or --chunk-overlap")
+    kb = _knowledge_base()
+    try:
+        collection = kb.configure_chunking(kb.system_user(), name, chunk_tokens, chunk_overlap)
+    except (NotFound, ValueError) as exc:
+        _fail(str(exc))
+    typer.echo(
+        f"{name}: chunks of {collection.chunk_tokens or kb.settings.chunk_tokens} tokens, "
+        f"{collection.chunk_overlap_tokens if collection.chunk_overlap_tokens is not None else kb.settings.chunk_overlap_tokens} overlap "
+        "(applies to files ingested from now on)"
+    )
 
 
 @cli.command()

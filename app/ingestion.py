@@ -25,7 +25,7 @@ from app.models import Chunk, ChunkKind, Collection, Document, DocumentStatus, I
 from app.removal import finish_removal, remove_in_session
 from app.schemas import FileOutcome, FileResult, IngestReport
 from app.settings import Settings
-from ingest.chunking import chunk_pages, chunk_tables
+from ingest.chunking import chunk_file, embedding_text
 from ingest.loaders import EXTENSIONS, SUPPORTED_MIMES, parse_file, safe_filename, sniff_mime
 from ingest.types import IngestError, ParsedFile
 
@@ -139,8 +139,8 @@ class Ingestor:
             if rejection:
                 raise IngestError(rejection)
             stored = self._store_original(upload.path, sha, mime)
-            parsed = parse_file(stored, mime)
-            text_chunks, image_rows = self.index_rows(parsed, sha, filename)
+            parsed = self.parse(stored, mime)
+            text_chunks, image_rows = self.index_rows(parsed, sha, filename, collection.chunk_tokens, collection.chunk_overlap_tokens)
         except IngestError as exc:
             return self._fail(document_id, filename, str(exc))
 
@@ -193,7 +193,7 @@ class Ingestor:
             return f"the file is {size / 1e6:.1f} MB, over the {self.settings.max_upload_mb:g} MB limit (MMKB_MAX_UPLOAD_MB)"
         if mime not in SUPPORTED_MIMES:
             return (
-                "unsupported or unrecognised file type: mmkb reads PDF, PNG, JPEG, DOCX, PPTX, HTML and "
+                "unsupported or unrecognised file type: mmkb reads PDF, PNG, JPEG, TIFF, WebP, DOCX, PPTX, HTML and "
                 "UTF-8 text or Markdown files (checked by content, not by name)"
             )
         return None
@@ -207,31 +207,36 @@ class Ingestor:
             partial.replace(target)
         return target
 
-    def index_rows(self, parsed: ParsedFile, sha: str, filename: str) -> tuple[list[Chunk], list[Chunk]]:
-        """Unsaved chunk rows with their embeddings. Needs only settings and models (no database),
-        so `kb reindex` and its Ray workers build chunks exactly as ingestion does."""
+    def index_rows(
+        self, parsed: ParsedFile, sha: str, filename: str, chunk_tokens: int | None = None, chunk_overlap_tokens: int | None = None
+    ) -> tuple[list[Chunk], list[Chunk]]:
+        """Unsaved chunk rows with their embeddings; chunk size/overlap are the collection's
+        (None: the settings' defaults). Needs only settings and models (no database), so
+        `kb reindex` and its Ray workers build chunks exactly as ingestion does."""
         text_embedder = self.models.text_embedder
-        pieces = chunk_pages(
-            parsed.pages,
+        chunk_tokens = chunk_tokens or self.settings.chunk_tokens
+        overlap = chunk_overlap_tokens if chunk_overlap_tokens is not None else self.settings.chunk_overlap_tokens
+        max_tokens = min(chunk_tokens, text_embedder.max_tokens - 8)
+        pieces = chunk_file(
+            parsed,
             count_tokens=text_embedder.count_tokens,
-            max_tokens=min(self.settings.chunk_tokens, text_embedder.max_tokens - 8),
-            overlap_tokens=self.settings.chunk_overlap_tokens,
-        )
-        # Tables get the embedder's whole window (its vectors see no further), so most stay one chunk.
-        pieces += chunk_tables(
-            parsed.tables, count_tokens=text_embedder.count_tokens, max_tokens=text_embedder.max_tokens - 8, first_ordinal=len(pieces)
+            max_tokens=max_tokens,
+            overlap_tokens=min(overlap, max_tokens // 2),
+            # Tables get the embedder's whole window (its vectors see no further), so most stay one chunk.
+            table_max_tokens=text_embedder.max_tokens - 8,
         )
         if not pieces and not parsed.images:
-            raise IngestError("no text or images found (a scanned PDF needs OCR, which is not enabled yet)")
-        text_vectors = text_embedder.embed([p.text for p in pieces])
+            raise IngestError("no text or images found (nothing readable, even by OCR)")
+        text_vectors = text_embedder.embed([embedding_text(p) for p in pieces])
         text_rows = [
             Chunk(
-                                page=p.page,
+                page=p.page,
                 kind=ChunkKind.text,
                 ordinal=p.ordinal,
                 text=p.text,
                 char_start=p.char_start,
                 char_end=p.char_end,
+                heading_path=p.heading_path,
                 vector_space=TEXT_SPACE,
                 embedding=vector.tobytes(),
             )
@@ -261,6 +266,13 @@ class Ingestor:
                               vector_space=IMAGE_SPACE, embedding=vector.tobytes())
                     )
         return text_rows, figure_rows
+
+    def parse(self, stored: Path, mime: str) -> ParsedFile:
+        # The OCR engine loads only when a scanned page needs it (a missing one fails that file alone).
+        return parse_file(stored, mime, ocr=self._ocr if self.settings.ocr_scanned_pages else None)
+
+    def _ocr(self, png_bytes: bytes) -> str:
+        return self.models.ocr.read(png_bytes)
 
     def _describe_figure(self, filename: str, image) -> str:
         parts = [image.caption] if image.caption else []

@@ -56,10 +56,10 @@ class ModelSet:
 
     @cached_property
     def ocr(self):
-        from ingest.ocr import RapidOcr
+        from ingest.ocr import load_ocr
 
         with self._lock:
-            return RapidOcr(threads=self.settings.model_threads)
+            return load_ocr(self.settings.ocr_engine, threads=self.settings.model_threads)
 
     @cached_property
     def generator(self):

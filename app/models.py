@@ -72,6 +72,10 @@ class Collection(Base):
     id: Mapped[int] = mapped_column(Integer, primary_key=True)
     name: Mapped[str] = mapped_column(String(128), unique=True)
     description: Mapped[str] = mapped_column(Text, default="")
+    # Chunking of this collection's documents; None = the MMKB_CHUNK_TOKENS /
+    # MMKB_CHUNK_OVERLAP_TOKENS defaults, so a changed default applies to collections never tuned.
+    chunk_tokens: Mapped[int | None] = mapped_column(Integer)
+    chunk_overlap_tokens: Mapped[int | None] = mapped_column(Integer)
     created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), default=utcnow)
 
     memberships: Mapped[list[Membership]] = relationship(back_populates="collection", cascade="all, delete-orphan")
@@ -129,6 +133,8 @@ class Chunk(Base):
     text: Mapped[str] = mapped_column(Text, default="")
     char_start: Mapped[int | None] = mapped_column(Integer)
     char_end: Mapped[int | None] = mapped_column(Integer)
+    # The section the chunk sits in, outermost heading first ("Travel policy > Hotels"); "" if none.
+    heading_path: Mapped[str] = mapped_column(Text, default="")
     image_path: Mapped[str | None] = mapped_column(String(1024))
     # The FAISS id is the chunk id; this names which index of the collection holds it.
     vector_space: Mapped[str | None] = mapped_column(String(32))

@@ -74,12 +74,14 @@ class Reindexer:
     def root(self) -> Path:
         return self.settings.data_dir / "reindex"
 
-    def fingerprint(self) -> dict:
+    def fingerprint(self, collection: Collection) -> dict:
         """What a staged result depends on besides the document's bytes."""
         s = self.settings
         return {
-            "chunk_tokens": s.chunk_tokens,
-            "chunk_overlap_tokens": s.chunk_overlap_tokens,
+            "chunk_tokens": collection.chunk_tokens or s.chunk_tokens,
+            "chunk_overlap_tokens": s.chunk_overlap_tokens if collection.chunk_overlap_tokens is None else collection.chunk_overlap_tokens,
+            "ocr_engine": s.ocr_engine,
+            "ocr_scanned_pages": s.ocr_scanned_pages,
             "text_embedder": s.text_embedder,
             "text_embedder_path": str(s.text_embedder_path or ""),
             "image_embedder": s.image_embedder,
@@ -130,7 +132,7 @@ class Reindexer:
     # --- the job row and its staging folder ------------------------------------------
 
     def _plan(self, collection: Collection) -> _Plan:
-        fingerprint = self.fingerprint()
+        fingerprint = self.fingerprint(collection)
         with self.database.session() as session:
             documents = list(
                 session.scalars(
@@ -161,7 +163,10 @@ class Reindexer:
                 os.replace(partial, folder / FINGERPRINT_FILE)
             job.total_files = len(documents)
             job_id = job.id
-        tasks = [DocumentTask(d.id, d.sha256, d.filename, d.mime or "", d.stored_path or "") for d in documents]
+        tasks = [
+            DocumentTask(d.id, d.sha256, d.filename, d.mime or "", d.stored_path or "", collection.chunk_tokens, collection.chunk_overlap_tokens)
+            for d in documents
+        ]
         plan = _Plan(collection=collection, job_id=job_id, folder=self.root / str(job_id), tasks=tasks)
         staged = self._staged(plan)
         plan.staged_before = {s.document_id for s in staged}
@@ -243,6 +248,7 @@ class Reindexer:
                         char_start=c.char_start,
                         char_end=c.char_end,
                         image_path=c.image_path,
+                        heading_path=c.heading_path,
                         vector_space=c.vector_space,
                         embedding=c.embedding,
                     )

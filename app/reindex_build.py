@@ -15,7 +15,6 @@ from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
 from app.settings import Settings
-from ingest.loaders import parse_file
 from ingest.types import IngestError
 
 log = logging.getLogger(__name__)
@@ -30,6 +29,8 @@ class DocumentTask:
     filename: str
     mime: str
     stored_path: str
+    chunk_tokens: int | None = None  # the collection's chunking; None: the settings' default
+    chunk_overlap_tokens: int | None = None
 
 
 @dataclass(frozen=True)
@@ -41,6 +42,7 @@ class StagedChunk:
     char_start: int | None
     char_end: int | None
     image_path: str | None
+    heading_path: str
     vector_space: str
     embedding: bytes  # float32, as stored in the chunks table
 
@@ -85,8 +87,9 @@ def build_document(task: DocumentTask, settings: Settings, models) -> StagedDocu
         staged.error = f"the stored original {task.stored_path or '(none recorded)'} is missing; ingest the file again"
         return staged
     try:
-        parsed = parse_file(stored, task.mime)
-        text_rows, image_rows = Ingestor(settings, None, None, models).index_rows(parsed, task.sha256, task.filename)
+        ingestor = Ingestor(settings, None, None, models)
+        parsed = ingestor.parse(stored, task.mime)
+        text_rows, image_rows = ingestor.index_rows(parsed, task.sha256, task.filename, task.chunk_tokens, task.chunk_overlap_tokens)
     except IngestError as exc:
         staged.error = str(exc)
         return staged
@@ -104,6 +107,7 @@ def build_document(task: DocumentTask, settings: Settings, models) -> StagedDocu
             char_start=row.char_start,
             char_end=row.char_end,
             image_path=row.image_path,
+            heading_path=row.heading_path,
             vector_space=row.vector_space,
             embedding=row.embedding,
         )

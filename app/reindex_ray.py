@@ -13,6 +13,7 @@ and mmkb must be installed on the workers.
 
 from __future__ import annotations
 
+import json
 from collections.abc import Iterator
 from dataclasses import asdict, replace
 from pathlib import Path
@@ -37,9 +38,8 @@ class _Builder:
         self.models = ModelSet(self.settings)
 
     def __call__(self, batch: dict[str, np.ndarray]) -> dict[str, np.ndarray]:
-        fields = ("document_id", "sha256", "filename", "mime", "stored_path")
-        tasks = [DocumentTask(*(batch[f][i].item() if f == "document_id" else str(batch[f][i]) for f in fields))
-                 for i in range(len(batch["document_id"]))]
+        # Tasks travel as JSON: Arrow columns would turn the optional chunk sizes into NaN.
+        tasks = [DocumentTask(**json.loads(str(encoded))) for encoded in batch["task"]]
         staged = [build_document(task, self.settings, self.models).to_json() for task in tasks]
         return {"document_id": np.array([t.document_id for t in tasks], dtype=np.int64), "staged": np.array(staged, dtype=object)}
 
@@ -63,7 +63,7 @@ def build_on_ray(tasks: list[DocumentTask], settings: Settings) -> Iterator[Stag
     try:
         ray.data.DataContext.get_current().enable_progress_bars = False  # the CLI shows its own bar
         absolute = [replace(t, stored_path=str(Path(t.stored_path).resolve()) if t.stored_path else "") for t in tasks]
-        dataset = ray.data.from_items([asdict(t) for t in absolute], override_num_blocks=len(absolute)).map_batches(
+        dataset = ray.data.from_items([{"task": json.dumps(asdict(t))} for t in absolute], override_num_blocks=len(absolute)).map_batches(
             _Builder,
             fn_constructor_kwargs={"settings_data": _worker_settings(settings)},
             batch_size=1,

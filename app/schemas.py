@@ -56,6 +56,7 @@ class Source(BaseModel):
     text: str
     score: float
     image_path: str | None = None
+    heading_path: str = ""  # the section of the document the chunk sits in ("Travel policy > Hotels")
 
     @property
     def label(self) -> str:
@@ -86,6 +87,9 @@ class CollectionInfo(BaseModel):
     ready_documents: int
     failed_documents: int
     chunks: int
+    # Chunking used for documents ingested from now on (the collection's own, else the defaults).
+    chunk_tokens: int | None = None
+    chunk_overlap_tokens: int | None = None
 
 
 class MemberInfo(BaseModel):
@@ -149,6 +153,8 @@ class QueueLengths(BaseModel):
     ingest_queued: int
     ingest_running: int
     asks_in_flight: int
+
+
 class ReindexOutcome(str, Enum):
     rebuilt = "rebuilt"  # parsed, chunked and embedded by this run
     resumed = "resumed"  # staged by an earlier, interrupted run of the same job: not redone

@@ -36,6 +36,8 @@ from app.settings import Settings
 from retrieval.hyde import HydeWriter
 
 SYSTEM_USER = "local-admin"
+# Below this a chunk is a sentence fragment: too little for an embedding to mean anything.
+MIN_CHUNK_TOKENS = 16
 
 
 class AccessDenied(PermissionError):
@@ -252,6 +254,9 @@ class KnowledgeBase:
                         ready_documents=counts.get(DocumentStatus.ready, 0),
                         failed_documents=counts.get(DocumentStatus.failed, 0),
                         chunks=chunks or 0,
+                        chunk_tokens=collection.chunk_tokens or self.settings.chunk_tokens,
+                        chunk_overlap_tokens=(collection.chunk_overlap_tokens if collection.chunk_overlap_tokens is not None
+                                              else self.settings.chunk_overlap_tokens),
                     )
                 )
         return infos
@@ -290,10 +295,48 @@ class KnowledgeBase:
 
     # --- ingest and ask ---------------------------------------------------------------
 
-    def create_collection(self, user: User, name: str) -> Collection:
+    def create_collection(
+        self, user: User, name: str, chunk_tokens: int | None = None, chunk_overlap_tokens: int | None = None
+    ) -> Collection:
         if not user.is_admin:
             raise AccessDenied("only administrators create collections")
-        return self.get_or_create_collection(name)
+        # Checked before anything is written: a refused setting must not leave a collection behind.
+        self._check_chunking(chunk_tokens or self.settings.chunk_tokens,
+                             chunk_overlap_tokens if chunk_overlap_tokens is not None else self.settings.chunk_overlap_tokens)
+        collection = self.get_or_create_collection(name)
+        if chunk_tokens is not None or chunk_overlap_tokens is not None:
+            collection = self.configure_chunking(user, name, chunk_tokens, chunk_overlap_tokens)
+        return collection
+
+    @staticmethod
+    def _check_chunking(tokens: int, overlap: int) -> None:
+        if tokens < MIN_CHUNK_TOKENS:
+            raise ValueError(f"chunk size must be at least {MIN_CHUNK_TOKENS} tokens, not {tokens}")
+        if not 0 <= overlap < tokens:
+            raise ValueError(f"chunk overlap must be at least 0 and less than the chunk size ({tokens}), not {overlap}")
+
+    def configure_chunking(
+        self, user: User, name: str, chunk_tokens: int | None = None, chunk_overlap_tokens: int | None = None
+    ) -> Collection:
+        """Set a collection's chunk size and overlap (tokens), used for the files ingested from
+        now on; None leaves a value as it is. Documents already stored keep their chunks until
+        they are ingested again."""
+        with self.database.session() as session:
+            collection = self._collection_by_name(session, name)
+        if not user.is_admin and self._role(user, collection) != Role.admin:
+            raise AccessDenied(f"{user.username} may not configure collection {collection.name}")
+        with self.database.session() as session:
+            collection = self._collection_by_name(session, name)
+            tokens = chunk_tokens if chunk_tokens is not None else (collection.chunk_tokens or self.settings.chunk_tokens)
+            overlap = chunk_overlap_tokens if chunk_overlap_tokens is not None else (
+                collection.chunk_overlap_tokens if collection.chunk_overlap_tokens is not None else self.settings.chunk_overlap_tokens
+            )
+            self._check_chunking(tokens, overlap)
+            if chunk_tokens is not None:
+                collection.chunk_tokens = chunk_tokens
+            if chunk_overlap_tokens is not None:
+                collection.chunk_overlap_tokens = chunk_overlap_tokens
+            return collection
 
     def rename_collection(self, actor: User, name: str, new_name: str) -> Collection:
         """Global admins and the collection's admins. Indexes and files are keyed by id, so

@@ -11,7 +11,7 @@ import os
 import tomllib
 from functools import lru_cache
 from pathlib import Path
-from typing import Any
+from typing import Any, Literal
 
 from pydantic import Field, SecretStr, field_validator
 from pydantic_settings import BaseSettings, PydanticBaseSettingsSource, SettingsConfigDict
@@ -76,6 +76,11 @@ class Settings(BaseSettings):
     chunk_overlap_tokens: int = 32
     min_image_side_px: int = 64
     ocr_images: bool = True
+    # Pages of a PDF that are only a picture of text (scans) are OCRed into page text.
+    ocr_scanned_pages: bool = True
+    # tesseract (Debian packages, installed by scripts/setup.sh) or rapidocr (ONNX models in the
+    # wheel); tesseract won on English words and speed in benchmarks/ocr.py (benchmarks/RESULTS.md).
+    ocr_engine: Literal["rapidocr", "tesseract"] = "tesseract"
     embed_batch_size: int = 32
     # Zip uploads are expanded; these bound what one archive may unpack to (zip bombs).
     zip_max_files: int = 1000

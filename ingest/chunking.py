@@ -1,15 +1,17 @@
-"""Split page text into overlapping chunks of about N tokens that never cross a page.
+"""Split page text into overlapping chunks of about N tokens that never cross a page or a heading.
 
 Units are sentences (or hard-wrapped pieces of over-long sentences); a chunk is a run of
 whole units, so citations point at readable text and char offsets map back to the page.
+Each chunk carries the path of headings it sits under ("Travel policy > Hotels").
 """
 
 from __future__ import annotations
 
+import bisect
 import re
 from collections.abc import Callable, Sequence
 
-from ingest.types import PageText, TableText, TextChunk
+from ingest.types import PageText, ParsedFile, TableText, TextChunk
 
 TokenCounter = Callable[[Sequence[str]], list[int]]
 
@@ -32,39 +34,123 @@ def _units(text: str) -> list[tuple[int, int]]:
     return spans
 
 
+PATH_SEPARATOR = " > "
+
+
+class SectionMap:
+    """The heading path in force at any (page, offset) of a document.
+
+    Sections run across pages: a heading on page 2 still heads the text of page 3 until a
+    heading of the same or a higher level replaces it.
+    """
+
+    def __init__(self, pages: Sequence[PageText]) -> None:
+        self._keys: list[tuple[int, int]] = []
+        self._paths: list[str] = []
+        stack: list[tuple[int, str]] = []
+        for page in pages:
+            for heading in sorted(page.headings, key=lambda h: h.start):
+                title = " ".join(heading.title.split())
+                if not title:
+                    continue
+                while stack and stack[-1][0] >= heading.level:
+                    stack.pop()
+                stack.append((heading.level, title))
+                self._keys.append((page.page, heading.start))
+                self._paths.append(PATH_SEPARATOR.join(t for _, t in stack))
+
+    def path_at(self, page: int, offset: int | None) -> str:
+        """The path at `offset` of `page` (None: the page's end; -1: before its first character)."""
+        key = (page, offset if offset is not None else 1 << 62)
+        position = bisect.bisect_right(self._keys, key)
+        return self._paths[position - 1] if position else ""
+
+
+def _words(text: str) -> str:
+    return " ".join(text.replace("#", " ").split()).lower()
+
+
+def _segments(page: PageText) -> list[tuple[int, int]]:
+    """The page cut at its headings. A heading with no text of its own before the next one
+    ("# Policy" right above "## Hotels") stays with the next, so no chunk is a bare title."""
+    text = page.text
+    by_start = {h.start: h for h in page.headings}
+    cuts = sorted(start for start in by_start if 0 < start < len(text))
+    bounds = [0] + cuts + [len(text)]
+    segments: list[tuple[int, int]] = []
+    pending: int | None = None  # start of a bare heading waiting for the text under it
+    for begin, finish in zip(bounds, bounds[1:]):
+        start = begin if pending is None else pending
+        heading = by_start.get(begin)
+        if heading is not None and finish < len(text) and _words(text[begin:finish]) == _words(heading.title):
+            pending = start
+            continue
+        pending = None
+        if text[start:finish].strip():
+            segments.append((start, finish))
+    return segments
+
+
 def chunk_pages(
     pages: Sequence[PageText],
     count_tokens: TokenCounter = approximate_token_counter,
     max_tokens: int = 200,
     overlap_tokens: int = 40,
 ) -> list[TextChunk]:
+    """Chunks of whole sentences, never across a page or a heading, each with its heading path."""
     if max_tokens <= 0 or overlap_tokens < 0 or overlap_tokens >= max_tokens:
         raise ValueError("need 0 <= overlap_tokens < max_tokens")
+    sections = SectionMap(pages)
     chunks: list[TextChunk] = []
     for page in pages:
-        spans = _split_long_units(page.text, _units(page.text), count_tokens, max_tokens)
-        if not spans:
-            continue
-        sizes = count_tokens([page.text[s:e] for s, e in spans])
-        start_unit = 0
-        while start_unit < len(spans):
-            end_unit, used = start_unit, 0
-            while end_unit < len(spans) and (used + sizes[end_unit] <= max_tokens or end_unit == start_unit):
-                used += sizes[end_unit]
-                end_unit += 1
-            char_start, char_end = spans[start_unit][0], spans[end_unit - 1][1]
-            text = " ".join(page.text[char_start:char_end].split())
-            if text:
-                chunks.append(TextChunk(page=page.page, ordinal=len(chunks), text=text, char_start=char_start, char_end=char_end))
-            if end_unit >= len(spans):
-                break
-            # Step back over whole units worth about overlap_tokens, but always move forward.
-            next_start, carried = end_unit, 0
-            while next_start - 1 > start_unit and carried + sizes[next_start - 1] <= overlap_tokens:
-                next_start -= 1
-                carried += sizes[next_start]
-            start_unit = next_start
+        for seg_start, seg_end in _segments(page):
+            segment = page.text[seg_start:seg_end]
+            spans = [(seg_start + s, seg_start + e) for s, e in _units(segment)]
+            spans = _split_long_units(page.text, spans, count_tokens, max_tokens)
+            for char_start, char_end in _pack(page.text, spans, count_tokens, max_tokens, overlap_tokens):
+                text = " ".join(page.text[char_start:char_end].split())
+                if text:
+                    path = sections.path_at(page.page, char_end - 1)
+                    chunks.append(TextChunk(page=page.page, ordinal=len(chunks), text=text, char_start=char_start,
+                                            char_end=char_end, heading_path=path))
     return chunks
+
+
+def _pack(
+    text: str, spans: list[tuple[int, int]], count_tokens: TokenCounter, max_tokens: int, overlap_tokens: int
+) -> list[tuple[int, int]]:
+    """Runs of whole units of at most max_tokens, consecutive runs sharing about overlap_tokens."""
+    if not spans:
+        return []
+    sizes = count_tokens([text[s:e] for s, e in spans])
+    runs: list[tuple[int, int]] = []
+    start_unit = 0
+    while start_unit < len(spans):
+        end_unit, used = start_unit, 0
+        while end_unit < len(spans) and (used + sizes[end_unit] <= max_tokens or end_unit == start_unit):
+            used += sizes[end_unit]
+            end_unit += 1
+        runs.append((spans[start_unit][0], spans[end_unit - 1][1]))
+        if end_unit >= len(spans):
+            break
+        # Step back over whole units worth about overlap_tokens, but always move forward.
+        next_start, carried = end_unit, 0
+        while next_start - 1 > start_unit and carried + sizes[next_start - 1] <= overlap_tokens:
+            next_start -= 1
+            carried += sizes[next_start]
+        start_unit = next_start
+    return runs
+
+
+def embedding_text(chunk: TextChunk) -> str:
+    """What the embedder sees: the chunk under its own section's heading, so a passage that
+    never names its topic ("the cap is 180 EUR") is still found by a question about that
+    section. Only the innermost heading: with the whole path, every chunk of a document
+    repeated its title, and the sample questions ranked worse (benchmarks/RESULTS.md)."""
+    section = chunk.heading_path.rsplit(PATH_SEPARATOR, 1)[-1]
+    if not section or chunk.text.startswith(section) or chunk.text.lstrip("# ").startswith(section):
+        return chunk.text
+    return f"{section}\n{chunk.text}"
 
 
 def _split_long_units(
@@ -105,31 +191,46 @@ def chunk_tables(
     count_tokens: TokenCounter = approximate_token_counter,
     max_tokens: int = 200,
     first_ordinal: int = 0,
+    sections: SectionMap | None = None,
 ) -> list[TextChunk]:
     """One chunk per table, in Markdown. A table over max_tokens is cut between rows, never
     inside one, and every piece repeats the header so its columns still have names. A single
-    row over the budget stays whole (the embedder then sees only its start)."""
+    row over the budget stays whole (the embedder then sees only its start). The budget
+    includes the heading path, which the embedder sees above the table."""
     chunks: list[TextChunk] = []
     for table in tables:
         lines = table_markdown(table.rows)
         if not lines:
             continue
+        path = sections.path_at(table.page, table.anchor) if sections is not None else ""
         head, body = lines[:2], lines[2:]
-        head_tokens = sum(count_tokens(head + ([table.context] if table.context else [])))
+        head_tokens = sum(count_tokens(head + [part for part in (table.context, path) if part]))
         sizes = count_tokens(body)
         group: list[str] = []
         used = head_tokens
         for line, size in zip(body, sizes):
             if group and used + size > max_tokens:
-                chunks.append(_table_chunk(table, first_ordinal + len(chunks), head + group))
+                chunks.append(_table_chunk(table, first_ordinal + len(chunks), head + group, path))
                 group, used = [], head_tokens
             group.append(line)
             used += size
         if group or not body:
-            chunks.append(_table_chunk(table, first_ordinal + len(chunks), head + group))
+            chunks.append(_table_chunk(table, first_ordinal + len(chunks), head + group, path))
     return chunks
 
 
-def _table_chunk(table: TableText, ordinal: int, lines: list[str]) -> TextChunk:
+def _table_chunk(table: TableText, ordinal: int, lines: list[str], path: str) -> TextChunk:
     text = "\n".join(([table.context] if table.context else []) + lines)
-    return TextChunk(page=table.page, ordinal=ordinal, text=text, char_start=None, char_end=None)
+    return TextChunk(page=table.page, ordinal=ordinal, text=text, char_start=None, char_end=None, heading_path=path)
+
+
+def chunk_file(
+    parsed: ParsedFile,
+    count_tokens: TokenCounter,
+    max_tokens: int,
+    overlap_tokens: int,
+    table_max_tokens: int,
+) -> list[TextChunk]:
+    """Every text and table chunk of a parsed file, numbered in one sequence, with heading paths."""
+    pieces = chunk_pages(parsed.pages, count_tokens, max_tokens, overlap_tokens)
+    return pieces + chunk_tables(parsed.tables, count_tokens, table_max_tokens, len(pieces), SectionMap(parsed.pages))

@@ -7,29 +7,41 @@ faster than pdfminer-based parsers, which matters on 2-core machines.
 
 from __future__ import annotations
 
+import dataclasses
 import io
 import re
 import unicodedata
 import warnings
 import zipfile
+from collections.abc import Callable
 from pathlib import Path
 
 import pymupdf as fitz
-from PIL import Image, UnidentifiedImageError
+from PIL import Image, ImageSequence, UnidentifiedImageError
 
+from ingest import pdf_structure
 from ingest.types import ExtractedImage, IngestError, PageText, ParsedFile, TableText
+
+# Reads the text in a PNG image (ingest.ocr engines' `read`); given to the PDF parser so
+# scanned pages become page text.
+OcrReader = Callable[[bytes], str]
 
 PDF_MIME = "application/pdf"
 PNG_MIME = "image/png"
 JPEG_MIME = "image/jpeg"
+TIFF_MIME = "image/tiff"
+WEBP_MIME = "image/webp"
+IMAGE_MIMES = (PNG_MIME, JPEG_MIME, TIFF_MIME, WEBP_MIME)
 TEXT_MIME = "text/plain"  # plain text and Markdown: both are read as text, headings kept
 HTML_MIME = "text/html"
 DOCX_MIME = "application/vnd.openxmlformats-officedocument.wordprocessingml.document"
 PPTX_MIME = "application/vnd.openxmlformats-officedocument.presentationml.presentation"
-SUPPORTED_MIMES = (PDF_MIME, PNG_MIME, JPEG_MIME, TEXT_MIME, HTML_MIME, DOCX_MIME, PPTX_MIME)
+SUPPORTED_MIMES = (PDF_MIME, *IMAGE_MIMES, TEXT_MIME, HTML_MIME, DOCX_MIME, PPTX_MIME)
 # What a stored original is called after its content hash.
-EXTENSIONS = {PDF_MIME: ".pdf", PNG_MIME: ".png", JPEG_MIME: ".jpg", TEXT_MIME: ".txt", HTML_MIME: ".html",
-              DOCX_MIME: ".docx", PPTX_MIME: ".pptx"}
+EXTENSIONS = {PDF_MIME: ".pdf", PNG_MIME: ".png", JPEG_MIME: ".jpg", TIFF_MIME: ".tif", WEBP_MIME: ".webp",
+              TEXT_MIME: ".txt", HTML_MIME: ".html", DOCX_MIME: ".docx", PPTX_MIME: ".pptx"}
+# A multi-page TIFF (a fax, a scanned binder) is indexed up to this many pages.
+MAX_IMAGE_FRAMES = 500
 
 # Refuse decompression bombs loudly instead of letting Pillow allocate gigabytes.
 MAX_IMAGE_PIXELS = 100_000_000
@@ -55,6 +67,10 @@ def sniff_mime(head: bytes, path: Path | None = None) -> str | None:
         return PNG_MIME
     if head.startswith(b"\xff\xd8\xff"):
         return JPEG_MIME
+    if head.startswith((b"II*\x00", b"MM\x00*")):  # little- and big-endian TIFF
+        return TIFF_MIME
+    if head.startswith(b"RIFF") and head[8:12] == b"WEBP":
+        return WEBP_MIME
     if head.startswith(b"PK\x03\x04"):
         return _office_mime(path) if path is not None else None
     text = _as_text(head)
@@ -103,10 +119,11 @@ def safe_filename(name: str) -> str:
     return base[:255] or "unnamed"
 
 
-def parse_file(path: Path, mime: str) -> ParsedFile:
+def parse_file(path: Path, mime: str, ocr: OcrReader | None = None) -> ParsedFile:
+    """`ocr` reads scanned PDF pages; without it they are kept as full-page figures."""
     if mime == PDF_MIME:
-        return parse_pdf(path)
-    if mime in (PNG_MIME, JPEG_MIME):
+        return parse_pdf(path, ocr)
+    if mime in IMAGE_MIMES:
         return parse_image(path, mime)
     from ingest import documents
 
@@ -120,7 +137,7 @@ def parse_file(path: Path, mime: str) -> ParsedFile:
 _DAMAGE_MARKERS = ("cannot load content stream", "premature end of data", "cannot find object", "object out of range")
 
 
-def parse_pdf(path: Path) -> ParsedFile:
+def parse_pdf(path: Path, ocr: OcrReader | None = None) -> ParsedFile:
     fitz.TOOLS.reset_mupdf_warnings()
     try:
         document = fitz.open(path, filetype="pdf")
@@ -132,17 +149,26 @@ def parse_pdf(path: Path) -> ParsedFile:
         if document.page_count == 0:
             raise IngestError("the PDF has no pages")
         parsed = ParsedFile(mime=PDF_MIME, page_count=document.page_count)
+        lines_by_page: dict[int, list[pdf_structure.StyledLine]] = {}
+        table_tops: list[float] = []  # y0 of each of parsed.tables, to place it under its heading
         try:
             for page_index, page in enumerate(document):
                 page_number = page_index + 1
+                if ocr is not None and _is_scanned(page):
+                    parsed.pages.append(PageText(page=page_number, text=ocr(_render_for_ocr(page))))
+                    continue
                 tables = _page_tables(page, page_number)
                 text = _text_outside(page, [bbox for bbox, _ in tables]) if tables else page.get_text("text", sort=True)
                 parsed.pages.append(PageText(page=page_number, text=text))
                 parsed.tables.extend(table for _, table in tables)
+                table_tops.extend(bbox.y0 for bbox, _ in tables)
                 parsed.images.extend(_page_images(document, page, page_number))
+                if text.strip():  # font styles of a blank page cost ~5 ms and say nothing
+                    lines_by_page[page_number] = pdf_structure.styled_lines(page)
         except Exception as exc:
             raise IngestError(f"the PDF is damaged and could not be read past page {len(parsed.pages)} ({exc})") from exc
         _strip_running_lines(parsed.pages)
+        _add_headings(parsed, document.get_toc(), lines_by_page, table_tops)
         if document.is_repaired:
             # MuPDF rebuilt a broken file; pages it could not recover come back blank.
             # Indexing a silently partial document would hide the damage, so refuse it.
@@ -156,6 +182,45 @@ def parse_pdf(path: Path) -> ParsedFile:
                     f"the PDF is damaged (truncated or corrupt): {len(blank)} of {document.page_count} pages are unreadable"
                 )
     return parsed
+
+
+def _add_headings(parsed: ParsedFile, toc: list, lines_by_page: dict, table_tops: list[float]) -> None:
+    """Section headings on the pages (outline first, else type styles) and tables anchored under them."""
+    placed = pdf_structure.headings_from_outline(toc, lines_by_page) if toc else pdf_structure.headings_by_style(lines_by_page)
+    located: dict[int, tuple] = {}
+    for index, page in enumerate(parsed.pages):
+        if page.page in placed:
+            located[page.page] = pdf_structure.locate(page.text, placed[page.page])
+            parsed.pages[index] = dataclasses.replace(page, headings=located[page.page])
+    for index, (table, top) in enumerate(zip(parsed.tables, table_tops)):
+        anchor = pdf_structure.table_anchor(top, placed.get(table.page, []), located.get(table.page, ()))
+        parsed.tables[index] = dataclasses.replace(table, anchor=anchor)
+
+
+# A page whose text layer has fewer characters than this and whose images cover most of it
+# is a scan (or a photo of a page): its words exist only as pixels.
+_SCAN_MAX_TEXT_CHARS = 20
+_SCAN_MIN_IMAGE_COVER = 0.6
+# Pages are rendered for OCR at this resolution, capped so a poster-sized page stays small.
+_OCR_DPI = 200
+_OCR_MAX_SIDE_PX = 3000
+
+
+def _is_scanned(page: fitz.Page) -> bool:
+    if len("".join(page.get_text("text").split())) >= _SCAN_MAX_TEXT_CHARS:
+        return False
+    area = abs(page.rect)
+    if not area:
+        return False
+    covered = 0.0
+    for info in page.get_image_info():
+        covered += abs(fitz.Rect(info["bbox"]) & page.rect)
+    return covered / area >= _SCAN_MIN_IMAGE_COVER
+
+
+def _render_for_ocr(page: fitz.Page) -> bytes:
+    zoom = min(_OCR_DPI / 72, _OCR_MAX_SIDE_PX / max(page.rect.width, page.rect.height))
+    return page.get_pixmap(matrix=fitz.Matrix(zoom, zoom), colorspace=fitz.csGRAY, alpha=False).tobytes("png")
 
 
 # Ruled tables need a handful of line segments; pages with fewer (a header rule, a footer
@@ -245,7 +310,15 @@ def _strip_running_lines(pages: list[PageText]) -> None:
     if not running:
         return
     for index, page in enumerate(pages):
-        kept = [line for line in page.text.splitlines() if not line.strip() or _running_key(line) not in running]
+        # One copy per page is the running line; a second copy is content (the document's
+        # title on page 1, set large under a small running header of the same words).
+        kept, dropped = [], set()
+        for line in page.text.splitlines():
+            key = _running_key(line) if line.strip() else ""
+            if key in running and key not in dropped:
+                dropped.add(key)
+                continue
+            kept.append(line)
         pages[index] = PageText(page=page.page, text="\n".join(kept))
 
 
@@ -297,20 +370,31 @@ def _too_large(exc: Exception) -> IngestError:
 
 
 def parse_image(path: Path, mime: str) -> ParsedFile:
+    """A standalone image, or one image per page of a multi-page TIFF."""
     try:
         # Pillow only warns between 1x and 2x its limit; refuse there too, before decoding a byte.
         with warnings.catch_warnings():
             warnings.simplefilter("error", Image.DecompressionBombWarning)
             with Image.open(path) as image:
                 image.verify()
+            images: list[ExtractedImage] = []
             with Image.open(path) as image:
-                image.load()
-                rgb = image.convert("RGB")
+                # Pages of a TIFF are pages; frames of an animated WebP are not, the first stands for it.
+                frames = ImageSequence.Iterator(image) if mime == TIFF_MIME else [image]
+                single = mime != TIFF_MIME or getattr(image, "n_frames", 1) == 1
+                for number, frame in enumerate(frames, start=1):
+                    if number > MAX_IMAGE_FRAMES:
+                        raise IngestError(f"the image has more than {MAX_IMAGE_FRAMES} pages; split it and upload the parts")
+                    # Each TIFF page has its own size: check it before decoding it.
+                    if frame.width * frame.height > MAX_IMAGE_PIXELS:
+                        raise Image.DecompressionBombError(f"page {number} ({frame.width * frame.height} pixels)")
+                    rgb = frame.convert("RGB")
+                    buffer = io.BytesIO()
+                    rgb.save(buffer, format="PNG")  # encoded at once: 500 decoded pages would not fit in memory
+                    images.append(ExtractedImage(page=number, png_bytes=buffer.getvalue(), width=rgb.width,
+                                                 height=rgb.height, standalone=single))
     except (Image.DecompressionBombError, Image.DecompressionBombWarning) as exc:
         raise _too_large(exc) from exc
-    except (UnidentifiedImageError, OSError, SyntaxError) as exc:
+    except (UnidentifiedImageError, OSError, SyntaxError, ValueError) as exc:
         raise IngestError(f"not a readable image ({exc})") from exc
-    buffer = io.BytesIO()
-    rgb.save(buffer, format="PNG")
-    image = ExtractedImage(page=1, png_bytes=buffer.getvalue(), width=rgb.width, height=rgb.height, standalone=True)
-    return ParsedFile(mime=mime, page_count=1, pages=[], images=[image])
+    return ParsedFile(mime=mime, page_count=len(images), pages=[], images=images)

@@ -8,9 +8,19 @@ import numpy as np
 
 
 @dataclass(frozen=True)
+class Heading:
+    """A section heading inside a page's text: chunks start at headings and carry their path."""
+
+    start: int  # character offset of the heading line in the page text
+    level: int  # 1 = outermost (a document title or h1)
+    title: str
+
+
+@dataclass(frozen=True)
 class PageText:
     page: int  # 1-based
     text: str
+    headings: tuple[Heading, ...] = ()  # in text order
 
 
 @dataclass(frozen=True)
@@ -22,6 +32,9 @@ class TableText:
     # The text just above the table (its title or lead-in sentence): a bare grid of cells
     # says "Munich | 180 EUR" but not that these are hotel caps, so every piece carries it.
     context: str = ""
+    # Where the table sits in its page's text (an offset; the section there is the table's),
+    # -1 before the page's first character, None after its last.
+    anchor: int | None = None
 
 
 @dataclass(frozen=True)
@@ -50,6 +63,7 @@ class TextChunk:
     text: str
     char_start: int | None  # offsets into the page text; None for table chunks (rendered, not quoted)
     char_end: int | None
+    heading_path: str = ""  # "Travel policy > Hotels": the headings the chunk sits under
 
 
 @dataclass

@@ -34,6 +34,7 @@ class KnowledgeBaseRetriever(BaseRetriever):
                     "collection": source.collection,
                     "kind": source.kind,
                     "chunk_id": source.chunk_id,
+                    "section": source.heading_path,
                 },
             )
             for source in sources

@@ -24,6 +24,18 @@ if [ "${1:-}" = "--with-test-services" ]; then
     fi
 fi
 
+# OCR runtime (MMKB_OCR_ENGINE=tesseract, the default): Debian's tesseract with English and Chinese.
+if ! command -v tesseract >/dev/null || ! tesseract --list-langs 2>/dev/null | grep -qx chi_sim; then
+    ocr_packages=(tesseract-ocr tesseract-ocr-eng tesseract-ocr-chi-sim)
+    if [ "$(id -u)" = 0 ]; then
+        echo "setup: installing Debian ${ocr_packages[*]} (OCR)"
+        (apt-get update -q >/dev/null && DEBIAN_FRONTEND=noninteractive apt-get install -y -q "${ocr_packages[@]}" >/dev/null) \
+            || echo "setup: could not install ${ocr_packages[*]}; install them or set MMKB_OCR_ENGINE=rapidocr" >&2
+    else
+        echo "setup: OCR needs 'apt-get install ${ocr_packages[*]}' (as root), or set MMKB_OCR_ENGINE=rapidocr" >&2
+    fi
+fi
+
 if [ ! -x .venv/bin/python ]; then
     "$PYTHON" -m venv .venv
 fi

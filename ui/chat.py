@@ -93,7 +93,8 @@ def source_choices(sources: list[Source], text: str, index: int) -> list[tuple[s
         marker = "cited" if s.number in cited else "retrieved"
         kind = "figure · " if s.kind == "image" else ""
         snippet = " ".join(s.text.split())[:140]
-        rows.append((f"[{s.number}] {s.label} ({kind}{marker}, score {s.score:.2f}) — {snippet}…", f"{index}-{s.number}"))
+        section = f" · {s.heading_path}" if s.heading_path else ""
+        rows.append((f"[{s.number}] {s.label}{section} ({kind}{marker}, score {s.score:.2f}) — {snippet}…", f"{index}-{s.number}"))
     return rows
 
 
