@@ -120,9 +120,10 @@ def test_api_creates_a_collection_with_its_chunking_and_refuses_a_bad_one(kb):
 
 
 def test_the_chat_source_list_names_the_section():
-    from app.schemas import Answer, Source
-    from ui.chat import render_sources
+    from app.schemas import Source
+    from ui.chat import source_choices
 
     source = Source(number=1, chunk_id=7, collection="c", filename="policy.pdf", page=3, kind="text",
                     text="The cap is 180 EUR.", score=0.9, heading_path="Travel policy > Hotels")
-    assert "**[1] policy.pdf, p. 3** · Travel policy &gt; Hotels" in render_sources(Answer(question="q", text="a", sources=[source]))
+    ((label, key),) = source_choices([source], "The cap is 180 EUR [1].", index=1)
+    assert label.startswith("[1] policy.pdf, p. 3 · Travel policy > Hotels (cited") and key == "1-1"

@@ -13,7 +13,7 @@ from pathlib import Path
 import numpy as np
 import pymupdf
 import pytest
-from sqlalchemy import select
+from sqlalchemy import func, select
 
 from app.indexes import TEXT_SPACE
 from app.models import Chunk, Document, DocumentStatus, IngestJob, JobStatus, Role
@@ -99,6 +99,15 @@ def test_reindex_after_a_chunk_size_change_gives_the_new_chunking(tmp_path, mode
         job = session.get(IngestJob, report.job_ids[0])
         assert (job.kind, job.status, job.total_files, job.done_files, job.failed_files) == ("reindex", JobStatus.done, 2, 2, 0)
     assert not (data / "reindex" / str(report.job_ids[0])).exists()
+
+    # the collection's own chunking (set by its admin) wins over the settings, and the
+    # rebuilt chunks keep their section headings
+    kb.configure_chunking(kb.system_user(), "docs", chunk_tokens=24, chunk_overlap_tokens=4)
+    assert kb.reindex(kb.system_user(), "docs").rebuilt
+    own_text_chunks = [r for r in _chunk_rows(kb) if r[2].value == "text" and r[6] is not None]
+    assert max(kb.models.text_embedder.count_tokens([r[5] for r in own_text_chunks])) <= 24
+    with kb.database.session() as session:
+        assert session.scalar(select(func.count()).select_from(Chunk).where(Chunk.heading_path != ""))
     kb.close()
 
 
