@@ -57,8 +57,12 @@ class KnowledgeBase:
     @property
     def indexes(self) -> IndexManager:
         if self._indexes is None:
+            from retrieval.gpu import GpuResources, resolve_faiss_device
+
+            gpu = GpuResources() if resolve_faiss_device(self.settings.faiss_gpu) == "gpu" else None
             self._indexes = IndexManager(
                 self.database, self.settings.index_dir, self.models.dims(), hnsw_threshold=self.settings.hnsw_threshold if self.settings.hnsw_threshold > 0 else None,
+                gpu=gpu,
             )
         return self._indexes
 

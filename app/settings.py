@@ -11,7 +11,7 @@ import os
 import tomllib
 from functools import lru_cache
 from pathlib import Path
-from typing import Any
+from typing import Any, Literal
 
 from pydantic import Field, SecretStr, field_validator
 from pydantic_settings import BaseSettings, PydanticBaseSettingsSource, SettingsConfigDict
@@ -94,6 +94,8 @@ class Settings(BaseSettings):
     # Above this many vectors a collection's FAISS index becomes HNSW (approximate, much
     # faster); below it search is exact. 0 or less: never.
     hnsw_threshold: int = 50_000
+    # FAISS on a GPU: auto = when this faiss build has CUDA and sees a GPU; on = required; off = never.
+    faiss_gpu: Literal["auto", "on", "off"] = "auto"
     # CLIP text-to-image cosine below this is noise for ViT-B/32-class models.
     min_image_score: float = 0.2
     rerank_top_n: int = 40
