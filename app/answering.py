@@ -20,6 +20,7 @@ from retrieval.dense import search_stores
 from retrieval.fusion import reciprocal_rank_fusion
 from retrieval.hyde import HydeWriter, combine
 from retrieval.keyword import search_keyword
+from retrieval.mmr import mmr_order
 
 
 @dataclass(frozen=True)
@@ -37,6 +38,10 @@ class RetrievalOptions:
     keyword: bool = True
     hyde: bool = False
     rerank: bool = True
+    # CLIP text-to-image candidates join the fusion (when a CLIP model is configured).
+    image: bool = True
+    # Maximal marginal relevance over the final list; None = off, 1.0 = reranker order.
+    mmr_lambda: float | None = None
 
 
 @dataclass(frozen=True)
@@ -55,6 +60,8 @@ class Ranking:
     chunks: list[RankedChunk]
     timings: dict[str, float] = field(default_factory=dict)
     hypothetical_passage: str | None = None
+    # The candidate chunk ids each source found before fusion, best first ("dense", "bm25", "clip").
+    lists: dict[str, list[int]] = field(default_factory=dict)
 
 
 class _Timer:
@@ -96,8 +103,14 @@ class Answerer:
 
         return generate(self.models.generator, messages, self.settings.hyde_max_new_tokens)
 
-    def default_options(self, hyde: bool | None = None) -> RetrievalOptions:
-        return RetrievalOptions(keyword=self.settings.hybrid_search, hyde=self.settings.hyde if hyde is None else hyde, rerank=True)
+    def default_options(self, hyde: bool | None = None, mmr_lambda: float | None = None) -> RetrievalOptions:
+        """Settings, with per-request overrides: hyde True/False, mmr_lambda in [0, 1] (1 = off)."""
+        return RetrievalOptions(
+            keyword=self.settings.hybrid_search,
+            hyde=self.settings.hyde if hyde is None else hyde,
+            rerank=True,
+            mmr_lambda=self.settings.mmr_lambda if mmr_lambda is None else mmr_lambda,
+        )
 
     def _load(self, chunk_ids: list[int], collections: dict[int, Collection]) -> dict[int, tuple[Chunk, Document]]:
         if not chunk_ids:
@@ -170,7 +183,7 @@ class Answerer:
                     [self.keyword_indexes.index(cid) for cid in by_id], question, max(settings.keyword_top_k, depth)
                 )
             ranked_lists["bm25"] = [hit.chunk_id for hit in keyword]
-        if self.models.image_embedder is not None:
+        if options.image and self.models.image_embedder is not None:
             with timer.stage("clip"):
                 ranked_lists["clip"] = self._clip_text_siblings(question, list(by_id))
         with timer.stage("fusion"):
@@ -198,7 +211,10 @@ class Answerer:
             ranked = [RankedChunk(scored.item, scored.score) for scored in reranked]
         else:
             ranked = [RankedChunk(candidate, candidate.score) for candidate in candidates]
-        return Ranking(ranked, timer.timings, hypothetical_passage=passage)
+        if options.mmr_lambda is not None and options.mmr_lambda < 1.0 and len(ranked) > 1:
+            with timer.stage("mmr"):
+                ranked = _diversify(ranked, options.mmr_lambda, query_vector.shape[-1])
+        return Ranking(ranked, timer.timings, hypothetical_passage=passage, lists=ranked_lists)
 
     def retrieve(
         self, question: str, collections: list[Collection], options: RetrievalOptions | None = None
@@ -293,6 +309,19 @@ class Answerer:
 class AnswerEvent:
     done: bool
     answer: Answer
+
+
+def _diversify(ranked: list[RankedChunk], mmr_lambda: float, dim: int) -> list[RankedChunk]:
+    """MMR over the ranked list by the chunks' stored text embeddings; scores stay the
+    reranker's, so the refusal floor (on the first, always the best-ranked) is unchanged."""
+    vectors = np.zeros((len(ranked), dim), dtype=np.float32)
+    for row, item in enumerate(ranked):
+        if item.candidate.chunk.embedding:
+            vector = np.frombuffer(item.candidate.chunk.embedding, dtype=np.float32)
+            if vector.shape[0] == dim:
+                vectors[row] = vector
+    order = mmr_order([item.score for item in ranked], vectors, mmr_lambda)
+    return [ranked[i] for i in order]
 
 
 def _source(number: int, candidate: _Candidate, score: float) -> Source:

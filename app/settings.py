@@ -99,6 +99,8 @@ class Settings(BaseSettings):
     # CLIP text-to-image cosine below this is noise for ViT-B/32-class models.
     min_image_score: float = 0.2
     rerank_top_n: int = 40
+    # Maximal marginal relevance over the reranked list (0..1: lower = more diverse); None = off.
+    mmr_lambda: float | None = Field(default=None, ge=0.0, le=1.0)
     context_chunks: int = 5
     max_new_tokens: int = 256
     # Best reranked score below which the reply is "not in the documents"; None = the reranker's own floor.
