@@ -54,6 +54,7 @@ class ClipEmbedder:
         self.processor = CLIPProcessor.from_pretrained(model_dir)
         self.dim = int(self.model.config.projection_dim)
         self.batch_size = batch_size
+        self.name = f"clip:{Path(model_dir).name}"
 
     @staticmethod
     def _normalised(features) -> np.ndarray:
