@@ -14,10 +14,17 @@ class ModelSet:
         self.settings = settings
         self._lock = threading.Lock()
 
+    def _torch(self) -> None:
+        """Torch's thread count is per process: set it before the first torch model runs."""
+        from ingest.embedders import configure_torch_threads
+
+        configure_torch_threads(self.settings.torch_threads)
+
     @cached_property
     def text_embedder(self):
         from ingest.embedders import TextEmbedder
 
+        self._torch()
         with self._lock:
             return TextEmbedder(registry.resolve("text_embedder", self.settings), batch_size=self.settings.embed_batch_size)
 
@@ -28,6 +35,7 @@ class ModelSet:
             return None
         from ingest.embedders import ClipEmbedder
 
+        self._torch()
         with self._lock:
             return ClipEmbedder(registry.resolve("image_embedder", self.settings))
 
@@ -39,6 +47,7 @@ class ModelSet:
             return LexicalFusionReranker()
         from rerank.cross_encoder import CrossEncoderReranker
 
+        self._torch()
         with self._lock:
             return CrossEncoderReranker(registry.resolve("reranker", self.settings))
 

@@ -77,6 +77,8 @@ class Settings(BaseSettings):
     min_image_side_px: int = 64
     ocr_images: bool = True
     embed_batch_size: int = 32
+    # torch intra-op threads for the embedders/rerankers; None = half the cores (see ingest.embedders.torch_threads).
+    torch_threads: int | None = None
 
     # Query
     dense_top_k: int = 40
