@@ -158,3 +158,11 @@ def test_an_upload_over_the_size_cap_is_refused_not_truncated(site):
         kb.settings.max_upload_mb = original
     (result,) = response.json()["files"]
     assert result["outcome"] == "failed" and "limit" in result["error"]
+
+
+def test_ask_takes_hyde_and_mmr_per_request_and_checks_them(site):
+    client = site["client"]
+    body = {"question": "Which fan does the SX-400 use?", "collections": ["docs"]}
+    bad = client.post("/api/ask", json={**body, "mmr_lambda": 1.5}, headers=site["bob"])
+    assert bad.status_code == 422 and "mmr_lambda" in bad.text
+    assert client.post("/api/ask", json={**body, "hyde": "sometimes"}, headers=site["bob"]).status_code == 422
