@@ -58,8 +58,10 @@ class KnowledgeBase:
     def indexes(self) -> IndexManager:
         if self._indexes is None:
             from retrieval.gpu import GpuResources, resolve_faiss_device
+            from retrieval.vector_store import configure_faiss_threads
 
             gpu = GpuResources() if resolve_faiss_device(self.settings.faiss_gpu) == "gpu" else None
+            configure_faiss_threads(self.settings.faiss_threads)
             self._indexes = IndexManager(
                 self.database, self.settings.index_dir, self.models.dims(), hnsw_threshold=self.settings.hnsw_threshold if self.settings.hnsw_threshold > 0 else None,
                 gpu=gpu,

@@ -98,6 +98,8 @@ class Settings(BaseSettings):
     hnsw_threshold: int = 50_000
     # FAISS on a GPU: auto = when this faiss build has CUDA and sees a GPU; on = required; off = never.
     faiss_gpu: Literal["auto", "on", "off"] = "auto"
+    # FAISS OpenMP threads; None = half the cores (see retrieval.vector_store.configure_faiss_threads).
+    faiss_threads: int | None = None
     # CLIP text-to-image cosine below this is noise for ViT-B/32-class models.
     min_image_score: float = 0.2
     rerank_top_n: int = 40

@@ -119,6 +119,16 @@ def test_knowledge_base_follows_mmkb_faiss_gpu(tmp_path, monkeypatch):
 
     with pytest.raises(pydantic.ValidationError, match="faiss_gpu"):
         Settings(data_dir=tmp_path, database_url=None, faiss_gpu="maybe")
+    import faiss
+
+    faiss.omp_set_num_threads(2)
+    threaded = KnowledgeBase(Settings(data_dir=tmp_path / "threads", database_url=None, faiss_gpu="off", faiss_threads=1))
+    try:
+        threaded.indexes  # noqa: B018 - opening the indexes applies MMKB_FAISS_THREADS
+        assert faiss.omp_get_max_threads() == 1
+    finally:
+        threaded.close()
+
     monkeypatch.setenv("MMKB_FAISS_GPU", "on")
     kb = KnowledgeBase(Settings(data_dir=tmp_path, database_url=None))
     try:
