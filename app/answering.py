@@ -17,11 +17,11 @@ from app.prompting import NOT_IN_SOURCES, build_messages
 from app.schemas import Answer, Source
 from app.settings import Settings
 from retrieval.dense import search_stores
-from retrieval.vector_store import VectorHit
 from retrieval.fusion import reciprocal_rank_fusion
 from retrieval.hyde import HydeWriter, combine
 from retrieval.keyword import search_keyword
 from retrieval.mmr import mmr_order
+from retrieval.vector_store import VectorHit
 
 
 @dataclass(frozen=True)
