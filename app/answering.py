@@ -20,6 +20,8 @@ from retrieval.dense import search_stores
 from retrieval.fusion import reciprocal_rank_fusion
 from retrieval.hyde import HydeWriter, combine
 from retrieval.keyword import search_keyword
+from retrieval.mmr import mmr_order
+from retrieval.vector_store import VectorHit
 
 
 @dataclass(frozen=True)
@@ -37,6 +39,10 @@ class RetrievalOptions:
     keyword: bool = True
     hyde: bool = False
     rerank: bool = True
+    # CLIP text-to-image candidates join the fusion (when a CLIP model is configured).
+    image: bool = True
+    # Maximal marginal relevance over the final list; None = off, 1.0 = reranker order.
+    mmr_lambda: float | None = None
 
 
 @dataclass(frozen=True)
@@ -55,6 +61,10 @@ class Ranking:
     chunks: list[RankedChunk]
     timings: dict[str, float] = field(default_factory=dict)
     hypothetical_passage: str | None = None
+    # The candidate chunk ids each source found before fusion, best first ("dense", "bm25", "clip").
+    lists: dict[str, list[int]] = field(default_factory=dict)
+    # CLIP's image-space hits for the question (None: CLIP not run), reused for the figures shown.
+    image_hits: list[VectorHit] | None = None
 
 
 class _Timer:
@@ -96,8 +106,14 @@ class Answerer:
 
         return generate(self.models.generator, messages, self.settings.hyde_max_new_tokens)
 
-    def default_options(self, hyde: bool | None = None) -> RetrievalOptions:
-        return RetrievalOptions(keyword=self.settings.hybrid_search, hyde=self.settings.hyde if hyde is None else hyde, rerank=True)
+    def default_options(self, hyde: bool | None = None, mmr_lambda: float | None = None) -> RetrievalOptions:
+        """Settings, with per-request overrides: hyde True/False, mmr_lambda in [0, 1] (1 = off)."""
+        return RetrievalOptions(
+            keyword=self.settings.hybrid_search,
+            hyde=self.settings.hyde if hyde is None else hyde,
+            rerank=True,
+            mmr_lambda=self.settings.mmr_lambda if mmr_lambda is None else mmr_lambda,
+        )
 
     def _load(self, chunk_ids: list[int], collections: dict[int, Collection]) -> dict[int, tuple[Chunk, Document]]:
         if not chunk_ids:
@@ -116,15 +132,14 @@ class Answerer:
         with self.database.session() as session:
             return {chunk.id: (chunk, document) for chunk, document in session.execute(query)}
 
-    def _clip_text_siblings(self, question: str, collection_ids: list[int]) -> list[int]:
-        """Figures CLIP finds by what they show, as the ids of their text-space chunks (the
-        same figure's caption/OCR row), so that they can join the fused text candidates."""
-        clip = self.models.image_embedder
-        if clip is None:
-            return []
-        hits = search_stores(
-            [self.indexes.store(cid, IMAGE_SPACE) for cid in collection_ids], clip.embed_texts([question])[0], self.settings.image_top_k
-        )
+    def _clip_hits(self, question: str, collection_ids: list[int]) -> list[VectorHit]:
+        """Figures CLIP finds by what they show (image-space hits), best first."""
+        stores = [self.indexes.store(cid, IMAGE_SPACE) for cid in collection_ids]
+        return search_stores(stores, self.models.image_embedder.embed_texts([question])[0], self.settings.image_top_k)
+
+    def _clip_text_siblings(self, hits: list[VectorHit], collection_ids: list[int]) -> list[int]:
+        """CLIP's figures as the ids of their text-space chunks (the same figure's caption/OCR
+        row), so that they can join the fused text candidates."""
         hits = [hit for hit in hits if hit.score >= self.settings.min_image_score]
         if not hits:
             return []
@@ -157,9 +172,9 @@ class Answerer:
         passage = None
         if options.hyde:
             with timer.stage("hyde"):
-                passage = self.hyde.passage(question)
-                if passage:
-                    query_vector = combine(query_vector, self.models.text_embedder.embed([passage])[0])
+                passage, passage_vector = self.hyde.passage_vector(question, lambda text: self.models.text_embedder.embed([text])[0])
+                if passage_vector is not None:
+                    query_vector = combine(query_vector, passage_vector)
         with timer.stage("dense"):
             dense = search_stores([self.indexes.store(cid, TEXT_SPACE) for cid in by_id], query_vector, max(settings.dense_top_k, depth))
         ranked_lists = {"dense": [hit.chunk_id for hit in dense]}
@@ -170,9 +185,11 @@ class Answerer:
                     [self.keyword_indexes.index(cid) for cid in by_id], question, max(settings.keyword_top_k, depth)
                 )
             ranked_lists["bm25"] = [hit.chunk_id for hit in keyword]
-        if self.models.image_embedder is not None:
+        image_hits = None
+        if options.image and self.models.image_embedder is not None:
             with timer.stage("clip"):
-                ranked_lists["clip"] = self._clip_text_siblings(question, list(by_id))
+                image_hits = self._clip_hits(question, list(by_id))
+                ranked_lists["clip"] = self._clip_text_siblings(image_hits, list(by_id))
         with timer.stage("fusion"):
             if len(ranked_lists) > 1:
                 order = [hit.chunk_id for hit in reciprocal_rank_fusion(ranked_lists, k=settings.rrf_k)]
@@ -198,7 +215,10 @@ class Answerer:
             ranked = [RankedChunk(scored.item, scored.score) for scored in reranked]
         else:
             ranked = [RankedChunk(candidate, candidate.score) for candidate in candidates]
-        return Ranking(ranked, timer.timings, hypothetical_passage=passage)
+        if options.mmr_lambda is not None and options.mmr_lambda < 1.0 and len(ranked) > 1:
+            with timer.stage("mmr"):
+                ranked = _diversify(ranked, options.mmr_lambda, query_vector.shape[-1])
+        return Ranking(ranked, timer.timings, hypothetical_passage=passage, lists=ranked_lists, image_hits=image_hits)
 
     def retrieve(
         self, question: str, collections: list[Collection], options: RetrievalOptions | None = None
@@ -217,9 +237,8 @@ class Answerer:
         image_sources = [s for s in text_sources if s.kind == "image" and s.image_path]
         clip = self.models.image_embedder
         if clip is not None:
-            image_stores = [self.indexes.store(cid, IMAGE_SPACE) for cid in by_id]
-            clip_query = clip.embed_texts([question])[0]
-            image_hits = search_stores(image_stores, clip_query, settings.image_top_k)
+            # The CLIP search rank() already ran for the fusion: its query is not embedded twice.
+            image_hits = ranking.image_hits if ranking.image_hits is not None else self._clip_hits(question, list(by_id))
             image_rows = self._load([hit.chunk_id for hit in image_hits], by_id)
             shown = {s.image_path for s in image_sources}
             number = len(text_sources)
@@ -293,6 +312,19 @@ class Answerer:
 class AnswerEvent:
     done: bool
     answer: Answer
+
+
+def _diversify(ranked: list[RankedChunk], mmr_lambda: float, dim: int) -> list[RankedChunk]:
+    """MMR over the ranked list by the chunks' stored text embeddings; scores stay the
+    reranker's, so the refusal floor (on the first, always the best-ranked) is unchanged."""
+    vectors = np.zeros((len(ranked), dim), dtype=np.float32)
+    for row, item in enumerate(ranked):
+        if item.candidate.chunk.embedding:
+            vector = np.frombuffer(item.candidate.chunk.embedding, dtype=np.float32)
+            if vector.shape[0] == dim:
+                vectors[row] = vector
+    order = mmr_order([item.score for item in ranked], vectors, mmr_lambda)
+    return [ranked[i] for i in order]
 
 
 def _source(number: int, candidate: _Candidate, score: float) -> Source:

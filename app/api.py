@@ -77,6 +77,8 @@ class AskRequest(BaseModel):
     question: str = Field(min_length=1, max_length=4000)
     collections: list[str] | None = None
     conversation_id: int | None = None
+    hyde: bool | None = Field(default=None, description="HyDE for this question; default MMKB_HYDE")
+    mmr_lambda: float | None = Field(default=None, ge=0.0, le=1.0, description="MMR for this question; default MMKB_MMR_LAMBDA")
 
 
 class NewConversation(BaseModel):
@@ -275,7 +277,7 @@ def create_app(kb: KnowledgeBase, mount_ui: bool = True) -> FastAPI:
     @api.post("/api/ask", response_model=Answer)
     def ask(body: AskRequest, user: CurrentUser) -> Answer:
         try:
-            return kb.ask(user, body.question, body.collections, body.conversation_id)
+            return kb.ask(user, body.question, body.collections, body.conversation_id, body.hyde, mmr_lambda=body.mmr_lambda)
         except (AccessDenied, ValueError, ConversationNotFound) as exc:
             raise _errors(exc) from None
 
@@ -283,7 +285,7 @@ def create_app(kb: KnowledgeBase, mount_ui: bool = True) -> FastAPI:
     def ask_stream(body: AskRequest, user: CurrentUser) -> StreamingResponse:
         """Server-Sent Events: `token` events carry text as it is written, then one `answer` event."""
         try:
-            events = kb.ask_stream(user, body.question, body.collections, body.conversation_id)
+            events = kb.ask_stream(user, body.question, body.collections, body.conversation_id, body.hyde, mmr_lambda=body.mmr_lambda)
             first = next(events)  # permission and input errors surface here, before streaming starts
         except (AccessDenied, ValueError, ConversationNotFound) as exc:
             raise _errors(exc) from None

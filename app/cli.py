@@ -304,6 +304,26 @@ def eval_retrieval(
     typer.echo(format_report(report))
 
 
+@eval_cli.command("images")
+def eval_images(
+    data: Annotated[Path, typer.Option("--data", help="A captioned image set: images/ + captions.jsonl (see app/image_evaluation.py).",
+                                       exists=True, file_okay=False)],
+    limit: Annotated[Optional[int], typer.Option("--limit", help="Evaluate only the first N captions.")] = None,
+) -> None:
+    """Caption-to-image recall@1/5/10 for the text path and, with a CLIP model configured, CLIP and fused.
+
+    The images are ingested into a temporary data directory; your knowledge base is not touched."""
+    from app.image_evaluation import ImageSetError, format_image_report, run_image_eval
+    from app.model_set import ModelSet
+
+    settings = get_settings()
+    try:
+        report = run_image_eval(data, settings, ModelSet(settings), limit=limit)
+    except ImageSetError as exc:
+        _fail(str(exc))
+    typer.echo(format_image_report(report))
+
+
 def main() -> None:
     logging.basicConfig(level=logging.WARNING, format="%(levelname)s %(name)s: %(message)s")
     cli()

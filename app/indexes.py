@@ -18,6 +18,7 @@ from sqlalchemy.orm import Session
 
 from app.db import Database
 from app.models import Chunk, Document, DocumentStatus
+from retrieval.gpu import GpuResources
 from retrieval.keyword import KeywordIndex
 from retrieval.vector_store import VectorStore
 
@@ -26,9 +27,13 @@ IMAGE_SPACE = "image"
 
 
 class IndexManager:
-    def __init__(self, database: Database, index_dir: Path, dims: dict[str, int], hnsw_threshold: int | None = None) -> None:
+    def __init__(
+        self, database: Database, index_dir: Path, dims: dict[str, int], hnsw_threshold: int | None = None,
+        gpu: GpuResources | None = None,
+    ) -> None:
         self.database = database
         self.hnsw_threshold = hnsw_threshold
+        self.gpu = gpu
         self.index_dir = index_dir
         self.dims = dims
         self._stores: dict[tuple[int, str], VectorStore] = {}
@@ -39,10 +44,13 @@ class IndexManager:
     def store(self, collection_id: int, space: str) -> VectorStore:
         key = (collection_id, space)
         if key not in self._stores:
-            store = VectorStore(self.path(collection_id, space), self.dims[space], self.hnsw_threshold)
+            store = self._new_store(collection_id, space)
             self._stores[key] = store
             self.sync(collection_id, space)
         return self._stores[key]
+
+    def _new_store(self, collection_id: int, space: str) -> VectorStore:
+        return VectorStore(self.path(collection_id, space), self.dims[space], self.hnsw_threshold, gpu=self.gpu)
 
     @staticmethod
     def _is_ready(collection_id: int, space: str):
@@ -70,9 +78,7 @@ class IndexManager:
 
     def sync(self, collection_id: int, space: str) -> tuple[int, int]:
         """Make the index hold exactly the ready chunks; returns (added, removed)."""
-        store = self._stores.get((collection_id, space)) or VectorStore(
-            self.path(collection_id, space), self.dims[space], self.hnsw_threshold
-        )
+        store = self._stores.get((collection_id, space)) or self._new_store(collection_id, space)
         self._stores[(collection_id, space)] = store
         with store.lock:
             try:

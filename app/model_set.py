@@ -14,20 +14,17 @@ class ModelSet:
         self.settings = settings
         self._lock = threading.Lock()
 
-    def _limit_torch_threads(self) -> None:
-        """torch's intra-op threads are per process; set before the first torch model runs.
-        On a 2-core machine shared with other work, 2 threads made MiniLM 2.5-5.6x slower
-        than 1 (OpenMP threads spin waiting for a core): see benchmarks/RESULTS.md."""
-        if self.settings.model_threads > 0:
-            import torch
+    def _torch(self) -> None:
+        """Torch's thread count is per process: set it before the first torch model runs."""
+        from ingest.embedders import configure_torch_threads
 
-            torch.set_num_threads(self.settings.model_threads)
+        configure_torch_threads(self.settings.model_threads)
 
     @cached_property
     def text_embedder(self):
         from ingest.embedders import TextEmbedder
 
-        self._limit_torch_threads()
+        self._torch()
         with self._lock:
             return TextEmbedder(registry.resolve("text_embedder", self.settings), batch_size=self.settings.embed_batch_size)
 
@@ -38,7 +35,7 @@ class ModelSet:
             return None
         from ingest.embedders import ClipEmbedder
 
-        self._limit_torch_threads()
+        self._torch()
         with self._lock:
             return ClipEmbedder(registry.resolve("image_embedder", self.settings))
 
@@ -50,7 +47,7 @@ class ModelSet:
             return LexicalFusionReranker()
         from rerank.cross_encoder import CrossEncoderReranker
 
-        self._limit_torch_threads()
+        self._torch()
         with self._lock:
             return CrossEncoderReranker(registry.resolve("reranker", self.settings))
 
@@ -59,7 +56,9 @@ class ModelSet:
         from ingest.ocr import load_ocr
 
         with self._lock:
-            return load_ocr(self.settings.ocr_engine, threads=self.settings.model_threads)
+            from ingest.embedders import torch_threads
+
+            return load_ocr(self.settings.ocr_engine, threads=torch_threads(self.settings.model_threads))
 
     @cached_property
     def generator(self):

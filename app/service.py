@@ -83,8 +83,14 @@ class KnowledgeBase:
     @property
     def indexes(self) -> IndexManager:
         if self._indexes is None:
+            from retrieval.gpu import GpuResources, resolve_faiss_device
+            from retrieval.vector_store import configure_faiss_threads
+
+            gpu = GpuResources() if resolve_faiss_device(self.settings.faiss_gpu) == "gpu" else None
+            configure_faiss_threads(self.settings.faiss_threads)
             self._indexes = IndexManager(
                 self.database, self.settings.index_dir, self.models.dims(), hnsw_threshold=self.settings.hnsw_threshold if self.settings.hnsw_threshold > 0 else None,
+                gpu=gpu,
             )
         return self._indexes
 
@@ -467,9 +473,10 @@ class KnowledgeBase:
         conversation_id: int | None = None,
         hyde: bool | None = None,
         history: list[Turn] | None = None,
+        mmr_lambda: float | None = None,
     ) -> Answer:
         """See ask_stream; returns the final, checked answer."""
-        events = list(self.ask_stream(user, question, collection_names, conversation_id, hyde, history))
+        events = list(self.ask_stream(user, question, collection_names, conversation_id, hyde, history, mmr_lambda))
         return events[-1].answer
 
     @_counted_as_ask
@@ -481,17 +488,19 @@ class KnowledgeBase:
         conversation_id: int | None = None,
         hyde: bool | None = None,
         history: list[Turn] | None = None,
+        mmr_lambda: float | None = None,
     ) -> Iterator[AnswerEvent]:
         """Partial answers while the model writes, then the checked answer.
         conversation_id: the exchange is stored there (the final event carries the stored
         message id) and, unless `history` is given, earlier turns make a follow-up standalone.
-        hyde: None follows MMKB_HYDE; True/False overrides it for this question."""
+        hyde: None follows MMKB_HYDE; True/False overrides it for this question.
+        mmr_lambda: None follows MMKB_MMR_LAMBDA; 0..1 diversifies this question's sources (1 = off)."""
         scope = self._ask_scope(user, question, collection_names)
         if conversation_id is not None:
             stored = self.conversations.history(user, conversation_id)  # also the ownership check, before any work
             history = stored if history is None else history
         answerer = self._answerer()
-        for event in answerer.stream(question, scope, answerer.default_options(hyde), history):
+        for event in answerer.stream(question, scope, answerer.default_options(hyde, mmr_lambda), history):
             if event.done and conversation_id is not None:
                 message_id = self.conversations.record(user, conversation_id, event.answer)
                 event = AnswerEvent(done=True, answer=event.answer.model_copy(update={"message_id": message_id}))
@@ -504,13 +513,16 @@ class KnowledgeBase:
         collection_names: list[str] | None = None,
         hyde: bool | None = None,
         limit: int | None = None,
+        mmr_lambda: float | None = None,
     ) -> list[Source]:
         """Retrieval only (no generation): up to `limit` (default MMKB_CONTEXT_CHUNKS) text
         sources, best first, from the collections the asker may read."""
         answerer = self._answerer()
         limit = limit or self.settings.context_chunks
         scope = self._ask_scope(user, question, collection_names)
-        ranking = answerer.rank(question, scope, answerer.default_options(hyde), depth=max(limit, self.settings.rerank_top_n))
+        ranking = answerer.rank(
+            question, scope, answerer.default_options(hyde, mmr_lambda), depth=max(limit, self.settings.rerank_top_n)
+        )
         return [ranked.source(number) for number, ranked in enumerate(ranking.chunks[:limit], start=1)]
 
     def _ask_scope(self, user: User, question: str, collection_names: list[str] | None) -> list[Collection]:

@@ -85,10 +85,10 @@ class Settings(BaseSettings):
     # Zip uploads are expanded; these bound what one archive may unpack to (zip bombs).
     zip_max_files: int = 1000
     zip_max_total_mb: float = 2000.0
-    # Threads per model call (torch embedders/rerankers, ONNX OCR); 0 = the libraries' default
-    # (every core). 1 is the default because on a small machine shared with other work extra
+    # Threads per model call (torch embedders/rerankers, ONNX OCR); None = half the cores, at
+    # least 1 (ingest.embedders.torch_threads): on a small machine shared with other work extra
     # threads spin waiting for a core: 2.5-5.6x slower embedding, ~2x slower OCR measured here.
-    model_threads: int = 1
+    model_threads: int | None = None
     # `kb reindex` on Ray Data: RAY_ADDRESS (Ray's own variable, read unprefixed like
     # DATABASE_URL) names a cluster; each actor loads the models once.
     ray_address: str | None = Field(default=None, validation_alias="RAY_ADDRESS")
@@ -110,9 +110,15 @@ class Settings(BaseSettings):
     # Above this many vectors a collection's FAISS index becomes HNSW (approximate, much
     # faster); below it search is exact. 0 or less: never.
     hnsw_threshold: int = 50_000
+    # FAISS on a GPU: auto = when this faiss build has CUDA and sees a GPU; on = required; off = never.
+    faiss_gpu: Literal["auto", "on", "off"] = "auto"
+    # FAISS OpenMP threads; None = half the cores (see retrieval.vector_store.configure_faiss_threads).
+    faiss_threads: int | None = None
     # CLIP text-to-image cosine below this is noise for ViT-B/32-class models.
     min_image_score: float = 0.2
     rerank_top_n: int = 40
+    # Maximal marginal relevance over the reranked list (0..1: lower = more diverse); None = off.
+    mmr_lambda: float | None = Field(default=None, ge=0.0, le=1.0)
     context_chunks: int = 5
     max_new_tokens: int = 256
     # Best reranked score below which the reply is "not in the documents"; None = the reranker's own floor.

@@ -12,7 +12,7 @@ mmkb's 128/32 tokens) + HuggingFaceEmbeddings (langchain_community's; langchain-
 requires huggingface_hub<2 and would downgrade it) + FAISS.from_documents, on the same
 all-MiniLM-L6-v2 folder. It does less than mmkb: no figures, no OCR, no tables, no SQL, no
 per-file failure handling. mmkb runs once with OCR of figures (default) and once without.
-mmkb limits its models to MMKB_MODEL_THREADS (default 1) threads; "langchain-1-thread" is the
+mmkb limits its models to MMKB_MODEL_THREADS (default half the cores: 1 here) threads; "langchain-1-thread" is the
 LangChain pipeline with torch limited the same way, to show how much of the gap is threading.
 """
 

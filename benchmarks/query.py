@@ -7,6 +7,10 @@ plus one part code per chunk); their vectors are random unit vectors, because em
 100k chunks would take most of an hour on 2 CPU cores and latency does not depend on the
 values. Queries are embedded by the real model. HyDE is off (it would add one generator
 call per new question). Each FAISS mode (exact flat, HNSW) is measured on the same data.
+
+--threads 1,2 measures each query once per torch thread count, interleaved (query 1 with 1
+thread, then with 2, query 2 ...), so that both counts see the same machine load; the
+default is the app's own choice (MMKB_MODEL_THREADS, else half the cores).
 """
 
 from __future__ import annotations
@@ -74,17 +78,22 @@ def populate(kb: KnowledgeBase, texts: list[str], vectors: np.ndarray) -> None:
             ])
 
 
-def measure(kb: KnowledgeBase, queries: list[str]) -> dict[str, list[float]]:
+def measure(kb: KnowledgeBase, queries: list[str], thread_counts: list[int]) -> dict[int, dict[str, list[float]]]:
+    """Stage timings per torch thread count, the counts interleaved query by query."""
+    import torch
+
     collections = kb.readable_collections(kb.system_user(), ["bench"])
     answerer = kb._answerer()
     options = RetrievalOptions(keyword=True, hyde=False, rerank=True)
-    timings: dict[str, list[float]] = {"end to end": []}
+    timings: dict[int, dict[str, list[float]]] = {threads: {"end to end": []} for threads in thread_counts}
     for query in queries:
-        started = time.perf_counter()
-        ranking = answerer.rank(query, collections, options)
-        timings["end to end"].append((time.perf_counter() - started) * 1000)
-        for stage, seconds in ranking.timings.items():
-            timings.setdefault(stage, []).append(seconds * 1000)
+        for threads in thread_counts:
+            torch.set_num_threads(threads)
+            started = time.perf_counter()
+            ranking = answerer.rank(query, collections, options)
+            timings[threads]["end to end"].append((time.perf_counter() - started) * 1000)
+            for stage, seconds in ranking.timings.items():
+                timings[threads].setdefault(stage, []).append(seconds * 1000)
     return timings
 
 
@@ -94,12 +103,16 @@ def main() -> None:
     parser.add_argument("--queries", type=int, default=200)
     parser.add_argument("--rerank-top", type=int, default=50)
     parser.add_argument("--modes", default="flat,hnsw", help="FAISS modes to measure: flat, hnsw or both")
+    parser.add_argument("--threads", default="", help="torch thread counts to compare, interleaved, e.g. 1,2")
     args = parser.parse_args()
 
     rng = np.random.default_rng(0)
     texts, codes = synthetic_corpus(args.chunks, rng)
     models = ModelSet(get_settings())
-    dim = models.text_embedder.dim
+    dim = models.text_embedder.dim  # loading it applies the app's thread choice
+    import torch
+
+    thread_counts = [int(t) for t in args.threads.split(",") if t] or [torch.get_num_threads()]
     vectors = rng.normal(size=(args.chunks, dim)).astype(np.float32)
     vectors /= np.linalg.norm(vectors, axis=1, keepdims=True)
     # Half the queries name a part code plus a few of its chunk's words, half are the known sample questions.
@@ -131,7 +144,7 @@ def main() -> None:
             started = time.perf_counter()
             kb.keyword_indexes.signature(collection.id)
             signature_ms = (time.perf_counter() - started) * 1000
-            timings = measure(kb, queries)
+            timings = measure(kb, queries, thread_counts)
             hnsw = kb.indexes.store(collection.id, TEXT_SPACE).is_hnsw
             kb.close()
         rows.append((mode, hnsw, sql_s, faiss_s, bm25_s, signature_ms, timings))
@@ -141,13 +154,14 @@ def main() -> None:
     print("| --- | --- | --- |")
     for mode, hnsw, sql_s, faiss_s, bm25_s, signature_ms, _ in rows:
         print(f"| {mode}{'' if hnsw == (mode == 'HNSW') else ' (!)'} | {sql_s:.1f} / {faiss_s:.1f} / {bm25_s:.1f} | {signature_ms:.0f} |")
-    stages = [s for s in STAGES if any(s in r[-1] for r in rows)] + ["end to end"]
+    stages = [s for s in STAGES if any(s in t for r in rows for t in r[-1].values())] + ["end to end"]
     print("\np50 / p95 ms per stage\n")
-    print("| FAISS | " + " | ".join(stages) + " |")
-    print("| --- " * (len(stages) + 1) + "|")
-    for mode, *_, timings in rows:
-        cells = [f"{np.percentile(timings[s], 50):.1f} / {np.percentile(timings[s], 95):.1f}" for s in stages]
-        print(f"| {mode} | " + " | ".join(cells) + " |")
+    print("| FAISS | torch threads | " + " | ".join(stages) + " |")
+    print("| --- " * (len(stages) + 2) + "|")
+    for mode, *_, by_threads in rows:
+        for threads, timings in by_threads.items():
+            cells = [f"{np.percentile(timings[s], 50):.1f} / {np.percentile(timings[s], 95):.1f}" for s in stages]
+            print(f"| {mode} | {threads} | " + " | ".join(cells) + " |")
 
 
 if __name__ == "__main__":

@@ -14,6 +14,30 @@ def best_device() -> str:
     return "cuda" if torch.cuda.is_available() else "cpu"
 
 
+def torch_threads(configured: int | None) -> int:
+    """Threads per model call: MMKB_MODEL_THREADS, else half the cores (at least 1).
+
+    Not all of them: torch's threads meet at a barrier after every operator, so when any one
+    is descheduled (by the generator's threads, an ingest, another process) all wait. On the
+    2-core VM under load, one query embedding took 1005 ms p50 with 2 threads and 95 ms with
+    1 (interleaved A/B, benchmarks/RESULTS.md); half the cores leaves room for the rest.
+    """
+    import os
+
+    if configured is not None and configured > 0:
+        return configured
+    return max(1, (os.cpu_count() or 1) // 2)
+
+
+def configure_torch_threads(configured: int | None) -> int:
+    import torch
+
+    threads = torch_threads(configured)
+    if torch.get_num_threads() != threads:
+        torch.set_num_threads(threads)
+    return threads
+
+
 class TextEmbedder:
     def __init__(self, model_dir: Path, device: str | None = None, batch_size: int = 32) -> None:
         from sentence_transformers import SentenceTransformer
@@ -54,6 +78,7 @@ class ClipEmbedder:
         self.processor = CLIPProcessor.from_pretrained(model_dir)
         self.dim = int(self.model.config.projection_dim)
         self.batch_size = batch_size
+        self.name = f"clip:{Path(model_dir).name}"
 
     @staticmethod
     def _normalised(features) -> np.ndarray:

@@ -46,7 +46,7 @@ class RapidOcr:
     def __init__(self, threads: int = 0) -> None:
         from rapidocr_onnxruntime import RapidOCR
 
-        # threads=0: onnxruntime's default (every core); see MMKB_MODEL_THREADS for why 1 is the default.
+        # threads=0: onnxruntime's default (every core); see MMKB_MODEL_THREADS for why mmkb uses fewer.
         limits = {"intra_op_num_threads": threads, "inter_op_num_threads": 1} if threads > 0 else {}
         self.engine = RapidOCR(**limits)
         self._lock = threading.Lock()

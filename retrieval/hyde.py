@@ -33,16 +33,18 @@ def combine(question_vector: np.ndarray, passage_vector: np.ndarray) -> np.ndarr
 
 
 class HydeWriter:
-    """Hypothetical passages, cached per question in an in-process LRU.
+    """Hypothetical passages, cached per question in an in-process LRU, with their embeddings.
 
     In-process because a passage costs one generator call (~5-10 s on 2 CPU cores) but is
     only worth keeping for repeated questions of the same server; the cache is lost on
-    restart, which costs one generation per question again, nothing more.
+    restart, which costs one generation per question again, nothing more. The passage's
+    embedding is kept beside it, so a repeated question costs no second embedding either.
     """
 
     def __init__(self, write: Callable[[Messages], str], max_entries: int = 512) -> None:
         self._write = write
         self._cache: OrderedDict[str, str] = OrderedDict()
+        self._vectors: dict[str, np.ndarray] = {}
         self._max_entries = max_entries
         self._lock = threading.Lock()
 
@@ -61,5 +63,21 @@ class HydeWriter:
             self._cache[key] = text
             self._cache.move_to_end(key)
             while len(self._cache) > self._max_entries:
-                self._cache.popitem(last=False)
+                evicted, _ = self._cache.popitem(last=False)
+                self._vectors.pop(evicted, None)
         return text
+
+    def passage_vector(self, question: str, embed: Callable[[str], np.ndarray]) -> tuple[str, np.ndarray | None]:
+        """The passage and its embedding by `embed` (None for an empty passage), both cached."""
+        text = self.passage(question)
+        if not text:
+            return text, None
+        key = self._key(question)
+        with self._lock:
+            vector = self._vectors.get(key)
+        if vector is None:
+            vector = np.asarray(embed(text), dtype=np.float32)
+            with self._lock:
+                if key in self._cache:
+                    self._vectors[key] = vector
+        return text, vector

@@ -21,9 +21,12 @@ class KnowledgeBaseRetriever(BaseRetriever):
     collections: list[str] | None = None  # None: every collection the user may read
     k: int = 5
     hyde: bool | None = None  # None: MMKB_HYDE
+    mmr_lambda: float | None = None  # None: MMKB_MMR_LAMBDA
 
     def _get_relevant_documents(self, query: str, *, run_manager: CallbackManagerForRetrieverRun) -> list[Document]:
-        sources = self.knowledge_base.search(self.user, query, self.collections, hyde=self.hyde, limit=self.k)
+        sources = self.knowledge_base.search(
+            self.user, query, self.collections, hyde=self.hyde, limit=self.k, mmr_lambda=self.mmr_lambda
+        )
         return [
             Document(
                 page_content=source.text,

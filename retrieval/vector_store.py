@@ -13,6 +13,14 @@ and once a tenth of the graph is dead (or a deleted id is added again, which SQL
 reuse of the highest rowid makes possible) the graph is rebuilt from its own stored
 vectors. The deleted ids live in a sidecar file; if it is ever lost, the deleted vectors
 reappear in ``ids()`` and the SQL sync removes them again.
+
+On a GPU (``gpu`` given, see ``retrieval.gpu``) FAISS has no HNSW, and needs none: an exact
+flat search over a million 384-d vectors takes about a millisecond there. So a GPU store
+stays flat at any size (an HNSW file written by a CPU process is turned back into a flat
+index when opened). The CPU index remains the master copy that adds, deletes and saves work
+on; searches go to a copy made with ``index_cpu_to_gpu`` on first search after a change.
+Saving therefore needs no copy back from the GPU, and the file on disk is the same format
+either way, so CPU and GPU processes can share a data directory.
 """
 
 from __future__ import annotations
@@ -25,11 +33,27 @@ import faiss
 import numpy as np
 from filelock import FileLock
 
+from retrieval.gpu import GpuResources
+
 DEFAULT_HNSW_THRESHOLD = 50_000
 HNSW_M = 32
 HNSW_EF_CONSTRUCTION = 80
 HNSW_EF_SEARCH = 96
 COMPACT_FRACTION = 0.1
+GPU_MAX_K = 1024  # FAISS GPU k-selection limit (2048 in recent builds, 1024 in older ones)
+
+
+def configure_faiss_threads(configured: int | None) -> int:
+    """FAISS's OpenMP threads: MMKB_FAISS_THREADS, else half the cores (at least 1).
+
+    The query path searches one vector at a time; spread over all cores, an exact search waits
+    for the slowest thread. On the loaded 2-core VM, 100k x 384 flat: 1 thread p50 42 ms,
+    2 threads 103 ms (interleaved A/B, benchmarks/RESULTS.md). Bulk HNSW builds lose some
+    parallelism on a quiet machine in exchange.
+    """
+    threads = configured if configured is not None and configured > 0 else max(1, (os.cpu_count() or 1) // 2)
+    faiss.omp_set_num_threads(threads)
+    return threads
 
 
 @dataclass(frozen=True)
@@ -39,12 +63,17 @@ class VectorHit:
 
 
 class VectorStore:
-    def __init__(self, path: Path, dim: int, hnsw_threshold: int | None = DEFAULT_HNSW_THRESHOLD) -> None:
+    def __init__(
+        self, path: Path, dim: int, hnsw_threshold: int | None = DEFAULT_HNSW_THRESHOLD, gpu: GpuResources | None = None
+    ) -> None:
         self.path = path
         self.dim = dim
-        self.hnsw_threshold = hnsw_threshold
+        self.gpu = gpu
+        # No HNSW on a GPU: a GPU store stays exact at any size.
+        self.hnsw_threshold = None if gpu is not None else hnsw_threshold
         self.lock = FileLock(str(path) + ".lock")
         self._index: faiss.IndexIDMap2 | None = None
+        self._gpu_index: faiss.Index | None = None  # search copy of _index, rebuilt after a change
         self._deleted: set[int] = set()
         self._loaded_mtime: float | None = None
 
@@ -60,6 +89,10 @@ class VectorStore:
         inner.hnsw.efConstruction = HNSW_EF_CONSTRUCTION
         inner.hnsw.efSearch = HNSW_EF_SEARCH
         return faiss.IndexIDMap2(inner)
+
+    @property
+    def device(self) -> str:
+        return "cpu" if self.gpu is None else "gpu"
 
     @property
     def is_hnsw(self) -> bool:
@@ -90,7 +123,10 @@ class VectorStore:
                     self._deleted = set(np.load(self.deleted_path).tolist())
                 except FileNotFoundError:
                     self._deleted = set()
+            self._gpu_index = None
             self._loaded_mtime = mtime
+            if self.gpu is not None and self.is_hnsw:
+                self._rebuild(hnsw=False)  # written by a CPU process; the GPU cannot search HNSW
         return self._index
 
     def __len__(self) -> int:
@@ -114,6 +150,7 @@ class VectorStore:
     def _rebuild(self, hnsw: bool) -> None:
         ids, vectors = self._live()
         self._index = self._hnsw() if hnsw else self._empty()
+        self._gpu_index = None
         self._deleted = set()
         if len(ids):
             self._index.add_with_ids(np.ascontiguousarray(vectors, dtype=np.float32), ids.astype(np.int64))
@@ -129,12 +166,14 @@ class VectorStore:
         if grows_past and not self.is_hnsw:
             self._rebuild(hnsw=True)
         self.index.add_with_ids(vectors, np.asarray(ids, dtype=np.int64))
+        self._gpu_index = None
 
     def remove(self, ids: list[int]) -> None:
         if not ids:
             return
         if not self.is_hnsw:
             self.index.remove_ids(np.asarray(ids, dtype=np.int64))
+            self._gpu_index = None
             return
         self._deleted |= set(ids) & set(self._all_ids().tolist())
         if len(self._deleted) > COMPACT_FRACTION * max(self.index.ntotal, 1):
@@ -142,6 +181,7 @@ class VectorStore:
 
     def replace_all(self, ids: list[int], vectors: np.ndarray) -> None:
         self._index = self._empty()
+        self._gpu_index = None
         self._deleted = set()
         self.add(ids, vectors)
 
@@ -159,6 +199,14 @@ class VectorStore:
         os.replace(tmp, self.path)
         self._loaded_mtime = self._file_mtime()
 
+    def _searcher(self) -> faiss.Index:
+        index = self.index
+        if self.gpu is None:
+            return index
+        if self._gpu_index is None:
+            self._gpu_index = self.gpu.to_gpu(index)
+        return self._gpu_index
+
     def search(self, query: np.ndarray, k: int) -> list[VectorHit]:
         index = self.index
         if index.ntotal == 0 or k <= 0:
@@ -166,6 +214,8 @@ class VectorStore:
         query = np.ascontiguousarray(query, dtype=np.float32).reshape(1, self.dim)
         # Over-fetch by the number of dead entries so that k live ones remain after filtering.
         fetch = min(k + len(self._deleted), index.ntotal)
-        scores, ids = index.search(query, fetch)
+        if self.gpu is not None:
+            fetch = min(fetch, GPU_MAX_K)
+        scores, ids = self._searcher().search(query, fetch)
         hits = [VectorHit(int(i), float(s)) for i, s in zip(ids[0], scores[0]) if i != -1 and int(i) not in self._deleted]
         return hits[:k]

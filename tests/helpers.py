@@ -17,6 +17,23 @@ class RecordingGenerator:
         yield from self.inner.stream(messages, max_new_tokens)
 
 
+class RecordingEmbedder:
+    """The real text embedder; records every text it was asked to embed."""
+
+    def __init__(self, inner) -> None:
+        self.inner = inner
+        self.dim = inner.dim
+        self.max_tokens = inner.max_tokens
+        self.texts: list[str] = []
+
+    def count_tokens(self, texts):
+        return self.inner.count_tokens(texts)
+
+    def embed(self, texts):
+        self.texts.extend(texts)
+        return self.inner.embed(texts)
+
+
 class RecordingReranker:
     def __init__(self, inner) -> None:
         self.inner = inner

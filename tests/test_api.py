@@ -284,3 +284,9 @@ def test_a_cited_page_opens_as_a_png_for_readers_only(site):
     assert figure.status_code == 200 and figure.headers["x-mmkb-view"] == "figure"
     assert client.get(f"/api/chunks/{chunk_id}/view", headers=site["eve"]).status_code == 403
     assert client.get("/api/chunks/999999/view", headers=site["bob"]).status_code == 404
+def test_ask_takes_hyde_and_mmr_per_request_and_checks_them(site):
+    client = site["client"]
+    body = {"question": "Which fan does the SX-400 use?", "collections": ["docs"]}
+    bad = client.post("/api/ask", json={**body, "mmr_lambda": 1.5}, headers=site["bob"])
+    assert bad.status_code == 422 and "mmr_lambda" in bad.text
+    assert client.post("/api/ask", json={**body, "hyde": "sometimes"}, headers=site["bob"]).status_code == 422
