@@ -22,7 +22,7 @@ import numpy as np
 
 from app.answering import RetrievalOptions
 from app.indexes import TEXT_SPACE
-from app.models import Chunk, ChunkKind, Collection, Document, DocumentStatus
+from app.models import Chunk, ChunkKind, Document, DocumentStatus
 from app.settings import Settings
 from ingest.chunking import chunk_pages
 from ingest.types import PageText

@@ -21,7 +21,6 @@ from __future__ import annotations
 import io
 import json
 import random
-import re
 import sys
 from pathlib import Path
 

@@ -53,3 +53,12 @@ def sample_kb(tmp_path_factory, models) -> KnowledgeBase:
 @pytest.fixture(scope="session")
 def sample_questions() -> list[dict]:
     return json.loads((ROOT / "samples" / "questions.json").read_text())
+
+
+@pytest.fixture(scope="module")
+def browser():
+    """Headless Debian Chromium (tests.servers.chromium), one per test module."""
+    from tests.servers import chromium
+
+    with chromium() as launched:
+        yield launched

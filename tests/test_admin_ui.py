@@ -11,7 +11,6 @@ from __future__ import annotations
 import csv
 import io
 import threading
-import time
 import zipfile
 from pathlib import Path
 
@@ -22,11 +21,10 @@ from playwright.sync_api import TimeoutError as PlaywrightTimeout
 
 from app.api import create_app
 from app.service import KnowledgeBase
-from tests.conftest import ROOT, free_port, make_settings
+from tests.conftest import make_settings
+from tests.servers import SCREENSHOTS, needs_chromium, serving
 
-CHROMIUM = Path("/usr/bin/chromium")
-SCREENSHOTS = ROOT / "test-output" / "screenshots"
-pytestmark = pytest.mark.skipif(not CHROMIUM.exists(), reason="Debian chromium is not installed (scripts/setup.sh --with-test-services installs it)")
+pytestmark = needs_chromium
 
 COLLECTION = "plant-maintenance"
 FACT_QUESTION = "How often must the Zephyr-9 coolant loop be flushed?"
@@ -56,34 +54,9 @@ def site(tmp_path_factory, models):
     warm_up.start()
     for name, admin in (("alice", True), ("bob", False), ("eve", False)):
         kb.accounts.create_user(name, f"{name}-password", is_admin=admin)
-    import uvicorn
-
-    port = free_port()
-    server = uvicorn.Server(uvicorn.Config(create_app(kb), host="127.0.0.1", port=port, log_level="warning"))
-    thread = threading.Thread(target=server.run, daemon=True)
-    thread.start()
-    deadline = time.monotonic() + 60
-    while not server.started and time.monotonic() < deadline:
-        time.sleep(0.1)
-    assert server.started, "the app did not start"
-    yield {"url": f"http://127.0.0.1:{port}", "kb": kb}
-    server.should_exit = True
-    thread.join(timeout=30)
+    with serving(create_app(kb)) as url:
+        yield {"url": url, "kb": kb}
     kb.close()
-
-
-@pytest.fixture(scope="module")
-def browser():
-    from playwright.sync_api import sync_playwright
-
-    with sync_playwright() as playwright:
-        browser = playwright.chromium.launch(
-            executable_path=str(CHROMIUM),
-            headless=True,
-            args=["--no-sandbox", "--disable-gpu", "--disable-background-networking", "--disable-component-update", "--disable-sync"],
-        )
-        yield browser
-        browser.close()
 
 
 def login(browser, url: str, username: str):

@@ -2,14 +2,12 @@
 
 from __future__ import annotations
 
-import json
 from pathlib import Path
 
 import pytest
 from fastapi.testclient import TestClient
 
 from app.api import create_app
-from app.models import Role
 from app.service import AccessDenied, KnowledgeBase
 from tests.conftest import SAMPLES, make_settings
 
@@ -141,7 +139,7 @@ def test_openapi_docs_are_served(site):
 
 
 def test_documents_are_deleted_by_editors_only(site):
-    client, kb = site["client"], site["kb"]
+    client = site["client"]
     with (SAMPLES / "monthly-pv-yield-bar-chart.png").open("rb") as png:
         upload = client.post("/api/collections/docs/documents", headers=site["alice"], files=[("files", ("chart.png", png))])
     chart_id = upload.json()["files"][0]["document_id"]

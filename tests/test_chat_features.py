@@ -15,11 +15,11 @@ from app.api import create_app
 from app.model_set import ModelSet
 from app.models import Conversation, Feedback, Message
 from app.service import KnowledgeBase
-from tests.conftest import SAMPLES, free_port, make_settings
-from tests.test_chat_ui import CHROMIUM, SCREENSHOTS, browser  # noqa: F401 - the shared browser fixture
+from tests.conftest import SAMPLES, make_settings
+from tests.servers import SCREENSHOTS, needs_chromium, serving
 from ui.chat import NO_COLLECTION, QUEUED
 
-pytestmark = pytest.mark.skipif(not CHROMIUM.exists(), reason="Debian chromium is not installed (scripts/setup.sh --with-test-services installs it)")
+pytestmark = needs_chromium
 
 FAN_QUESTION = "What is the part number of the replacement cooling fan for the SX-400?"
 ANSWER_TIMEOUT = 300_000  # ms: the real generator on a loaded 2-core machine
@@ -42,8 +42,6 @@ class HeldGenerator:
 
 @pytest.fixture(scope="module")
 def site(tmp_path_factory, models):
-    import uvicorn
-
     settings = make_settings(tmp_path_factory.mktemp("chat-data"))
     held = ModelSet(settings)
     held.text_embedder, held.ocr = models.text_embedder, models.ocr
@@ -56,17 +54,8 @@ def site(tmp_path_factory, models):
     kb.accounts.create_user("eve", "eve-password")
     kb.grant("alice", "docs")
     kb.grant("alice", "empty")
-    port = free_port()
-    server = uvicorn.Server(uvicorn.Config(create_app(kb), host="127.0.0.1", port=port, log_level="warning"))
-    thread = threading.Thread(target=server.run, daemon=True)
-    thread.start()
-    deadline = time.monotonic() + 60
-    while not server.started and time.monotonic() < deadline:
-        time.sleep(0.1)
-    assert server.started
-    yield {"kb": kb, "url": f"http://127.0.0.1:{port}/", "gate": held.generator.gate}
-    server.should_exit = True
-    thread.join(timeout=10)
+    with serving(create_app(kb)) as url:
+        yield {"kb": kb, "url": f"{url}/", "gate": held.generator.gate}
     kb.close()
 
 
