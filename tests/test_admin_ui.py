@@ -169,6 +169,14 @@ def test_admin_uploads_and_grants_then_only_the_reader_gets_cited_answers(site, 
     answer = reader.locator("#chat .message").last.inner_text()
     assert "41" in answer
     assert "zephyr-maintenance.pdf, p. 2" in answer
+    # the citation opens the cited page, rendered with the passage highlighted
+    reader.locator("#chat .message").last.locator('a[href*="#cite-"]').first.click()
+    reader.wait_for_function(
+        "() => { const i = document.querySelector('#source-image img'); return i && i.complete && i.naturalWidth > 100; }",
+        timeout=60_000,
+    )
+    assert "zephyr-maintenance.pdf, p. 2" in reader.locator("#source-text").inner_text()
+    reader.screenshot(path=str(SCREENSHOTS / "reader-cited-page.png"), full_page=True)
     reader_context.close()
 
     # --- a user without membership: no collection in the chat, refused by the API ----------
