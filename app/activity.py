@@ -1,4 +1,4 @@
-"""Counters of work in progress in this process (read by the /metrics queue gauge)."""
+"""Counters of this process's work, read by /metrics: calls in progress, ingest totals."""
 
 from __future__ import annotations
 
@@ -27,3 +27,18 @@ class InFlight:
     @property
     def count(self) -> int:
         return self._count
+
+
+class IngestTotals:
+    """Pages ingested and seconds spent ingesting by this process, whoever asked (API, admin
+    console, CLI), for the /metrics ingest rate (pages/s = rate(pages) / rate(seconds))."""
+
+    def __init__(self) -> None:
+        self.pages = 0
+        self.seconds = 0.0
+        self._lock = threading.Lock()
+
+    def add(self, pages: int, seconds: float) -> None:
+        with self._lock:
+            self.pages += pages
+            self.seconds += seconds

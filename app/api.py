@@ -19,7 +19,7 @@ from fastapi import Depends, FastAPI, File, HTTPException, Request, UploadFile
 from fastapi.responses import PlainTextResponse, Response, StreamingResponse
 from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
 from prometheus_client import CONTENT_TYPE_LATEST, CollectorRegistry, Counter, Histogram, generate_latest
-from prometheus_client.core import GaugeMetricFamily
+from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily
 from pydantic import BaseModel, Field
 
 from app.accounts import AuthError, TooManyAttempts
@@ -90,9 +90,10 @@ class FeedbackRequest(BaseModel):
     comment: str = ""
 
 
-class QueueCollector:
-    """mmkb_queue_length{queue=...}, read when scraped: ingest jobs queued and running (from
-    the database, so jobs of every process count) and asks in flight in this process."""
+class KnowledgeBaseCollector:
+    """Read when scraped: mmkb_queue_length{queue=...} (ingest jobs queued and running, from
+    the database so jobs of every process count; asks in flight in this process) and the
+    ingest totals of this process, whether the API, the admin console or a job ingested."""
 
     def __init__(self, kb: KnowledgeBase) -> None:
         self.kb = kb
@@ -104,6 +105,8 @@ class QueueCollector:
         gauge.add_metric(["ingest_running"], lengths.ingest_running)
         gauge.add_metric(["asks_in_flight"], lengths.asks_in_flight)
         yield gauge
+        yield CounterMetricFamily("mmkb_ingested_pages", "Pages ingested", value=self.kb.ingest_totals.pages)
+        yield CounterMetricFamily("mmkb_ingest_seconds", "Seconds spent ingesting", value=self.kb.ingest_totals.seconds)
 
 
 class Metrics:
@@ -111,14 +114,12 @@ class Metrics:
         self.registry = CollectorRegistry()
         self.requests = Counter("mmkb_http_requests_total", "HTTP requests", ["method", "route", "status"], registry=self.registry)
         self.latency = Histogram("mmkb_http_request_seconds", "HTTP request latency", ["method", "route"], registry=self.registry)
-        self.pages = Counter("mmkb_ingested_pages_total", "Pages ingested", registry=self.registry)
-        self.ingest_seconds = Counter("mmkb_ingest_seconds_total", "Seconds spent ingesting", registry=self.registry)
 
 
 def create_app(kb: KnowledgeBase, mount_ui: bool = True) -> FastAPI:
     api = FastAPI(title="mmkb", version="0.1.0", description="Multimodal knowledge base API")
     metrics = Metrics()
-    metrics.registry.register(QueueCollector(kb))
+    metrics.registry.register(KnowledgeBaseCollector(kb))
     bearer = HTTPBearer(auto_error=False)
 
     def current_user(credentials: Annotated[HTTPAuthorizationCredentials | None, Depends(bearer)]) -> User:
@@ -241,11 +242,7 @@ def create_app(kb: KnowledgeBase, mount_ui: bool = True) -> FastAPI:
                         if written > cap:
                             break  # already over the limit: ingestion refuses it; the rest is never stored
                 uploads.append(Upload(target, upload.filename or f"upload-{index}"))
-            started = time.perf_counter()
-            report = kb.ingest(user, name, uploads=uploads)
-            metrics.ingest_seconds.inc(time.perf_counter() - started)
-            metrics.pages.inc(sum(f.pages or 0 for f in report.ingested))
-            return report
+            return kb.ingest(user, name, uploads=uploads)
         except AccessDenied as exc:
             raise _errors(exc) from None
         finally:

@@ -10,6 +10,7 @@ from __future__ import annotations
 import functools
 import shutil
 import tempfile
+import time
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -17,7 +18,7 @@ from sqlalchemy import delete, func, select
 
 from app import dashboard
 from app.accounts import Accounts
-from app.activity import InFlight
+from app.activity import InFlight, IngestTotals
 from app.archives import ArchiveLimits, expand_archives
 from app.answering import Answerer, AnswerEvent
 from app.followup import Turn
@@ -79,6 +80,7 @@ class KnowledgeBase:
             lambda messages: generate(self.models.generator, messages, settings.hyde_max_new_tokens), settings.hyde_cache_size
         )
         self.asks_in_flight = InFlight()
+        self.ingest_totals = IngestTotals()
 
     @property
     def indexes(self) -> IndexManager:
@@ -433,9 +435,11 @@ class KnowledgeBase:
         batch = list(uploads or []) + expand_paths(paths or [])
         limits = ArchiveLimits(self.settings.zip_max_files, self.settings.zip_max_total_bytes, self.settings.max_upload_bytes)
         # Zip archives are expanded after the permission check, so only writers can make us inflate one.
+        started = time.perf_counter()
         with tempfile.TemporaryDirectory(prefix="unzip-", dir=self.settings.data_dir) as staging:
             batch, refused_archives = expand_archives(batch, Path(staging), limits)
             report = Ingestor(self.settings, self.database, self.indexes, self.models).ingest(collection, batch, progress)
+        self.ingest_totals.add(sum(f.pages or 0 for f in report.ingested), time.perf_counter() - started)
         report.files[:0] = refused_archives
         return report
 

@@ -125,12 +125,20 @@ def test_asking_streams_tokens_then_a_cited_answer_stored_in_a_conversation(site
     assert client.get(f"/api/conversations/{conversation['id']}", headers=site["eve"]).status_code == 404
 
 
-def test_metrics_count_requests_and_ingested_pages(site):
+def test_metrics_count_requests_and_ingested_pages(site, tmp_path):
     assert site["client"].get("/api/collections", headers=site["bob"]).status_code == 200
     text = site["client"].get("/metrics").text
     assert 'mmkb_http_requests_total{method="GET",route="/api/collections",status="200"}' in text
     pages = [line for line in text.splitlines() if line.startswith("mmkb_ingested_pages_total")]
     assert pages and float(pages[0].split()[-1]) >= 5
+    # ingests outside the API (admin console, CLI in this process) count too
+    before = float(pages[0].split()[-1])
+    note = tmp_path / "metrics-note.txt"
+    note.write_text("The metrics note has exactly one page of text.")
+    site["kb"].ingest(site["kb"].system_user(), "docs", paths=[note])
+    after = [line for line in site["client"].get("/metrics").text.splitlines() if line.startswith("mmkb_ingested_pages_total")]
+    assert float(after[0].split()[-1]) == before + 1
+    assert any(line.startswith("mmkb_ingest_seconds_total") for line in site["client"].get("/metrics").text.splitlines())
 
 
 def test_openapi_docs_are_served(site):
