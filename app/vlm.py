@@ -106,5 +106,5 @@ def load_vision_generator(settings: Settings) -> VisionLanguageGenerator:
     if path is None:
         raise ModelNotAvailable(f"{_SETUP} (a local Qwen2-VL / LLaVA-class folder saved with save_pretrained); none is set")
     if not path.is_dir():
-        raise ModelNotAvailable(f"{_SETUP} to be a model folder; {path} is not a directory on this machine")
+        raise ModelNotAvailable(f"MMKB_GENERATOR_PATH={path} is not a directory on this machine ({_SETUP} to be a model folder)")
     return VisionLanguageGenerator(path)
