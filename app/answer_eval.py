@@ -291,7 +291,9 @@ class AnswerEvalReport:
     configs: list[ConfigSummary]
 
 
-Progress = Callable[[str, int, int], None]
+# Called after every answer with the configuration's name and the scored result, so that a
+# long run can be watched and written out as it goes.
+Progress = Callable[[str, QuestionResult], None]
 
 
 def evaluate(kb, qa: QaSet, collection: str, progress: Progress | None = None) -> list[ConfigSummary]:
@@ -301,12 +303,12 @@ def evaluate(kb, qa: QaSet, collection: str, progress: Progress | None = None) -
     summaries = []
     for config in configurations(answerer):
         results = []
-        for number, item in enumerate(qa.items, start=1):
+        for item in qa.items:
             started = time.perf_counter()
             answer = answerer.answer(item.question, collections, config.options)
             results.append(score_answer(item, answer, time.perf_counter() - started))
             if progress:
-                progress(config.name, number, len(qa.items))
+                progress(config.name, results[-1])
         summaries.append(summarize(config.name, results))
     return summaries
 
@@ -318,14 +320,13 @@ def run_answer_eval(
     set's documents are ingested into a temporary data directory first."""
     from app.service import KnowledgeBase
 
-    generator = getattr(models.generator, "name", settings.generator_backend)
     if collection is not None:
         kb = KnowledgeBase(settings, models=models)
         try:
             summaries = evaluate(kb, qa, collection, progress)
         finally:
             kb.close()
-        return AnswerEvalReport(str(qa.qa_file), generator, collection, len(qa.items), None, summaries)
+        return AnswerEvalReport(str(qa.qa_file), models.generator.name, collection, len(qa.items), None, summaries)
     if qa.documents is None:
         raise QaSetError(
             f"{qa.qa_file}: no documents to ingest: put them in a docs/ folder next to it, pass --docs, "
@@ -343,7 +344,8 @@ def run_answer_eval(
             summaries = evaluate(kb, qa, EVAL_COLLECTION, progress)
         finally:
             kb.close()
-    return AnswerEvalReport(str(qa.qa_file), generator, f"{qa.documents} (temporary)", len(qa.items), ingest_seconds, summaries)
+    return AnswerEvalReport(str(qa.qa_file), models.generator.name, f"{qa.documents} (temporary)", len(qa.items),
+                            ingest_seconds, summaries)
 
 
 # ---------------------------------------------------------------- output
@@ -374,9 +376,6 @@ def format_answer_report(report: AnswerEvalReport) -> str:
     return "\n".join(lines)
 
 
-def write_results(report: AnswerEvalReport, path: Path) -> None:
-    """One JSON line per configuration and question: the answer, its citations, its scores."""
-    with path.open("w", encoding="utf-8") as out:
-        for config in report.configs:
-            for result in config.results:
-                out.write(json.dumps({"config": config.name, **asdict(result)}, ensure_ascii=False) + "\n")
+def result_line(config: str, result: QuestionResult) -> str:
+    """One JSON line for one answer: the configuration, the answer, its citations, its scores."""
+    return json.dumps({"config": config, **asdict(result)}, ensure_ascii=False) + "\n"

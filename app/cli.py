@@ -243,7 +243,7 @@ def eval_answers(
     full pipeline and a naive dense top-k baseline with the same model and prompt.
 
     The set's documents are ingested into a temporary data directory unless --collection is given."""
-    from app.answer_eval import QaSet, QaSetError, format_answer_report, load_qa_set, run_answer_eval, write_results
+    from app.answer_eval import QaSet, QaSetError, format_answer_report, load_qa_set, result_line, run_answer_eval
     from app.model_set import ModelSet
     from app.registry import ModelNotAvailable
     from app.service import AccessDenied
@@ -253,17 +253,25 @@ def eval_answers(
         qa = load_qa_set(data, docs)
         if limit:
             qa = QaSet(qa.items[:limit], qa.qa_file, qa.documents)
-        with tqdm(total=2 * len(qa.items), unit="answer", desc="eval answers", file=sys.stderr) as bar:
-            def progress(config: str, done: int, total: int) -> None:
-                bar.update(1)
-                bar.set_postfix_str(config)
+        # Lines are written as answers come: a long run on a slow machine can be followed and keeps what it did.
+        sink = output.open("w", encoding="utf-8") if output else None
+        try:
+            with tqdm(total=2 * len(qa.items), unit="answer", desc="eval answers", file=sys.stderr) as bar:
+                def progress(config: str, result) -> None:
+                    bar.update(1)
+                    bar.set_postfix_str(config)
+                    if sink:
+                        sink.write(result_line(config, result))
+                        sink.flush()
 
-            report = run_answer_eval(qa, settings, ModelSet(settings), collection=collection, progress=progress)
+                report = run_answer_eval(qa, settings, ModelSet(settings), collection=collection, progress=progress)
+        finally:
+            if sink:
+                sink.close()
     except (QaSetError, ModelNotAvailable, AccessDenied) as exc:
         _fail(str(exc))
     typer.echo(format_answer_report(report))
     if output:
-        write_results(report, output)
         typer.echo(f"answers written to {output}")
 
 

@@ -179,3 +179,17 @@ def test_the_command_answers_a_small_set_and_prints_both_configurations(tmp_path
     cells = [c.strip() for c in full_row.strip("|").split("|")]
     recall = sum(r["recall"] for r in full.values() if r["gold_answer"] is not None) / 2
     assert cells[5] == f"{recall:.3f}" and cells[6] == "1.000"
+
+
+def test_an_unknown_collection_fails_before_any_model_loads(tmp_path, monkeypatch):
+    from app.cli import cli
+    from app.settings import get_settings
+
+    qa = tmp_path / "qa.jsonl"
+    qa.write_text('{"question": "Cap?", "answer": "180 EUR", "file": "p.pdf", "page": 3}\n')
+    monkeypatch.setenv("MMKB_DATA_DIR", str(tmp_path / "kb"))
+    get_settings.cache_clear()
+    result = CliRunner().invoke(cli, ["eval", "answers", "--data", str(qa), "--collection", "handbooks"])
+    get_settings.cache_clear()
+    assert result.exit_code == 1 and "no readable collection named handbooks" in result.output
+    assert not (tmp_path / "kb" / "models").exists()  # the generator was never joined or loaded
