@@ -284,10 +284,14 @@ class Answerer:
                               images=image_sources, supported=False),
             )
             return
-        sources = text_sources + [s for s in image_sources if s.text and s not in text_sources]
-        messages = build_messages(question, sources)
+        generator = self.models.generator
+        reads_images = bool(getattr(generator, "supports_images", False))
+        # A figure with no text (found by CLIP alone) only means something to a model that sees it.
+        extra = [s for s in image_sources if s not in text_sources and (s.text or (reads_images and s.image_path))]
+        sources = text_sources + extra
+        messages = build_messages(question, sources, images=reads_images)
         partial = ""
-        for piece in self.models.generator.stream(messages, max_new_tokens=self.settings.max_new_tokens):
+        for piece in generator.stream(messages, max_new_tokens=self.settings.max_new_tokens):
             partial += piece
             yield AnswerEvent(
                 done=False,

@@ -282,7 +282,7 @@ def models() -> None:
         typer.echo(f"{row['role']:15} {row['name']:28} {row['package']:32} {row['licence']:30} {row['path']}")
 
 
-eval_cli = typer.Typer(help="Measure retrieval quality and latency.", no_args_is_help=True)
+eval_cli = typer.Typer(help="Measure retrieval and answer quality and latency.", no_args_is_help=True)
 cli.add_typer(eval_cli, name="eval")
 
 
@@ -322,6 +322,52 @@ def eval_images(
     except ImageSetError as exc:
         _fail(str(exc))
     typer.echo(format_image_report(report))
+@eval_cli.command("answers")
+def eval_answers(
+    data: Annotated[Path, typer.Option("--data", help="A QA file (JSONL, or a JSON list like samples/questions.json), or a folder "
+                                       "holding qa.jsonl / questions.jsonl / questions.json and its documents in docs/ or collection/.",
+                                       exists=True)],
+    docs: Annotated[Optional[Path], typer.Option("--docs", help="Documents to ingest for the set (default: DATA/docs or DATA/collection).",
+                                                 exists=True, file_okay=False)] = None,
+    collection: Annotated[Optional[str], typer.Option("--collection", "-c", help="Ask this existing collection of your knowledge "
+                                                      "base instead of ingesting the set's documents.")] = None,
+    limit: Annotated[Optional[int], typer.Option("--limit", help="Only the first N questions (each answer is one generation).")] = None,
+    output: Annotated[Optional[Path], typer.Option("--output", help="Also write every answer and its scores here, as JSON Lines.")] = None,
+) -> None:
+    """Token F1, exact match, citation precision/recall, refusal accuracy and latency, for the
+    full pipeline and a naive dense top-k baseline with the same model and prompt.
+
+    The set's documents are ingested into a temporary data directory unless --collection is given."""
+    from app.answer_eval import QaSet, QaSetError, format_answer_report, load_qa_set, result_line, run_answer_eval
+    from app.model_set import ModelSet
+    from app.registry import ModelNotAvailable
+    from app.service import AccessDenied
+
+    settings = get_settings()
+    try:
+        qa = load_qa_set(data, docs)
+        if limit:
+            qa = QaSet(qa.items[:limit], qa.qa_file, qa.documents)
+        # Lines are written as answers come: a long run on a slow machine can be followed and keeps what it did.
+        sink = output.open("w", encoding="utf-8") if output else None
+        try:
+            with tqdm(total=2 * len(qa.items), unit="answer", desc="eval answers", file=sys.stderr) as bar:
+                def progress(config: str, result) -> None:
+                    bar.update(1)
+                    bar.set_postfix_str(config)
+                    if sink:
+                        sink.write(result_line(config, result))
+                        sink.flush()
+
+                report = run_answer_eval(qa, settings, ModelSet(settings), collection=collection, progress=progress)
+        finally:
+            if sink:
+                sink.close()
+    except (QaSetError, ModelNotAvailable, AccessDenied) as exc:
+        _fail(str(exc))
+    typer.echo(format_answer_report(report))
+    if output:
+        typer.echo(f"answers written to {output}")
 
 
 def main() -> None:

@@ -2,20 +2,30 @@
 
 It lets other tools on the network use the packaged local model, and it is what the tests
 run the `openai` backend against: a real HTTP server on loopback, not a stand-in.
+
+Image parts must be inline ``data:image/...;base64`` URIs (a URL is refused: fetching it
+would let a caller make this host reach the network). Each is decoded and checked, then
+passed on to a generator that reads images, or dropped for one that reads text only. The
+app keeps a short log of the images it received (``app.state.received_images``: count and
+the sha256 of the latest ones), so a deployment and the tests can see what arrived.
 """
 
 from __future__ import annotations
 
 import json
+import threading
 import time
 import uuid
+from collections import deque
 from collections.abc import Iterator
+from dataclasses import dataclass, field
 
 from fastapi import FastAPI, HTTPException
 from fastapi.responses import StreamingResponse
 from pydantic import BaseModel, Field
 
 from app.llm import Generator
+from app.multimodal import BadImagePart, decode_image_part, image_parts, text_only
 
 
 class ChatMessage(BaseModel):
@@ -31,19 +41,24 @@ class ChatRequest(BaseModel):
     temperature: float | None = None
 
 
-def _text_only(messages: list[ChatMessage]) -> list[dict[str, str]]:
-    """Flatten OpenAI content parts to text; images are dropped because the packaged model reads text only."""
-    flat = []
-    for message in messages:
-        content = message.content
-        if isinstance(content, list):
-            content = "\n".join(part.get("text", "") for part in content if part.get("type") == "text")
-        flat.append({"role": message.role, "content": content})
-    return flat
+@dataclass
+class ReceivedImages:
+    """How many images the server was sent, and the sha256 of the latest ones."""
+
+    count: int = 0
+    recent: deque[str] = field(default_factory=lambda: deque(maxlen=64))
+    _lock: threading.Lock = field(default_factory=threading.Lock, repr=False)
+
+    def add(self, sha256: str) -> None:
+        with self._lock:
+            self.count += 1
+            self.recent.append(sha256)
 
 
 def build_openai_app(generator: Generator, model_name: str, default_max_tokens: int = 256) -> FastAPI:
     api = FastAPI(title="mmkb OpenAI-compatible generator")
+    api.state.received_images = ReceivedImages()
+    reads_images = bool(getattr(generator, "supports_images", False))
 
     @api.get("/v1/models")
     def list_models() -> dict:
@@ -53,7 +68,15 @@ def build_openai_app(generator: Generator, model_name: str, default_max_tokens: 
     def chat_completions(request: ChatRequest):
         if not request.messages:
             raise HTTPException(status_code=400, detail="messages must not be empty")
-        messages = _text_only(request.messages)
+        messages = [message.model_dump() for message in request.messages]
+        try:
+            images = [decode_image_part(part) for part in image_parts(messages)]
+        except BadImagePart as exc:
+            raise HTTPException(status_code=400, detail=str(exc)) from exc
+        for image in images:
+            api.state.received_images.add(image.sha256)
+        if not reads_images:
+            messages = text_only(messages)
         max_tokens = request.max_tokens or default_max_tokens
         completion_id = f"chatcmpl-{uuid.uuid4().hex[:24]}"
         created = int(time.time())

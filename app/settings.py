@@ -58,11 +58,14 @@ class Settings(BaseSettings):
     image_embedder: str = "none"
     reranker: str = "lexical"
     generator: str = "qwen2.5-coder-0.5b-instruct-q4"
-    generator_backend: str = Field(default="llama-cpp", description="llama-cpp, transformers or openai")
+    generator_backend: str = Field(default="llama-cpp", description="llama-cpp, transformers, transformers-vlm or openai")
     generator_threads: int | None = None
     openai_base_url: str | None = None
     openai_model: str = "default"
     openai_api_key: SecretStr | None = None  # SecretStr: never printed in logs or reprs
+    # Send retrieved figures to the OpenAI-compatible server as image_url parts; false for a
+    # server whose model reads text only (it would refuse the request).
+    openai_images: bool = True
     # Optional explicit local paths that override the packaged weights for each role.
     text_embedder_path: Path | None = None
     image_embedder_path: Path | None = None
