@@ -87,11 +87,13 @@ def test_chinese_text_is_searchable_by_words_without_spaces():
     assert hits[0].chunk_id == 1
 
 
-def test_keyword_index_follows_new_documents(kb):
+def test_keyword_index_follows_new_documents(kb, tmp_path):
     user = kb.system_user()
     kb.ingest(user, "docs", paths=[SAMPLES / "solar-inverter-manual.pdf"])
     (collection,) = kb.readable_collections(user, ["docs"])
     assert search_keyword([kb.keyword_indexes.index(collection.id)], "E-07rev", k=3) == []
-    kb.ingest(user, "docs", paths=[SAMPLES / "pump-control-wiring-diagram.png"])
+    note = tmp_path / "pump-wiring-notes.md"
+    note.write_text("# Pump wiring\nThe control cabinet follows drawing E-07rev for the pump starter.")
+    kb.ingest(user, "docs", paths=[note])
     hits = search_keyword([kb.keyword_indexes.index(collection.id)], "E-07rev", k=3)
-    assert hits and _page_of(kb, hits[0].chunk_id)[0] == "pump-control-wiring-diagram.png"
+    assert hits and _page_of(kb, hits[0].chunk_id)[0] == "pump-wiring-notes.md"
