@@ -8,32 +8,33 @@ cd "$(dirname "$0")/.."
 PYTHON="${PYTHON:-python3}"
 PIP=(.venv/bin/python -m pip install -q --disable-pip-version-check)
 
+# Installs Debian packages when root. Not fatal: what needs them skips or says why.
+#   apt_install WHY IF_NOT_INSTALLED PACKAGE...
+apt_install() {
+    local why="$1" otherwise="$2"
+    shift 2
+    if [ "$(id -u)" = 0 ]; then
+        echo "setup: installing Debian $* ($why)"
+        (apt-get update -q >/dev/null && DEBIAN_FRONTEND=noninteractive apt-get install -y -q "$@" >/dev/null) \
+            || echo "setup: could not install $*; $otherwise" >&2
+    else
+        echo "setup: this is not root: 'apt-get install $*' ($why); until then $otherwise" >&2
+    fi
+}
+
 if [ "${1:-}" = "--with-test-services" ]; then
     missing=()
     [ -x /usr/bin/chromium ] || missing+=(chromium)
     compgen -G "/usr/lib/postgresql/*/bin/initdb" >/dev/null || missing+=(postgresql)
     if [ ${#missing[@]} -gt 0 ]; then
-        if [ "$(id -u)" = 0 ]; then
-            echo "setup: installing Debian ${missing[*]} for the tests"
-            # Not fatal: without them the browser / PostgreSQL tests skip and say why.
-            (apt-get update -q >/dev/null && DEBIAN_FRONTEND=noninteractive apt-get install -y -q "${missing[@]}" >/dev/null) \
-                || echo "setup: could not install ${missing[*]}; those tests will be skipped" >&2
-        else
-            echo "setup: ${missing[*]} missing and this is not root: those tests will be skipped" >&2
-        fi
+        apt_install "for the tests" "the browser / PostgreSQL tests will be skipped" "${missing[@]}"
     fi
 fi
 
 # OCR runtime (MMKB_OCR_ENGINE=tesseract, the default): Debian's tesseract with English and Chinese.
 if ! command -v tesseract >/dev/null || ! tesseract --list-langs 2>/dev/null | grep -qx chi_sim; then
-    ocr_packages=(tesseract-ocr tesseract-ocr-eng tesseract-ocr-chi-sim)
-    if [ "$(id -u)" = 0 ]; then
-        echo "setup: installing Debian ${ocr_packages[*]} (OCR)"
-        (apt-get update -q >/dev/null && DEBIAN_FRONTEND=noninteractive apt-get install -y -q "${ocr_packages[@]}" >/dev/null) \
-            || echo "setup: could not install ${ocr_packages[*]}; install them or set MMKB_OCR_ENGINE=rapidocr" >&2
-    else
-        echo "setup: OCR needs 'apt-get install ${ocr_packages[*]}' (as root), or set MMKB_OCR_ENGINE=rapidocr" >&2
-    fi
+    apt_install "OCR" "files that need OCR fail, naming these packages (or set MMKB_OCR_ENGINE=rapidocr)" \
+        tesseract-ocr tesseract-ocr-eng tesseract-ocr-chi-sim
 fi
 
 if [ ! -x .venv/bin/python ]; then
