@@ -118,6 +118,30 @@ def dashboard_views(board: Dashboard) -> tuple[str, pd.DataFrame, pd.DataFrame, 
     return totals, collections, jobs, models
 
 
+class BackgroundJob:
+    """Runs `job(progress)` in a worker thread so the console can update while it works.
+    Iterating yields the job's (done, total, current) progress events until it ends; then
+    `result` or `error` holds the outcome."""
+
+    def __init__(self, name: str, job) -> None:
+        self.result = None
+        self.error: Exception | None = None
+        self._events: queue.Queue = queue.Queue()
+        threading.Thread(target=self._run, args=(job,), name=name, daemon=True).start()
+
+    def _run(self, job) -> None:
+        try:
+            self.result = job(lambda *event: self._events.put(event))
+        except Exception as exc:  # shown by the caller; the console stays usable
+            self.error = exc
+        finally:
+            self._events.put(None)
+
+    def __iter__(self) -> Iterator[tuple]:
+        while (event := self._events.get()) is not None:
+            yield event
+
+
 def build_admin(kb: KnowledgeBase) -> gr.Blocks:
     def actor(request: gr.Request | None) -> User:
         """The logged-in user (same accounts as the chat); the local operator before any account has a password."""
@@ -278,22 +302,10 @@ def build_admin(kb: KnowledgeBase) -> gr.Blocks:
             yield _warning(exc), gr.update(), nothing
             return
         uploads = [Upload(Path(f), Path(f).name) for f in files]
-        events: queue.Queue = queue.Queue()
-        outcome: dict = {}
-
-        def work() -> None:
-            try:
-                outcome["report"] = kb.ingest(user, selected, uploads=uploads, progress=lambda *event: events.put(event))
-            except Exception as exc:  # reported in the message below; the console stays usable
-                outcome["error"] = exc
-            finally:
-                events.put(None)
-
-        threading.Thread(target=work, name="admin-ingest", daemon=True).start()
+        job = BackgroundJob("admin-ingest", lambda report_progress: kb.ingest(user, selected, uploads=uploads, progress=report_progress))
         rows: list[FileRow] = []
         progress(0, desc="Starting…")
-        while (event := events.get()) is not None:
-            done, total, current = event
+        for done, total, current in job:
             for row in rows[:done]:
                 if row.status == "processing":
                     _fill_from_documents(kb, user, selected, row)
@@ -301,10 +313,10 @@ def build_admin(kb: KnowledgeBase) -> gr.Blocks:
                 rows.append(FileRow(file=safe_filename(current), status="processing"))
             progress((done, total), desc=f"{current or 'finishing'}", unit="files")
             yield f"Ingesting into **{selected}**: {done} of {total} files done…", _frame(STATUS_COLUMNS, [r.cells() for r in rows]), nothing
-        if "error" in outcome:
-            yield _warning(outcome["error"]), _frame(STATUS_COLUMNS, [r.cells() for r in rows]), nothing
+        if job.error is not None:
+            yield _warning(job.error), _frame(STATUS_COLUMNS, [r.cells() for r in rows]), nothing
             return
-        report: IngestReport = outcome["report"]
+        report: IngestReport = job.result
         rows = report_rows(report)
         path = write_csv(f"ingest-report-job-{report.job_id}.csv", STATUS_COLUMNS, [r.cells() for r in rows])
         summary = (
@@ -327,27 +339,15 @@ def build_admin(kb: KnowledgeBase) -> gr.Blocks:
         except (AccessDenied, NotFound, ValueError) as exc:
             yield _warning(exc)
             return
-        events: queue.Queue = queue.Queue()
-        outcome: dict = {}
-
-        def work() -> None:
-            try:
-                outcome["report"] = kb.reindex(user, selected, progress=lambda *event: events.put(event))
-            except Exception as exc:  # shown below; the console stays usable
-                outcome["error"] = exc
-            finally:
-                events.put(None)
-
-        threading.Thread(target=work, name="admin-reindex", daemon=True).start()
+        job = BackgroundJob("admin-reindex", lambda report_progress: kb.reindex(user, selected, progress=report_progress))
         progress(0, desc="Starting…")
-        while (event := events.get()) is not None:
-            done, total, current = event
+        for done, total, current in job:
             progress((done, total), desc=f"{current or 'swapping in the new index'}", unit="documents")
             yield f"Re-indexing **{selected}**: {done} of {total} documents done…"
-        if "error" in outcome:
-            yield _warning(outcome["error"])
+        if job.error is not None:
+            yield _warning(job.error)
             return
-        report: ReindexReport = outcome["report"]
+        report: ReindexReport = job.result
         failed = "; ".join(f"{d.filename}: {d.error}" for d in report.failed)
         yield (
             f"Re-indexed **{selected}**: {len(report.rebuilt)} rebuilt, {len(report.resumed)} resumed from an "
