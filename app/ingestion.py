@@ -12,7 +12,9 @@ import hashlib
 import logging
 import re
 import shutil
+from collections import deque
 from collections.abc import Callable, Iterable
+from concurrent.futures import Future
 from dataclasses import dataclass
 from datetime import datetime, timezone
 from pathlib import Path
@@ -25,8 +27,9 @@ from app.models import Chunk, ChunkKind, Collection, Document, DocumentStatus, I
 from app.removal import finish_removal, remove_in_session
 from app.schemas import FileOutcome, FileResult, IngestReport
 from app.settings import Settings
-from ingest.chunking import chunk_file, embedding_text
-from ingest.loaders import EXTENSIONS, SUPPORTED_MIMES, parse_file, safe_filename, sniff_mime
+from ingest.chunking import chunk_file, embedding_text, figure_heading_paths
+from ingest.loaders import EXTENSIONS, SUPPORTED_MIMES, safe_filename, sniff_mime
+from ingest.reading import FileReader, InProcessReader, ReadOptions
 from ingest.types import IngestError, ParsedFile
 
 log = logging.getLogger(__name__)
@@ -62,12 +65,45 @@ def _sha256(path: Path) -> str:
     return digest.hexdigest()
 
 
+@dataclass(frozen=True)
+class _Accepted:
+    """A file past the checks, stored and marked processing; its reading may be under way."""
+
+    upload: Upload
+    filename: str
+    document_id: int
+    stored: Path
+    mime: str
+    sha: str
+
+
+@dataclass(frozen=True)
+class _SameAsEarlier:
+    """A file whose bytes an earlier file of this batch already has: it ends as that one does."""
+
+    filename: str
+    document_id: int
+
+
+def read_options(settings: Settings) -> ReadOptions:
+    from ingest.embedders import torch_threads
+
+    return ReadOptions(
+        ocr_engine=settings.ocr_engine,
+        ocr_threads=torch_threads(settings.model_threads),
+        ocr_scanned_pages=settings.ocr_scanned_pages,
+        ocr_images=settings.ocr_images,
+        min_image_side_px=settings.min_image_side_px,
+    )
+
+
 class Ingestor:
-    def __init__(self, settings: Settings, database: Database, indexes: IndexManager, models) -> None:
+    def __init__(self, settings: Settings, database: Database, indexes: IndexManager, models, reader: FileReader | None = None) -> None:
         self.settings = settings
         self.database = database
         self.indexes = indexes
         self.models = models  # app.model_set.ModelSet; typed loosely to keep model imports lazy
+        self.reader = reader or InProcessReader(read_options(settings), lambda: self.models.ocr)
         # Documents written by the current batch: two different files that share a name in one
         # batch (a/report.pdf, b/report.pdf) are two documents, not a new version of each other.
         self._batch_documents: set[int] = set()
@@ -84,18 +120,35 @@ class Ingestor:
             session.add(job)
             session.flush()
             report.job_id = job.id
-        for position, upload in enumerate(uploads):
+        # Files are read (parsed, OCRed) ahead, up to `lookahead` of them, while the current one
+        # is embedded and stored; results are still taken in upload order.
+        lookahead = 2 * max(1, getattr(self.reader, "workers", 1))
+        queue: deque[tuple[Upload, object, Future | None]] = deque()
+        upcoming = iter(uploads)
+        in_flight: dict[str, int] = {}  # sha256 -> document id, for files accepted in this batch
+
+        def read_ahead() -> None:
+            while len(queue) < lookahead:
+                upload = next(upcoming, None)
+                if upload is None:
+                    return
+                started = self._guarded(upload, lambda: self._begin(collection, upload, in_flight))
+                future = self.reader.submit(started.stored, started.mime) if isinstance(started, _Accepted) else None
+                queue.append((upload, started, future))
+
+        read_ahead()
+        position = 0
+        while queue:
+            upload, started, future = queue.popleft()
+            read_ahead()
             if progress:
                 progress(position, len(uploads), upload.display_name)
-            try:
-                result = self.ingest_one(collection, upload)
-            except Exception as exc:  # a bug must not sink the batch either; it is recorded
-                log.exception("unexpected error ingesting %s", upload.display_name)
-                result = FileResult(filename=safe_filename(upload.display_name), outcome=FileOutcome.failed, error=f"internal error: {exc}")
+            result = self._guarded(upload, lambda: self._end(collection, started, future))
             report.files.append(result)
+            position += 1
             with self.database.session() as session:
                 job = session.get(IngestJob, report.job_id)
-                job.done_files = position + 1
+                job.done_files = position
                 job.failed_files = len(report.failed)
         if progress:
             progress(len(uploads), len(uploads), "")
@@ -106,13 +159,24 @@ class Ingestor:
             job.message = f"{len(report.ingested)} ingested, {len(report.skipped)} unchanged, {len(report.failed)} failed"
         return report
 
-    def ingest_one(self, collection: Collection, upload: Upload) -> FileResult:
+    @staticmethod
+    def _guarded(upload: Upload, step: Callable):
+        try:
+            return step()
+        except Exception as exc:  # a bug must not sink the batch either; it is recorded
+            log.exception("unexpected error ingesting %s", upload.display_name)
+            return FileResult(filename=safe_filename(upload.display_name), outcome=FileOutcome.failed, error=f"internal error: {exc}")
+
+    def _begin(self, collection: Collection, upload: Upload, in_flight: dict[str, int]) -> FileResult | _Accepted | _SameAsEarlier:
+        """Checks, dedup and the document row; the file's reading can start after this."""
         filename = safe_filename(upload.display_name)
         try:
             size = upload.path.stat().st_size
         except OSError as exc:
             return FileResult(filename=filename, outcome=FileOutcome.failed, error=f"cannot read the file: {exc.strerror}")
         sha = _sha256(upload.path)
+        if sha in in_flight:
+            return _SameAsEarlier(filename, in_flight[sha])
         with upload.path.open("rb") as handle:
             head = handle.read(2048)
         mime = sniff_mime(head, upload.path)
@@ -133,20 +197,45 @@ class Ingestor:
                 session.execute(delete(Chunk).where(Chunk.document_id == document.id))
             session.flush()
             document_id = document.id
+        in_flight[sha] = document_id
+        # Marked now, not when stored: a file read ahead must not look like an older version of
+        # a same-named file of this batch that is stored before it.
+        self._batch_documents.add(document_id)
 
+        rejection = self._rejection(size, mime)
+        if rejection:
+            return self._fail(document_id, filename, rejection)
+        stored = self._store_original(upload.path, sha, mime)
+        return _Accepted(upload, filename, document_id, stored, mime, sha)
+
+    def _end(self, collection: Collection, started, future: Future | None) -> FileResult:
+        if isinstance(started, FileResult):
+            return started
+        if isinstance(started, _SameAsEarlier):
+            return self._same_as_earlier(started)
         try:
-            rejection = self._rejection(size, mime)
-            if rejection:
-                raise IngestError(rejection)
-            stored = self._store_original(upload.path, sha, mime)
-            parsed = self.parse(stored, mime)
-            text_chunks, image_rows = self.index_rows(parsed, sha, filename, collection.chunk_tokens, collection.chunk_overlap_tokens)
+            parsed = self.reader.result(future, started.stored, started.mime)
+            text_chunks, image_rows = self.index_rows(
+                parsed, started.sha, started.filename, collection.chunk_tokens, collection.chunk_overlap_tokens
+            )
         except IngestError as exc:
-            return self._fail(document_id, filename, str(exc))
+            return self._fail(started.document_id, started.filename, str(exc))
+        return self._store(collection, started, parsed, text_chunks, image_rows)
 
+    def _same_as_earlier(self, duplicate: _SameAsEarlier) -> FileResult:
+        with self.database.session() as session:
+            document = session.get(Document, duplicate.document_id)
+            if document.status == DocumentStatus.ready:
+                return FileResult(filename=duplicate.filename, outcome=FileOutcome.skipped_duplicate,
+                                  document_id=document.id, pages=document.page_count)
+            return FileResult(filename=duplicate.filename, outcome=FileOutcome.failed, document_id=document.id,
+                              error=document.error or "the same file earlier in this batch was not ingested")
+
+    def _store(self, collection: Collection, started: _Accepted, parsed: ParsedFile, text_chunks: list[Chunk], image_rows: list[Chunk]) -> FileResult:
+        document_id, filename = started.document_id, started.filename
         with self.database.session() as session:
             document = session.get(Document, document_id)
-            document.stored_path = str(stored)
+            document.stored_path = str(started.stored)
             document.page_count = parsed.page_count
             rows = text_chunks + image_rows
             for row in rows:
@@ -168,7 +257,6 @@ class Ingestor:
                 )
             )
             pending = remove_in_session(session, older) if older else None
-        self._batch_documents.add(document_id)
         # The index follows SQL: sync adds the rows just committed (and any an earlier crash left
         # out); with a replaced version, it also drops the old version's vectors.
         for space in {row.vector_space for row in rows}:
@@ -242,18 +330,19 @@ class Ingestor:
             )
             for p, vector in zip(pieces, text_vectors)
         ]
-        images = [img for img in parsed.images if min(img.width, img.height) >= self.settings.min_image_side_px]
+        images = parsed.images  # the reader kept the figures big enough to matter
         figure_rows: list[Chunk] = []
         if images:
             descriptions = [self._describe_figure(filename, image) for image in images]
             figure_files = [self._save_figure(sha, ordinal, image) for ordinal, image in enumerate(images)]
+            paths = figure_heading_paths(parsed)
             # Every figure is findable by its words (caption, OCR text, file name) in the text space...
             for ordinal, (image, text, vector, figure_file) in enumerate(
                 zip(images, descriptions, text_embedder.embed(descriptions), figure_files)
             ):
                 figure_rows.append(
                     Chunk(page=image.page, kind=ChunkKind.image, ordinal=ordinal, text=text, image_path=str(figure_file),
-                          vector_space=TEXT_SPACE, embedding=vector.tobytes())
+                          heading_path=paths[ordinal], vector_space=TEXT_SPACE, embedding=vector.tobytes())
                 )
             # ...and, with a CLIP model configured, by what it shows in the image space.
             clip = self.models.image_embedder
@@ -263,22 +352,19 @@ class Ingestor:
                 ):
                     figure_rows.append(
                         Chunk(page=image.page, kind=ChunkKind.image, ordinal=ordinal, text=text, image_path=str(figure_file),
-                              vector_space=IMAGE_SPACE, embedding=vector.tobytes())
+                              heading_path=paths[ordinal], vector_space=IMAGE_SPACE, embedding=vector.tobytes())
                     )
         return text_rows, figure_rows
 
     def parse(self, stored: Path, mime: str) -> ParsedFile:
-        # The OCR engine loads only when a scanned page needs it (a missing one fails that file alone).
-        return parse_file(stored, mime, ocr=self._ocr if self.settings.ocr_scanned_pages else None)
+        """Read one stored file with this ingestor's reader (for `kb reindex`, in this process)."""
+        return self.reader.result(self.reader.submit(stored, mime), stored, mime)
 
-    def _ocr(self, png_bytes: bytes) -> str:
-        return self.models.ocr.read(png_bytes)
-
-    def _describe_figure(self, filename: str, image) -> str:
+    @staticmethod
+    def _describe_figure(filename: str, image) -> str:
         parts = [image.caption] if image.caption else []
-        ocr_text = " ".join(self.models.ocr.read(image.png_bytes).split()) if self.settings.ocr_images else ""
-        if ocr_text:
-            parts.append(f"Text in the image: {ocr_text}")
+        if image.ocr_text:
+            parts.append(f"Text in the image: {image.ocr_text}")
         where = f"page {image.page} of {filename}" if image.page and not image.standalone else filename
         name_words = " ".join(re.split(r"[-_.\s]+", filename.rsplit(".", 1)[0]))
         parts.append(f"Figure on {where} ({name_words}).")

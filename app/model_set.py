@@ -26,7 +26,11 @@ class ModelSet:
 
         self._torch()
         with self._lock:
-            return TextEmbedder(registry.resolve("text_embedder", self.settings), batch_size=self.settings.embed_batch_size)
+            return TextEmbedder(
+                registry.resolve("text_embedder", self.settings),
+                batch_size=self.settings.embed_batch_size,
+                precision=self.settings.embed_precision,
+            )
 
     @cached_property
     def image_embedder(self):

@@ -10,6 +10,7 @@ from __future__ import annotations
 import functools
 import shutil
 import tempfile
+import threading
 import time
 from collections.abc import Iterator
 from pathlib import Path
@@ -26,7 +27,7 @@ from app.conversations import Conversations
 from app.llm import generate
 from app.db import Database
 from app.indexes import TEXT_SPACE, IndexManager, KeywordIndexManager
-from app.ingestion import Ingestor, ProgressCallback, Upload, expand_paths
+from app.ingestion import Ingestor, ProgressCallback, Upload, expand_paths, read_options
 from app.model_set import ModelSet
 from app.models import Chunk, Collection, Document, DocumentStatus, IngestJob, Membership, Role, User
 from app.page_view import SourceView
@@ -34,6 +35,7 @@ from app.page_view import view as page_view
 from app.removal import RemovalResult, finish_removal, remove_in_session
 from app.schemas import Answer, CollectionInfo, Dashboard, IngestReport, JobInfo, MemberInfo, QueueLengths, ReindexReport, Source
 from app.settings import Settings
+from ingest.reading import FileReader
 from retrieval.hyde import HydeWriter
 
 SYSTEM_USER = "local-admin"
@@ -81,6 +83,8 @@ class KnowledgeBase:
         )
         self.asks_in_flight = InFlight()
         self.ingest_totals = IngestTotals()
+        self._file_reader: FileReader | None = None
+        self._file_reader_lock = threading.Lock()
 
     @property
     def indexes(self) -> IndexManager:
@@ -96,7 +100,25 @@ class KnowledgeBase:
             )
         return self._indexes
 
+    @property
+    def file_reader(self) -> FileReader:
+        """Parses uploads in worker processes (MMKB_PARSE_WORKERS); shared by every ingest of
+        this knowledge base, started on the first one and stopped by close()."""
+        with self._file_reader_lock:
+            if self._file_reader is None:
+                from ingest.embedders import torch_threads
+                from ingest.reading import InProcessReader, WorkerPoolReader, default_parse_workers
+
+                options = read_options(self.settings)
+                workers = default_parse_workers(self.settings.parse_workers, torch_threads(self.settings.model_threads))
+                self._file_reader = WorkerPoolReader(options, workers) if workers else InProcessReader(options, lambda: self.models.ocr)
+            return self._file_reader
+
     def close(self) -> None:
+        with self._file_reader_lock:
+            reader, self._file_reader = self._file_reader, None
+        if reader is not None:
+            reader.close()
         self.database.dispose()
 
     # --- users and permissions -------------------------------------------------------
@@ -438,7 +460,7 @@ class KnowledgeBase:
         started = time.perf_counter()
         with tempfile.TemporaryDirectory(prefix="unzip-", dir=self.settings.data_dir) as staging:
             batch, refused_archives = expand_archives(batch, Path(staging), limits)
-            report = Ingestor(self.settings, self.database, self.indexes, self.models).ingest(collection, batch, progress)
+            report = Ingestor(self.settings, self.database, self.indexes, self.models, self.file_reader).ingest(collection, batch, progress)
         self.ingest_totals.add(sum(f.pages or 0 for f in report.ingested), time.perf_counter() - started)
         report.files[:0] = refused_archives
         return report

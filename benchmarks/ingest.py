@@ -11,9 +11,12 @@ LangChain side: PyPDFLoader + RecursiveCharacterTextSplitter(500 chars, 125 over
 mmkb's 128/32 tokens) + HuggingFaceEmbeddings (langchain_community's; langchain-huggingface
 requires huggingface_hub<2 and would downgrade it) + FAISS.from_documents, on the same
 all-MiniLM-L6-v2 folder. It does less than mmkb: no figures, no OCR, no tables, no SQL, no
-per-file failure handling. mmkb runs once with OCR of figures (default) and once without.
-mmkb limits its models to MMKB_MODEL_THREADS (default half the cores: 1 here) threads; "langchain-1-thread" is the
-LangChain pipeline with torch limited the same way, to show how much of the gap is threading.
+per-file failure handling. mmkb runs once with OCR of figures (default) and once without; "mmkb-serial-fp32" is the
+default with OCR as it was before parse workers and bfloat16 (MMKB_PARSE_WORKERS=0,
+MMKB_EMBED_PRECISION=float32). mmkb limits its models to MMKB_MODEL_THREADS (default half
+the cores: 1 here) threads; "langchain-1-thread" is the LangChain pipeline with torch limited
+the same way, to show how much of the gap is threading, and "langchain-bf16" the LangChain
+pipeline embedding under bfloat16 autocast, as mmkb does where the CPU has it natively.
 """
 
 from __future__ import annotations
@@ -34,7 +37,7 @@ ROOT = Path(__file__).resolve().parents[1]
 # the `ingest` package; import from the repository root instead.
 sys.path[:] = [str(ROOT)] + [p for p in sys.path if Path(p or ".").resolve() != Path(__file__).resolve().parent]
 SAMPLES = ROOT / "samples" / "collection"
-PIPELINES = ("mmkb", "mmkb-no-ocr", "langchain", "langchain-1-thread")
+PIPELINES = ("mmkb", "mmkb-no-ocr", "mmkb-serial-fp32", "langchain", "langchain-1-thread", "langchain-bf16")
 
 
 def make_corpus(folder: Path, copies: int) -> tuple[list[Path], int]:
@@ -53,29 +56,31 @@ def make_corpus(folder: Path, copies: int) -> tuple[list[Path], int]:
     return files, pages
 
 
-def run_mmkb(files: list[Path], data_dir: Path, ocr: bool) -> dict:
+def run_mmkb(files: list[Path], data_dir: Path, ocr: bool, serial_fp32: bool = False) -> dict:
     from app.model_set import ModelSet
     from app.service import KnowledgeBase
     from app.settings import Settings
 
-    settings = Settings(data_dir=data_dir, database_url=None, ocr_images=ocr)
+    before = {"parse_workers": 0, "embed_precision": "float32"} if serial_fp32 else {}
+    settings = Settings(data_dir=data_dir, database_url=None, ocr_images=ocr, **before)
     started = time.perf_counter()
     models = ModelSet(settings)
     models.text_embedder.embed(["warm up"])
     if ocr:
         models.ocr  # noqa: B018 - load it before the clock starts, like the embedder
-    loaded = time.perf_counter()
     kb = KnowledgeBase(settings, models=models)
+    kb.file_reader.start()  # the parse workers start with the models, as in a running server
+    loaded = time.perf_counter()
     report = kb.ingest(kb.system_user(), "bench", paths=files)
     done = time.perf_counter()
     assert not report.failed, report.failed
     return {"load_s": loaded - started, "ingest_s": done - loaded, "chunks": sum(f.text_chunks for f in report.files)}
 
 
-def run_langchain(files: list[Path], threads: int | None = None) -> dict:
-    if threads:
-        import torch
+def run_langchain(files: list[Path], threads: int | None = None, bf16: bool = False) -> dict:
+    import torch
 
+    if threads:
         torch.set_num_threads(threads)
     from langchain_community.document_loaders import PyPDFLoader
     from langchain_community.embeddings import HuggingFaceEmbeddings
@@ -92,7 +97,8 @@ def run_langchain(files: list[Path], threads: int | None = None) -> dict:
     loaded = time.perf_counter()
     documents = [page for path in files for page in PyPDFLoader(str(path)).load()]
     chunks = RecursiveCharacterTextSplitter(chunk_size=500, chunk_overlap=125).split_documents(documents)
-    FAISS.from_documents(chunks, embeddings)
+    with torch.autocast("cpu", dtype=torch.bfloat16, enabled=bf16):
+        FAISS.from_documents(chunks, embeddings)
     done = time.perf_counter()
     return {"load_s": loaded - started, "ingest_s": done - loaded, "chunks": len(chunks)}
 
@@ -100,9 +106,9 @@ def run_langchain(files: list[Path], threads: int | None = None) -> dict:
 def child(args) -> None:
     files = [Path(p) for p in json.loads(Path(args.files).read_text())]
     if args.pipeline.startswith("langchain"):
-        result = run_langchain(files, threads=1 if args.pipeline == "langchain-1-thread" else None)
+        result = run_langchain(files, threads=1 if args.pipeline == "langchain-1-thread" else None, bf16=args.pipeline == "langchain-bf16")
     else:
-        result = run_mmkb(files, Path(args.data_dir), ocr=args.pipeline == "mmkb")
+        result = run_mmkb(files, Path(args.data_dir), ocr=args.pipeline != "mmkb-no-ocr", serial_fp32=args.pipeline == "mmkb-serial-fp32")
     result["peak_rss_mb"] = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
     print("RESULT " + json.dumps(result))
 
@@ -138,7 +144,7 @@ def main() -> None:
         print(f"| {name} | {pages / r['ingest_s']:.2f} | {r['ingest_s']:.1f} | {r['load_s']:.1f} | {r['chunks']} | {r['peak_rss_mb']:.0f} |")
     if "langchain" in results:
         base = pages / results["langchain"]["ingest_s"]
-        for name in ("mmkb", "mmkb-no-ocr"):
+        for name in ("mmkb", "mmkb-no-ocr", "mmkb-serial-fp32"):
             if name in results:
                 print(f"{name} / langchain pages/s: {pages / results[name]['ingest_s'] / base:.2f}")
 

@@ -234,3 +234,9 @@ def chunk_file(
     """Every text and table chunk of a parsed file, numbered in one sequence, with heading paths."""
     pieces = chunk_pages(parsed.pages, count_tokens, max_tokens, overlap_tokens)
     return pieces + chunk_tables(parsed.tables, count_tokens, table_max_tokens, len(pieces), SectionMap(parsed.pages))
+
+
+def figure_heading_paths(parsed: ParsedFile) -> list[str]:
+    """The section each of parsed.images sits in (a standalone image file has none)."""
+    sections = SectionMap(parsed.pages)
+    return ["" if image.standalone else sections.path_at(image.page, image.anchor) for image in parsed.images]

@@ -151,6 +151,7 @@ def parse_pdf(path: Path, ocr: OcrReader | None = None) -> ParsedFile:
         parsed = ParsedFile(mime=PDF_MIME, page_count=document.page_count)
         lines_by_page: dict[int, list[pdf_structure.StyledLine]] = {}
         table_tops: list[float] = []  # y0 of each of parsed.tables, to place it under its heading
+        image_tops: list[float] = []  # the same for parsed.images
         try:
             for page_index, page in enumerate(document):
                 page_number = page_index + 1
@@ -162,13 +163,15 @@ def parse_pdf(path: Path, ocr: OcrReader | None = None) -> ParsedFile:
                 parsed.pages.append(PageText(page=page_number, text=text))
                 parsed.tables.extend(table for _, table in tables)
                 table_tops.extend(bbox.y0 for bbox, _ in tables)
-                parsed.images.extend(_page_images(document, page, page_number))
+                for image, top in _page_images(document, page, page_number):
+                    parsed.images.append(image)
+                    image_tops.append(top)
                 if text.strip():  # font styles of a blank page cost ~5 ms and say nothing
                     lines_by_page[page_number] = pdf_structure.styled_lines(page)
         except Exception as exc:
             raise IngestError(f"the PDF is damaged and could not be read past page {len(parsed.pages)} ({exc})") from exc
         _strip_running_lines(parsed.pages)
-        _add_headings(parsed, document.get_toc(), lines_by_page, table_tops)
+        _add_headings(parsed, document.get_toc(), lines_by_page, table_tops, image_tops)
         if document.is_repaired:
             # MuPDF rebuilt a broken file; pages it could not recover come back blank.
             # Indexing a silently partial document would hide the damage, so refuse it.
@@ -184,8 +187,8 @@ def parse_pdf(path: Path, ocr: OcrReader | None = None) -> ParsedFile:
     return parsed
 
 
-def _add_headings(parsed: ParsedFile, toc: list, lines_by_page: dict, table_tops: list[float]) -> None:
-    """Section headings on the pages (outline first, else type styles) and tables anchored under them."""
+def _add_headings(parsed: ParsedFile, toc: list, lines_by_page: dict, table_tops: list[float], image_tops: list[float]) -> None:
+    """Section headings on the pages (outline first, else type styles); tables and figures anchored under them."""
     placed = pdf_structure.headings_from_outline(toc, lines_by_page) if toc else pdf_structure.headings_by_style(lines_by_page)
     located: dict[int, tuple] = {}
     for index, page in enumerate(parsed.pages):
@@ -193,8 +196,11 @@ def _add_headings(parsed: ParsedFile, toc: list, lines_by_page: dict, table_tops
             located[page.page] = pdf_structure.locate(page.text, placed[page.page])
             parsed.pages[index] = dataclasses.replace(page, headings=located[page.page])
     for index, (table, top) in enumerate(zip(parsed.tables, table_tops)):
-        anchor = pdf_structure.table_anchor(top, placed.get(table.page, []), located.get(table.page, ()))
+        anchor = pdf_structure.heading_anchor(top, placed.get(table.page, []), located.get(table.page, ()))
         parsed.tables[index] = dataclasses.replace(table, anchor=anchor)
+    for index, (image, top) in enumerate(zip(parsed.images, image_tops)):
+        anchor = pdf_structure.heading_anchor(top, placed.get(image.page, []), located.get(image.page, ()))
+        parsed.images[index] = dataclasses.replace(image, anchor=anchor)
 
 
 # A page whose text layer has fewer characters than this and whose images cover most of it
@@ -322,8 +328,9 @@ def _strip_running_lines(pages: list[PageText]) -> None:
         pages[index] = PageText(page=page.page, text="\n".join(kept))
 
 
-def _page_images(document: fitz.Document, page: fitz.Page, page_number: int) -> list[ExtractedImage]:
-    images: list[ExtractedImage] = []
+def _page_images(document: fitz.Document, page: fitz.Page, page_number: int) -> list[tuple[ExtractedImage, float]]:
+    """The page's figures, each with the top of its first placement (where it sits among the headings)."""
+    images: list[tuple[ExtractedImage, float]] = []
     seen: set[int] = set()
     text_blocks = [b for b in page.get_text("blocks") if b[6] == 0]
     for info in page.get_images(full=True):
@@ -345,7 +352,8 @@ def _page_images(document: fitz.Document, page: fitz.Page, page_number: int) -> 
             continue
         rects = page.get_image_rects(xref)
         caption = _caption_near(rects[0], text_blocks) if rects else ""
-        images.append(ExtractedImage(page=page_number, png_bytes=png, width=pixmap.width, height=pixmap.height, caption=caption))
+        image = ExtractedImage(page=page_number, png_bytes=png, width=pixmap.width, height=pixmap.height, caption=caption)
+        images.append((image, rects[0].y0 if rects else 0.0))
     return images
 
 

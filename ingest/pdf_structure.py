@@ -145,9 +145,9 @@ def locate(text: str, placed: list[PlacedHeading]) -> tuple[Heading, ...]:
     return tuple(sorted(headings, key=lambda h: h.start))
 
 
-def table_anchor(table_y0: float, placed: list[PlacedHeading], located: tuple[Heading, ...]) -> int:
-    """The offset of the last located heading above a table on its page, or -1 (the section
-    in force when the page starts)."""
+def heading_anchor(top_y0: float, placed: list[PlacedHeading], located: tuple[Heading, ...]) -> int:
+    """The offset of the last located heading above a table or figure (whose top is at
+    top_y0) on its page, or -1 (the section in force when the page starts)."""
     by_title = {h.title: h.start for h in located}
-    above = [h for h in placed if h.y0 < table_y0 and h.title in by_title]
+    above = [h for h in placed if h.y0 < top_y0 and h.title in by_title]
     return by_title[max(above, key=lambda h: h.y0).title] if above else -1

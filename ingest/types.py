@@ -45,6 +45,10 @@ class ExtractedImage:
     height: int
     caption: str = ""
     standalone: bool = False  # the whole file is this image
+    ocr_text: str = ""  # words read from the pixels (ingest.reading), whitespace collapsed
+    # Where the figure sits in its page's text, as TableText.anchor: its section is the
+    # figure's heading path (None: the page's end, e.g. a slide's picture under its title).
+    anchor: int | None = None
 
 
 @dataclass

@@ -6,7 +6,7 @@ from pathlib import Path
 
 import pymupdf as fitz
 
-from ingest.chunking import SectionMap, chunk_file, chunk_pages, embedding_text
+from ingest.chunking import SectionMap, chunk_file, chunk_pages, embedding_text, figure_heading_paths
 from ingest.loaders import DOCX_MIME, HTML_MIME, PDF_MIME, TEXT_MIME, parse_file
 from ingest.types import Heading, PageText
 
@@ -175,3 +175,33 @@ def test_pptx_slide_titles_head_their_slides(tmp_path):
     chunks = chunk_pages(parsed.pages, max_tokens=100, overlap_tokens=0)
     assert [(c.page, c.heading_path) for c in chunks] == [(1, "Kick-off"), (2, "Budget"), (3, "Next steps")]
     assert "48,000 euros" in chunks[1].text
+
+
+def _chart_png(shade: int) -> bytes:
+    import io
+
+    from PIL import Image, ImageDraw
+
+    image = Image.new("RGB", (240, 160), "white")
+    ImageDraw.Draw(image).rectangle((20, 40, 220, 140), fill=(shade, 90, 160))
+    buffer = io.BytesIO()
+    image.save(buffer, format="PNG")
+    return buffer.getvalue()
+
+
+def test_pdf_figures_carry_the_heading_path_of_the_section_they_sit_in(tmp_path):
+    document = fitz.open()
+    page = document.new_page()
+    page.insert_text((72, 72), "Travel policy", fontsize=22, fontname="hebo")
+    page.insert_text((72, 112), "Hotels", fontsize=15, fontname="hebo")
+    page.insert_text((72, 138), "The hotel cap in Munich is 180 EUR per night.", fontsize=11)
+    page.insert_image(fitz.Rect(72, 150, 312, 310), stream=_chart_png(40))
+    page.insert_text((72, 340), "Meals", fontsize=15, fontname="hebo")
+    page.insert_text((72, 366), "Lunch is reimbursed up to 20 EUR.", fontsize=11)
+    page.insert_image(fitz.Rect(72, 380, 312, 540), stream=_chart_png(200))
+    document.save(tmp_path / "policy.pdf")
+
+    parsed = parse_file(tmp_path / "policy.pdf", PDF_MIME)
+    assert len(parsed.images) == 2
+    # The first figure is under "Hotels", the second under "Meals", though both are on page 1.
+    assert figure_heading_paths(parsed) == ["Travel policy > Hotels", "Travel policy > Meals"]
