@@ -27,6 +27,7 @@ from app.schemas import FileOutcome, FileResult, IngestReport
 from app.settings import Settings
 from ingest.chunking import chunk_file, embedding_text
 from ingest.loaders import EXTENSIONS, SUPPORTED_MIMES, parse_file, safe_filename, sniff_mime
+from ingest.thumbnails import thumbnail_path, write_thumbnail
 from ingest.types import IngestError, ParsedFile
 
 log = logging.getLogger(__name__)
@@ -289,6 +290,8 @@ class Ingestor:
         if not figure_file.exists():
             figure_file.parent.mkdir(parents=True, exist_ok=True)
             figure_file.write_bytes(image.png_bytes)
+        if not thumbnail_path(figure_file).exists():  # also for a figure stored before thumbnails existed
+            write_thumbnail(figure_file, image.png_bytes)
         return figure_file
 
 
