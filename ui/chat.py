@@ -3,8 +3,8 @@
 Every question is stored in the user's current conversation (the first question names
 it); past conversations are listed and reopen with their sources. A citation [n] in an
 answer, a row of the sources panel or a thumbnail in the Figures gallery opens the source:
-the page with the passage highlighted, the figure, or the passage in its text. Thumbs up/down (with an optional
-comment) are stored as feedback on the answer.
+the page with the passage highlighted, the figure, or the passage in its text. Thumbs
+up/down (with an optional comment) are stored as feedback on the answer.
 """
 
 from __future__ import annotations
