@@ -28,6 +28,8 @@ from app.ingestion import Upload
 from app.models import Role, User
 from app.schemas import Answer, CollectionInfo, IngestReport, JobInfo, MemberInfo
 from app.service import AccessDenied, KnowledgeBase, NotFound
+from ingest.thumbnails import MAX_SIDE_PX as THUMBNAIL_MAX_SIDE_PX
+from ingest.thumbnails import MEDIA_TYPE as THUMBNAIL_MEDIA_TYPE
 
 # --- request and response bodies -----------------------------------------------------
 
@@ -338,6 +340,20 @@ def create_app(kb: KnowledgeBase, mount_ui: bool = True) -> FastAPI:
         if shown.png is not None:
             return Response(shown.png, media_type="image/png", headers=headers)
         return PlainTextResponse(shown.passage, headers=headers)
+
+    @api.get(
+        "/api/chunks/{chunk_id}/thumbnail",
+        response_class=Response,
+        responses={200: {"content": {THUMBNAIL_MEDIA_TYPE: {}},
+                         "description": f"JPEG thumbnail of a figure (longest side at most {THUMBNAIL_MAX_SIDE_PX} px); "
+                                        "404 for a text chunk"}},
+    )
+    def source_thumbnail(chunk_id: int, user: CurrentUser) -> Response:
+        try:
+            path = kb.thumbnail(user, chunk_id)
+        except (AccessDenied, NotFound) as exc:
+            raise _errors(exc) from None
+        return Response(path.read_bytes(), media_type=THUMBNAIL_MEDIA_TYPE)
 
     if mount_ui:
         import gradio as gr

@@ -30,6 +30,7 @@ from app.settings import Settings
 from ingest.chunking import chunk_file, embedding_text, figure_heading_paths
 from ingest.loaders import EXTENSIONS, SUPPORTED_MIMES, safe_filename, sniff_mime
 from ingest.reading import FileReader, InProcessReader, ReadOptions
+from ingest.thumbnails import thumbnail_path, write_thumbnail
 from ingest.types import IngestError, ParsedFile
 
 log = logging.getLogger(__name__)
@@ -375,6 +376,8 @@ class Ingestor:
         if not figure_file.exists():
             figure_file.parent.mkdir(parents=True, exist_ok=True)
             figure_file.write_bytes(image.png_bytes)
+        if not thumbnail_path(figure_file).exists():  # also for a figure stored before thumbnails existed
+            write_thumbnail(figure_file, image.png_bytes)
         return figure_file
 
 

@@ -1,4 +1,5 @@
-"""Removing documents: their chunk rows, their vectors and the files only they use.
+"""Removing documents: their chunk rows, their vectors and the files only they use
+(stored originals with their page renders, figures with their thumbnails).
 
 Order matters for "nothing lost": SQL first (one transaction), then the indexes are
 synced from SQL (IndexManager.sync drops vectors whose chunk rows are gone), and only
@@ -17,6 +18,7 @@ from sqlalchemy.orm import Session
 from app.indexes import IndexManager
 from app.models import Chunk, Document
 from app.page_view import forget_pages
+from ingest.thumbnails import thumbnail_path
 
 
 @dataclass
@@ -27,7 +29,7 @@ class PendingRemoval:
     document_ids: list[int] = field(default_factory=list)
     shas: set[str] = field(default_factory=set)
     spaces: set[str] = field(default_factory=set)
-    files: set[Path] = field(default_factory=set)  # stored originals and figure images
+    files: set[Path] = field(default_factory=set)  # stored originals and figure images (their thumbnails follow)
     chunks: int = 0
 
 
@@ -77,10 +79,12 @@ def finish_removal(session_factory, indexes: IndexManager, pending: PendingRemov
         sha = path.name.split("-")[0].split(".")[0]
         if sha in still_used or path in referenced:
             continue
-        try:
-            path.unlink()
-            deleted.append(path)
-        except FileNotFoundError:
-            pass
+        # A figure's thumbnail goes with it (an original has none: its unlink finds nothing).
+        for gone in (path, thumbnail_path(path)):
+            try:
+                gone.unlink()
+                deleted.append(gone)
+            except FileNotFoundError:
+                pass
         forget_pages(path)  # cached page renders of an original go with it
     return RemovalResult(document_ids=pending.document_ids, chunks=pending.chunks, files_deleted=deleted)

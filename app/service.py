@@ -29,13 +29,14 @@ from app.db import Database
 from app.indexes import TEXT_SPACE, IndexManager, KeywordIndexManager
 from app.ingestion import Ingestor, ProgressCallback, Upload, expand_paths, read_options
 from app.model_set import ModelSet
-from app.models import Chunk, Collection, Document, DocumentStatus, IngestJob, Membership, Role, User
+from app.models import Chunk, ChunkKind, Collection, Document, DocumentStatus, IngestJob, Membership, Role, User
 from app.page_view import SourceView
 from app.page_view import view as page_view
 from app.removal import RemovalResult, finish_removal, remove_in_session
 from app.schemas import Answer, CollectionInfo, Dashboard, IngestReport, JobInfo, MemberInfo, QueueLengths, ReindexReport, Source
 from app.settings import Settings
 from ingest.reading import FileReader
+from ingest.thumbnails import ensure_thumbnail
 from retrieval.hyde import HydeWriter
 
 SYSTEM_USER = "local-admin"
@@ -577,6 +578,21 @@ class KnowledgeBase:
     def source_view(self, user: User, chunk_id: int) -> SourceView:
         """The cited page with the passage highlighted, the figure, or the passage in its
         text; only for a chunk of a collection `user` may read."""
+        chunk, document = self._readable_chunk(user, chunk_id)
+        return page_view(document, chunk)
+
+    def thumbnail(self, user: User, chunk_id: int) -> Path:
+        """The thumbnail file (JPEG) of figure chunk `chunk_id`, made now if the figure was
+        stored before thumbnails existed; only for a collection `user` may read."""
+        chunk, _document = self._readable_chunk(user, chunk_id)
+        if chunk.kind != ChunkKind.image or not chunk.image_path:
+            raise NotFound(f"source {chunk_id} is a passage of text, not a figure: it has no thumbnail")
+        try:
+            return ensure_thumbnail(Path(chunk.image_path))
+        except FileNotFoundError as exc:
+            raise NotFound(f"source {chunk_id}: {exc}") from None
+
+    def _readable_chunk(self, user: User, chunk_id: int) -> tuple[Chunk, Document]:
         with self.database.session() as session:
             row = session.execute(
                 select(Chunk, Document).join(Document, Document.id == Chunk.document_id).where(Chunk.id == chunk_id)
@@ -586,7 +602,7 @@ class KnowledgeBase:
         chunk, document = row
         if chunk.collection_id not in {c.id for c in self.readable_collections(user)}:
             raise AccessDenied(f"{user.username} may not read the collection of source {chunk_id}")
-        return page_view(document, chunk)
+        return chunk, document
 
     def _answerer(self) -> Answerer:
         return Answerer(self.settings, self.database, self.indexes, self.models, self.keyword_indexes, self.hyde)

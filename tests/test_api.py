@@ -30,6 +30,7 @@ PROTECTED = [
     ("get", "/api/conversations/1", None),
     ("post", "/api/messages/1/feedback", {"rating": 1}),
     ("get", "/api/chunks/1/view", None),
+    ("get", "/api/chunks/1/thumbnail", None),
 ]
 
 

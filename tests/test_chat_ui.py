@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import pytest
 
+from ingest.thumbnails import MAX_SIDE_PX
 from tests.conftest import free_port
 from tests.servers import SCREENSHOTS, needs_chromium
 from ui.chat import build_app, page_options
@@ -54,4 +55,16 @@ def test_a_figure_question_shows_the_figure_in_the_gallery(chat_url, browser):
     gallery_images.first.wait_for(timeout=30_000)
     page.screenshot(path=str(SCREENSHOTS / "chat-figure.png"), full_page=True)
     assert gallery_images.count() >= 1
+    # The gallery loads thumbnails (the sign is 640x480) ...
+    gallery_images.first.wait_for(state="visible")
+    page.wait_for_function("img => img.complete && img.naturalWidth > 0", arg=gallery_images.first.element_handle())
+    shown = gallery_images.first.evaluate("img => [img.naturalWidth, img.naturalHeight]")
+    assert 0 < max(shown) <= MAX_SIDE_PX
+    # ... and a click opens the full figure beside the chat.
+    gallery_images.first.click()
+    page.locator("#source-text").get_by_text("the figure").wait_for(timeout=30_000)
+    full = page.locator("#source-image img")
+    full.wait_for(timeout=30_000)
+    page.wait_for_function("img => img.complete && img.naturalWidth > 0", arg=full.element_handle())
+    assert full.evaluate("img => img.naturalWidth") > MAX_SIDE_PX
     page.close()

@@ -11,6 +11,7 @@ from typer.testing import CliRunner
 from app.indexes import TEXT_SPACE
 from app.models import Chunk, Role
 from app.service import AccessDenied, KnowledgeBase
+from ingest.thumbnails import thumbnail_path
 from tests.conftest import SAMPLES, make_settings
 
 MANUAL = SAMPLES / "solar-inverter-manual.pdf"
@@ -73,7 +74,7 @@ def test_shared_files_stay_until_the_last_document_using_them_goes(kb):
     result = kb.delete_document(admin, "b", in_b.id)
     assert not Path(in_b.stored_path).exists()
     assert not any(p.exists() for p in figures)
-    assert set(result.files_deleted) == figures | {Path(in_b.stored_path)}
+    assert set(result.files_deleted) == figures | {thumbnail_path(p) for p in figures} | {Path(in_b.stored_path)}
     with kb.database.session() as session:
         assert session.scalar(select(func.count()).select_from(Chunk)) == 0
 

@@ -2,9 +2,9 @@
 
 Every question is stored in the user's current conversation (the first question names
 it); past conversations are listed and reopen with their sources. A citation [n] in an
-answer, or a row of the sources panel, opens the source: the page with the passage
-highlighted, the figure, or the passage in its text. Thumbs up/down (with an optional
-comment) are stored as feedback on the answer.
+answer, a row of the sources panel or a thumbnail in the Figures gallery opens the source:
+the page with the passage highlighted, the figure, or the passage in its text. Thumbs
+up/down (with an optional comment) are stored as feedback on the answer.
 """
 
 from __future__ import annotations
@@ -30,6 +30,7 @@ LOGGED_OUT = "Your login has expired or you are logged out: reload the page and 
 SOURCES = "Sources"
 NO_SOURCES_YET = "Sources appear here with an answer"
 _CITATION = re.compile(r"\[(\d+)\]")
+_GALLERY_CAPTION = re.compile(r"\[(\d+)\] ")
 
 # Citation links are ordinary Markdown links to "#cite-<chat index>-<n>"; this catches
 # their click before the browser follows them and hands the key to a hidden button.
@@ -118,8 +119,14 @@ def _text(content) -> str:
     return content if isinstance(content, str) else ""
 
 
-def _images(sources: list[Source]) -> list[tuple[str, str]]:
-    return [(s.image_path, s.label) for s in sources if s.kind == "image" and s.image_path]
+def _figure_sources(sources: list[Source]) -> list[Source]:
+    return [s for s in sources if s.kind == "image" and s.image_path]
+
+
+def _gallery_number(caption: str | None) -> str | None:
+    """The source number a gallery caption starts with ("[3] plan.pdf, p. 2" -> "3")."""
+    found = _GALLERY_CAPTION.match(caption or "")
+    return found.group(1) if found else None
 
 
 def restore(view: ConversationView) -> tuple[list[dict], dict[str, list[dict]], dict[str, int]]:
@@ -157,6 +164,18 @@ def build_app(kb: KnowledgeBase) -> gr.Blocks:
 
     def conversation_choices(user) -> list[tuple[str, int]]:
         return [(c.title, c.id) for c in kb.conversations.list(user)]
+
+    def gallery_items(user, figures: list[Source]) -> list[tuple[str, str]]:
+        """Thumbnails for the Figures gallery (the full figure opens beside the chat on a
+        click), captioned with their source number; figures the user may no longer read, or
+        whose file is gone, are left out."""
+        items = []
+        for figure in _figure_sources(figures):
+            try:
+                items.append((str(kb.thumbnail(user, figure.chunk_id)), f"[{figure.number}] {figure.label}"))
+            except (AccessDenied, NotFound):
+                continue
+        return items
 
     def on_load(request: gr.Request):
         try:
@@ -208,7 +227,7 @@ def build_app(kb: KnowledgeBase) -> gr.Blocks:
                 rows = source_choices(sources, answer.text, index)
                 sources_update = gr.update(choices=rows, value=None, label=SOURCES if rows else "No sources were found")
                 listing = gr.update(choices=conversation_choices(user), value=conversation_id)
-                yield chat, conversation_id, message_sources, message_ids, sources_update, _images(answer.images), listing, ""
+                yield chat, conversation_id, message_sources, message_ids, sources_update, gallery_items(user, answer.images), listing, ""
         except Exception as exc:  # model missing, empty collection, no access: say so, keep the UI alive
             if started_here and user is not None:
                 kb.conversations.delete(user, conversation_id)  # nothing was stored in it
@@ -240,6 +259,15 @@ def build_app(kb: KnowledgeBase) -> gr.Blocks:
         caption = "the cited passage is highlighted" if shown.kind == "page" else "the figure"
         return chat_rows, gr.update(value=image, visible=True), f"{title} — {caption}"
 
+    def open_figure(message_sources, event: gr.SelectData, request: gr.Request):
+        """A click on a gallery thumbnail opens that figure, full size, beside the chat.
+        The gallery always shows the figures of the latest answer."""
+        number = _gallery_number((event.value or {}).get("caption") if isinstance(event.value, dict) else None)
+        answers = [int(i) for i in (message_sources or {}) if i.isdigit()]
+        if number is None or not answers:
+            return gr.update(), gr.update(), gr.update()
+        return open_source(f"{max(answers)}-{number}", message_sources, request)
+
     def open_citation(key: str, message_sources, chat: list[dict], request: gr.Request):
         """A click on [n] in an answer: list that answer's sources, then open source n."""
         index = (key or "").rsplit("-", 1)[0]
@@ -251,7 +279,8 @@ def build_app(kb: KnowledgeBase) -> gr.Blocks:
 
     def open_conversation(conversation_id, request: gr.Request):
         try:
-            view = kb.conversations.get(current_user(request), int(conversation_id))
+            user = current_user(request)
+            view = kb.conversations.get(user, int(conversation_id))
         except (ConversationNotFound, AccessDenied, NotFound, TypeError, ValueError) as exc:
             return [], None, {}, {}, gr.update(choices=[], value=None, label=NO_SOURCES_YET), [], gr.update(value=None, visible=False), explain(exc)
         chat, sources, ids = restore(view)
@@ -261,7 +290,7 @@ def build_app(kb: KnowledgeBase) -> gr.Blocks:
         else:
             stored = [Source(**s) for s in sources[str(last)]]
             text = next(m.content for m in view.messages if m.id == ids[str(last)])
-            rows, images = source_choices(stored, text, last), _images(stored)
+            rows, images = source_choices(stored, text, last), gallery_items(user, stored)
         return chat, view.id, sources, ids, gr.update(choices=rows, value=None, label=SOURCES if rows else NO_SOURCES_YET), images, gr.update(value=None, visible=False), ""
 
     def new_chat():
@@ -316,7 +345,8 @@ def build_app(kb: KnowledgeBase) -> gr.Blocks:
                 sources = gr.Radio(choices=[], label=NO_SOURCES_YET, info="Pick a source to open it beside the chat.", elem_id="sources")
                 source_text = gr.Markdown("", elem_id="source-text")
                 source_image = gr.Image(label="Cited source", type="pil", format="png", visible=False, interactive=False, elem_id="source-image")
-                gallery = gr.Gallery(label="Figures", columns=2, height=300, elem_id="figures")
+                # Thumbnails only; a click opens the full figure in the source view, not an in-gallery preview.
+                gallery = gr.Gallery(label="Figures", columns=2, height=300, allow_preview=False, elem_id="figures")
         cite_key = gr.Textbox(visible="hidden", elem_id="cite-key")
         cite_open = gr.Button("open citation", visible="hidden", elem_id="cite-open")
 
@@ -327,6 +357,7 @@ def build_app(kb: KnowledgeBase) -> gr.Blocks:
                 concurrency_limit=kb.settings.chat_concurrency, concurrency_id="answer",
             )
         sources.input(open_source, [sources, message_sources], [sources, source_image, source_text])
+        gallery.select(open_figure, [message_sources], [sources, source_image, source_text])
         cite_open.click(open_citation, [cite_key, message_sources, chatbot], [sources, source_image, source_text])
         conversations.input(
             open_conversation, [conversations],
