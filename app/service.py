@@ -107,11 +107,10 @@ class KnowledgeBase:
         this knowledge base, started on the first one and stopped by close()."""
         with self._file_reader_lock:
             if self._file_reader is None:
-                from ingest.embedders import torch_threads
                 from ingest.reading import InProcessReader, WorkerPoolReader, default_parse_workers
 
                 options = read_options(self.settings)
-                workers = default_parse_workers(self.settings.parse_workers, torch_threads(self.settings.model_threads))
+                workers = default_parse_workers(self.settings.parse_workers)
                 self._file_reader = WorkerPoolReader(options, workers) if workers else InProcessReader(options, lambda: self.models.ocr)
             return self._file_reader
 

@@ -89,7 +89,7 @@ class Settings(BaseSettings):
     # faster here, vectors within 1e-4 cosine of float32), else float32.
     embed_precision: Literal["auto", "float32", "bfloat16"] = "auto"
     # Processes that parse and OCR the next files while this one embeds the current file; None =
-    # the cores MMKB_MODEL_THREADS leaves free (at least 1); 0 = parse in the ingesting process.
+    # one per core, at most 8 (ingest.reading.default_parse_workers); 0 = parse in this process.
     parse_workers: int | None = Field(default=None, ge=0)
     # Zip uploads are expanded; these bound what one archive may unpack to (zip bombs).
     zip_max_files: int = 1000

@@ -17,6 +17,12 @@ MMKB_EMBED_PRECISION=float32). mmkb limits its models to MMKB_MODEL_THREADS (def
 the cores: 1 here) threads; "langchain-1-thread" is the LangChain pipeline with torch limited
 the same way, to show how much of the gap is threading, and "langchain-bf16" the LangChain
 pipeline embedding under bfloat16 autocast, as mmkb does where the CPU has it natively.
+
+Image path (--image-copies): the sample PNG/JPEG figures ingested as image files, once with
+the default (OCR, text vector of caption + OCR text) and once with a CLIP model of ViT-B/32's
+shapes configured (the same plus a CLIP vector). No CLIP weights are installable here, so
+that model is untrained (samples/untrained_clip.py): its images/s is the architecture's cost,
+which does not depend on the weights; it says nothing about quality.
 """
 
 from __future__ import annotations
@@ -38,6 +44,7 @@ ROOT = Path(__file__).resolve().parents[1]
 sys.path[:] = [str(ROOT)] + [p for p in sys.path if Path(p or ".").resolve() != Path(__file__).resolve().parent]
 SAMPLES = ROOT / "samples" / "collection"
 PIPELINES = ("mmkb", "mmkb-no-ocr", "mmkb-serial-fp32", "langchain", "langchain-1-thread", "langchain-bf16")
+IMAGE_PIPELINES = ("images-mmkb", "images-clip-vit-b-32")
 
 
 def make_corpus(folder: Path, copies: int) -> tuple[list[Path], int]:
@@ -56,25 +63,54 @@ def make_corpus(folder: Path, copies: int) -> tuple[list[Path], int]:
     return files, pages
 
 
-def run_mmkb(files: list[Path], data_dir: Path, ocr: bool, serial_fp32: bool = False) -> dict:
+def make_image_corpus(folder: Path, copies: int) -> list[Path]:
+    """The sample images, each copy with one pixel changed so its sha256 differs."""
+    from PIL import Image
+
+    folder.mkdir(parents=True, exist_ok=True)
+    files = []
+    for source in sorted(p for p in SAMPLES.iterdir() if p.suffix in (".png", ".jpg")):
+        for copy in range(copies):
+            with Image.open(source) as image:
+                image = image.convert("RGB")
+                image.putpixel((0, 0), (copy % 256, copy // 256, 7))
+                target = folder / f"{source.stem}-{copy}{source.suffix}"
+                image.save(target, quality=95) if source.suffix == ".jpg" else image.save(target)
+            files.append(target)
+    return files
+
+
+def run_mmkb(files: list[Path], data_dir: Path, ocr: bool, serial_fp32: bool = False, clip_shapes: str | None = None) -> dict:
     from app.model_set import ModelSet
     from app.service import KnowledgeBase
     from app.settings import Settings
 
-    before = {"parse_workers": 0, "embed_precision": "float32"} if serial_fp32 else {}
-    settings = Settings(data_dir=data_dir, database_url=None, ocr_images=ocr, **before)
     started = time.perf_counter()
+    overrides: dict = {"parse_workers": 0, "embed_precision": "float32"} if serial_fp32 else {}
+    if clip_shapes:
+        from samples.untrained_clip import build_untrained_clip
+
+        overrides["image_embedder_path"] = build_untrained_clip(data_dir / "clip", clip_shapes)
+    settings = Settings(data_dir=data_dir, database_url=None, ocr_images=ocr, **overrides)
     models = ModelSet(settings)
     models.text_embedder.embed(["warm up"])
     if ocr:
         models.ocr  # noqa: B018 - load it before the clock starts, like the embedder
+    result: dict = {}
+    if clip_shapes:
+        images = [path.read_bytes() for path in files]
+        models.image_embedder.embed_images(images[:2])
+        clip_started = time.perf_counter()
+        models.image_embedder.embed_images(images)
+        result["clip_embed_images_per_s"] = len(images) / (time.perf_counter() - clip_started)
     kb = KnowledgeBase(settings, models=models)
     kb.file_reader.start()  # the parse workers start with the models, as in a running server
     loaded = time.perf_counter()
     report = kb.ingest(kb.system_user(), "bench", paths=files)
     done = time.perf_counter()
     assert not report.failed, report.failed
-    return {"load_s": loaded - started, "ingest_s": done - loaded, "chunks": sum(f.text_chunks for f in report.files)}
+    kb.close()  # stops the parse workers, so their peak memory is counted below
+    return {**result, "load_s": loaded - started, "ingest_s": done - loaded, "chunks": sum(f.text_chunks for f in report.files)}
 
 
 def run_langchain(files: list[Path], threads: int | None = None, bf16: bool = False) -> dict:
@@ -103,13 +139,50 @@ def run_langchain(files: list[Path], threads: int | None = None, bf16: bool = Fa
     return {"load_s": loaded - started, "ingest_s": done - loaded, "chunks": len(chunks)}
 
 
+class TreeMemory:
+    """Peak resident memory of this process plus its children (parse workers, Tesseract),
+    sampled every 50 ms: ru_maxrss of children would count the parent's pages each child
+    shares for a moment after fork."""
+
+    def __init__(self) -> None:
+        import threading
+
+        import psutil
+
+        self.peak = 0
+        self._me = psutil.Process()
+        self._stop = threading.Event()
+        self._thread = threading.Thread(target=self._sample, daemon=True)
+        self._thread.start()
+
+    def _sample(self) -> None:
+        import psutil
+
+        while not self._stop.wait(0.05):
+            total = 0
+            for process in [self._me, *self._me.children(recursive=True)]:
+                try:
+                    total += process.memory_info().rss
+                except psutil.Error:
+                    pass
+            self.peak = max(self.peak, total)
+
+    def stop(self) -> float:
+        self._stop.set()
+        self._thread.join()
+        return self.peak / 2**20
+
+
 def child(args) -> None:
     files = [Path(p) for p in json.loads(Path(args.files).read_text())]
+    tree = TreeMemory()
     if args.pipeline.startswith("langchain"):
         result = run_langchain(files, threads=1 if args.pipeline == "langchain-1-thread" else None, bf16=args.pipeline == "langchain-bf16")
     else:
-        result = run_mmkb(files, Path(args.data_dir), ocr=args.pipeline != "mmkb-no-ocr", serial_fp32=args.pipeline == "mmkb-serial-fp32")
+        result = run_mmkb(files, Path(args.data_dir), ocr=args.pipeline != "mmkb-no-ocr", serial_fp32=args.pipeline == "mmkb-serial-fp32",
+                          clip_shapes="vit-b-32" if args.pipeline == "images-clip-vit-b-32" else None)
     result["peak_rss_mb"] = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
+    result["tree_rss_mb"] = tree.stop()
     print("RESULT " + json.dumps(result))
 
 
@@ -117,6 +190,7 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--copies", type=int, default=4, help="copies of each sample PDF")
     parser.add_argument("--pipelines", default=",".join(PIPELINES), help="comma-separated subset of " + ", ".join(PIPELINES))
+    parser.add_argument("--image-copies", type=int, default=8, help="copies of each sample image for the image-path table (0: skip it)")
     parser.add_argument("--pipeline", help=argparse.SUPPRESS)
     parser.add_argument("--files", help=argparse.SUPPRESS)
     parser.add_argument("--data-dir", help=argparse.SUPPRESS)
@@ -126,28 +200,41 @@ def main() -> None:
         return
     with tempfile.TemporaryDirectory(prefix="mmkb-bench-") as tmp:
         files, pages = make_corpus(Path(tmp) / "corpus", args.copies)
-        listing = Path(tmp) / "files.json"
-        listing.write_text(json.dumps([str(p) for p in files]))
-        results = {}
-        for pipeline in args.pipelines.split(","):
-            command = [sys.executable, __file__, "--pipeline", pipeline, "--files", str(listing), "--data-dir", str(Path(tmp) / pipeline)]
-            env = {**os.environ, "PYTHONPATH": str(ROOT)}
-            done = subprocess.run(command, capture_output=True, text=True, env=env, cwd=ROOT)
-            if done.returncode:
-                sys.exit(f"{pipeline} failed:\n{done.stderr[-3000:]}")
-            output = done.stdout
-            results[pipeline] = json.loads(output.split("RESULT ", 1)[1])
+        results = run_children(Path(tmp), "pdfs", files, [p for p in args.pipelines.split(",") if p])
+        images = make_image_corpus(Path(tmp) / "images", args.image_copies) if args.image_copies else []
+        image_results = run_children(Path(tmp), "images", images, list(IMAGE_PIPELINES)) if images else {}
     print(f"{len(files)} PDFs, {pages} pages; {platform.machine()}, {os.cpu_count()} CPUs, load average {os.getloadavg()[0]:.1f}")
-    print("| pipeline | pages/s | ingest s | model load s | chunks | peak RSS MB |")
-    print("| --- | --- | --- | --- | --- | --- |")
+    print("| pipeline | pages/s | ingest s | model load s | chunks | peak RSS MB, main process | peak RSS MB, with workers |")
+    print("| --- | --- | --- | --- | --- | --- | --- |")
     for name, r in results.items():
-        print(f"| {name} | {pages / r['ingest_s']:.2f} | {r['ingest_s']:.1f} | {r['load_s']:.1f} | {r['chunks']} | {r['peak_rss_mb']:.0f} |")
+        print(f"| {name} | {pages / r['ingest_s']:.2f} | {r['ingest_s']:.1f} | {r['load_s']:.1f} | {r['chunks']} | {r['peak_rss_mb']:.0f} | {r['tree_rss_mb']:.0f} |")
     if "langchain" in results:
         base = pages / results["langchain"]["ingest_s"]
         for name in ("mmkb", "mmkb-no-ocr", "mmkb-serial-fp32"):
             if name in results:
                 print(f"{name} / langchain pages/s: {pages / results[name]['ingest_s'] / base:.2f}")
+    if image_results:
+        print(f"\n{len(images)} images (the sample PNG/JPEG figures, one pixel changed per copy)")
+        print("| image path | images/s (ingest) | CLIP image embedding alone, images/s | ingest s | peak RSS MB, main process | peak RSS MB, with workers |")
+        print("| --- | --- | --- | --- | --- | --- |")
+        for name, r in image_results.items():
+            clip = f"{r['clip_embed_images_per_s']:.1f}" if "clip_embed_images_per_s" in r else "–"
+            print(f"| {name} | {len(images) / r['ingest_s']:.2f} | {clip} | {r['ingest_s']:.1f} | {r['peak_rss_mb']:.0f} | {r['tree_rss_mb']:.0f} |")
 
+
+def run_children(tmp: Path, label: str, files: list[Path], pipelines: list[str]) -> dict:
+    """Each pipeline in a fresh process of its own (its own peak memory, its own model loading)."""
+    listing = tmp / f"{label}.json"
+    listing.write_text(json.dumps([str(p) for p in files]))
+    results = {}
+    for pipeline in pipelines:
+        command = [sys.executable, __file__, "--pipeline", pipeline, "--files", str(listing), "--data-dir", str(tmp / pipeline)]
+        env = {**os.environ, "PYTHONPATH": str(ROOT)}
+        done = subprocess.run(command, capture_output=True, text=True, env=env, cwd=ROOT)
+        if done.returncode:
+            sys.exit(f"{pipeline} failed:\n{done.stderr[-3000:]}")
+        results[pipeline] = json.loads(done.stdout.split("RESULT ", 1)[1])
+    return results
 
 if __name__ == "__main__":
     main()

@@ -23,42 +23,15 @@ from app.model_set import ModelSet
 from app.models import Chunk
 from app.service import KnowledgeBase
 from samples.make_image_eval import write_image_set
+from samples.untrained_clip import build_untrained_clip
 from tests.conftest import SAMPLES, make_settings
 
 CAPTIONS = ["an electrical wiring diagram", "a bar chart", "a red warning sign", "a photo of a sign on a wall"]
 
 
 def build_fake_tiny_clip(out: Path) -> Path:
-    """A randomly initialised CLIP small enough to build in a second, in the folder layout of a
-    real one (config + safetensors, tokenizer.json + tokenizer_config.json, preprocessor_config.json)."""
-    import torch
-    from tokenizers import Tokenizer, models, normalizers, pre_tokenizers, processors, trainers
-    from transformers import CLIPConfig, CLIPImageProcessor, CLIPModel, PreTrainedTokenizerFast
-
-    specials = ["<pad>", "<unk>", "<|startoftext|>", "<|endoftext|>"]
-    tokenizer = Tokenizer(models.WordLevel(unk_token="<unk>"))
-    tokenizer.normalizer = normalizers.Lowercase()
-    tokenizer.pre_tokenizer = pre_tokenizers.Whitespace()
-    tokenizer.train_from_iterator(CAPTIONS, trainers.WordLevelTrainer(special_tokens=specials))
-    bos, eos, pad = (tokenizer.token_to_id(t) for t in ("<|startoftext|>", "<|endoftext|>", "<pad>"))
-    # CLIP's text tower pools the hidden state at the end-of-text token: every text needs one.
-    tokenizer.post_processor = processors.TemplateProcessing(
-        single="<|startoftext|> $A <|endoftext|>", special_tokens=[("<|startoftext|>", bos), ("<|endoftext|>", eos)]
-    )
-    PreTrainedTokenizerFast(
-        tokenizer_object=tokenizer, bos_token="<|startoftext|>", eos_token="<|endoftext|>", pad_token="<pad>",
-        unk_token="<unk>", model_max_length=16,
-    ).save_pretrained(out)
-    torch.manual_seed(0)
-    config = CLIPConfig(
-        text_config=dict(vocab_size=tokenizer.get_vocab_size(), hidden_size=32, intermediate_size=64, num_hidden_layers=2,
-                         num_attention_heads=2, max_position_embeddings=16, bos_token_id=bos, eos_token_id=eos, pad_token_id=pad),
-        vision_config=dict(hidden_size=32, intermediate_size=64, num_hidden_layers=2, num_attention_heads=2, image_size=32, patch_size=8),
-        projection_dim=24,
-    )
-    CLIPModel(config).eval().save_pretrained(out)
-    CLIPImageProcessor(size={"shortest_edge": 32}, crop_size={"height": 32, "width": 32}).save_pretrained(out)
-    return out
+    """A randomly initialised CLIP small enough to build in a second, in a real one's folder layout."""
+    return build_untrained_clip(out, "tiny", CAPTIONS)
 
 
 @pytest.fixture(scope="module")
