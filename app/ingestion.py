@@ -363,7 +363,7 @@ class Ingestor:
 
     @staticmethod
     def _describe_figure(filename: str, image) -> str:
-        parts = [image.caption] if image.caption else []
+        parts = [part for part in (image.caption, image.context) if part]
         if image.ocr_text:
             parts.append(f"Text in the image: {image.ocr_text}")
         where = f"page {image.page} of {filename}" if image.page and not image.standalone else filename

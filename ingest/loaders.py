@@ -352,7 +352,9 @@ def _page_images(document: fitz.Document, page: fitz.Page, page_number: int) -> 
             continue
         rects = page.get_image_rects(xref)
         caption = _caption_near(rects[0], text_blocks) if rects else ""
-        image = ExtractedImage(page=page_number, png_bytes=png, width=pixmap.width, height=pixmap.height, caption=caption)
+        context = _text_above(rects[0], text_blocks) if rects else ""
+        image = ExtractedImage(page=page_number, png_bytes=png, width=pixmap.width, height=pixmap.height, caption=caption,
+                               context="" if context == caption else context)
         images.append((image, rects[0].y0 if rects else 0.0))
     return images
 

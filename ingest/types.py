@@ -44,6 +44,9 @@ class ExtractedImage:
     width: int
     height: int
     caption: str = ""
+    # The sentence or two just above the figure ("The wiring of the pump is shown below."):
+    # what the document says about it when the caption does not.
+    context: str = ""
     standalone: bool = False  # the whole file is this image
     ocr_text: str = ""  # words read from the pixels (ingest.reading), whitespace collapsed
     # Where the figure sits in its page's text, as TableText.anchor: its section is the

@@ -205,3 +205,6 @@ def test_pdf_figures_carry_the_heading_path_of_the_section_they_sit_in(tmp_path)
     assert len(parsed.images) == 2
     # The first figure is under "Hotels", the second under "Meals", though both are on page 1.
     assert figure_heading_paths(parsed) == ["Travel policy > Hotels", "Travel policy > Meals"]
+    # Each keeps the text just above it: what the document says about the figure.
+    assert [image.context for image in parsed.images] == [
+        "The hotel cap in Munich is 180 EUR per night.", "Lunch is reimbursed up to 20 EUR."]
