@@ -121,15 +121,14 @@ class Ingestor:
             session.add(job)
             session.flush()
             report.job_id = job.id
-        # Files are read (parsed, OCRed) ahead, up to `lookahead` of them, while the current one
-        # is embedded and stored; results are still taken in upload order.
-        lookahead = 2 * max(1, getattr(self.reader, "workers", 1))
+        # Files are read (parsed, OCRed) ahead, up to the reader's lookahead, while the current
+        # one is embedded and stored; results are still taken in upload order.
         queue: deque[tuple[Upload, object, Future | None]] = deque()
         upcoming = iter(uploads)
         in_flight: dict[str, int] = {}  # sha256 -> document id, for files accepted in this batch
 
         def read_ahead() -> None:
-            while len(queue) < lookahead:
+            while len(queue) < self.reader.lookahead:
                 upload = next(upcoming, None)
                 if upload is None:
                     return

@@ -51,6 +51,9 @@ def read_file(path: Path, mime: str, options: ReadOptions, ocr: Callable[[], Ocr
 
 
 class FileReader(Protocol):
+    # How many files an ingest should have submitted at once: enough to keep every worker busy.
+    lookahead: int
+
     def start(self) -> None: ...
 
     def submit(self, path: Path, mime: str) -> Future: ...
@@ -62,6 +65,8 @@ class FileReader(Protocol):
 
 class InProcessReader:
     """Reads in the calling process; `submit` does the work before it returns."""
+
+    lookahead = 1
 
     def __init__(self, options: ReadOptions, ocr: Callable[[], OcrEngine]) -> None:
         self.options = options
@@ -128,6 +133,7 @@ class WorkerPoolReader:
             raise ValueError("a worker pool needs at least one worker; use InProcessReader for none")
         self.options = options
         self.workers = workers
+        self.lookahead = 2 * workers  # one being read and one queued per worker
         self._pool: ProcessPoolExecutor | None = None
         self._lock = threading.Lock()
 

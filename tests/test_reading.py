@@ -25,25 +25,32 @@ from tests.conftest import SAMPLES
 PDFS = ["employee-travel-policy.pdf", "greenhouse-report-2025.pdf", "solar-inverter-manual.pdf"]
 
 
-def _reader_processes() -> list[psutil.Process]:
-    """This test process's parse workers (multiprocessing's spawned children)."""
+def _reader_processes(besides: set[int] = frozenset()) -> list[psutil.Process]:
+    """This test process's parse workers (multiprocessing's spawned children), except the pids
+    in `besides` (other knowledge bases' workers, e.g. of session fixtures, stay untouched)."""
     found = []
     for child in psutil.Process().children(recursive=True):
         try:
-            if any("spawn_main" in part for part in child.cmdline()):
+            if child.pid not in besides and any("spawn_main" in part for part in child.cmdline()):
                 found.append(child)
         except psutil.Error:
             pass
     return found
 
 
+def _pids() -> set[int]:
+    return {process.pid for process in _reader_processes()}
+
+
 def test_the_default_reads_in_a_worker_process_while_the_batch_is_ingested(kb, tmp_path):
+    others = _pids()
     report = kb.ingest(kb.system_user(), "docs", paths=[SAMPLES / name for name in PDFS])
     assert [f.outcome.value for f in report.files] == ["ingested"] * 3
     assert isinstance(kb.file_reader, WorkerPoolReader)
-    assert _reader_processes(), "the parse workers stay up for the next ingest"
+    own = _pids() - others
+    assert own, "the parse workers stay up for the next ingest"
     kb.close()
-    assert not _reader_processes(), "close() stops them"
+    assert not own & _pids(), "close() stops them"
 
 
 def test_a_worker_killed_mid_batch_loses_no_file(kb, tmp_path):
@@ -56,10 +63,11 @@ def test_a_worker_killed_mid_batch_loses_no_file(kb, tmp_path):
     for path in batch.glob("1-*.pdf"):
         path.write_bytes(path.read_bytes() + b"\n% copy 1\n")
     killed: list[int] = []
+    others = _pids()
 
     def kill_workers_once(done: int, total: int, filename: str) -> None:
         if done == 1 and not killed:  # files 2 and 3 are being read ahead now
-            for process in _reader_processes():
+            for process in _reader_processes(besides=others):
                 process.kill()
                 killed.append(process.pid)
 
@@ -77,10 +85,11 @@ def test_a_worker_killed_mid_batch_loses_no_file(kb, tmp_path):
 def test_a_file_that_kills_its_reader_every_time_fails_alone_and_the_reader_recovers(tmp_path):
     reader = WorkerPoolReader(ReadOptions(ocr_images=False), workers=1)
     stop = threading.Event()
+    others = _pids()
 
     def kill_every_reader() -> None:
         while not stop.is_set():
-            for process in _reader_processes():
+            for process in _reader_processes(besides=others):
                 process.kill()
             stop.wait(0.02)
 
