@@ -70,7 +70,6 @@ def _sha256(path: Path) -> str:
 class _Accepted:
     """A file past the checks, stored and marked processing; its reading may be under way."""
 
-    upload: Upload
     filename: str
     document_id: int
     stored: Path
@@ -206,7 +205,7 @@ class Ingestor:
         if rejection:
             return self._fail(document_id, filename, rejection)
         stored = self._store_original(upload.path, sha, mime)
-        return _Accepted(upload, filename, document_id, stored, mime, sha)
+        return _Accepted(filename, document_id, stored, mime, sha)
 
     def _end(self, collection: Collection, started, future: Future | None) -> FileResult:
         if isinstance(started, FileResult):
