@@ -22,7 +22,9 @@ import json
 import logging
 import os
 import shutil
+from collections import deque
 from collections.abc import Iterable, Iterator
+from concurrent.futures import Future
 from dataclasses import dataclass, field
 from datetime import datetime, timezone
 from pathlib import Path
@@ -36,6 +38,7 @@ from app.models import Chunk, ChunkKind, Collection, Document, DocumentStatus, I
 from app.reindex_build import DocumentTask, StagedDocument, build_document
 from app.schemas import ReindexedDocument, ReindexOutcome, ReindexReport
 from app.settings import Settings
+from ingest.reading import FileReader
 
 log = logging.getLogger(__name__)
 
@@ -64,11 +67,12 @@ def _utcnow() -> datetime:
 
 
 class Reindexer:
-    def __init__(self, settings: Settings, database: Database, indexes: IndexManager, models) -> None:
+    def __init__(self, settings: Settings, database: Database, indexes: IndexManager, models, reader: FileReader | None = None) -> None:
         self.settings = settings
         self.database = database
         self.indexes = indexes
         self.models = models
+        self.reader = reader  # the knowledge base's parse workers; None: read in this process
 
     @property
     def root(self) -> Path:
@@ -126,8 +130,23 @@ class Reindexer:
         return self._build_here(tasks)
 
     def _build_here(self, tasks: list[DocumentTask]) -> Iterator[StagedDocument]:
-        for task in tasks:
-            yield build_document(task, self.settings, self.models)
+        if self.reader is None:
+            for task in tasks:
+                yield build_document(task, self.settings, self.models)
+            return
+        # As in ingestion: the workers read the next originals while this process embeds.
+        queue: deque[tuple[DocumentTask, Future | None]] = deque()
+        upcoming = iter(tasks)
+        while True:
+            while len(queue) < self.reader.lookahead and (task := next(upcoming, None)) is not None:
+                original = Path(task.stored_path) if task.stored_path else None
+                # A missing original is reported by build_document; nothing to read.
+                reading = self.reader.submit(original, task.mime) if original is not None and original.is_file() else None
+                queue.append((task, reading))
+            if not queue:
+                return
+            task, reading = queue.popleft()
+            yield build_document(task, self.settings, self.models, self.reader, reading)
 
     # --- the job row and its staging folder ------------------------------------------
 

@@ -11,10 +11,12 @@ import base64
 import json
 import logging
 import os
+from concurrent.futures import Future
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
 from app.settings import Settings
+from ingest.reading import FileReader
 from ingest.types import IngestError
 
 log = logging.getLogger(__name__)
@@ -74,8 +76,11 @@ class StagedDocument:
         os.replace(partial, path)
 
 
-def build_document(task: DocumentTask, settings: Settings, models) -> StagedDocument:
-    """Parse, chunk and embed one stored original exactly as ingestion does.
+def build_document(
+    task: DocumentTask, settings: Settings, models, reader: FileReader | None = None, reading: Future | None = None
+) -> StagedDocument:
+    """Parse, chunk and embed one stored original exactly as ingestion does; `reading` is the
+    original already submitted to `reader` (parse workers), else it is read here.
 
     Any failure is returned as the result's error rather than raised: one bad document
     must not stop the job, and it stays on its old chunks."""
@@ -87,8 +92,8 @@ def build_document(task: DocumentTask, settings: Settings, models) -> StagedDocu
         staged.error = f"the stored original {task.stored_path or '(none recorded)'} is missing; ingest the file again"
         return staged
     try:
-        ingestor = Ingestor(settings, None, None, models)
-        parsed = ingestor.parse(stored, task.mime)
+        ingestor = Ingestor(settings, None, None, models, reader)
+        parsed = reader.result(reading, stored, task.mime) if reading is not None else ingestor.parse(stored, task.mime)
         text_rows, image_rows = ingestor.index_rows(parsed, task.sha256, task.filename, task.chunk_tokens, task.chunk_overlap_tokens)
     except IngestError as exc:
         staged.error = str(exc)

@@ -489,7 +489,7 @@ class KnowledgeBase:
         if collection_name is not None and not user.is_admin and self._role(user, collections[0]) != Role.admin:
             raise AccessDenied(f"{user.username} may not re-index collection {collection_name}")
         use_ray = use_ray or bool(self.settings.ray_address)
-        return Reindexer(self.settings, self.database, self.indexes, self.models).run(collections, progress, use_ray)
+        return Reindexer(self.settings, self.database, self.indexes, self.models, self.file_reader).run(collections, progress, use_ray)
 
     def ask(
         self,
