@@ -17,6 +17,7 @@ class StoredMessage(BaseModel):
     role: str
     content: str
     sources: list[Source] = []
+    rating: int | None = None  # the viewer's own feedback on an answer: +1, -1 or none yet
 
 
 class ConversationView(BaseModel):
@@ -82,12 +83,20 @@ class Conversations:
     def get(self, user: User, conversation_id: int) -> ConversationView:
         with self.database.session() as session:
             conversation = self._owned(session, user, conversation_id)
+            ratings = dict(
+                session.execute(
+                    select(Feedback.message_id, Feedback.rating).where(
+                        Feedback.user_id == user.id, Feedback.message_id.in_([m.id for m in conversation.messages])
+                    )
+                ).all()
+            )
             messages = [
                 StoredMessage(
                     id=m.id,
                     role=m.role,
                     content=m.content,
                     sources=[Source(**s) for s in json.loads(m.sources_json)] if m.sources_json else [],
+                    rating=ratings.get(m.id),
                 )
                 for m in conversation.messages
             ]

@@ -128,6 +128,9 @@ def test_a_past_conversation_reopens_after_a_reload_with_its_sources(site, brows
     listing.get_by_text(FAN_QUESTION).click()
     page.locator("#chat .message").get_by_text("HX-FAN-77").first.wait_for(timeout=30_000)
     assert FAN_QUESTION in page.locator("#chat").inner_text()
+    # The 👎 given in the test above shows as given (Gradio labels a selected one "Disliked").
+    page.locator("#chat").get_by_role("button", name="Disliked", exact=True).wait_for(timeout=30_000)
+    assert page.locator("#chat").get_by_role("button", name="Liked", exact=True).count() == 0
     wait_for_answer(page)  # the stored sources are listed again
     assert "solar-inverter-manual.pdf, p. 5" in page.locator("#sources").inner_text()
     page.locator("#sources label").filter(has_text="cited").first.click()

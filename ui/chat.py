@@ -129,6 +129,14 @@ def _gallery_number(caption: str | None) -> str | None:
     return found.group(1) if found else None
 
 
+FEEDBACK_LABELS = {1: "Like", -1: "Dislike"}
+
+
+def feedback_values(view: ConversationView) -> list[str | None]:
+    """The user's earlier 👍/👎 per answer, in order, as the chatbot shows them selected."""
+    return [FEEDBACK_LABELS.get(m.rating) for m in view.messages if m.role == "assistant"]
+
+
 def restore(view: ConversationView) -> tuple[list[dict], dict[str, list[dict]], dict[str, int]]:
     """Chat messages, sources per answer and message ids per answer of a stored conversation."""
     chat: list[dict] = []
@@ -291,10 +299,12 @@ def build_app(kb: KnowledgeBase) -> gr.Blocks:
             stored = [Source(**s) for s in sources[str(last)]]
             text = next(m.content for m in view.messages if m.id == ids[str(last)])
             rows, images = source_choices(stored, text, last), gallery_items(user, stored)
-        return chat, view.id, sources, ids, gr.update(choices=rows, value=None, label=SOURCES if rows else NO_SOURCES_YET), images, gr.update(value=None, visible=False), ""
+        shown = gr.update(value=chat, feedback_value=feedback_values(view))
+        return shown, view.id, sources, ids, gr.update(choices=rows, value=None, label=SOURCES if rows else NO_SOURCES_YET), images, gr.update(value=None, visible=False), ""
 
     def new_chat():
-        return [], None, {}, {}, gr.update(choices=[], value=None, label=NO_SOURCES_YET), [], gr.update(value=None, visible=False), "", gr.update(value=None)
+        cleared = gr.update(value=[], feedback_value=None)
+        return cleared, None, {}, {}, gr.update(choices=[], value=None, label=NO_SOURCES_YET), [], gr.update(value=None, visible=False), "", gr.update(value=None)
 
     def on_like(message_ids, data: gr.LikeData, request: gr.Request):
         index = data.index[0] if isinstance(data.index, (list, tuple)) else data.index
