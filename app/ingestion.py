@@ -12,7 +12,6 @@ import hashlib
 import logging
 import re
 import shutil
-from collections import deque
 from collections.abc import Callable, Iterable
 from concurrent.futures import Future
 from dataclasses import dataclass
@@ -29,8 +28,8 @@ from app.schemas import FileOutcome, FileResult, IngestReport
 from app.settings import Settings
 from ingest.chunking import chunk_file, embedding_text, figure_heading_paths
 from ingest.loaders import EXTENSIONS, SUPPORTED_MIMES, safe_filename, sniff_mime
-from ingest.reading import FileReader, InProcessReader, ReadOptions
-from ingest.thumbnails import thumbnail_path, write_thumbnail
+from ingest.reading import FileReader, InProcessReader, ReadOptions, read_ahead
+from ingest.thumbnails import ensure_thumbnail
 from ingest.types import IngestError, ParsedFile
 
 log = logging.getLogger(__name__)
@@ -120,34 +119,23 @@ class Ingestor:
             session.add(job)
             session.flush()
             report.job_id = job.id
-        # Files are read (parsed, OCRed) ahead, up to the reader's lookahead, while the current
-        # one is embedded and stored; results are still taken in upload order.
-        queue: deque[tuple[Upload, object, Future | None]] = deque()
-        upcoming = iter(uploads)
         in_flight: dict[str, int] = {}  # sha256 -> document id, for files accepted in this batch
+        # Each file's checks and document row come just before its reading is submitted; the
+        # reading runs in the parse workers while earlier files are embedded and stored.
+        begun = ((upload, self._guarded(upload, lambda: self._begin(collection, upload, in_flight))) for upload in uploads)
 
-        def read_ahead() -> None:
-            while len(queue) < self.reader.lookahead:
-                upload = next(upcoming, None)
-                if upload is None:
-                    return
-                started = self._guarded(upload, lambda: self._begin(collection, upload, in_flight))
-                future = self.reader.submit(started.stored, started.mime) if isinstance(started, _Accepted) else None
-                queue.append((upload, started, future))
+        def submit(item: tuple[Upload, object]) -> Future | None:
+            started = item[1]
+            return self.reader.submit(started.stored, started.mime) if isinstance(started, _Accepted) else None
 
-        read_ahead()
-        position = 0
-        while queue:
-            upload, started, future = queue.popleft()
-            read_ahead()
+        for position, ((upload, started), future) in enumerate(read_ahead(self.reader, begun, submit)):
             if progress:
                 progress(position, len(uploads), upload.display_name)
             result = self._guarded(upload, lambda: self._end(collection, started, future))
             report.files.append(result)
-            position += 1
             with self.database.session() as session:
                 job = session.get(IngestJob, report.job_id)
-                job.done_files = position
+                job.done_files = position + 1
                 job.failed_files = len(report.failed)
         if progress:
             progress(len(uploads), len(uploads), "")
@@ -374,8 +362,7 @@ class Ingestor:
         if not figure_file.exists():
             figure_file.parent.mkdir(parents=True, exist_ok=True)
             figure_file.write_bytes(image.png_bytes)
-        if not thumbnail_path(figure_file).exists():  # also for a figure stored before thumbnails existed
-            write_thumbnail(figure_file, image.png_bytes)
+        ensure_thumbnail(figure_file, image.png_bytes)  # also for a figure stored before thumbnails existed
         return figure_file
 
 

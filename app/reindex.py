@@ -22,7 +22,6 @@ import json
 import logging
 import os
 import shutil
-from collections import deque
 from collections.abc import Iterable, Iterator
 from concurrent.futures import Future
 from dataclasses import dataclass, field
@@ -33,12 +32,12 @@ from sqlalchemy import delete, select
 
 from app.db import Database
 from app.indexes import IndexManager
-from app.ingestion import ProgressCallback
+from app.ingestion import ProgressCallback, read_options
 from app.models import Chunk, ChunkKind, Collection, Document, DocumentStatus, IngestJob, JobStatus
 from app.reindex_build import DocumentTask, StagedDocument, build_document
 from app.schemas import ReindexedDocument, ReindexOutcome, ReindexReport
 from app.settings import Settings
-from ingest.reading import FileReader
+from ingest.reading import FileReader, InProcessReader, read_ahead
 
 log = logging.getLogger(__name__)
 
@@ -72,7 +71,8 @@ class Reindexer:
         self.database = database
         self.indexes = indexes
         self.models = models
-        self.reader = reader  # the knowledge base's parse workers; None: read in this process
+        # The knowledge base's parse workers; without them, originals are read in this process.
+        self.reader = reader or InProcessReader(read_options(settings), lambda: self.models.ocr)
 
     @property
     def root(self) -> Path:
@@ -130,22 +130,13 @@ class Reindexer:
         return self._build_here(tasks)
 
     def _build_here(self, tasks: list[DocumentTask]) -> Iterator[StagedDocument]:
-        if self.reader is None:
-            for task in tasks:
-                yield build_document(task, self.settings, self.models)
-            return
         # As in ingestion: the workers read the next originals while this process embeds.
-        queue: deque[tuple[DocumentTask, Future | None]] = deque()
-        upcoming = iter(tasks)
-        while True:
-            while len(queue) < self.reader.lookahead and (task := next(upcoming, None)) is not None:
-                original = Path(task.stored_path) if task.stored_path else None
-                # A missing original is reported by build_document; nothing to read.
-                reading = self.reader.submit(original, task.mime) if original is not None and original.is_file() else None
-                queue.append((task, reading))
-            if not queue:
-                return
-            task, reading = queue.popleft()
+        def submit(task: DocumentTask) -> Future | None:
+            original = Path(task.stored_path) if task.stored_path else None
+            # A missing original is reported by build_document; nothing to read.
+            return self.reader.submit(original, task.mime) if original is not None and original.is_file() else None
+
+        for task, reading in read_ahead(self.reader, tasks, submit):
             yield build_document(task, self.settings, self.models, self.reader, reading)
 
     # --- the job row and its staging folder ------------------------------------------

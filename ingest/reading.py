@@ -14,16 +14,20 @@ from __future__ import annotations
 import multiprocessing
 import os
 import threading
-from collections.abc import Callable
+from collections import deque
+from collections.abc import Callable, Iterable, Iterator
 from concurrent.futures import Future, ProcessPoolExecutor
 from concurrent.futures.process import BrokenProcessPool
 from dataclasses import dataclass, replace
+from itertools import islice
 from pathlib import Path
-from typing import Protocol
+from typing import Protocol, TypeVar
 
 from ingest.loaders import parse_file
 from ingest.ocr import OcrEngine, load_ocr
 from ingest.types import IngestError, ParsedFile
+
+T = TypeVar("T")
 
 
 @dataclass(frozen=True)
@@ -88,6 +92,25 @@ class InProcessReader:
 
     def close(self) -> None:
         pass
+
+
+def read_ahead(reader: FileReader, items: Iterable[T], submit: Callable[[T], Future | None]) -> Iterator[tuple[T, Future | None]]:
+    """Each item with its reading (`submit(item)`: a future, or None for nothing to read), in
+    order. Up to reader.lookahead items are submitted before the caller works on the first,
+    and the next is submitted as each is handed out, so the workers read while the caller
+    embeds. `items` is consumed only as far as needed: a lazy iterable may do per-item work."""
+    queue: deque[tuple[T, Future | None]] = deque()
+    upcoming = iter(items)
+
+    def fill() -> None:
+        for item in islice(upcoming, max(0, reader.lookahead - len(queue))):
+            queue.append((item, submit(item)))
+
+    fill()
+    while queue:
+        handed_out = queue.popleft()
+        fill()
+        yield handed_out
 
 
 # Per worker process (set by _start_worker): the options and the OCR engine, loaded on first use.

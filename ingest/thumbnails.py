@@ -72,12 +72,13 @@ def write_thumbnail(figure: Path, image_bytes: bytes | None = None) -> Path:
     return target
 
 
-def ensure_thumbnail(figure: Path) -> Path:
+def ensure_thumbnail(figure: Path, image_bytes: bytes | None = None) -> Path:
     """The thumbnail of `figure`, made now if it has none yet (figures stored before
-    thumbnails existed, or whose thumbnail was lost)."""
+    thumbnails existed, or whose thumbnail was lost); from `image_bytes` when the caller
+    has the figure's bytes at hand."""
     target = thumbnail_path(figure)
     if target.is_file():
         return target
-    if not figure.is_file():
+    if image_bytes is None and not figure.is_file():
         raise FileNotFoundError(f"the figure {figure.name} is missing, so it has no thumbnail")
-    return write_thumbnail(figure)
+    return write_thumbnail(figure, image_bytes)
