@@ -173,17 +173,70 @@ def _split_long_units(
     return result
 
 
-def table_markdown(rows: Sequence[Sequence[str]]) -> list[str]:
-    """Markdown lines of a table: header, separator, then one line per body row."""
-    cells = [[" ".join(str(cell or "").split()).replace("|", "\\|") for cell in row] for row in rows]
-    cells = [row for row in cells if any(row)]
-    if not cells:
-        return []
-    width = max(len(row) for row in cells)
-    cells = [row + [""] * (width - len(row)) for row in cells]
-    return ["| " + " | ".join(row) + " |" for row in cells[:1]] + ["|" + " --- |" * width] + [
-        "| " + " | ".join(row) + " |" for row in cells[1:]
-    ]
+# Column names that say nothing about the values ("Parameter | Value"): such a two-column
+# table is a list of label/value pairs and reads best as "label: value" lines.
+_GENERIC_NAMES = {
+    "parameter", "parameters", "value", "values", "item", "items", "description", "field", "fields", "property",
+    "attribute", "key", "name", "setting", "settings", "specification", "specifications", "characteristic",
+    "feature", "detail", "details", "data", "information", "info", "label", "entry", "参数", "数值", "项目", "内容",
+    "名称", "值", "说明", "指标",
+}
+
+
+def _cell(text: object) -> str:
+    return " ".join(str(text or "").split()).replace("|", "\\|")
+
+
+def table_lines(table: TableText) -> tuple[list[str], list[str]]:
+    """A table as text a small model can answer from: (head lines, one line per body row).
+
+    Every value carries its column's name, so a row still reads alone in a piece of a long
+    table: the head names the columns once ("| State | Permit | Handgun |") and each row is
+    "State: Texas | Permit: 21,550 | Handgun: 56,941" (empty cells left out, cells never run
+    together). A two-column table without a header, or with one that names nothing
+    ("Parameter | Value"), is a list of pairs: "Maximum DC input voltage: 600 V". Rows of a
+    table without a header keep their cells apart with " | "."""
+    rows = [[_cell(cell) for cell in row] for row in table.rows]
+    rows = [row for row in rows if any(row)]
+    if not rows:
+        return [], []
+    width = max(len(row) for row in rows)
+    rows = [row + [""] * (width - len(row)) for row in rows]
+    names: list[str] = []
+    if table.header and len(rows) > 1:  # a lone row names nothing: it is the table's content
+        names, rows = [name.rstrip(":").strip() for name in rows[0]], rows[1:]
+    if width == 2 and (not names or all(name.lower() in _GENERIC_NAMES for name in names)):
+        return [], [_pair(label, value) for label, value in rows]
+    if not names:
+        return [], [_unnamed(row) for row in rows]
+    head = ["| " + " | ".join(names) + " |"]
+    body = []
+    for row in rows:
+        filled = [(name, value) for name, value in zip(names, row) if value]
+        if len(filled) == 1 and width >= 3:  # a row across the table: a section label or a note
+            body.append(filled[0][1])
+        elif filled:
+            body.append(" | ".join(f"{name}: {value}" if name else value for name, value in filled))
+    return head, body
+
+
+def _pair(label: str, value: str) -> str:
+    if not (label and value):
+        return label or value
+    return f"{label} {value}" if label.endswith(":") else f"{label}: {value}"
+
+
+def _unnamed(row: list[str]) -> str:
+    """Cells apart; a label cell ending in a colon ("Name:") joined to the value after it."""
+    parts: list[str] = []
+    for cell in row:
+        if not cell:
+            continue
+        if parts and parts[-1].endswith(":"):
+            parts[-1] = f"{parts[-1]} {cell}"
+        else:
+            parts.append(cell)
+    return " | ".join(parts)
 
 
 def chunk_tables(
@@ -193,19 +246,24 @@ def chunk_tables(
     first_ordinal: int = 0,
     sections: SectionMap | None = None,
 ) -> list[TextChunk]:
-    """One chunk per table, in Markdown. A table over max_tokens is cut between rows, never
-    inside one, and every piece repeats the header so its columns still have names. A single
-    row over the budget stays whole (the embedder then sees only its start). The budget
-    includes the heading path, which the embedder sees above the table."""
+    """Table chunks (see table_lines). A table over max_tokens is cut between rows, never
+    inside one, and every piece repeats the context and the head (left out where it leaves
+    no room for a row), so its columns still have names. A single row over the budget stays
+    whole (the embedder then sees only its start). The budget includes the heading path,
+    which the embedder sees above the table."""
     chunks: list[TextChunk] = []
     for table in tables:
-        lines = table_markdown(table.rows)
-        if not lines:
+        head, body = table_lines(table)
+        if not body:
             continue
         path = sections.path_at(table.page, table.anchor) if sections is not None else ""
-        head, body = lines[:2], lines[2:]
-        head_tokens = sum(count_tokens(head + [part for part in (table.context, path) if part]))
         sizes = count_tokens(body)
+        head_tokens = sum(count_tokens(head + [part for part in (table.context, path) if part]))
+        if head and head_tokens + max(sizes) > max_tokens:
+            # A wide table: the head would crowd its rows out of the embedder's window, and
+            # each row names its columns anyway.
+            head = []
+            head_tokens = sum(count_tokens([part for part in (table.context, path) if part]))
         group: list[str] = []
         used = head_tokens
         for line, size in zip(body, sizes):
@@ -214,8 +272,7 @@ def chunk_tables(
                 group, used = [], head_tokens
             group.append(line)
             used += size
-        if group or not body:
-            chunks.append(_table_chunk(table, first_ordinal + len(chunks), head + group, path))
+        chunks.append(_table_chunk(table, first_ordinal + len(chunks), head + group, path))
     return chunks
 
 

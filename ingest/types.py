@@ -25,7 +25,8 @@ class PageText:
 
 @dataclass(frozen=True)
 class TableText:
-    """A table as rows of cell texts; the first row is the header. Indexed as its own chunks."""
+    """A table as rows of cell texts; the first row is the header (unless `header` is False).
+    Indexed as its own chunks (ingest.chunking.table_lines says how they read)."""
 
     page: int
     rows: list[list[str]]
@@ -35,6 +36,9 @@ class TableText:
     # Where the table sits in its page's text (an offset; the section there is the table's),
     # -1 before the page's first character, None after its last.
     anchor: int | None = None
+    # False: rows[0] is a body row too (a form of label/value pairs, or a table continued
+    # from an earlier page whose header could not be carried over).
+    header: bool = True
 
 
 @dataclass(frozen=True)
