@@ -53,7 +53,7 @@ fi
 if ! .venv/bin/python -c "import llama_cpp" 2>/dev/null; then
     echo "setup: compiling llama-cpp-python for a portable x86-64 CPU (5-10 minutes, once)"
     # GGML_NATIVE=OFF: a native build may use AMX instructions that virtual machines refuse (SIGILL).
-    CMAKE_ARGS="-DGGML_NATIVE=OFF -DGGML_AVX=ON -DGGML_AVX2=ON -DGGML_FMA=ON -DGGML_F16C=ON -DGGML_BMI2=ON" \
+    CMAKE_ARGS="-DLLAVA_BUILD=OFF -DLLAMA_BUILD_TOOLS=OFF -DLLAMA_BUILD_EXAMPLES=OFF -DLLAMA_BUILD_TESTS=OFF -DLLAMA_BUILD_SERVER=OFF -DGGML_NATIVE=OFF -DGGML_AVX=ON -DGGML_AVX2=ON -DGGML_FMA=ON -DGGML_F16C=ON -DGGML_BMI2=ON" \
         "${PIP[@]}" --no-cache-dir --no-deps llama-cpp-python==0.3.36
 fi
 "${PIP[@]}" --no-deps -e .

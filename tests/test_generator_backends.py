@@ -10,9 +10,12 @@ import httpx
 import pytest
 import uvicorn
 
-from app.llm import OpenAICompatibleGenerator, generate, load_generator
+from app import registry
+from app.llm import LlamaCppGenerator, OpenAICompatibleGenerator, generate, load_generator, sources_that_fit
 from app.openai_server import build_openai_app
+from app.prompting import SYSTEM_PROMPT, build_messages
 from app.registry import ModelNotAvailable
+from app.schemas import Source
 from app.service import KnowledgeBase
 from tests.conftest import free_port, make_settings
 
@@ -62,3 +65,68 @@ def test_unreachable_or_unconfigured_backends_fail_with_a_clear_message(tmp_path
 def test_api_keys_never_appear_in_settings_output(tmp_path):
     settings = make_settings(tmp_path, openai_api_key="sk-very-secret")
     assert "sk-very-secret" not in repr(settings) and "sk-very-secret" not in str(settings.model_dump())
+
+
+# --- llama.cpp: prompt token budget, warm-up, prompt-lookup decoding ---------------------------
+
+QUESTION = "What is the part number of the replacement cooling fan for the SX-400?"
+SOURCES = [
+    Source(number=1, chunk_id=1, collection="c", filename="solar-inverter-manual.pdf", page=5, kind="text", score=0.9,
+           text="Replacement parts. The cooling fan of the Helios SX-400 has part number HX-FAN-77; order it from your "
+                "installer. The fan is held by four M4 screws and plugs into connector J7 on the control board."),
+    Source(number=2, chunk_id=2, collection="c", filename="solar-inverter-manual.pdf", page=2, kind="text", score=0.5,
+           text="Technical data. Maximum DC input voltage 600 V. Rated AC output 4.0 kW. Weight 17 kg."),
+    Source(number=3, chunk_id=3, collection="c", filename="employee-travel-policy.pdf", page=3, kind="text", score=0.2,
+           text="Hotel caps per night: Munich 180 EUR, Hamburg 150 EUR, Berlin 160 EUR, other cities 120 EUR."),
+]
+
+
+def _shared_prefix(a, b) -> int:
+    shared = 0
+    for x, y in zip(a, b):
+        if x != y:
+            break
+        shared += 1
+    return shared
+
+
+def test_the_prompt_token_budget_counts_with_the_models_own_tokenizer(models):
+    generator = models.generator
+    assert generator.count_tokens("") == 0
+    assert 0 < generator.count_tokens("HX-FAN-77") < generator.count_tokens("HX-FAN-77 " * 10)
+    messages = build_messages(QUESTION, SOURCES)
+    # The count is exactly what llama.cpp evaluates for this chat (template included).
+    with generator._lock:
+        usage = generator.model.create_chat_completion(messages=messages, max_tokens=1, temperature=0.0)["usage"]
+    assert generator.prompt_tokens(messages) == usage["prompt_tokens"]
+    # Trailing sources go first when the answer would not fit in n_ctx.
+    two = generator.prompt_tokens(build_messages(QUESTION, SOURCES[:2]))
+    assert sources_that_fit(generator, QUESTION, SOURCES, generator.n_ctx - two) == SOURCES[:2]
+    assert sources_that_fit(generator, QUESTION, SOURCES, generator.n_ctx - two + 1) == SOURCES[:1]
+    assert sources_that_fit(generator, QUESTION, SOURCES, 256) == SOURCES
+    assert sources_that_fit(generator, QUESTION, SOURCES, generator.n_ctx) == []
+    # A backend that cannot count keeps every source.
+    assert sources_that_fit(OpenAICompatibleGenerator("http://127.0.0.1:9/v1", "x"), QUESTION, SOURCES, 10**6) == SOURCES
+
+
+def test_warm_up_caches_the_system_prompt_and_changes_no_answer(models):
+    generator = models.generator
+    messages = build_messages(QUESTION, SOURCES)
+    generator.model.reset()  # cold: nothing cached, the whole prompt is evaluated
+    cold = generate(generator, messages, 48)
+    generator.model.reset()
+    cached = generator.warm()
+    prompt = generator.prompt_token_ids(messages)
+    # The cache now holds the system message and the user turn's header of the next prompt.
+    assert _shared_prefix(list(generator.model.input_ids[:cached]), prompt) > generator.count_tokens(SYSTEM_PROMPT)
+    warm = generate(generator, messages, 48)
+    assert warm == cold and "HX-FAN-77" in warm
+
+
+def test_prompt_lookup_decoding_gives_the_same_greedy_answer(models):
+    plain = models.generator
+    # n_batch=32: the prompt is evaluated in several batches, as real prompts (~800 tokens) are
+    # with the default 512 (llama-cpp-python's logits buffer must hold all of them).
+    lookup = LlamaCppGenerator(registry.resolve("generator", models.settings), prompt_lookup=10, n_batch=32)
+    messages = build_messages(QUESTION, SOURCES)
+    assert generate(lookup, messages, 48) == generate(plain, messages, 48)

