@@ -26,6 +26,7 @@ from __future__ import annotations
 import json
 import re
 import string
+import unicodedata
 import tempfile
 import time
 from collections import Counter
@@ -40,6 +41,7 @@ from app.citations import is_refusal
 from app.schemas import Answer
 from app.settings import Settings
 
+_CJK_RE = re.compile(r"[\u3400-\u9fff]")
 QA_FILE_NAMES = ("qa.jsonl", "questions.jsonl", "questions.json")
 DOC_DIR_NAMES = ("docs", "collection")
 EVAL_COLLECTION = "eval-answers"
@@ -61,6 +63,9 @@ class QaItem:
     question: str
     answer: str | None  # None: the collection does not answer it, the reply must be a refusal
     gold_pages: frozenset[GoldPage] = frozenset()
+    # Groups reported apart ("table": the answer is only in a table); "zh" is added to every
+    # question written in Chinese.
+    tags: frozenset[str] = frozenset()
 
     @property
     def answerable(self) -> bool:
@@ -100,13 +105,17 @@ def parse_item(row: object, where: str, default_id: str) -> QaItem:
     elif row.get("file"):
         gold = [GoldPage(str(row["file"]), p) for p in _pages(row.get("pages", row.get("page")), where)]
     answerable = row.get("answerable", answer is not None or bool(gold))
+    tags = row.get("tags", [])
+    if not isinstance(tags, list) or not all(isinstance(tag, str) for tag in tags):
+        raise QaSetError(f"{where}: 'tags' must be a list of strings")
+    tags = frozenset(tags) | ({"zh"} if _CJK_RE.search(question) else set())
     if not answerable:
-        return QaItem(str(row.get("id", default_id)), question.strip(), None)
+        return QaItem(str(row.get("id", default_id)), question.strip(), None, tags=tags)
     if not isinstance(answer, str) or not answer.strip():
         raise QaSetError(f"{where}: an answerable question needs a non-empty 'answer' (or set \"answerable\": false)")
     if not gold:
         raise QaSetError(f"{where}: an answerable question needs its gold 'file' and 'page'/'pages' (or 'sources')")
-    return QaItem(str(row.get("id", default_id)), question.strip(), answer.strip(), frozenset(gold))
+    return QaItem(str(row.get("id", default_id)), question.strip(), answer.strip(), frozenset(gold), tags)
 
 
 def read_qa_file(path: Path) -> list[QaItem]:
@@ -153,14 +162,20 @@ def load_qa_set(data: Path, docs: Path | None = None) -> QaSet:
 
 _MARKER_RE = re.compile(r"\[\d+(?:\s*,\s*\d+)*\]")
 _ARTICLES_RE = re.compile(r"\b(a|an|the)\b")
+# En and em dashes, minus signs, full-width hyphens: a PDF's "2018–23–51" is the gold "2018-23-51".
+_DASHES_RE = re.compile(r"[\u2010-\u2015\u2212\ufe58\ufe63\uff0d]")
+_CJK_SPACE_RE = re.compile(r"(?<=[\u3400-\u9fff]) +| +(?=[\u3400-\u9fff])")
 _PUNCTUATION = str.maketrans("", "", string.punctuation)
 
 
 def normalize_answer(text: str) -> str:
     """SQuAD normalisation (lowercase, no punctuation, no articles, single spaces) after
-    removing citation markers, so "10 years [1]." equals "10 years"."""
-    text = _MARKER_RE.sub(" ", text).lower().translate(_PUNCTUATION)
-    return " ".join(_ARTICLES_RE.sub(" ", text).split())
+    removing citation markers, so "10 years [1]." equals "10 years"; NFKC and every dash as
+    a hyphen first, so typography (full-width digits, en dashes) does not decide a match."""
+    text = _DASHES_RE.sub("-", _MARKER_RE.sub(" ", unicodedata.normalize("NFKC", text))).lower().translate(_PUNCTUATION)
+    text = " ".join(_ARTICLES_RE.sub(" ", text).split())
+    # Chinese is written without spaces; a PDF's "3.4 公顷 /处" is the gold "3.4公顷/处".
+    return _CJK_SPACE_RE.sub("", text)
 
 
 def token_f1(prediction: str, gold: str) -> float:
@@ -180,8 +195,15 @@ def exact_match(prediction: str, gold: str) -> bool:
 
 def contains_gold(prediction: str, gold: str) -> bool:
     """The normalised gold answer appears, on word boundaries, in the normalised answer: the
-    fair "correct" for a sentence answer to a short gold answer, which exact match is not."""
-    return f" {normalize_answer(gold)} " in f" {normalize_answer(prediction)} "
+    fair "correct" for a sentence answer to a short gold answer, which exact match is not.
+    Boundaries are Latin letters and digits, so that Chinese answers (no spaces) count."""
+    gold, prediction = normalize_answer(gold), normalize_answer(prediction)
+    if not gold:
+        return False
+    # A word boundary is a space or the edge of a Latin word or number: Chinese text has no
+    # spaces, so "最多34公顷处" contains "34公顷处", while "1000" does not contain "100".
+    pattern = rf"(?<![a-z0-9]){re.escape(gold)}(?![a-z0-9])"
+    return re.search(pattern, prediction) is not None
 
 
 def citation_precision(cited: set[GoldPage], gold: frozenset[GoldPage]) -> float | None:
@@ -202,11 +224,22 @@ class AnswerConfig:
     options: RetrievalOptions | None  # None: the pipeline as the settings configure it
 
 
-def configurations(answerer) -> tuple[AnswerConfig, ...]:
-    return (
-        AnswerConfig("full pipeline", answerer.default_options()),
-        AnswerConfig("naive (dense top-k)", RetrievalOptions(keyword=False, hyde=False, rerank=False)),
+# Short names for --configs.
+CONFIG_KEYS = {"full": "full pipeline", "naive": "naive (dense top-k)"}
+
+
+def configurations(answerer, keys: list[str] | None = None) -> tuple[AnswerConfig, ...]:
+    """The configurations to answer with: all by default, else those named in `keys` ("full", "naive")."""
+    every = (
+        AnswerConfig(CONFIG_KEYS["full"], answerer.default_options()),
+        AnswerConfig(CONFIG_KEYS["naive"], RetrievalOptions(keyword=False, hyde=False, rerank=False, translate=False)),
     )
+    if not keys:
+        return every
+    unknown = [key for key in keys if key not in CONFIG_KEYS]
+    if unknown:
+        raise QaSetError(f"unknown configuration(s) {', '.join(unknown)}; choose from {', '.join(CONFIG_KEYS)}")
+    return tuple(config for config in every if config.name in {CONFIG_KEYS[key] for key in keys})
 
 
 @dataclass
@@ -223,13 +256,17 @@ class QuestionResult:
     contains: bool | None = None
     precision: float | None = None
     recall: float | None = None
+    extractive: bool = False  # the answer is the quoted source sentence
+    quote: str | None = None  # the verified quote shown before the answer
+    tags: list[str] = field(default_factory=list)
 
 
 def score_answer(item: QaItem, answer: Answer, latency_s: float) -> QuestionResult:
     cited = {GoldPage(s.filename, s.page) for s in answer.cited_sources if s.page is not None}
     refused = not answer.supported or is_refusal(answer.text)
     result = QuestionResult(item.id, item.question, item.answer, answer.text, refused,
-                            sorted((c.file, c.page) for c in cited), latency_s)
+                            sorted((c.file, c.page) for c in cited), latency_s, extractive=answer.extractive,
+                            quote=answer.quote.text if answer.quote else None, tags=sorted(item.tags))
     if item.answerable:
         result.f1 = 0.0 if refused else token_f1(answer.text, item.answer)
         result.exact = not refused and exact_match(answer.text, item.answer)
@@ -254,6 +291,8 @@ class ConfigSummary:
     p50_s: float
     p95_s: float
     results: list[QuestionResult] = field(default_factory=list)
+    # Share of the answerable questions of each tag whose answer holds the gold answer.
+    contains_by_tag: dict[str, float] = field(default_factory=dict)
 
 
 def _mean(values: list[float]) -> float | None:
@@ -278,6 +317,11 @@ def summarize(name: str, results: list[QuestionResult]) -> ConfigSummary:
         p50_s=float(np.percentile(latencies, 50)) if latencies else float("nan"),
         p95_s=float(np.percentile(latencies, 95)) if latencies else float("nan"),
         results=results,
+        contains_by_tag={
+            tag: sum(bool(r.contains) for r in tagged) / len(tagged)
+            for tag in sorted({t for r in answerable for t in r.tags})
+            if (tagged := [r for r in answerable if tag in r.tags])
+        },
     )
 
 
@@ -296,12 +340,14 @@ class AnswerEvalReport:
 Progress = Callable[[str, QuestionResult], None]
 
 
-def evaluate(kb, qa: QaSet, collection: str, progress: Progress | None = None) -> list[ConfigSummary]:
+def evaluate(
+    kb, qa: QaSet, collection: str, progress: Progress | None = None, configs: list[str] | None = None
+) -> list[ConfigSummary]:
     """Answers every question with each configuration against `collection` of `kb`."""
     collections = kb.readable_collections(kb.system_user(), [collection])
     answerer = kb._answerer()
     summaries = []
-    for config in configurations(answerer):
+    for config in configurations(answerer, configs):
         results = []
         for item in qa.items:
             started = time.perf_counter()
@@ -314,7 +360,12 @@ def evaluate(kb, qa: QaSet, collection: str, progress: Progress | None = None) -
 
 
 def run_answer_eval(
-    qa: QaSet, settings: Settings, models, collection: str | None = None, progress: Progress | None = None
+    qa: QaSet,
+    settings: Settings,
+    models,
+    collection: str | None = None,
+    progress: Progress | None = None,
+    configs: list[str] | None = None,
 ) -> AnswerEvalReport:
     """collection: ask an existing collection of the knowledge base in `settings`; else the
     set's documents are ingested into a temporary data directory first."""
@@ -323,7 +374,7 @@ def run_answer_eval(
     if collection is not None:
         kb = KnowledgeBase(settings, models=models)
         try:
-            summaries = evaluate(kb, qa, collection, progress)
+            summaries = evaluate(kb, qa, collection, progress, configs)
         finally:
             kb.close()
         return AnswerEvalReport(str(qa.qa_file), models.generator.name, collection, len(qa.items), None, summaries)
@@ -341,7 +392,7 @@ def run_answer_eval(
             ingest_seconds = time.perf_counter() - started
             if not report.ingested:
                 raise QaSetError(f"{qa.documents}: no document could be ingested")
-            summaries = evaluate(kb, qa, EVAL_COLLECTION, progress)
+            summaries = evaluate(kb, qa, EVAL_COLLECTION, progress, configs)
         finally:
             kb.close()
     return AnswerEvalReport(str(qa.qa_file), models.generator.name, f"{qa.documents} (temporary)", len(qa.items),
@@ -358,20 +409,22 @@ def _cell(value: float | None, digits: int = 3) -> str:
 def format_answer_report(report: AnswerEvalReport) -> str:
     first = report.configs[0] if report.configs else None
     counts = f"{first.answerable} answerable, {first.unanswerable} unanswerable" if first else "no configurations"
+    tags = sorted({tag for c in report.configs for tag in c.contains_by_tag})
     lines = [
         f"{report.dataset}: {report.questions} questions ({counts}); collection {report.collection}"
         + (f", ingested in {report.ingest_seconds:.1f} s" if report.ingest_seconds is not None else ""),
         f"generator: {report.generator}",
         "",
         "| config | token F1 | exact match | gold in answer | citation precision | citation recall "
-        "| refusal accuracy | false refusals | p50 s | p95 s |",
-        "| --- " * 10 + "|",
+        "| refusal accuracy | false refusals | " + "".join(f"gold in answer ({tag}) | " for tag in tags) + "p50 s | p95 s |",
+        "| --- " * (10 + len(tags)) + "|",
     ]
     for c in report.configs:
         lines.append(
             f"| {c.name} | {_cell(c.f1)} | {_cell(c.exact)} | {_cell(c.contains)} | {_cell(c.citation_precision)} "
-            f"| {_cell(c.citation_recall)} | {_cell(c.refusal_accuracy)} | {c.false_refusals}/{c.answerable} "
-            f"| {c.p50_s:.1f} | {c.p95_s:.1f} |"
+            f"| {_cell(c.citation_recall)} | {_cell(c.refusal_accuracy)} | {c.false_refusals}/{c.answerable} | "
+            + "".join(f"{_cell(c.contains_by_tag.get(tag))} | " for tag in tags)
+            + f"{c.p50_s:.1f} | {c.p95_s:.1f} |"
         )
     return "\n".join(lines)
 

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 import time
 from collections.abc import Iterator
 from dataclasses import dataclass, field
@@ -10,7 +11,9 @@ import numpy as np
 from sqlalchemy import select
 
 from app.citations import check_citations
+from app.evidence import Evidence, find_evidence, gives_wanted_value, quote_answer
 from app.db import Database
+from app.llm import sources_that_fit
 from app.indexes import IMAGE_SPACE, TEXT_SPACE, IndexManager, KeywordIndexManager
 from app.models import Chunk, Collection, Document, DocumentStatus
 from app.prompting import NOT_IN_SOURCES, build_messages
@@ -22,6 +25,10 @@ from retrieval.hyde import HydeWriter, combine
 from retrieval.keyword import search_keyword
 from retrieval.mmr import mmr_order
 from retrieval.vector_store import VectorHit
+
+
+_CJK_RE = re.compile(r"[\u3400-\u9fff]")
+TRANSLATE_PROMPT = "Translate the user's question into English. Reply with the English question only."
 
 
 @dataclass(frozen=True)
@@ -43,6 +50,9 @@ class RetrievalOptions:
     image: bool = True
     # Maximal marginal relevance over the final list; None = off, 1.0 = reranker order.
     mmr_lambda: float | None = None
+    # A question in Chinese is also searched in the generator's English translation (the
+    # default embedder reads English only, so Chinese finds English pages only this way).
+    translate: bool = True
 
 
 @dataclass(frozen=True)
@@ -132,6 +142,36 @@ class Answerer:
         with self.database.session() as session:
             return {chunk.id: (chunk, document) for chunk, document in session.execute(query)}
 
+    def _translation(self, question: str) -> str | None:
+        """The question in English when it is written in Chinese (one short generation), else None."""
+        if not _CJK_RE.search(question):
+            return None
+        from app.llm import generate
+
+        messages = [{"role": "system", "content": TRANSLATE_PROMPT}, {"role": "user", "content": question}]
+        text = " ".join(generate(self.models.generator, messages, 64).split())
+        return text if text and not _CJK_RE.search(text) else None
+
+    def _documents_text(self, sources: list[Source], max_chunks: int = 5000) -> dict[str, str] | None:
+        """File name -> whole text of each document the sources come from (None past
+        max_chunks in all): a question's name that none of them contains is evidence that they
+        do not answer it."""
+        chunk_ids = [s.chunk_id for s in sources]
+        if not chunk_ids:
+            return None
+        with self.database.session() as session:
+            documents = select(Chunk.document_id).where(Chunk.id.in_(chunk_ids)).scalar_subquery()
+            rows = session.execute(
+                select(Document.filename, Chunk.text).join(Document, Document.id == Chunk.document_id)
+                .where(Chunk.document_id.in_(documents)).order_by(Chunk.id).limit(max_chunks + 1)
+            ).all()
+        if len(rows) > max_chunks:
+            return None
+        texts: dict[str, list[str]] = {}
+        for filename, text in rows:
+            texts.setdefault(filename, []).append(text)
+        return {filename: "\n".join(parts) for filename, parts in texts.items()}
+
     def _clip_hits(self, question: str, collection_ids: list[int]) -> list[VectorHit]:
         """Figures CLIP finds by what they show (image-space hits), best first."""
         stores = [self.indexes.store(cid, IMAGE_SPACE) for cid in collection_ids]
@@ -157,9 +197,16 @@ class Answerer:
         return [siblings[paths[h.chunk_id]] for h in hits if paths.get(h.chunk_id) in siblings]
 
     def rank(
-        self, question: str, collections: list[Collection], options: RetrievalOptions | None = None, depth: int | None = None
+        self,
+        question: str,
+        collections: list[Collection],
+        options: RetrievalOptions | None = None,
+        depth: int | None = None,
+        also: str | None = None,
     ) -> Ranking:
-        """All candidates for a question, best first (at most `depth`, default rerank_top_n)."""
+        """All candidates for a question, best first (at most `depth`, default rerank_top_n).
+        also: another wording of the question (its English translation), searched as well;
+        its lists join the fusion and its words the reranker's query."""
         options = options or self.default_options()
         by_id = {c.id: c for c in collections}
         timer = _Timer()
@@ -185,6 +232,16 @@ class Answerer:
                     [self.keyword_indexes.index(cid) for cid in by_id], question, max(settings.keyword_top_k, depth)
                 )
             ranked_lists["bm25"] = [hit.chunk_id for hit in keyword]
+        if also:
+            with timer.stage("translated"):
+                also_vector = self.models.text_embedder.embed([also])[0]
+                stores = [self.indexes.store(cid, TEXT_SPACE) for cid in by_id]
+                ranked_lists["dense (translated)"] = [hit.chunk_id for hit in search_stores(stores, also_vector, max(settings.dense_top_k, depth))]
+                if options.keyword:
+                    indexes = [self.keyword_indexes.index(cid) for cid in by_id]
+                    ranked_lists["bm25 (translated)"] = [hit.chunk_id for hit in search_keyword(indexes, also, max(settings.keyword_top_k, depth))]
+                query_vector = combine(query_vector, also_vector)
+            question = f"{question} {also}"
         image_hits = None
         if options.image and self.models.image_embedder is not None:
             with timer.stage("clip"):
@@ -221,14 +278,14 @@ class Answerer:
         return Ranking(ranked, timer.timings, hypothetical_passage=passage, lists=ranked_lists, image_hits=image_hits)
 
     def retrieve(
-        self, question: str, collections: list[Collection], options: RetrievalOptions | None = None
+        self, question: str, collections: list[Collection], options: RetrievalOptions | None = None, also: str | None = None
     ) -> tuple[list[Source], list[Source]]:
-        """Text sources (reranked, best first) and figure sources for a question."""
+        """Text sources (reranked, best first) and figure sources for a question (see rank for `also`)."""
         by_id = {c.id: c for c in collections}
         if not by_id:
             return [], []
         settings = self.settings
-        ranking = self.rank(question, collections, options)
+        ranking = self.rank(question, collections, options, also=also)
         text_sources = [
             ranked.source(number)
             for number, ranked in enumerate(ranking.chunks[: settings.context_chunks], start=1)
@@ -273,7 +330,9 @@ class Answerer:
 
             standalone = standalone_question(self.models.generator, question, history)
             question = standalone
-        text_sources, image_sources = self.retrieve(question, collections, options)
+        options = options or self.default_options()
+        translation = self._translation(question) if options.translate and self.settings.translate_questions else None
+        text_sources, image_sources = self.retrieve(question, collections, options, also=translation)
         best = text_sources[0].score if text_sources else None
         floor = self.settings.min_relevance if self.settings.min_relevance is not None else self.models.reranker.relevance_floor
         if best is None or best < floor:
@@ -289,27 +348,44 @@ class Answerer:
         # A figure with no text (found by CLIP alone) only means something to a model that sees it.
         extra = [s for s in image_sources if s not in text_sources and (s.text or (reads_images and s.image_path))]
         sources = text_sources + extra
-        messages = build_messages(question, sources, images=reads_images)
+        evidence = find_evidence(question, sources, self._documents_text(sources), also=translation)
+
+        def answer(text: str, **fields) -> Answer:
+            # A refusal carries no quote: a passage shown above "the documents do not contain an
+            # answer" would read as the answer the check just turned down.
+            quote = evidence.quote if fields.get("supported", True) else None
+            return Answer(question=asked, standalone_question=standalone, text=text, sources=sources,
+                          images=image_sources, quote=quote, **fields)
+
+        # The verified quote goes out at once, before the model has read anything.
+        yield AnswerEvent(done=False, answer=answer(""))
+        if evidence.absent:
+            # The question names something no source mentions ("Canadian registry", "December"):
+            # whatever the model wrote would not come from the documents.
+            yield AnswerEvent(done=True, answer=answer(NOT_IN_SOURCES, supported=False))
+            return
+        # Sources past the context window's budget are left out of the prompt (the last first),
+        # rather than letting llama.cpp cut the prompt's start, where the rules are.
+        shown = sources_that_fit(generator, question, sources, self.settings.max_new_tokens, images=reads_images)
+        messages = build_messages(question, shown, images=reads_images)
         partial = ""
         for piece in generator.stream(messages, max_new_tokens=self.settings.max_new_tokens):
             partial += piece
-            yield AnswerEvent(
-                done=False,
-                answer=Answer(question=asked, standalone_question=standalone, text=partial, sources=sources, images=image_sources),
-            )
-        checked = check_citations(partial, sources)
-        yield AnswerEvent(
-            done=True,
-            answer=Answer(
-                question=asked,
-                standalone_question=standalone,
-                text=checked.text,
-                sources=sources,
-                images=image_sources,
-                cited=checked.cited,
-                supported=checked.supported,
-            ),
-        )
+            yield AnswerEvent(done=False, answer=answer(partial))
+        yield AnswerEvent(done=True, answer=settle(question, partial, sources, evidence, answer))
+
+
+def settle(question: str, generated: str, sources: list[Source], evidence: Evidence, answer) -> Answer:
+    """The final answer from the generated text and the evidence: the model's answer where the
+    sources support it and it gives what was asked; else the quote when the sources clearly
+    answer; else the refusal."""
+    checked = check_citations(generated, sources, question, evidence.documents)
+    if checked.supported and gives_wanted_value(question, checked.text):
+        return answer(checked.text, cited=checked.cited, supported=True)
+    if evidence.extractable:
+        quote = evidence.quote
+        return answer(quote_answer(quote), cited=[quote.source_number], supported=True, extractive=True)
+    return answer(NOT_IN_SOURCES, supported=False)
 
 
 @dataclass(frozen=True)

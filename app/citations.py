@@ -1,30 +1,25 @@
 """Check an answer's citations against its sources after generation.
 
-Every sentence must end up citing at least one real source: markers that name no source
-are removed; a sentence without a marker gets the source that shares the most content
-words with it, if any shares enough; a sentence no source supports is dropped. If
-nothing supported remains, the answer becomes the "not in the documents" reply.
+Every sentence must be supported by the source it cites (app.evidence.support: its numbers,
+codes and names are in that source, and enough of its content words). A sentence whose
+citation does not support it is re-attributed to the source that does, if one does, else
+dropped; markers that name no source are removed. If nothing supported remains, the answer
+becomes the "not in the documents" reply. Sentences are split with ingest.sentences, which
+knows abbreviations, initials and decimals ("held at 1309 S. Mary Avenue [1]" stays whole).
 """
-
 from __future__ import annotations
 
 import re
+from collections.abc import Mapping
 from dataclasses import dataclass
 
+from app.evidence import SourceText, key_terms, support
 from app.prompting import NOT_IN_SOURCES
 from app.schemas import Source
+from ingest.sentences import sentence_spans
 
 _MARKER_RE = re.compile(r"\[(\d+(?:\s*,\s*\d+)*)\]")
-# A sentence ends at . ! ? followed by optional [n] markers and then a space or the end, so
-# decimals (2.5 Nm, 0.30 EUR) and codes (v1.2) stay inside their sentence.
-_SENTENCE_RE = re.compile(r"\S.*?(?:[.!?。！？](?:\s*\[\d+(?:\s*,\s*\d+)*\])*(?=\s|$)|$)", re.DOTALL)
-_WORD_RE = re.compile(r"[\w-]+", re.UNICODE)
-_STOPWORDS = frozenset(
-    "the a an and or of to in on for with by at from is are was were be been it this that these those as "
-    "its their there which what who whom when where how why can could should would will may might must do does did "
-    "not no yes than then so such into about over under per each any all some more most other also only".split()
-)
-MIN_SUPPORT = 0.4
+_LEADING_MARKERS_RE = re.compile(r"^(?:\s*\[\d+(?:\s*,\s*\d+)*\])+")
 
 
 @dataclass(frozen=True)
@@ -35,42 +30,70 @@ class CheckedAnswer:
     dropped_sentences: list[str]
 
 
-def _content_words(text: str) -> set[str]:
-    return {w for w in (m.group(0).lower() for m in _WORD_RE.finditer(text)) if w not in _STOPWORDS and len(w) > 1}
-
-
 def is_refusal(text: str) -> bool:
     lowered = text.lower()
-    return NOT_IN_SOURCES.lower().rstrip(".") in lowered or "do not contain an answer" in lowered
+    return (NOT_IN_SOURCES.lower().rstrip(".") in lowered or "do not contain an answer" in lowered
+            or "do not contain information" in lowered or "does not contain an answer" in lowered
+            or "不包含" in text and "答案" in text)
 
 
-def check_citations(answer: str, sources: list[Source]) -> CheckedAnswer:
+def _sentences(answer: str) -> list[str]:
+    """The answer's sentences, each with the markers written right after its stop ("… 2020. [1]")."""
+    pieces = [answer[start:end] for start, end in sentence_spans(answer)]
+    merged: list[str] = []
+    for piece in pieces:
+        leading = _LEADING_MARKERS_RE.match(piece)
+        if leading and merged:
+            merged[-1] += leading.group(0)
+            piece = piece[leading.end():].strip()
+        if piece:
+            merged.append(piece)
+    return merged
+
+
+# "This information is found in source [1].", "This is stated in the Federal Register document.":
+# a sentence about where the answer stands, not part of it.
+_ABOUT_SOURCES_RE = re.compile(
+    r"^(?:this|that|these|the above|the answer|the information|which|it)\b[\w\s]{0,20}?\b(?:is|are|was|were|can be|could be)\s+"
+    r"(?:found|stated|mentioned|given|provided|listed|shown|taken|based|derived|specified|indicated|cited|noted)\b",
+    re.IGNORECASE,
+)
+
+
+def check_citations(
+    answer: str, sources: list[Source], question: str | None = None, documents: Mapping[str, SourceText] | None = None
+) -> CheckedAnswer:
+    """question: its names, codes and numbers may be restated by the answer, and the words it
+    restates must be used by the source's document (documents: file name -> whole text); see
+    app.evidence.support."""
     if not answer.strip() or is_refusal(answer):
         return CheckedAnswer(NOT_IN_SOURCES, [], False, [])
+    given = key_terms(question) if question else None
     valid = {source.number: source for source in sources}
-    source_words = {number: _content_words(source.text) for number, source in valid.items()}
+
+    def whole(number: int) -> SourceText | None:
+        return documents.get(valid[number].filename) if documents else None
+
+    prepared = {number: SourceText.of(f"{source.text}\n{source.heading_path}") for number, source in valid.items()}
     kept: list[str] = []
     dropped: list[str] = []
     cited: list[int] = []
-    for match in _SENTENCE_RE.finditer(answer.strip()):
-        sentence = match.group(0).strip()
-        if not _content_words(_MARKER_RE.sub("", sentence)):
-            continue
-        numbers = [int(n) for group in _MARKER_RE.findall(sentence) for n in group.split(",")]
-        numbers = [n for n in dict.fromkeys(numbers) if n in valid]
+    for sentence in _sentences(answer.strip()):
         body = _MARKER_RE.sub("", sentence).strip()
+        terms = key_terms(body)
+        if not (terms.strict or terms.words or terms.cjk) or _ABOUT_SOURCES_RE.match(body):
+            continue  # a fragment with no content ("See [1].") or about the sources themselves
+        named = [int(n) for group in _MARKER_RE.findall(sentence) for n in group.split(",")]
+        named = [n for n in dict.fromkeys(named) if n in valid]
+        numbers = [n for n in named if support(body, prepared[n], terms, given, whole(n)).supported]
         if not numbers:
-            words = _content_words(body)
-            best, overlap = None, 0.0
-            for number, candidate in source_words.items():
-                share = len(words & candidate) / len(words)
-                if share > overlap:
-                    best, overlap = number, share
-            if best is None or overlap < MIN_SUPPORT:
-                dropped.append(body)
-                continue
-            numbers = [best]
-        body = re.sub(r"\s+([.!?])", r"\1", body)
+            # Re-attribute: the best-ranked source that supports the sentence, if any.
+            numbers = [next((n for n in prepared if support(body, prepared[n], terms, given, whole(n)).supported), None)]
+            numbers = [n for n in numbers if n is not None]
+        if not numbers:
+            dropped.append(body)
+            continue
+        body = re.sub(r"\s+([.!?。！？])", r"\1", body)
         markers = "".join(f"[{n}]" for n in numbers)
         ending = body[-1] if body[-1] in ".!?。！？" else ""
         kept.append(f"{body[: len(body) - len(ending)].rstrip()} {markers}{ending}")

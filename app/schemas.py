@@ -63,6 +63,22 @@ class Source(BaseModel):
         return f"{self.filename}, p. {self.page}" if self.page else self.filename
 
 
+class Quote(BaseModel):
+    """Verbatim sentence(s) of one source that best support an answer to the question, found
+    right after retrieval (before the model writes) and checked against the source text."""
+
+    source_number: int
+    chunk_id: int
+    filename: str
+    page: int | None
+    text: str  # exactly as it stands in the source's text
+    score: float  # share of the question's key terms the quote covers (0..1)
+
+    @property
+    def label(self) -> str:
+        return f"{self.filename}, p. {self.page}" if self.page else self.filename
+
+
 class Answer(BaseModel):
     question: str
     # The follow-up rewritten with the conversation, when there was one; what retrieval searched.
@@ -73,6 +89,11 @@ class Answer(BaseModel):
     cited: list[int] = Field(default_factory=list)
     supported: bool = True
     message_id: int | None = None  # set when the exchange was stored in a conversation
+    # The best supporting sentence(s), shown at once; None when no source supports an answer.
+    quote: Quote | None = None
+    # True when the answer text is the quote itself (the model refused or was not supported,
+    # but the sources clearly answer): shown as a quotation, not as the model's words.
+    extractive: bool = False
 
     @property
     def cited_sources(self) -> list[Source]:

@@ -57,9 +57,14 @@ class Settings(BaseSettings):
     # Set MMKB_IMAGE_EMBEDDER_PATH / MMKB_RERANKER_PATH to local model folders to use them.
     image_embedder: str = "none"
     reranker: str = "lexical"
-    generator: str = "qwen2.5-coder-0.5b-instruct-q4"
+    # Chosen by `benchmarks/answer_quality.py` on the public us-public-records set (RESULTS.md):
+    # the 0.5B refused or babbled ("[1] [2] [3]") where the 1.5B answered.
+    generator: str = "qwen2.5-coder-1.5b-instruct-q4"
     generator_backend: str = Field(default="llama-cpp", description="llama-cpp, transformers, transformers-vlm or openai")
     generator_threads: int | None = None
+    # llama-cpp prompt-lookup decoding: tokens guessed from the prompt per step (answers copy from
+    # their sources), verified in one batch; 0 = off. Off: slower on 2 CPU cores (benchmarks/answer_latency.py).
+    generator_prompt_lookup: int = Field(default=0, ge=0)
     openai_base_url: str | None = None
     openai_model: str = "default"
     openai_api_key: SecretStr | None = None  # SecretStr: never printed in logs or reprs
@@ -115,6 +120,11 @@ class Settings(BaseSettings):
     hyde: bool = False
     hyde_max_new_tokens: int = 96
     hyde_cache_size: int = 512
+    # A question written in Chinese is also searched in its English translation, written by
+    # the generator (one short generation): the default embedder reads English only. Off by
+    # default: on the public set's two cross-lingual questions it found the right documents
+    # but not the right pages (benchmarks/RESULTS.md), at one more generation per question.
+    translate_questions: bool = False
     image_top_k: int = 4
     # Above this many vectors a collection's FAISS index becomes HNSW (approximate, much
     # faster); below it search is exact. 0 or less: never.

@@ -1,0 +1,134 @@
+"""Sentence boundaries and the text normalisation that matching across sources relies on.
+
+A sentence ends at . ! ? followed by whitespace, unless the word before the stop is an
+abbreviation ("No.", "Sen.", "approx."), an initial ("Steven E. Mercer", "1309 S. Mary
+Avenue"), or the next word starts in lower case; it always ends at the Chinese stops
+。！？； and at a blank line. Decimals (2.5, 1:01) never split, since no space follows the stop.
+
+``normalize_for_match`` maps the forms the same fact takes in a question, a source and an
+answer onto one: NFKC (full-width digits and letters), lower case, thousands separators
+dropped, trailing decimal zeros dropped ("618.00" = "618"), simple Chinese numerals before a
+counter word turned into digits ("三架" = "3架"), and every dash a hyphen ("2018–23–51").
+"""
+
+from __future__ import annotations
+
+import re
+import unicodedata
+
+# Words that end with a full stop without ending the sentence (compared lower case, without the stop).
+ABBREVIATIONS = frozenset(
+    """
+    mr mrs ms dr prof sr jr st mt ft no nos vs etc inc ltd co corp dept univ assn bros ave blvd rd hwy
+    fig figs vol vols pp p ch sec secs art para approx est ref refs ed eds rev
+    jan feb mar apr jun jul aug sep sept oct nov dec mon tue tues wed thu thur thurs fri sat sun
+    sen rep gov gen col lt sgt capt cmdr adm hon pres supt atty esq messrs
+    e.g i.e u.s u.k u.n a.m p.m d.c n.y cf al v
+    """.split()
+)
+
+_STOP_RE = re.compile(r"[.!?](?=[\"'”’)\]]*\s)|[。！？；]", re.DOTALL)
+_BLANK_LINE_RE = re.compile(r"\n[ \t]*\n")
+_WORD_BEFORE_RE = re.compile(r"([\w.]+)$")
+
+
+def _is_boundary(text: str, stop: int) -> bool:
+    """Whether the stop character at `stop` ends a sentence."""
+    char = text[stop]
+    if char in "。！？；":
+        return True
+    if char in "!?":
+        return True
+    before = _WORD_BEFORE_RE.search(text, 0, stop)
+    word = before.group(1).lower() if before else ""
+    # "v." is versus ("Knowles v. Mirzayance"); "V." after a number is volts.
+    if word in ABBREVIATIONS and before.group(1) != "V":
+        return False
+    # An initial ("E." in "Steven E. Mercer") or a compass point in an address ("1309 S. Mary
+    # Avenue"); not a unit after a number ("600 V. The next").
+    if len(word) == 1 and word.isalpha():
+        previous = text[: before.start()].split()[-1:] if before else []
+        if previous and (previous[0][:1].isupper() or (previous[0][-1:].isdigit() and word in "nsew")):
+            return False
+    # U.S., e.g.: letters separated by stops.
+    if re.fullmatch(r"(?:[a-z]\.)+[a-z]", word):
+        return False
+    following = text[stop + 1 :].lstrip("\"'”’)] \t\r\n")
+    # "approx. five", "vs. the": a lower-case word after the stop continues the sentence.
+    if following[:1].islower():
+        return False
+    return True
+
+
+def sentence_spans(text: str) -> list[tuple[int, int]]:
+    """(start, end) of each sentence of `text`, stripped of surrounding whitespace."""
+    cuts = [0]
+    for match in _BLANK_LINE_RE.finditer(text):
+        cuts.append(match.end())
+    for match in _STOP_RE.finditer(text):
+        if _is_boundary(text, match.start()):
+            end = match.end()
+            # Closing quotes and brackets stay with their sentence.
+            while end < len(text) and text[end] in "\"'”’)]」』":
+                end += 1
+            cuts.append(end)
+    cuts.append(len(text))
+    spans = []
+    for start, end in zip(sorted(set(cuts)), sorted(set(cuts))[1:]):
+        piece = text[start:end]
+        stripped = piece.strip()
+        if not stripped:
+            continue
+        lead = len(piece) - len(piece.lstrip())
+        spans.append((start + lead, start + lead + len(stripped)))
+    return spans
+
+
+def split_sentences(text: str) -> list[str]:
+    return [text[start:end] for start, end in sentence_spans(text)]
+
+
+# ---------------------------------------------------------------- normalisation
+
+_THOUSANDS_RE = re.compile(r"(?<=\d),(?=\d{3}(?!\d))")
+_TRAILING_ZEROS_RE = re.compile(r"(\d)\.0+(?!\d)|(\d\.\d*?[1-9])0+(?!\d)")
+_CJK_DIGITS = {"零": 0, "〇": 0, "一": 1, "二": 2, "两": 2, "三": 3, "四": 4, "五": 5, "六": 6, "七": 7, "八": 8, "九": 9}
+_CJK_UNITS = {"十": 10, "百": 100, "千": 1000}
+_CJK_NUMERAL_RE = re.compile(r"[零〇一二两三四五六七八九十百千万亿]+(?=[个位年月日天号人架次处家名项条台辆所座栋层公顷米元倍])")
+
+
+def chinese_numeral_value(numeral: str) -> int | None:
+    """The value of a Chinese numeral such as 三, 十二, 一百零五, 两万三千, 二〇二〇; None if it is not one."""
+    if any(char not in _CJK_DIGITS and char not in _CJK_UNITS and char not in "万亿" for char in numeral):
+        return None
+    if not any(char in _CJK_UNITS or char in "万亿" for char in numeral):
+        return int("".join(str(_CJK_DIGITS[char]) for char in numeral))  # 二〇二〇: digit by digit
+    total, section, digit = 0, 0, 0
+    for char in numeral:
+        if char in _CJK_DIGITS:
+            digit = _CJK_DIGITS[char]
+        elif char in _CJK_UNITS:
+            section += (digit or 1) * _CJK_UNITS[char]
+            digit = 0
+        else:  # 万 or 亿
+            total += (section + digit) * (10_000 if char == "万" else 100_000_000)
+            section, digit = 0, 0
+    return total + section + digit
+
+
+def _replace_chinese_numerals(text: str) -> str:
+    def value(match: re.Match) -> str:
+        number = chinese_numeral_value(match.group(0))
+        return match.group(0) if number is None else str(number)
+
+    return _CJK_NUMERAL_RE.sub(value, text)
+
+
+_DASHES_RE = re.compile(r"[\u2010-\u2015\u2212\ufe58\ufe63\uff0d]")
+
+
+def normalize_for_match(text: str) -> str:
+    text = _DASHES_RE.sub("-", unicodedata.normalize("NFKC", text)).lower()
+    text = _THOUSANDS_RE.sub("", text)
+    text = _TRAILING_ZEROS_RE.sub(lambda m: m.group(1) or m.group(2), text)
+    return _replace_chinese_numerals(text)
