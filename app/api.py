@@ -15,7 +15,7 @@ from pathlib import Path
 from typing import Annotated
 from urllib.parse import quote
 
-from fastapi import Depends, FastAPI, File, HTTPException, Request, UploadFile
+from fastapi import Depends, FastAPI, File, HTTPException, Query, Request, UploadFile
 from fastapi.responses import PlainTextResponse, Response, StreamingResponse
 from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
 from prometheus_client import CONTENT_TYPE_LATEST, CollectorRegistry, Counter, Histogram, generate_latest
@@ -275,6 +275,9 @@ def create_app(kb: KnowledgeBase, mount_ui: bool = True) -> FastAPI:
 
     @api.post("/api/ask", response_model=Answer)
     def ask(body: AskRequest, user: CurrentUser) -> Answer:
+        """The checked answer with its sources; `quote` is the verbatim supporting sentence(s)
+        of a source (null when none supports an answer), `extractive` is true when the answer
+        text is that quote (the model gave no supported answer)."""
         try:
             return kb.ask(user, body.question, body.collections, body.conversation_id, body.hyde, mmr_lambda=body.mmr_lambda)
         except (AccessDenied, ValueError, ConversationNotFound) as exc:
@@ -282,7 +285,9 @@ def create_app(kb: KnowledgeBase, mount_ui: bool = True) -> FastAPI:
 
     @api.post("/api/ask/stream")
     def ask_stream(body: AskRequest, user: CurrentUser) -> StreamingResponse:
-        """Server-Sent Events: `token` events carry text as it is written, then one `answer` event."""
+        """Server-Sent Events: first, right after retrieval, one `quote` event with the verbatim
+        supporting sentence(s) and their source (none when no source supports an answer);
+        then `token` events with the text as it is written; then one `answer` event."""
         try:
             events = kb.ask_stream(user, body.question, body.collections, body.conversation_id, body.hyde, mmr_lambda=body.mmr_lambda)
             first = next(events)  # permission and input errors surface here, before streaming starts
@@ -291,7 +296,12 @@ def create_app(kb: KnowledgeBase, mount_ui: bool = True) -> FastAPI:
 
         def sse() -> Iterator[str]:
             written = ""
+            quoted = False
             for event in _chain(first, events):
+                if not quoted and event.answer.quote is not None:
+                    # Once, before any token (the first event carries it, before the model writes).
+                    quoted = True
+                    yield f"event: quote\ndata: {event.answer.quote.model_dump_json()}\n\n"
                 if event.done:
                     yield f"event: answer\ndata: {event.answer.model_dump_json()}\n\n"
                     return
@@ -331,12 +341,21 @@ def create_app(kb: KnowledgeBase, mount_ui: bool = True) -> FastAPI:
         responses={200: {"content": {"image/png": {}, "text/plain": {}},
                          "description": "PNG of the cited page (passage highlighted) or figure; the passage as text for DOCX/PPTX/HTML/text files"}},
     )
-    def view_source(chunk_id: int, user: CurrentUser) -> Response:
+    def view_source(
+        chunk_id: int,
+        user: CurrentUser,
+        highlight: Annotated[str | None, Query(max_length=4000, description=(
+            "highlight only this text of the passage (e.g. an answer's quote); ignored unless it is part of the passage"
+        ))] = None,
+    ) -> Response:
+        """X-Mmkb-Highlight says what is highlighted: `quote` (only the `highlight` text) or
+        `passage` (the whole passage: no highlight asked for, or not part of the passage)."""
         try:
-            shown = kb.source_view(user, chunk_id)
+            shown = kb.source_view(user, chunk_id, highlight)
         except (AccessDenied, NotFound) as exc:
             raise _errors(exc) from None
-        headers = {"X-Mmkb-File": quote(shown.filename), "X-Mmkb-Page": str(shown.page or ""), "X-Mmkb-View": shown.kind}
+        headers = {"X-Mmkb-File": quote(shown.filename), "X-Mmkb-Page": str(shown.page or ""), "X-Mmkb-View": shown.kind,
+                   "X-Mmkb-Highlight": "quote" if shown.highlight else "passage"}
         if shown.png is not None:
             return Response(shown.png, media_type="image/png", headers=headers)
         return PlainTextResponse(shown.passage, headers=headers)

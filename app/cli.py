@@ -65,15 +65,49 @@ def ask(
     question: Annotated[str, typer.Argument(help="The question.")],
     collection: Annotated[Optional[list[str]], typer.Option("--collection", "-c", help="Collection(s) to search; default all.")] = None,
 ) -> None:
-    """Answer a question from the documents, citing file and page."""
+    """Answer a question from the documents, citing file and page: the best supporting
+    sentence(s) of a source first, quoted as they stand, then the answer as it is written."""
     from app.service import AccessDenied
 
     kb = _knowledge_base()
+    events = kb.ask_stream(kb.system_user(), question, collection or None)
+    quoted = False
+    written = ""
+    answer = None
     try:
-        answer = kb.ask(kb.system_user(), question, collection or None)
+        for event in events:
+            if not quoted and event.answer.quote is not None:
+                quoted = True
+                typer.echo(format_quote(event.answer.quote))
+                typer.echo("")
+            if event.done:
+                answer = event.answer
+                break
+            piece, written = event.answer.text[len(written):], event.answer.text
+            typer.echo(piece, nl=False)
     except (AccessDenied, ValueError) as exc:
         _fail(str(exc))
-    typer.echo(answer.text)
+    finally:
+        events.close()
+    if answer is None:
+        _fail("the answer ended before it was complete")
+    if answer.extractive:
+        if written:
+            typer.echo("\n")
+        if quoted:
+            typer.echo("The model did not give a supported answer; the quote above is the answer from the source.")
+        else:
+            typer.echo("Quoted from the source (the model did not give a supported answer):")
+            typer.echo(f"“{' '.join(answer.text.split())}”")
+    elif written.strip() != answer.text.strip():
+        # The citation check changed what was streamed (markers fixed, unsupported sentences
+        # dropped, or no supported answer at all): the checked text is the answer.
+        if written:
+            typer.echo("\n")
+            typer.echo("Checked answer:")
+        typer.echo(answer.text)
+    else:
+        typer.echo("")
     typer.echo("")
     cited = answer.cited_sources
     if cited:
@@ -82,6 +116,11 @@ def ask(
             typer.echo(f"  [{source.number}] {source.label}")
     for image in answer.images:
         typer.echo(f"  figure: {image.label} ({image.image_path})")
+
+
+def format_quote(quote) -> str:
+    """A quote as `kb ask` prints it: “…” — file, p. N (whitespace folded to single spaces)."""
+    return f"“{' '.join(quote.text.split())}” — {quote.label}"
 
 
 @cli.command()
@@ -333,6 +372,7 @@ def eval_answers(
                                                       "base instead of ingesting the set's documents.")] = None,
     limit: Annotated[Optional[int], typer.Option("--limit", help="Only the first N questions (each answer is one generation).")] = None,
     output: Annotated[Optional[Path], typer.Option("--output", help="Also write every answer and its scores here, as JSON Lines.")] = None,
+    configs: Annotated[Optional[str], typer.Option("--configs", help="Comma-separated configurations to run: full, naive (default both).")] = None,
 ) -> None:
     """Token F1, exact match, citation precision/recall, refusal accuracy and latency, for the
     full pipeline and a naive dense top-k baseline with the same model and prompt.
@@ -349,9 +389,10 @@ def eval_answers(
         if limit:
             qa = QaSet(qa.items[:limit], qa.qa_file, qa.documents)
         # Lines are written as answers come: a long run on a slow machine can be followed and keeps what it did.
+        chosen = [key.strip() for key in configs.split(",") if key.strip()] if configs else None
         sink = output.open("w", encoding="utf-8") if output else None
         try:
-            with tqdm(total=2 * len(qa.items), unit="answer", desc="eval answers", file=sys.stderr) as bar:
+            with tqdm(total=(len(chosen) if chosen else 2) * len(qa.items), unit="answer", desc="eval answers", file=sys.stderr) as bar:
                 def progress(config: str, result) -> None:
                     bar.update(1)
                     bar.set_postfix_str(config)
@@ -359,7 +400,7 @@ def eval_answers(
                         sink.write(result_line(config, result))
                         sink.flush()
 
-                report = run_answer_eval(qa, settings, ModelSet(settings), collection=collection, progress=progress)
+                report = run_answer_eval(qa, settings, ModelSet(settings), collection=collection, progress=progress, configs=chosen)
         finally:
             if sink:
                 sink.close()

@@ -8,6 +8,7 @@ rule lives in one place.
 from __future__ import annotations
 
 import functools
+import logging
 import shutil
 import tempfile
 import threading
@@ -38,6 +39,8 @@ from app.settings import Settings
 from ingest.reading import FileReader
 from ingest.thumbnails import ensure_thumbnail
 from retrieval.hyde import HydeWriter
+
+logger = logging.getLogger(__name__)
 
 SYSTEM_USER = "local-admin"
 # Below this a chunk is a sentence fragment: too little for an embedding to mean anything.
@@ -113,6 +116,23 @@ class KnowledgeBase:
                 workers = default_parse_workers(self.settings.parse_workers)
                 self._file_reader = WorkerPoolReader(options, workers) if workers else InProcessReader(options, lambda: self.models.ocr)
             return self._file_reader
+
+    def preload_models(self) -> threading.Thread:
+        """Loads the query-path models (and warms the generator's prompt cache) in a background
+        thread, so that a server's first question does not pay for loading them. A model that
+        is missing is only logged here; asking then says what to install."""
+
+        def load() -> None:
+            try:
+                self.models.text_embedder
+                self.models.reranker
+                self.models.generator
+            except Exception as exc:  # reported again, to the asker, on the first question
+                logger.warning("could not preload the models: %s", exc)
+
+        thread = threading.Thread(target=load, name="mmkb-preload", daemon=True)
+        thread.start()
+        return thread
 
     def close(self) -> None:
         with self._file_reader_lock:
@@ -574,11 +594,13 @@ class KnowledgeBase:
 
     # --- opening a cited source ------------------------------------------------------
 
-    def source_view(self, user: User, chunk_id: int) -> SourceView:
+    def source_view(self, user: User, chunk_id: int, highlight: str | None = None) -> SourceView:
         """The cited page with the passage highlighted, the figure, or the passage in its
-        text; only for a chunk of a collection `user` may read."""
+        text; only for a chunk of a collection `user` may read.
+        highlight: highlight only this text (an answer's quote) instead of the whole passage;
+        ignored unless it is part of the chunk's text."""
         chunk, document = self._readable_chunk(user, chunk_id)
-        return page_view(document, chunk)
+        return page_view(document, chunk, highlight)
 
     def thumbnail(self, user: User, chunk_id: int) -> Path:
         """The thumbnail file (JPEG) of figure chunk `chunk_id`, made now if the figure was

@@ -297,3 +297,101 @@ def test_ask_takes_hyde_and_mmr_per_request_and_checks_them(site):
     bad = client.post("/api/ask", json={**body, "mmr_lambda": 1.5}, headers=site["bob"])
     assert bad.status_code == 422 and "mmr_lambda" in bad.text
     assert client.post("/api/ask", json={**body, "hyde": "sometimes"}, headers=site["bob"]).status_code == 422
+
+
+EXPENSES_QUESTION = "How long after a trip do employees have to hand in their expense claim?"  # samples/questions.json
+
+
+@pytest.fixture(scope="module")
+def travel(site):
+    """The sample travel policy in its own collection, which bob reads."""
+    kb = site["kb"]
+    report = kb.ingest(kb.system_user(), "travel", paths=[SAMPLES / "employee-travel-policy.pdf"])
+    assert not report.failed, report.failed
+    kb.grant("bob", "travel")
+    return "travel"
+
+
+def sse_events(response) -> list[tuple[str, str]]:
+    """(event, data) pairs of a text/event-stream response, in order."""
+    events, name = [], None
+    for line in response.iter_lines():
+        if line.startswith("event:"):
+            name = line.split(":", 1)[1].strip()
+        elif line.startswith("data:") and name is not None:
+            events.append((name, line.split(":", 1)[1].strip()))
+            name = None
+    return events
+
+
+def test_the_stream_sends_a_verified_quote_before_the_first_token(site, travel):
+    """Needs the quote producer (app/answering.py, app/evidence.py)."""
+    import json
+
+    client = site["client"]
+    body = {"question": EXPENSES_QUESTION, "collections": [travel]}
+    with client.stream("POST", "/api/ask/stream", json=body, headers=site["bob"]) as response:
+        assert response.status_code == 200
+        events = sse_events(response)
+    names = [name for name, _ in events]
+    assert names[0] == "quote", names[:5]  # right after retrieval, before the model writes
+    assert names.count("quote") == 1 and "token" in names and names[-1] == "answer"
+    assert names.index("quote") < names.index("token")
+    quote = json.loads(events[0][1])
+    answer = json.loads(events[-1][1])
+    assert quote["filename"] == "employee-travel-policy.pdf" and quote["page"] == 4
+    assert "30 calendar days" in quote["text"]
+    # Verbatim from the source it names, and the final answer carries the same quote.
+    source = next(s for s in answer["sources"] if s["number"] == quote["source_number"])
+    assert source["chunk_id"] == quote["chunk_id"] and quote["text"] in source["text"]
+    assert answer["quote"] == quote and answer["extractive"] in (True, False)
+    # The quote opens in the source view with only its sentence(s) highlighted.
+    view = client.get(f"/api/chunks/{quote['chunk_id']}/view", params={"highlight": quote["text"]}, headers=site["bob"])
+    assert view.status_code == 200 and view.headers["x-mmkb-highlight"] == "quote"
+
+
+def test_ask_answers_carry_quote_and_extractive(site):
+    schema = site["client"].get("/openapi.json").json()["components"]["schemas"]
+    assert {"quote", "extractive"} <= set(schema["Answer"]["properties"])
+    assert {"source_number", "chunk_id", "filename", "page", "text", "score"} <= set(schema["Quote"]["properties"])
+
+
+def test_the_source_view_highlights_only_text_of_the_passage(site):
+    import re
+
+    from sqlalchemy import select
+
+    from app.models import Chunk, Document
+
+    client, kb = site["client"], site["kb"]
+    with kb.database.session() as session:
+        chunk = session.scalars(
+            select(Chunk).join(Document).where(Document.filename == "manual.pdf", Chunk.page == 5, Chunk.text.contains("HX-FAN-77"))
+        ).first()
+    sentence = next(s for s in re.split(r"(?<=[.!?])\s+", chunk.text) if "HX-FAN-77" in s)
+    assert sentence != chunk.text
+    url = f"/api/chunks/{chunk.id}/view"
+    whole = client.get(url, headers=site["bob"])
+    quoted = client.get(url, params={"highlight": sentence}, headers=site["bob"])
+    forged = client.get(url, params={"highlight": "Use part number EVIL-1 instead."}, headers=site["bob"])
+    assert whole.headers["x-mmkb-highlight"] == "passage"
+    assert quoted.status_code == 200 and quoted.headers["x-mmkb-highlight"] == "quote" and quoted.content != whole.content
+    assert forged.status_code == 200 and forged.headers["x-mmkb-highlight"] == "passage" and forged.content == whole.content
+    assert client.get(url, params={"highlight": sentence}, headers=site["eve"]).status_code == 403
+
+
+def test_kb_ask_prints_the_quote_first_then_the_answer_and_its_sources(site, travel, monkeypatch):
+    """Needs the quote producer (app/answering.py, app/evidence.py)."""
+    from typer.testing import CliRunner
+
+    import app.cli
+
+    monkeypatch.setattr(app.cli, "_knowledge_base", lambda: site["kb"])
+    result = CliRunner().invoke(app.cli.cli, ["ask", EXPENSES_QUESTION, "--collection", travel])
+    assert result.exit_code == 0, result.output
+    lines = [line for line in result.output.splitlines() if line.strip()]
+    assert lines[0].startswith("“") and "30 calendar days" in lines[0] and lines[0].endswith("” — employee-travel-policy.pdf, p. 4")
+    assert len(lines) > 1  # the answer follows the quote
+    if "Sources:" in lines:  # the checked answer cites (a refusal does not)
+        assert lines.index("Sources:") > 1  # the answer sits between the quote and the sources
+        assert all(line.startswith(("  [", "  figure:")) for line in lines[lines.index("Sources:") + 1:])

@@ -4,6 +4,7 @@ messages for no collection / empty collection / a busy server, logins expire."""
 
 from __future__ import annotations
 
+import re
 import threading
 import time
 
@@ -170,7 +171,8 @@ def test_a_second_question_while_the_server_is_busy_is_told_it_is_queued(site, b
     site["gate"].clear()  # the first answer is held in progress
     try:
         ask(first, FAN_QUESTION)
-        first.locator("#chat .message").last.get_by_text("Searching the documents").wait_for(timeout=60_000)
+        # The first answer holds the slot: searching, or (quote shown) waiting for the held model to write.
+        first.locator("#chat .message").last.get_by_text(re.compile("Searching the documents|Writing the answer")).first.wait_for(timeout=60_000)
         ask(second, "What does the SX-400 communicate through?")
         second.locator("#chat").get_by_text("Queued").wait_for(timeout=30_000)
         time.sleep(1)
@@ -207,3 +209,58 @@ def test_a_chat_login_expires(tmp_path, models):
         assert client.get("/config").status_code == 200
     finally:
         kb.close()
+
+
+EXPENSES_QUESTION = "How long after a trip do employees have to hand in their expense claim?"  # samples/questions.json
+
+# The chat's last message: its quote's text, what stands below the quote, and where both are.
+QUOTE_AND_BELOW = """m => {
+  const q = m.querySelector('blockquote');
+  if (!q) return null;
+  const below = [...m.querySelectorAll('p, li')].filter(p => !q.contains(p) && (q.compareDocumentPosition(p) & Node.DOCUMENT_POSITION_FOLLOWING));
+  return {quote: q.innerText, below: below.map(p => p.innerText).join('\\n'),
+          quoteBottom: q.getBoundingClientRect().bottom, belowTop: below.length ? below[0].getBoundingClientRect().top : null,
+          quotes: m.querySelectorAll('blockquote').length};
+}"""
+
+
+def test_the_quote_shows_before_the_model_writes_and_the_answer_streams_below_it(site, browser):
+    """Needs the quote producer (app/answering.py, app/evidence.py). The generator is held
+    at its gate: whatever the chat shows meanwhile came before the model's first token."""
+    kb = site["kb"]
+    report = kb.ingest(kb.system_user(), "travel", paths=[SAMPLES / "employee-travel-policy.pdf"])
+    assert not report.failed, report.failed
+    kb.grant("alice", "travel")
+    SCREENSHOTS.mkdir(parents=True, exist_ok=True)
+    page = logged_in(browser, site["url"], "alice")
+    page.locator("#collection input").click()
+    page.get_by_role("option", name="travel").click()
+    message = page.locator("#chat .message").last
+    site["gate"].clear()
+    try:
+        ask(page, EXPENSES_QUESTION)
+        page.locator("#chat .message").last.locator("blockquote").wait_for(timeout=ANSWER_TIMEOUT)
+        held = message.evaluate(QUOTE_AND_BELOW)
+        page.screenshot(path=str(SCREENSHOTS / "chat-quote-first.png"), full_page=True)
+        assert "Writing the answer" in held["below"], held  # the model has not written a word
+        assert held["quote"].lstrip().startswith("“") and "30 calendar days" in held["quote"], held
+        assert "employee-travel-policy.pdf, p. 4" in held["quote"]
+        # The quote's [n] opens the page with only the quoted sentence highlighted, already now.
+        message.locator('blockquote a[href*="#cite-"]').click()
+        page.locator("#source-text").get_by_text("the quoted sentence is highlighted").wait_for(timeout=60_000)
+        page.wait_for_function(
+            "() => { const i = document.querySelector('#source-image img'); return i && i.complete && i.naturalWidth > 100; }", timeout=60_000,
+        )
+        assert "employee-travel-policy.pdf, p. 4" in page.locator("#source-text").inner_text()
+        page.screenshot(path=str(SCREENSHOTS / "chat-quote-opened.png"), full_page=True)
+    finally:
+        site["gate"].set()
+    # Finished once the panel lists the answer's sources under "Sources" (opening the quote's
+    # source may have listed them already, under the waiting title).
+    page.locator("#sources").get_by_text("Sources", exact=True).wait_for(timeout=ANSWER_TIMEOUT)
+    page.screenshot(path=str(SCREENSHOTS / "chat-quote-answer.png"), full_page=True)
+    final = message.evaluate(QUOTE_AND_BELOW)
+    assert final["quotes"] == 1 and final["quote"] == held["quote"], final  # still there, once, above the checked answer
+    if "Quoted from the source" not in message.inner_text():  # else extractive: the quote is the answer, shown once
+        assert final["below"].strip() and "Writing the answer" not in final["below"] and "▌" not in final["below"], final
+        assert final["quoteBottom"] <= final["belowTop"] + 1, final

@@ -191,3 +191,76 @@ def test_a_missing_generator_is_named_in_the_chat(site, tmp_path, models):
         kb.close()
     message = explain(failure.value)
     assert "MMKB_GENERATOR_PATH" in message and "missing.gguf" in message and "not available" in message
+
+
+def changed_shares(shown, document) -> dict[str, float]:
+    """Per sentence of the handbook's page 2: the share of its pixels the highlight changed."""
+    highlighted = np.asarray(Image.open(io.BytesIO(shown.png)).convert("RGB")).astype(int)
+    with pymupdf.open(document.stored_path) as pdf:
+        page = pdf[shown.page - 1]
+        plain = np.asarray(Image.open(io.BytesIO(page.get_pixmap(matrix=pymupdf.Matrix(ZOOM, ZOOM)).tobytes("png"))).convert("RGB")).astype(int)
+        where = {sentence: [r * ZOOM for r in page.search_for(sentence)] for sentence in INTRO_SENTENCES + FAN_SENTENCES}
+    changed = np.abs(highlighted - plain).sum(axis=2) > 30
+    shares = {}
+    for sentence, rects in where.items():
+        inside = [changed[int(r.y0):int(r.y1), int(r.x0):int(r.x1)] for r in rects]
+        shares[sentence] = sum(int(a.sum()) for a in inside) / sum(a.size for a in inside)
+    return shares
+
+
+def box_area(boxes) -> float:
+    return sum((x1 - x0) * (y1 - y0) for x0, y0, x1, y1 in boxes)
+
+
+def test_a_quote_highlights_only_its_sentence_on_the_page(site):
+    chunk, document = chunk_of(site, "pump-handbook.pdf", "QX-FAN-311")
+    reader = site.user("reader")
+    whole = site.source_view(reader, chunk.id)
+    quoted = site.source_view(reader, chunk.id, highlight=FAN_SENTENCE)
+    assert whole.highlight is None and quoted.highlight == FAN_SENTENCE
+    assert quoted.kind == "page" and quoted.passage == chunk.text  # the passage is still the whole chunk
+
+    in_chunk = [s for s in INTRO_SENTENCES + FAN_SENTENCES if s in chunk.text and s != FAN_SENTENCE]
+    assert in_chunk, "the chunk must hold more than the quoted sentence for this test to mean anything"
+    shares = changed_shares(quoted, document)
+    assert shares[FAN_SENTENCE] > 0.6
+    for sentence in INTRO_SENTENCES + FAN_SENTENCES:
+        if sentence != FAN_SENTENCE:
+            assert shares[sentence] < 0.1, sentence  # the rest of the chunk too: only the quote is marked
+    whole_shares = changed_shares(whole, document)
+    assert all(whole_shares[s] > 0.6 for s in in_chunk)  # ...where the whole-chunk view marks them
+    # The quote's highlight is a part of the chunk's.
+    assert 0 < box_area(quoted.highlights) < box_area(whole.highlights)
+    assert all(any(pymupdf.Rect(box).intersects(pymupdf.Rect(w)) for w in whole.highlights) for box in quoted.highlights)
+    Path("test-output/screenshots").mkdir(parents=True, exist_ok=True)
+    Path("test-output/screenshots/source-view-quote.png").write_bytes(quoted.png)
+
+    # A quote taken across a line wrap (other whitespace) is still the chunk's text.
+    rewrapped = FAN_SENTENCE.replace(" ", "\n", 2).replace(" ", "  ", 3)
+    assert site.source_view(reader, chunk.id, highlight=rewrapped).highlight == FAN_SENTENCE
+
+
+def test_a_highlight_that_is_not_in_the_chunk_is_ignored(site):
+    chunk, _ = chunk_of(site, "pump-handbook.pdf", "QX-FAN-311")
+    reader = site.user("reader")
+    whole = site.source_view(reader, chunk.id)
+    elsewhere = next(s for s in INTRO_SENTENCES if s not in chunk.text)  # on the same page, not in this chunk
+    for highlight in ("The replacement cooling fan for the Orca pump has part number QX-FAN-999.", elsewhere, "   ", ""):
+        shown = site.source_view(reader, chunk.id, highlight=highlight)
+        assert shown.highlight is None, highlight
+        assert shown.highlights == whole.highlights and shown.png == whole.png  # the whole chunk, as without one
+
+    figure, _ = chunk_of(site, "danger-high-voltage-sign.jpg", kind=ChunkKind.image)
+    assert site.source_view(reader, figure.id, highlight="DANGER").kind == "figure"
+
+
+def test_a_quote_in_a_text_file_marks_only_its_sentence(site):
+    chunk, _ = chunk_of(site, "rooms.txt", "5812")
+    reader = site.user("reader")
+    sentence = "The server room door code was changed to 5812 in October."
+    shown = site.source_view(reader, chunk.id, highlight=sentence)
+    assert shown.kind == "passage" and shown.highlight == sentence
+    lead, marked, trail = shown.marked()
+    assert marked == sentence and lead + marked + trail == shown.passage and (lead or trail)
+    ignored = site.source_view(reader, chunk.id, highlight="The server room door code was changed to 9999 in October.")
+    assert ignored.highlight is None and ignored.marked() == ("", ignored.passage, "")

@@ -5,6 +5,11 @@ it); past conversations are listed and reopen with their sources. A citation [n]
 answer, a row of the sources panel or a thumbnail in the Figures gallery opens the source:
 the page with the passage highlighted, the figure, or the passage in its text. Thumbs
 up/down (with an optional comment) are stored as feedback on the answer.
+
+Right after retrieval, before the model writes, the best supporting sentence(s) of a
+source show as a quote (verbatim document text, made inert for Markdown) with its
+citation; its [n] opens the source with only the quoted sentence(s) highlighted. The
+generated answer streams below it.
 """
 
 from __future__ import annotations
@@ -19,7 +24,7 @@ from PIL import Image
 
 from app.conversations import ConversationNotFound, ConversationView
 from app.registry import ModelNotAvailable
-from app.schemas import Answer, Source
+from app.schemas import Answer, Quote, Source
 from app.service import AccessDenied, EmptyCollection, KnowledgeBase, NotFound
 
 ALL_COLLECTIONS = "All collections"
@@ -29,6 +34,9 @@ LOGGED_OUT = "Your login has expired or you are logged out: reload the page and 
 # The panel is titled exactly "Sources" only while it lists an answer's sources.
 SOURCES = "Sources"
 NO_SOURCES_YET = "Sources appear here with an answer"
+WRITING = "Writing the answer…"
+# Above an answer that is the quote itself: the model refused or gave no supported answer.
+EXTRACTIVE = "Quoted from the source (the model did not give a supported answer):"
 _CITATION = re.compile(r"\[(\d+)\]")
 _GALLERY_CAPTION = re.compile(r"\[(\d+)\] ")
 
@@ -81,8 +89,49 @@ def render_answer(text: str, sources: list[Source], index: int) -> str:
     return linked
 
 
+_INERT = re.compile(r"[\\`*_\[\]<>#|~!()$={}+\-.:@&]")
+_REFERENCES = {"&": "&amp;", "<": "&lt;", ">": "&gt;", ":": "&#58;", ".": "&#46;", "@": "&#64;"}
+
+
 def _escape(text: str) -> str:
     return re.sub(r"([\\`*_\[\]<>#|])", r"\\\1", text)
+
+
+def inert(text: str) -> str:
+    """Document text as plain text for the chat's Markdown, on one line: every Markdown
+    and HTML character is escaped, and the characters bare URLs and e-mail addresses need
+    (":", ".", "@") become character references, so no link, image, emphasis or tag
+    renders from it; it reads the same."""
+    return _INERT.sub(lambda m: _REFERENCES.get(m.group(0)) or "\\" + m.group(0), " ".join(text.split()))
+
+
+def quote_key(index: int | str, number: int) -> str:
+    """The key of a quote's [n]: opens source n of chat message `index` with only the quote highlighted."""
+    return f"{index}-{number}q"
+
+
+def render_quote(quote: Quote, index: int) -> str:
+    """The quote as a blockquote with its citation: > “…” — [n] file, p. N."""
+    link = f"[[{quote.source_number}]](#cite-{quote_key(index, quote.source_number)})"
+    return f"> “{inert(quote.text)}” — {link} {inert(quote.label)}"
+
+
+def render_message(answer: Answer, sources: list[Source], index: int) -> str:
+    """A finished answer: the quote above the checked answer; an extractive answer (the
+    quote is the answer) shown once, as a quotation."""
+    quote = answer.quote
+    if answer.extractive:
+        if quote is not None:
+            return f"*{EXTRACTIVE}*\n\n{render_quote(quote, index)}"
+        return f"*{EXTRACTIVE}*\n\n> “{inert(answer.text)}”"
+    head = f"{render_quote(quote, index)}\n\n" if quote is not None else ""
+    return head + render_answer(answer.text, sources, index)
+
+
+def render_partial(text: str, index: int, quote: Quote | None) -> str:
+    """An answer being written: the quote (already shown) above the text so far."""
+    head = f"{render_quote(quote, index)}\n\n" if quote is not None else ""
+    return head + (f"{text} ▌" if text else f"_{WRITING}_")
 
 
 def source_choices(sources: list[Source], text: str, index: int) -> list[tuple[str, str]]:
@@ -153,6 +202,11 @@ def restore(view: ConversationView) -> tuple[list[dict], dict[str, list[dict]], 
     return chat, sources, ids
 
 
+def _cited_text(answer: Answer, quote: Quote | None) -> str:
+    """What marks sources as cited in the panel: the answer's [n], and the quote's source."""
+    return answer.text + (f" [{quote.source_number}]" if quote is not None else "")
+
+
 def _all_sources(answer: Answer) -> list[Source]:
     return answer.sources + [i for i in answer.images if i not in answer.sources]
 
@@ -203,69 +257,106 @@ def build_app(kb: KnowledgeBase) -> gr.Blocks:
         chat = list(chat or []) + [{"role": "user", "content": question}, {"role": "assistant", "content": QUEUED}]
         return chat, question, ""
 
-    def respond(question: str, chat: list[dict], collection: str, conversation_id, message_sources, message_ids, request: gr.Request) -> Iterator[tuple]:
+    def respond(
+        question: str, chat: list[dict], collection: str, conversation_id, message_sources, message_ids, message_quotes,
+        request: gr.Request,
+    ) -> Iterator[tuple]:
         chat = list(chat or [])
         message_sources, message_ids = dict(message_sources or {}), dict(message_ids or {})
+        message_quotes = dict(message_quotes or {})
         nothing = gr.update()
         if not question or not chat:
-            yield chat, conversation_id, message_sources, message_ids, nothing, nothing, nothing, ""
+            yield chat, conversation_id, message_sources, message_ids, nothing, nothing, nothing, "", message_quotes
             return
         index = len(chat) - 1
         chat[index] = {"role": "assistant", "content": "_Searching the documents…_"}
         cleared = gr.update(choices=[], value=None, label=NO_SOURCES_YET)  # the last answer's sources leave with it
-        yield chat, conversation_id, message_sources, message_ids, cleared, [], nothing, "Searching the documents…"
+        yield chat, conversation_id, message_sources, message_ids, cleared, [], nothing, "Searching the documents…", message_quotes
         names = None if collection in (None, "", ALL_COLLECTIONS) else [collection]
         started_here = False
         user = None
+        quote: Quote | None = None
         try:
             user = current_user(request)
             if conversation_id is None:
                 conversation_id, started_here = kb.conversations.start(user, question), True
             for event in kb.ask_stream(user, question, names, conversation_id=conversation_id):
                 answer = event.answer
+                if quote is None and answer.quote is not None:
+                    # Right after retrieval, before the model writes: the quote shows at once,
+                    # and its [n] opens the source already.
+                    quote = answer.quote
+                    message_quotes[str(index)] = quote.model_dump()
+                    message_sources[str(index)] = [s.model_dump() for s in _all_sources(answer)]
                 if not event.done:
-                    chat[index] = {"role": "assistant", "content": answer.text + " ▌"}
-                    yield chat, conversation_id, message_sources, message_ids, nothing, nothing, nothing, "Writing the answer…"
+                    chat[index] = {"role": "assistant", "content": render_partial(answer.text, index, quote)}
+                    yield chat, conversation_id, message_sources, message_ids, nothing, nothing, nothing, WRITING, message_quotes
                     continue
                 sources = _all_sources(answer)
-                chat[index] = {"role": "assistant", "content": render_answer(answer.text, sources, index)}
+                final_quote = answer.quote  # the checked answer's word on the quote is final
+                if final_quote is not None:
+                    message_quotes[str(index)] = final_quote.model_dump()
+                else:
+                    message_quotes.pop(str(index), None)
+                chat[index] = {"role": "assistant", "content": render_message(answer, sources, index)}
                 message_sources[str(index)] = [s.model_dump() for s in sources]
                 if answer.message_id is not None:
                     message_ids[str(index)] = answer.message_id
-                rows = source_choices(sources, answer.text, index)
+                rows = source_choices(sources, _cited_text(answer, final_quote), index)
                 sources_update = gr.update(choices=rows, value=None, label=SOURCES if rows else "No sources were found")
                 listing = gr.update(choices=conversation_choices(user), value=conversation_id)
-                yield chat, conversation_id, message_sources, message_ids, sources_update, gallery_items(user, answer.images), listing, ""
+                yield (chat, conversation_id, message_sources, message_ids, sources_update, gallery_items(user, answer.images), listing, "",
+                       message_quotes)
         except Exception as exc:  # model missing, empty collection, no access: say so, keep the UI alive
             if started_here and user is not None:
                 kb.conversations.delete(user, conversation_id)  # nothing was stored in it
                 conversation_id = None
+            message_quotes.pop(str(index), None)
+            message_sources.pop(str(index), None)
             chat[index] = {"role": "assistant", "content": explain(exc)}
-            yield chat, conversation_id, message_sources, message_ids, gr.update(choices=[], value=None, label=NO_SOURCES_YET), [], nothing, ""
+            yield (chat, conversation_id, message_sources, message_ids, gr.update(choices=[], value=None, label=NO_SOURCES_YET), [], nothing, "",
+                   message_quotes)
 
-    def open_source(key: str | None, message_sources, request: gr.Request):
-        """Show source `key` ("<chat index>-<n>"): the highlighted page, the figure or the passage."""
+    def show_source(key: str | None, message_sources, message_quotes, request: gr.Request):
+        """Show source `key`: "<chat index>-<n>" the highlighted page, the figure or the
+        passage; "<chat index>-<n>q" (the quote's [n]) the same with only the quote highlighted."""
         if not key or "-" not in key:
             return gr.update(), gr.update(visible=False), gr.update(value="")
         index, number = key.rsplit("-", 1)
+        quote = None
+        if number.endswith("q"):
+            number = number[:-1]
+            quoted = (message_quotes or {}).get(index)
+            quote = Quote(**quoted) if quoted and str(quoted.get("source_number")) == number else None
         rows = [Source(**s) for s in (message_sources or {}).get(index, [])]
         source = next((s for s in rows if str(s.number) == number), None)
-        if source is None:
+        if source is not None:
+            chunk_id, label = source.chunk_id, source.label
+        elif quote is not None:
+            chunk_id, label = quote.chunk_id, quote.label
+        else:
             return gr.update(), gr.update(visible=False), "_That source is not available any more._"
         try:
-            shown = kb.source_view(current_user(request), source.chunk_id)
+            # The quote is checked again there: only text of the chunk is ever highlighted.
+            shown = kb.source_view(current_user(request), chunk_id, highlight=quote.text if quote else None)
         except (AccessDenied, NotFound) as exc:
-            return gr.update(), gr.update(value=None, visible=False), f"⚠️ {source.label}: {exc}"
-        chat_rows = gr.update(value=key)
-        title = f"**[{source.number}] {_escape(source.label)}**"
+            return gr.update(), gr.update(value=None, visible=False), f"⚠️ {label}: {exc}"
+        chat_rows = gr.update(value=f"{index}-{number}")
+        title = f"**[{number}] {_escape(label)}**"
+        what = "quoted sentence" if shown.highlight else "cited passage"
         if shown.kind == "passage":
-            text = f"{title} — the passage in its text:\n\n" + (
-                f"{html.escape(shown.before)}<mark>{html.escape(shown.passage)}</mark>{html.escape(shown.after)}"
+            lead, marked, trail = shown.marked()
+            text = f"{title} — the {what.removeprefix('cited ')} in its text:\n\n" + (
+                f"{html.escape(shown.before + lead)}<mark>{html.escape(marked)}</mark>{html.escape(trail + shown.after)}"
             )
             return chat_rows, gr.update(value=None, visible=False), text
         image = Image.open(io.BytesIO(shown.png))
-        caption = "the cited passage is highlighted" if shown.kind == "page" else "the figure"
+        caption = f"the {what} is highlighted" if shown.kind == "page" else "the figure"
         return chat_rows, gr.update(value=image, visible=True), f"{title} — {caption}"
+
+    def open_source(key: str | None, message_sources, request: gr.Request):
+        """A row of the sources panel: the whole passage highlighted."""
+        return show_source(key, message_sources, None, request)
 
     def open_figure(message_sources, event: gr.SelectData, request: gr.Request):
         """A click on a gallery thumbnail opens that figure, full size, beside the chat.
@@ -276,13 +367,16 @@ def build_app(kb: KnowledgeBase) -> gr.Blocks:
             return gr.update(), gr.update(), gr.update()
         return open_source(f"{max(answers)}-{number}", message_sources, request)
 
-    def open_citation(key: str, message_sources, chat: list[dict], request: gr.Request):
-        """A click on [n] in an answer: list that answer's sources, then open source n."""
+    def open_citation(key: str, message_sources, message_quotes, chat: list[dict], request: gr.Request):
+        """A click on [n] in an answer (or in its quote): list that answer's sources, then open source n."""
         index = (key or "").rsplit("-", 1)[0]
         rows = [Source(**s) for s in (message_sources or {}).get(index, [])]
         text = next((_text(m.get("content")) for i, m in enumerate(chat or []) if str(i) == index), "")
-        _, image, caption = open_source(key, message_sources, request)
-        listing = gr.update(choices=source_choices(rows, text.split("\n\n*Sources:")[0], int(index)) if index.isdigit() else [], value=key)
+        _, image, caption = show_source(key, message_sources, message_quotes, request)
+        listing = gr.update(
+            choices=source_choices(rows, text.split("\n\n*Sources:")[0], int(index)) if index.isdigit() else [],
+            value=(key or "").removesuffix("q"),
+        )
         return listing, image, caption
 
     def open_conversation(conversation_id, request: gr.Request):
@@ -290,7 +384,7 @@ def build_app(kb: KnowledgeBase) -> gr.Blocks:
             user = current_user(request)
             view = kb.conversations.get(user, int(conversation_id))
         except (ConversationNotFound, AccessDenied, NotFound, TypeError, ValueError) as exc:
-            return [], None, {}, {}, gr.update(choices=[], value=None, label=NO_SOURCES_YET), [], gr.update(value=None, visible=False), explain(exc)
+            return [], None, {}, {}, gr.update(choices=[], value=None, label=NO_SOURCES_YET), [], gr.update(value=None, visible=False), explain(exc), {}
         chat, sources, ids = restore(view)
         last = max((int(i) for i in sources), default=None)
         if last is None:
@@ -300,11 +394,13 @@ def build_app(kb: KnowledgeBase) -> gr.Blocks:
             text = next(m.content for m in view.messages if m.id == ids[str(last)])
             rows, images = source_choices(stored, text, last), gallery_items(user, stored)
         shown = gr.update(value=chat, feedback_value=feedback_values(view))
-        return shown, view.id, sources, ids, gr.update(choices=rows, value=None, label=SOURCES if rows else NO_SOURCES_YET), images, gr.update(value=None, visible=False), ""
+        return (shown, view.id, sources, ids, gr.update(choices=rows, value=None, label=SOURCES if rows else NO_SOURCES_YET), images,
+                gr.update(value=None, visible=False), "", {})
 
     def new_chat():
         cleared = gr.update(value=[], feedback_value=None)
-        return cleared, None, {}, {}, gr.update(choices=[], value=None, label=NO_SOURCES_YET), [], gr.update(value=None, visible=False), "", gr.update(value=None)
+        return (cleared, None, {}, {}, gr.update(choices=[], value=None, label=NO_SOURCES_YET), [], gr.update(value=None, visible=False), "",
+                gr.update(value=None), {})
 
     def on_like(message_ids, data: gr.LikeData, request: gr.Request):
         index = data.index[0] if isinstance(data.index, (list, tuple)) else data.index
@@ -332,6 +428,7 @@ def build_app(kb: KnowledgeBase) -> gr.Blocks:
         conversation_id = gr.State(None)
         message_sources = gr.State({})
         message_ids = gr.State({})
+        message_quotes = gr.State({})  # chat index -> the quote shown above that answer
         rated = gr.State(None)
         pending_question = gr.State("")
         gr.Markdown("## mmkb\nAsk a question; answers cite the file and page they come from. Click a citation to open the page.")
@@ -360,28 +457,30 @@ def build_app(kb: KnowledgeBase) -> gr.Blocks:
         cite_key = gr.Textbox(visible="hidden", elem_id="cite-key")
         cite_open = gr.Button("open citation", visible="hidden", elem_id="cite-open")
 
-        answer_outputs = [chatbot, conversation_id, message_sources, message_ids, sources, gallery, conversations, status]
+        answer_outputs = [
+            chatbot, conversation_id, message_sources, message_ids, sources, gallery, conversations, status, message_quotes,
+        ]
         for trigger in (send.click, question.submit):
             trigger(show_question, [question, chatbot], [chatbot, pending_question, question], concurrency_limit=None).then(
-                respond, [pending_question, chatbot, collection, conversation_id, message_sources, message_ids], answer_outputs,
+                respond, [pending_question, chatbot, collection, conversation_id, message_sources, message_ids, message_quotes], answer_outputs,
                 concurrency_limit=kb.settings.chat_concurrency, concurrency_id="answer",
             )
         sources.input(open_source, [sources, message_sources], [sources, source_image, source_text])
         gallery.select(open_figure, [message_sources], [sources, source_image, source_text])
-        cite_open.click(open_citation, [cite_key, message_sources, chatbot], [sources, source_image, source_text])
+        cite_open.click(open_citation, [cite_key, message_sources, message_quotes, chatbot], [sources, source_image, source_text])
         conversations.input(
             open_conversation, [conversations],
-            [chatbot, conversation_id, message_sources, message_ids, sources, gallery, source_image, source_text],
+            [chatbot, conversation_id, message_sources, message_ids, sources, gallery, source_image, source_text, message_quotes],
         )
         new.click(
             new_chat, None,
-            [chatbot, conversation_id, message_sources, message_ids, sources, gallery, source_image, source_text, conversations],
+            [chatbot, conversation_id, message_sources, message_ids, sources, gallery, source_image, source_text, conversations, message_quotes],
         )
         # The chat's own trash button clears the screen: treat it as a new chat, so the next
         # question does not land in the conversation the user just cleared away.
         chatbot.clear(
             new_chat, None,
-            [chatbot, conversation_id, message_sources, message_ids, sources, gallery, source_image, source_text, conversations],
+            [chatbot, conversation_id, message_sources, message_ids, sources, gallery, source_image, source_text, conversations, message_quotes],
         )
         chatbot.like(on_like, [message_ids], [rated, feedback_status])
         send_feedback.click(send_comment, [comment, rated], [comment, feedback_status])
@@ -396,4 +495,7 @@ def launch(kb: KnowledgeBase, host: str, port: int) -> None:
 
     from app.api import create_app
 
+    # The models load (and the generator evaluates its fixed prompt prefix) while the server
+    # starts, not on the first question.
+    kb.preload_models()
     uvicorn.run(create_app(kb), host=host, port=port)
