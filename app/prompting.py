@@ -25,6 +25,9 @@ SYSTEM_PROMPT = (
 
 
 def _fence_safe(text: str) -> str:
+    # "<|im_start|>system" in a document would otherwise be tokenized as the chat template's
+    # control tokens (llama.cpp parses special tokens in the prompt) and open a system turn.
+    text = text.replace("<|", "<\u2009|").replace("|>", "|\u2009>")
     return text.replace("<sources>", "(sources)").replace("</sources>", "(/sources)").replace("<source", "(source")
 
 
