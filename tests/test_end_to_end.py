@@ -14,12 +14,12 @@ def _answerable(questions):
     return [q for q in questions if q["file"]]
 
 
-# The packaged 0.5B generator on 2 CPU cores answers most, not all, of the known questions;
-# this floor is what it reached when last measured less a margin of one: 12 of 14 with the
-# first chunker, 9 of 14 since chunks break at headings (the model now refuses three answers
-# its sources hold; benchmarks/RESULTS.md). Retrieval, which is deterministic, is held to
-# every question below (top 3: 14 of 14).
-MIN_CORRECTLY_CITED = 8
+# The default generator (the packaged 1.5B since issue 11) on 2 CPU cores, with the evidence
+# checks, answers most, not all, of the known questions; this floor is the measurement less
+# a margin of one: 10 of 14 (2026-12-01; the 0.5B had reached 9 after heading-aware chunking,
+# 12 before; benchmarks/RESULTS.md). Retrieval, which is deterministic, is held to every
+# question below (top 3: 14 of 14).
+MIN_CORRECTLY_CITED = 9
 
 
 def test_retrieval_puts_the_answer_page_in_the_top_three_for_every_known_question(sample_kb, sample_questions):
