@@ -353,7 +353,7 @@ class Answerer:
         def answer(text: str, **fields) -> Answer:
             # A refusal carries no quote: a passage shown above "the documents do not contain an
             # answer" would read as the answer the check just turned down.
-            quote = evidence.quote if fields.get("supported", True) else None
+            quote = evidence.quote if fields.get("supported", True) and not evidence.absent else None
             return Answer(question=asked, standalone_question=standalone, text=text, sources=sources,
                           images=image_sources, quote=quote, **fields)
 

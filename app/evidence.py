@@ -329,7 +329,6 @@ class Evidence:
     quote: Quote | None
     missing: list[str] = field(default_factory=list)  # question terms no source contains
     wants: str | None = None  # "quantity", "date", "code", "person", "entity" or None
-    focused: dict[int, str] = field(default_factory=dict)  # source number -> its best units
     documents: dict[str, SourceText] = field(default_factory=dict)  # file name -> its whole text
 
     @property
@@ -434,13 +433,11 @@ def find_evidence(
     question: str,
     sources: Sequence[Source],
     documents: Mapping[str, str] | None = None,
-    focus_words: int = 0,
     also: str | None = None,
 ) -> Evidence:
     """The best quote for `question` among `sources` (best first), and the question's terms
     that are absent. documents: file name -> whole text of each source's document; a question
     term in none of them is absent (with no documents given: in none of the sources).
-    focus_words > 0: also each source cut to its best-matching units (Evidence.focused).
     also: another wording of the question (its English translation), whose terms join the
     question's in choosing the quote (not in deciding what is absent)."""
     text_sources = [s for s in sources if s.text]
@@ -456,12 +453,10 @@ def find_evidence(
     contexts = [SourceText.of(text) for text in context_texts]
     weights = _weights(terms, unit_texts)
     best: tuple[float, float, _Unit] | None = None
-    scored: list[tuple[float, _Unit]] = []
     for unit, unit_text in zip(units, unit_texts):
         score = _coverage(weights, unit_text, contexts[unit.rank])
         if not _gives(kind, unit.text, terms):
             score *= 0.5
-        scored.append((score, unit))
         # Equal coverage: the better-ranked source wins (a tie-break, not a handicap).
         ranked = score - 0.001 * unit.rank
         if best is None or ranked > best[0]:
@@ -478,37 +473,7 @@ def find_evidence(
             score=round(best[1], 3),
         )
     whole = {name: SourceText.of(text) for name, text in (documents or {}).items()}
-    return Evidence(quote, missing, kind, _focus(scored, focus_words) if focus_words else {}, whole)
-
-
-def _focus(scored: list[tuple[float, _Unit]], max_words: int) -> dict[int, str]:
-    """Per source number, its best-matching units in their own order, at most `max_words`
-    words, "…" where text was left out: what a small model reads instead of whole chunks."""
-    by_source: dict[int, list[tuple[float, _Unit]]] = {}
-    for score, unit in scored:
-        by_source.setdefault(unit.source.number, []).append((score, unit))
-    focused = {}
-    for number, units in by_source.items():
-        chosen: list[_Unit] = []
-        words = 0
-        for score, unit in sorted(units, key=lambda item: -item[0]):
-            size = len(unit.text.split())
-            if chosen and (words + size > max_words or score <= 0):
-                continue
-            chosen.append(unit)
-            words += size
-        chosen.sort(key=lambda unit: unit.start)
-        pieces, end = [], 0
-        for unit in chosen:
-            # Overlapping windows of one long sentence: only the part not yet taken.
-            if unit.start > end and (pieces or unit.start > 0):
-                pieces.append("…")
-            pieces.append(unit.source.text[max(unit.start, end) : unit.end].strip())
-            end = max(end, unit.end)
-        if end < len(units[0][1].source.text.rstrip()):
-            pieces.append("…")
-        focused[number] = " ".join(piece for piece in pieces if piece)
-    return focused
+    return Evidence(quote, missing, kind, whole)
 
 
 def gives_wanted_value(question: str, answer: str) -> bool:
