@@ -639,7 +639,7 @@ def _table_context(page: fitz.Page, rect: fitz.Rect, words: list[tuple], max_gap
         lines.setdefault((word[5], word[6]), []).append(word)
     above = []
     for key, ws in lines.items():
-        x0, y0 = min(w[0] for w in ws), min(w[1] for w in ws)
+        x0 = min(w[0] for w in ws)
         x1, y1 = max(w[2] for w in ws), max(w[3] for w in ws)
         if y1 <= rect.y0 + 2 and rect.y0 - y1 < max_gap and x0 < rect.x1 and x1 > rect.x0:
             above.append((y1, key))
