@@ -40,8 +40,8 @@ from app.answering import RetrievalOptions
 from app.citations import is_refusal
 from app.schemas import Answer
 from app.settings import Settings
+from ingest.sentences import has_chinese, unify_dashes
 
-_CJK_RE = re.compile(r"[\u3400-\u9fff]")
 QA_FILE_NAMES = ("qa.jsonl", "questions.jsonl", "questions.json")
 DOC_DIR_NAMES = ("docs", "collection")
 EVAL_COLLECTION = "eval-answers"
@@ -108,7 +108,7 @@ def parse_item(row: object, where: str, default_id: str) -> QaItem:
     tags = row.get("tags", [])
     if not isinstance(tags, list) or not all(isinstance(tag, str) for tag in tags):
         raise QaSetError(f"{where}: 'tags' must be a list of strings")
-    tags = frozenset(tags) | ({"zh"} if _CJK_RE.search(question) else set())
+    tags = frozenset(tags) | ({"zh"} if has_chinese(question) else set())
     if not answerable:
         return QaItem(str(row.get("id", default_id)), question.strip(), None, tags=tags)
     if not isinstance(answer, str) or not answer.strip():
@@ -162,8 +162,6 @@ def load_qa_set(data: Path, docs: Path | None = None) -> QaSet:
 
 _MARKER_RE = re.compile(r"\[\d+(?:\s*,\s*\d+)*\]")
 _ARTICLES_RE = re.compile(r"\b(a|an|the)\b")
-# En and em dashes, minus signs, full-width hyphens: a PDF's "2018–23–51" is the gold "2018-23-51".
-_DASHES_RE = re.compile(r"[\u2010-\u2015\u2212\ufe58\ufe63\uff0d]")
 _CJK_SPACE_RE = re.compile(r"(?<=[\u3400-\u9fff]) +| +(?=[\u3400-\u9fff])")
 _PUNCTUATION = str.maketrans("", "", string.punctuation)
 
@@ -172,7 +170,7 @@ def normalize_answer(text: str) -> str:
     """SQuAD normalisation (lowercase, no punctuation, no articles, single spaces) after
     removing citation markers, so "10 years [1]." equals "10 years"; NFKC and every dash as
     a hyphen first, so typography (full-width digits, en dashes) does not decide a match."""
-    text = _DASHES_RE.sub("-", _MARKER_RE.sub(" ", unicodedata.normalize("NFKC", text))).lower().translate(_PUNCTUATION)
+    text = unify_dashes(_MARKER_RE.sub(" ", unicodedata.normalize("NFKC", text))).lower().translate(_PUNCTUATION)
     text = " ".join(_ARTICLES_RE.sub(" ", text).split())
     # Chinese is written without spaces; a PDF's "3.4 公顷 /处" is the gold "3.4公顷/处".
     return _CJK_SPACE_RE.sub("", text)

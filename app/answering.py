@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import re
 import time
 from collections.abc import Iterator
 from dataclasses import dataclass, field
@@ -19,6 +18,7 @@ from app.models import Chunk, Collection, Document, DocumentStatus
 from app.prompting import NOT_IN_SOURCES, build_messages
 from app.schemas import Answer, Source
 from app.settings import Settings
+from ingest.sentences import has_chinese
 from retrieval.dense import search_stores
 from retrieval.fusion import reciprocal_rank_fusion
 from retrieval.hyde import HydeWriter, combine
@@ -27,7 +27,6 @@ from retrieval.mmr import mmr_order
 from retrieval.vector_store import VectorHit
 
 
-_CJK_RE = re.compile(r"[\u3400-\u9fff]")
 TRANSLATE_PROMPT = "Translate the user's question into English. Reply with the English question only."
 
 
@@ -144,13 +143,13 @@ class Answerer:
 
     def _translation(self, question: str) -> str | None:
         """The question in English when it is written in Chinese (one short generation), else None."""
-        if not _CJK_RE.search(question):
+        if not has_chinese(question):
             return None
         from app.llm import generate
 
         messages = [{"role": "system", "content": TRANSLATE_PROMPT}, {"role": "user", "content": question}]
         text = " ".join(generate(self.models.generator, messages, 64).split())
-        return text if text and not _CJK_RE.search(text) else None
+        return text if text and not has_chinese(text) else None
 
     def _documents_text(self, sources: list[Source], max_chunks: int = 5000) -> dict[str, str] | None:
         """File name -> whole text of each document the sources come from (None past

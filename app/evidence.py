@@ -223,11 +223,11 @@ def support(
     return Support(ok, tuple(sorted(missing)), share)
 
 
-def missing_terms(question: str, texts: Sequence[str]) -> list[str]:
+def missing_terms(question: str, texts: Sequence[str | SourceText]) -> list[str]:
     """The question's names, codes and numbers that none of `texts` contains."""
     terms = key_terms(question)
     months = set(_MONTH_NUMBER_RE.findall(normalize_for_match(question)))
-    sources = [SourceText.of(text) for text in texts]
+    sources = [text if isinstance(text, SourceText) else SourceText.of(text) for text in texts]
     missing = []
     for kind, values in (("number", terms.numbers - months), ("code", terms.codes), ("name", terms.names)):
         for value in sorted(values):
@@ -442,8 +442,10 @@ def find_evidence(
     question's in choosing the quote (not in deciding what is absent)."""
     text_sources = [s for s in sources if s.text]
     context_texts = [f"{s.text}\n{s.heading_path}\n{s.filename}" for s in text_sources]
-    if documents:
-        missing = missing_terms(question, [*documents.values(), *context_texts])
+    # Each document normalised once: for the absent terms here and the answer check later.
+    whole = {name: SourceText.of(text) for name, text in (documents or {}).items()}
+    if whole:
+        missing = missing_terms(question, [*whole.values(), *context_texts])
     else:
         missing = missing_terms(question, context_texts) if text_sources else []
     kind = wanted_kind(f"{question} {also}" if also else question)
@@ -472,7 +474,6 @@ def find_evidence(
             text=_trim_record(unit.text.strip(), weights, kind, terms) if _is_record(unit.text) else unit.text.strip(),
             score=round(best[1], 3),
         )
-    whole = {name: SourceText.of(text) for name, text in (documents or {}).items()}
     return Evidence(quote, missing, kind, whole)
 
 

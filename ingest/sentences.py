@@ -125,10 +125,20 @@ def _replace_chinese_numerals(text: str) -> str:
 
 
 _DASHES_RE = re.compile(r"[\u2010-\u2015\u2212\ufe58\ufe63\uff0d]")
+_CJK_CHAR_RE = re.compile(r"[\u3400-\u9fff]")
+
+
+def unify_dashes(text: str) -> str:
+    """En and em dashes, minus signs and full-width hyphens as "-" (a PDF's "2018–23–51")."""
+    return _DASHES_RE.sub("-", text)
+
+
+def has_chinese(text: str) -> bool:
+    return _CJK_CHAR_RE.search(text) is not None
 
 
 def normalize_for_match(text: str) -> str:
-    text = _DASHES_RE.sub("-", unicodedata.normalize("NFKC", text)).lower()
+    text = unify_dashes(unicodedata.normalize("NFKC", text)).lower()
     text = _THOUSANDS_RE.sub("", text)
     text = _TRAILING_ZEROS_RE.sub(lambda m: m.group(1) or m.group(2), text)
     return _replace_chinese_numerals(text)
