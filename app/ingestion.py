@@ -93,6 +93,7 @@ def read_options(settings: Settings) -> ReadOptions:
         ocr_scanned_pages=settings.ocr_scanned_pages,
         ocr_images=settings.ocr_images,
         min_image_side_px=settings.min_image_side_px,
+        niceness=settings.ingest_niceness,
     )
 
 
@@ -128,15 +129,21 @@ class Ingestor:
             started = item[1]
             return self.reader.submit(started.stored, started.mime) if isinstance(started, _Accepted) else None
 
-        for position, ((upload, started), future) in enumerate(read_ahead(self.reader, begun, submit)):
-            if progress:
-                progress(position, len(uploads), upload.display_name)
-            result = self._guarded(upload, lambda: self._end(collection, started, future))
-            report.files.append(result)
-            with self.database.session() as session:
-                job = session.get(IngestJob, report.job_id)
-                job.done_files = position + 1
-                job.failed_files = len(report.failed)
+        try:
+            for position, ((upload, started), future) in enumerate(read_ahead(self.reader, begun, submit)):
+                if progress:
+                    progress(position, len(uploads), upload.display_name)
+                result = self._guarded(upload, lambda: self._end(collection, started, future))
+                report.files.append(result)
+                with self.database.session() as session:
+                    job = session.get(IngestJob, report.job_id)
+                    job.done_files = position + 1
+                    job.failed_files = len(report.failed)
+        except BaseException as exc:
+            # Ctrl-C, a lost database, a progress callback that raised: this process lives on,
+            # so no later start would see the job as left over; it is closed here.
+            self._stopped(report, exc)
+            raise
         if progress:
             progress(len(uploads), len(uploads), "")
         with self.database.session() as session:
@@ -145,6 +152,19 @@ class Ingestor:
             job.finished_at = datetime.now(timezone.utc)
             job.message = f"{len(report.ingested)} ingested, {len(report.skipped)} unchanged, {len(report.failed)} failed"
         return report
+
+    def _stopped(self, report: IngestReport, exc: BaseException) -> None:
+        status = JobStatus.interrupted if isinstance(exc, KeyboardInterrupt) else JobStatus.failed
+        try:
+            with self.database.session() as session:
+                job = session.get(IngestJob, report.job_id)
+                job.status, job.finished_at = status, datetime.now(timezone.utc)
+                job.message = (
+                    f"{status.value} after {len(report.files)} of {job.total_files} files ({type(exc).__name__}: {exc}); "
+                    "files finished before are kept: ingest the same files again to finish"
+                )
+        except Exception:  # the database may be what failed; a start after this process ends marks it
+            log.exception("could not record that ingest job %s stopped", report.job_id)
 
     @staticmethod
     def _guarded(upload: Upload, step: Callable):

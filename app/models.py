@@ -19,6 +19,8 @@ from sqlalchemy import (
 )
 from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column, relationship
 
+from app.owners import process_token
+
 
 def utcnow() -> datetime:
     return datetime.now(timezone.utc)
@@ -52,6 +54,9 @@ class JobStatus(str, enum.Enum):
     running = "running"
     done = "done"
     failed = "failed"
+    # Left running by a process that died (kill -9, power cut): set at the next start
+    # (app.leftovers), so the job list tells the user to run it again instead of "running".
+    interrupted = "interrupted"
 
 
 class User(Base):
@@ -157,6 +162,9 @@ class IngestJob(Base):
     message: Mapped[str | None] = mapped_column(Text)
     created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), default=utcnow)
     finished_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
+    # The process that runs the job ("host|boot|pid|start", app.leftovers.process_token):
+    # a later start marks the job interrupted only once that very process is gone.
+    owner: Mapped[str | None] = mapped_column(String(255), default=process_token)
 
 
 class ApiToken(Base):

@@ -9,10 +9,10 @@ A resumable job per collection, recorded in ingest_jobs (kind "reindex"):
    the document row, so BM25 rebuilds); inside it the new FAISS index is written next to
    the live one, and right after the commit it is renamed over it.
 
-Killed at any point, the next run finds the job still "running" and its staged files, and
-only builds what is missing. A crash between the commit and the rename leaves an index
-behind SQL, which IndexManager repairs from the stored embeddings when it opens it (SQL
-stays the source of truth). Staged results are trusted only if the settings that shape
+Killed at any point, the next run finds the job ("running", or "interrupted" once a start
+has seen its process gone) and its staged files, and only builds what is missing. A crash
+between the commit and the rename leaves an index behind SQL, which IndexManager repairs
+from the stored embeddings when it opens it (SQL stays the source of truth). Staged results are trusted only if the settings that shape
 chunks (chunk size, models, OCR) are unchanged; otherwise the job starts over.
 """
 
@@ -34,6 +34,7 @@ from app.db import Database
 from app.indexes import IndexManager
 from app.ingestion import ProgressCallback, read_options
 from app.models import Chunk, ChunkKind, Collection, Document, DocumentStatus, IngestJob, JobStatus
+from app.owners import process_token
 from app.reindex_build import DocumentTask, StagedDocument, build_document
 from app.schemas import ReindexedDocument, ReindexOutcome, ReindexReport
 from app.settings import Settings
@@ -42,6 +43,8 @@ from ingest.reading import FileReader, InProcessReader, read_ahead
 log = logging.getLogger(__name__)
 
 JOB_KIND = "reindex"
+# A job left by a killed run: "running" until a start marks it "interrupted" (app.leftovers).
+RESUMABLE = (JobStatus.running, JobStatus.interrupted)
 FINGERPRINT_FILE = "settings.json"
 
 
@@ -153,9 +156,11 @@ class Reindexer:
             )
             job = session.scalar(
                 select(IngestJob)
-                .where(IngestJob.collection_id == collection.id, IngestJob.kind == JOB_KIND, IngestJob.status == JobStatus.running)
+                .where(IngestJob.collection_id == collection.id, IngestJob.kind == JOB_KIND, IngestJob.status.in_(RESUMABLE))
                 .order_by(IngestJob.id.desc())
             )
+            if job is not None:  # this process carries it on (app.leftovers marks it only once we are gone)
+                job.status, job.owner, job.message, job.finished_at = JobStatus.running, process_token(), None, None
             if job is not None and self._read_fingerprint(job.id) != fingerprint:
                 # Staged with other settings (or killed before its folder existed): not reusable.
                 job.status, job.finished_at = JobStatus.failed, _utcnow()
@@ -193,7 +198,7 @@ class Reindexer:
             running = {
                 str(job_id)
                 for job_id in session.scalars(
-                    select(IngestJob.id).where(IngestJob.kind == JOB_KIND, IngestJob.status == JobStatus.running)
+                    select(IngestJob.id).where(IngestJob.kind == JOB_KIND, IngestJob.status.in_(RESUMABLE))
                 )
             }
         for folder in self.root.iterdir():

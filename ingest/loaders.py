@@ -10,6 +10,7 @@ from __future__ import annotations
 import bisect
 import dataclasses
 import io
+import math
 import re
 import unicodedata
 import warnings
@@ -21,6 +22,7 @@ import pymupdf as fitz
 from PIL import Image, ImageSequence, UnidentifiedImageError
 
 from ingest import pdf_structure
+from ingest.pixels import MAX_IMAGE_PIXELS, WORKING_MAX_PIXELS, scaled_rgb
 from ingest.types import ExtractedImage, IngestError, PageText, ParsedFile, TableText
 
 # Reads the text in a PNG image (ingest.ocr engines' `read`); given to the PDF parser so
@@ -44,9 +46,8 @@ EXTENSIONS = {PDF_MIME: ".pdf", PNG_MIME: ".png", JPEG_MIME: ".jpg", TIFF_MIME: 
 # A multi-page TIFF (a fax, a scanned binder) is indexed up to this many pages.
 MAX_IMAGE_FRAMES = 500
 
-# Refuse decompression bombs loudly instead of letting Pillow allocate gigabytes.
-MAX_IMAGE_PIXELS = 100_000_000
-Image.MAX_IMAGE_PIXELS = MAX_IMAGE_PIXELS
+# Decompression bombs are refused loudly (MAX_IMAGE_PIXELS, also Pillow's limit) instead of
+# letting Pillow allocate gigabytes; images under it are decoded scaled down (ingest.pixels).
 
 _CAPTION_RE = re.compile(r"^\s*(fig(ure)?\.?|chart|diagram|image|photo|table)\s*\d*[:.]", re.IGNORECASE)
 
@@ -761,6 +762,10 @@ def _page_images(document: fitz.Document, page: fitz.Page, page_number: int) -> 
                 pixmap = fitz.Pixmap(fitz.csRGB, pixmap)
             if pixmap.width < 32 or pixmap.height < 32:
                 continue
+            if pixmap.width * pixmap.height > WORKING_MAX_PIXELS:
+                # Halved until within bounds, as standalone images are (ingest.pixels): OCR,
+                # thumbnail and embedding then work on the smaller figure.
+                pixmap.shrink(math.ceil(math.log2(pixmap.width * pixmap.height / WORKING_MAX_PIXELS) / 2))
             png = pixmap.tobytes("png")
         except Exception:
             # One undecodable image must not lose the page's text.
@@ -813,7 +818,7 @@ def parse_image(path: Path, mime: str) -> ParsedFile:
                     # Each TIFF page has its own size: check it before decoding it.
                     if frame.width * frame.height > MAX_IMAGE_PIXELS:
                         raise Image.DecompressionBombError(f"page {number} ({frame.width * frame.height} pixels)")
-                    rgb = frame.convert("RGB")
+                    rgb = scaled_rgb(frame)
                     buffer = io.BytesIO()
                     rgb.save(buffer, format="PNG")  # encoded at once: 500 decoded pages would not fit in memory
                     images.append(ExtractedImage(page=number, png_bytes=buffer.getvalue(), width=rgb.width,

@@ -39,7 +39,11 @@ class OcrUnavailable(IngestError):
 def _rgb(png_bytes: bytes):
     from PIL import Image
 
-    return Image.open(io.BytesIO(png_bytes)).convert("RGB")
+    from ingest.pixels import scaled_rgb
+
+    # Bounded like every decoded image (ingest.pixels): OCR time grows with the pixels.
+    with Image.open(io.BytesIO(png_bytes)) as image:
+        return scaled_rgb(image)
 
 
 class RapidOcr:

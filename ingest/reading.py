@@ -14,6 +14,7 @@ from __future__ import annotations
 import multiprocessing
 import os
 import threading
+import time
 from collections import deque
 from collections.abc import Callable, Iterable, Iterator
 from concurrent.futures import Future, ProcessPoolExecutor
@@ -39,6 +40,7 @@ class ReadOptions:
     ocr_scanned_pages: bool = True
     ocr_images: bool = True
     min_image_side_px: int = 64
+    niceness: int = 0  # worker processes run this many steps nicer than normal (parsing yields to questions)
 
 
 def read_file(path: Path, mime: str, options: ReadOptions, ocr: Callable[[], OcrEngine]) -> ParsedFile:
@@ -118,9 +120,34 @@ _worker_options: ReadOptions | None = None
 _worker_ocr: OcrEngine | None = None
 
 
-def _start_worker(options: ReadOptions) -> None:
+# How often a worker checks that the process that started it is still there.
+PARENT_CHECK_S = 0.5
+
+
+def _exit_with_parent(parent: int) -> None:
+    """End this worker once `parent` is gone (a kill -9 runs none of its cleanup, and the
+    worker, blocked on a queue whose write end it holds itself, would wait for ever).
+
+    A thread polling the parent pid rather than prctl(PR_SET_PDEATHSIG): Linux sends that
+    signal when the *thread* that started the worker ends, and the pool is started from
+    whichever thread ingests first (a server's request thread, which its pool retires
+    when idle), so the workers would die under a live server. The cost: a worker inside a
+    long C call that holds the GIL (MuPDF on one page) leaves only when the call returns."""
+
+    def watch() -> None:
+        while os.getppid() == parent:
+            time.sleep(PARENT_CHECK_S)
+        os._exit(1)  # no cleanup to run: the results have nowhere to go
+
+    threading.Thread(target=watch, name="mmkb-parent-watch", daemon=True).start()
+
+
+def _start_worker(options: ReadOptions, parent: int | None = None) -> None:
     global _worker_options
     _worker_options = options
+    _exit_with_parent(os.getppid() if parent is None else parent)
+    if options.niceness > 0:
+        os.nice(options.niceness)  # inherited by the OCR programs it starts
     if options.ocr_threads > 0:
         # Tesseract is a child program using OpenMP; without a limit each one takes every core
         # and the embedder in the parent process waits (0.92 s vs 1.41 s for 3 figures here).
@@ -164,7 +191,8 @@ class WorkerPoolReader:
         # spawn, not fork: the parent holds torch's and FAISS's thread pools, which a forked
         # child inherits in an undefined state.
         return ProcessPoolExecutor(
-            workers, mp_context=multiprocessing.get_context("spawn"), initializer=_start_worker, initargs=(self.options,)
+            workers, mp_context=multiprocessing.get_context("spawn"), initializer=_start_worker,
+            initargs=(self.options, os.getpid()),
         )
 
     def _executor(self) -> ProcessPoolExecutor:

@@ -17,6 +17,8 @@ from pathlib import Path
 
 from PIL import Image, UnidentifiedImageError
 
+from ingest import pixels  # noqa: F401 - Pillow's pixel limit, as everywhere else in ingestion
+
 # Longest side in pixels: two columns of a side-panel gallery stay sharp on a HiDPI screen,
 # and a photo-like figure comes out at roughly 10-30 KB.
 MAX_SIDE_PX = 320
@@ -39,6 +41,7 @@ def make_thumbnail(image_bytes: bytes, max_side: int = MAX_SIDE_PX, source: str 
     transparency is flattened onto white, as the figure would look on a page."""
     try:
         with Image.open(io.BytesIO(image_bytes)) as opened:
+            opened.draft(None, (max_side, max_side))  # a JPEG decodes at up to 1/8 scale: less memory
             opened.load()
             image = opened.copy()
     except (UnidentifiedImageError, OSError, SyntaxError, ValueError) as exc:

@@ -70,13 +70,59 @@ def test_a_zip_bomb_stops_at_the_inflated_size_limit(tmp_path):
     assert sum(p.stat().st_size for p in staging.iterdir()) <= 2_000_000
 
 
-def test_an_oversized_entry_is_cut_just_past_the_cap_so_ingestion_refuses_it(tmp_path):
-    archive = make_zip(tmp_path / "big.zip", {"big.txt": b"a" * 3_000_000, "small.txt": b"fine"})
-    uploads, refused = expand_archives([Upload(archive, "big.zip")], tmp_path, LIMITS)
-    assert refused == []
-    big, small = uploads
-    assert LIMITS.max_entry_bytes < big.path.stat().st_size <= LIMITS.max_entry_bytes + (1 << 20)
-    assert small.path.read_bytes() == b"fine"
+def test_an_entry_declared_over_the_per_file_cap_is_refused_alone_and_never_unpacked(tmp_path):
+    archive = make_zip(tmp_path / "big.zip", {"docs/big.txt": b"a" * 3_000_000, "small.txt": b"fine"})
+    staging = tmp_path / "staging"
+    staging.mkdir()
+    uploads, refused = expand_archives([Upload(archive, "big.zip")], staging, LIMITS)
+    assert [u.display_name for u in uploads] == ["small.txt"] and uploads[0].path.read_bytes() == b"fine"
+    assert refused[0].filename == "big.txt" and refused[0].outcome.value == "failed"
+    assert "2.9 MB once unpacked from big.zip" in refused[0].error and "MMKB_MAX_UPLOAD_MB" in refused[0].error
+    assert [p.stat().st_size for p in staging.iterdir()] == [4]
+
+
+def _bytes_written() -> int:
+    """Bytes this process has handed to write() so far (all files, all threads)."""
+    with open("/proc/self/io") as counters:
+        return next(int(line.split()[1]) for line in counters if line.startswith("wchar:"))
+
+
+def test_a_zip_bomb_is_refused_before_a_byte_of_it_is_written(tmp_path):
+    # ~100 KB on disk that declares, and inflates to, 100 MB: five times the limit.
+    archive = tmp_path / "bomb.zip"
+    with zipfile.ZipFile(archive, "w", compression=zipfile.ZIP_DEFLATED) as zipped:
+        with zipped.open("zeros.pdf", "w", force_zip64=True) as entry:
+            for _ in range(100):
+                entry.write(bytes(1_000_000))
+    assert archive.stat().st_size < 200_000
+    limits = ArchiveLimits(max_files=10, max_total_bytes=20_000_000, max_entry_bytes=200_000_000)
+    staging = tmp_path / "staging"
+    staging.mkdir()
+    before = _bytes_written()
+    uploads, refused = expand_archives([Upload(archive, "bomb.zip")], staging, limits)
+    written = _bytes_written() - before
+    assert written < 100_000, f"{written} bytes written for a refused archive"
+    assert uploads == [] and refused[0].filename == "bomb.zip"
+    assert "declares that it unpacks to 95.4 MB, over the limit of 19.1 MB (MMKB_ZIP_MAX_TOTAL_MB)" in refused[0].error
+    assert list(staging.iterdir()) == []
+
+
+def test_sizes_that_lie_are_caught_while_inflating_and_nothing_of_the_archive_stays(tmp_path):
+    """The directory says 1 MB; the entry inflates to 10 MB. Inflating stops at the declared
+    size (the CRC then fails), so the limits checked on declared sizes still hold on disk."""
+    data = bytearray(make_zip(tmp_path / "ok.zip", {"liar.txt": b"\0" * 10_000_000, "honest.txt": b"fine"}).read_bytes())
+    central = data.find(b"PK\x01\x02")
+    data[central + 24 : central + 28] = (1_000_000).to_bytes(4, "little")  # uncompressed size
+    archive = tmp_path / "liar.zip"
+    archive.write_bytes(bytes(data))
+    staging = tmp_path / "staging"
+    staging.mkdir()
+    before = _bytes_written()
+    uploads, refused = expand_archives([Upload(archive, "liar.zip")], staging, LIMITS)
+    written = _bytes_written() - before
+    assert uploads == [] and refused[0].filename == "liar.zip" and "cannot be read" in refused[0].error
+    assert written <= 1_000_000 + 100_000
+    assert list(staging.iterdir()) == [], "a refused archive's entries must not stay in staging"
 
 
 @pytest.mark.parametrize("damage", ["truncated", "encrypted"])

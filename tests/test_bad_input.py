@@ -170,3 +170,96 @@ def test_an_image_just_over_the_pixel_limit_is_refused_too(tmp_path):
 
     with pytest.raises(IngestError, match="156 megapixels, over the 100-megapixel limit"):
         parse_file(_huge_png(tmp_path / "big.png", 12_500), "image/png")
+
+
+def _rgb_png(path: Path, side: int) -> Path:
+    """A side×side 8-bit RGB PNG of colour ramps (about 1 MB on disk, 4 bytes a pixel in Pillow)."""
+
+    def chunk(tag: bytes, data: bytes) -> bytes:
+        return struct.pack(">I", len(data)) + tag + data + struct.pack(">I", zlib.crc32(tag + data) & 0xFFFFFFFF)
+
+    row = b"\x00" + (bytes(range(256)) * (3 * side // 256 + 1))[: 3 * side]
+    compressor = zlib.compressobj(6)
+    data = b"".join(compressor.compress(row * 100) for _ in range(side // 100)) + compressor.flush()
+    header = struct.pack(">IIBBBBB", side, side, 8, 2, 0, 0, 0)
+    path.write_bytes(b"\x89PNG\r\n\x1a\n" + chunk(b"IHDR", header) + chunk(b"IDAT", data) + chunk(b"IEND", b""))
+    return path
+
+
+@pytest.mark.parametrize("kind", ["rgb", "one-bit scan"])
+def test_an_image_at_the_pixel_limit_is_read_in_bounded_memory_and_time(tmp_path, kind):
+    """100 megapixels, exactly the limit, read as ingestion reads it (parse, OCR, thumbnail) in
+    a fresh process. Read at full size this took 12-27 s and +750 MB here; the figure is now
+    decoded once, scaled down as it is decoded, and every later step sees the smaller image."""
+    side = 10_000
+    image = _rgb_png(tmp_path / "poster.png", side) if kind == "rgb" else _huge_png(tmp_path / "poster.png", side)
+    script = (
+        "import sys, time\n"
+        "from pathlib import Path\n"
+        "from ingest.ocr import load_ocr\n"
+        "from ingest.reading import ReadOptions, read_file\n"
+        "from ingest.thumbnails import make_thumbnail\n"
+        "peak = lambda: int(next(l.split()[1] for l in open('/proc/self/status') if l.startswith('VmHWM')))\n"
+        "before, started = peak(), time.monotonic()\n"
+        "parsed = read_file(Path(sys.argv[1]), 'image/png', ReadOptions(), lambda: load_ocr('tesseract'))\n"
+        "make_thumbnail(parsed.images[0].png_bytes)\n"
+        "print('SECONDS', time.monotonic() - started, 'GROWTH_KB', peak() - before, 'SIZE', parsed.images[0].width)\n"
+    )
+    result = subprocess.run([sys.executable, "-c", script, str(image)], capture_output=True, text=True, cwd=ROOT, timeout=300)
+    assert result.returncode == 0, result.stderr
+    words = result.stdout.split()
+    seconds, growth_mb, width = float(words[1]), int(words[3]) / 1024, int(words[5])
+    assert width < side, "the figure kept every pixel"
+    assert growth_mb < 250, f"+{growth_mb:.0f} MB to read it"
+    assert seconds < 12, f"{seconds:.1f} s to read it"
+
+
+def _filtered_png(pixels, colour: int) -> bytes:
+    """An 8-bit PNG whose rows use every PNG filter type in turn (Pillow writes only one)."""
+    import numpy as np
+
+    def chunk(tag: bytes, data: bytes) -> bytes:
+        return struct.pack(">I", len(data)) + tag + data + struct.pack(">I", zlib.crc32(tag + data) & 0xFFFFFFFF)
+
+    height, width, channels = pixels.shape
+    rows = pixels.reshape(height, -1).astype(np.int32)
+    shift = lambda row: np.concatenate([np.zeros(channels, np.int32), row[:-channels]])  # noqa: E731
+    raw = b""
+    for y in range(height):
+        x, up = rows[y], (rows[y - 1] if y else np.zeros_like(rows[y]))
+        left, corner = shift(x), shift(up)
+        estimate = left + up - corner
+        paeth = np.where((abs(estimate - left) <= abs(estimate - up)) & (abs(estimate - left) <= abs(estimate - corner)), left,
+                         np.where(abs(estimate - up) <= abs(estimate - corner), up, corner))
+        kind = y % 5
+        raw += bytes([kind]) + ([x, x - left, x - up, x - (left + up) // 2, x - paeth][kind] % 256).astype(np.uint8).tobytes()
+    header = struct.pack(">IIBBBBB", width, height, 8, colour, 0, 0, 0)
+    return b"\x89PNG\r\n\x1a\n" + chunk(b"IHDR", header) + chunk(b"IDAT", zlib.compress(raw)) + chunk(b"IEND", b"")
+
+
+def test_a_png_scaled_while_decoded_equals_pillows_whole_decode():
+    """The strip decoder (ingest.png_strips) against Pillow, across many strip boundaries."""
+    import io
+
+    import numpy as np
+    from PIL import Image
+
+    from ingest import png_strips
+
+    rng = np.random.default_rng(0)
+    ramp = lambda channels: (np.cumsum(rng.integers(0, 255, (97, 131, channels)), axis=1) // 40).astype(np.uint8)  # noqa: E731
+    samples = {f"colour type {c}": _filtered_png(ramp(n), c) for c, n in ((0, 1), (2, 3), (4, 2), (6, 4))}
+    for mode in ("1", "P"):
+        buffer = io.BytesIO()
+        Image.fromarray(ramp(3), "RGB").convert(mode).save(buffer, "PNG", **({"transparency": 3} if mode == "P" else {}))
+        samples[f"Pillow {mode}"] = buffer.getvalue()
+    for name, data in samples.items():
+        whole = Image.open(io.BytesIO(data))
+        whole = whole.convert({"1": "L", "P": "RGBA"}.get(whole.mode, whole.mode))
+        for factor in (1, 2, 3):
+            # Strips of a few rows: boundaries everywhere.
+            scaled = png_strips.decode_scaled(io.BytesIO(data), factor, strip_pixels=4000)
+            assert scaled is not None, name
+            expected = whole.reduce(factor) if factor > 1 else whole
+            assert (scaled.mode, scaled.size) == (expected.mode, expected.size), name
+            assert np.array_equal(np.asarray(scaled), np.asarray(expected)), (name, factor)
