@@ -3,10 +3,14 @@
 from __future__ import annotations
 
 import hashlib
+import logging
+import math
 import secrets
 import threading
 import time
-from collections import defaultdict, deque
+from collections import OrderedDict
+from collections.abc import Callable
+from dataclasses import dataclass
 from datetime import datetime, timedelta, timezone
 
 from argon2 import PasswordHasher
@@ -15,6 +19,8 @@ from sqlalchemy import select
 
 from app.db import Database
 from app.models import ApiToken, User
+
+logger = logging.getLogger(__name__)
 
 TOKEN_PREFIX = "mmkb_"
 _hasher = PasswordHasher()  # argon2id with the library's current recommended parameters
@@ -25,7 +31,9 @@ class AuthError(Exception):
 
 
 class TooManyAttempts(AuthError):
-    pass
+    def __init__(self, message: str, retry_after_s: int) -> None:
+        super().__init__(message)
+        self.retry_after_s = retry_after_s
 
 
 def _token_digest(token: str) -> str:
@@ -37,29 +45,73 @@ def _aware(moment: datetime) -> datetime:
     return moment if moment.tzinfo else moment.replace(tzinfo=timezone.utc)
 
 
-class LoginThrottle:
-    """At most `limit` failed logins per username within `window_s` seconds."""
+@dataclass
+class _Failures:
+    count: int = 0
+    last: float = 0.0
+    locked_until: float = 0.0
 
-    def __init__(self, limit: int = 5, window_s: float = 300.0) -> None:
-        self.limit, self.window_s = limit, window_s
-        self._failures: dict[str, deque[float]] = defaultdict(deque)
+
+class LoginThrottle:
+    """Failed logins counted per (user name, client address): `limit` failures within
+    `window_s` seconds lock that pair out for `lockout_s`, doubled for each failure after
+    the lockout, up to `max_lockout_s`.
+
+    Keyed by address as well as name so that a stranger's guesses lock out only the
+    stranger, never the real user logging in from elsewhere. At most `max_entries` pairs are
+    remembered: past that the least recently failed pair that is not locked out is forgotten,
+    so invented names cannot grow the table, nor push out a lockout in force.
+    """
+
+    def __init__(self, limit: int = 5, window_s: float = 300.0, lockout_s: float = 60.0, max_lockout_s: float = 3600.0,
+                 max_entries: int = 10_000, clock: Callable[[], float] = time.monotonic) -> None:
+        self.limit, self.window_s, self.lockout_s, self.max_lockout_s = limit, window_s, lockout_s, max_lockout_s
+        self.max_entries = max_entries
+        self.clock = clock
+        self._failures: OrderedDict[tuple[str, str], _Failures] = OrderedDict()
         self._lock = threading.Lock()
 
-    def check(self, username: str) -> None:
-        with self._lock:
-            recent = self._failures[username]
-            while recent and time.monotonic() - recent[0] > self.window_s:
-                recent.popleft()
-            if len(recent) >= self.limit:
-                raise TooManyAttempts("too many failed logins; try again in a few minutes")
+    def __len__(self) -> int:
+        return len(self._failures)
 
-    def failed(self, username: str) -> None:
+    def check(self, username: str, client: str) -> None:
         with self._lock:
-            self._failures[username].append(time.monotonic())
+            now = self.clock()
+            failures = self._current(username, client, now)
+            if failures is not None and failures.locked_until > now:
+                raise TooManyAttempts(
+                    "too many failed logins; try again in a few minutes", retry_after_s=math.ceil(failures.locked_until - now)
+                )
 
-    def succeeded(self, username: str) -> None:
+    def failed(self, username: str, client: str) -> None:
         with self._lock:
-            self._failures.pop(username, None)
+            now = self.clock()
+            failures = self._current(username, client, now) or _Failures()
+            failures.count += 1
+            failures.last = now
+            if failures.count >= self.limit:
+                doublings = min(failures.count - self.limit, 32)
+                failures.locked_until = now + min(self.lockout_s * 2**doublings, self.max_lockout_s)
+            self._failures[(username, client)] = failures
+            self._failures.move_to_end((username, client))
+            self._make_room(now)
+
+    def succeeded(self, username: str, client: str) -> None:
+        with self._lock:
+            self._failures.pop((username, client), None)
+
+    def _current(self, username: str, client: str, now: float) -> _Failures | None:
+        failures = self._failures.get((username, client))
+        if failures is not None and failures.locked_until <= now and now - failures.last > self.window_s:
+            del self._failures[(username, client)]  # quiet for a whole window: forgiven
+            return None
+        return failures
+
+    def _make_room(self, now: float) -> None:
+        while len(self._failures) > self.max_entries:
+            # Oldest first; a pair locked out now goes only when every pair is.
+            victim = next((key for key, f in self._failures.items() if f.locked_until <= now), None)
+            del self._failures[victim if victim is not None else next(iter(self._failures))]
 
 
 class Accounts:
@@ -91,8 +143,16 @@ class Accounts:
                 raise ValueError(f"no user {username!r}")
             user.password_hash = _hasher.hash(password)
 
-    def login(self, username: str, password: str) -> User:
-        self.throttle.check(username)
+    def login(self, username: str, password: str, client: str | None = None) -> User:
+        """The user, if the password is theirs. `client`: the caller's network address; failed
+        logins are counted and logged per user name and address (never with the password)."""
+        client = client or "unknown"
+        try:
+            self.throttle.check(username, client)
+        except TooManyAttempts as exc:
+            logger.warning("login refused: user %r from %s has too many failed logins (retry in %d s)",
+                           username[:100], client, exc.retry_after_s)
+            raise
         with self.database.session() as session:
             user = session.scalar(select(User).where(User.username == username))
         try:
@@ -100,9 +160,10 @@ class Accounts:
                 raise VerificationError("no such user")
             _hasher.verify(user.password_hash, password)
         except (VerificationError, InvalidHashError):
-            self.throttle.failed(username)
+            self.throttle.failed(username, client)
+            logger.warning("failed login: user %r from %s", username[:100], client)
             raise AuthError("wrong user name or password") from None
-        self.throttle.succeeded(username)
+        self.throttle.succeeded(username, client)
         return user
 
     def issue_token(self, user: User, name: str = "") -> str:

@@ -127,12 +127,23 @@ def format_quote(quote) -> str:
 def serve(
     host: Annotated[Optional[str], typer.Option(help="Interface to bind (default from settings).")] = None,
     port: Annotated[Optional[int], typer.Option(help="Port (default from settings).")] = None,
+    insecure_no_auth: Annotated[bool, typer.Option(
+        "--insecure-no-auth", help="Serve on a non-loopback address before any account exists: everyone who can reach "
+        "it is administrator until the first account is created.")] = False,
 ) -> None:
-    """Serve the chat UI."""
+    """Serve the chat UI, the admin console and the API. Without accounts only on loopback
+    (the single-user local app), unless --insecure-no-auth."""
+    from app.exposure import ExposedWithoutAccounts, open_without_accounts
     from ui.chat import launch
 
     settings = get_settings()
-    launch(_knowledge_base(), host or settings.host, port or settings.port)
+    host = settings.host if host is None else host
+    kb = _knowledge_base()
+    try:
+        anonymous_allowed = open_without_accounts(host, kb.login_required(), insecure_no_auth)
+    except ExposedWithoutAccounts as exc:
+        _fail(str(exc))
+    launch(kb, host, port or settings.port, open_without_accounts=anonymous_allowed)
 
 
 @cli.command("serve-llm")
