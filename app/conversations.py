@@ -112,9 +112,10 @@ class Conversations:
             raise ValueError("rating is +1 (helpful) or -1 (not helpful)")
         with self.database.session() as session:
             message = session.get(Message, message_id)
-            if message is None or message.role != "assistant":
+            owner = session.get(Conversation, message.conversation_id) if message is not None else None
+            # Worded like a missing answer: "no conversation N" would say that answer exists.
+            if message is None or message.role != "assistant" or owner is None or owner.user_id != user.id:
                 raise ConversationNotFound(f"no answer {message_id}")
-            self._owned(session, user, message.conversation_id)
             existing = session.scalar(select(Feedback).where(Feedback.message_id == message_id, Feedback.user_id == user.id))
             if existing is None:
                 session.add(Feedback(message_id=message_id, user_id=user.id, rating=rating, comment=comment[:4000]))

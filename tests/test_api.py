@@ -86,12 +86,13 @@ def test_tokens_are_stored_hashed(site):
     assert token not in digests and all(len(d) == 64 for d in digests)
 
 
-def test_members_see_their_collections_and_others_get_403(site):
+def test_members_see_their_collections_and_others_get_403_or_404(site):
     client = site["client"]
     assert [c["name"] for c in client.get("/api/collections", headers=site["bob"]).json()] == ["docs"]
     assert client.get("/api/collections", headers=site["eve"]).json() == []
-    assert client.get("/api/collections/docs/documents", headers=site["eve"]).status_code == 403
-    assert client.post("/api/ask", json={"question": "What is the fan part number?", "collections": ["docs"]}, headers=site["eve"]).status_code == 403
+    # To a non-member the collection does not exist (tests/test_permissions.py).
+    assert client.get("/api/collections/docs/documents", headers=site["eve"]).status_code == 404
+    assert client.post("/api/ask", json={"question": "What is the fan part number?", "collections": ["docs"]}, headers=site["eve"]).status_code == 404
     assert client.post("/api/ask", json={"question": "anything"}, headers=site["eve"]).status_code == 403
     assert client.post("/api/collections", json={"name": "mine"}, headers=site["bob"]).status_code == 403
     assert client.put("/api/collections/docs/members", json={"username": "eve", "role": "reader"}, headers=site["bob"]).status_code == 403
@@ -153,7 +154,7 @@ def test_documents_are_deleted_by_editors_only(site):
         upload = client.post("/api/collections/docs/documents", headers=site["alice"], files=[("files", ("chart.png", png))])
     chart_id = upload.json()["files"][0]["document_id"]
     assert client.delete(f"/api/collections/docs/documents/{chart_id}", headers=site["bob"]).status_code == 403
-    assert client.delete(f"/api/collections/docs/documents/{chart_id}", headers=site["eve"]).status_code == 403
+    assert client.delete(f"/api/collections/docs/documents/{chart_id}", headers=site["eve"]).status_code == 404  # not a member
     deleted = client.delete(f"/api/collections/docs/documents/{chart_id}", headers=site["alice"])
     assert deleted.status_code == 200 and deleted.json()["deleted_documents"] == [chart_id]
     names = {d["filename"] for d in client.get("/api/collections/docs/documents", headers=site["bob"]).json()}
@@ -183,11 +184,11 @@ def _login(client, name: str) -> dict:
 def test_new_admin_routes_refuse_readers_and_non_members(site):
     client, bob, eve = site["client"], site["bob"], site["eve"]
     docs_job = client.get("/api/jobs", headers=site["alice"]).json()[-1]["id"]
-    for headers in (bob, eve):  # bob reads docs, eve has no membership at all
-        assert client.get("/api/collections/docs/members", headers=headers).status_code == 403
-        assert client.patch("/api/collections/docs", json={"name": "mine"}, headers=headers).status_code == 403
-        assert client.delete("/api/collections/docs", headers=headers).status_code == 403
-        assert client.get(f"/api/jobs/{docs_job}", headers=headers).status_code == 403
+    for headers, refused in ((bob, 403), (eve, 404)):  # bob reads docs; to eve, in no collection, it does not exist
+        assert client.get("/api/collections/docs/members", headers=headers).status_code == refused
+        assert client.patch("/api/collections/docs", json={"name": "mine"}, headers=headers).status_code == refused
+        assert client.delete("/api/collections/docs", headers=headers).status_code == refused
+        assert client.get(f"/api/jobs/{docs_job}", headers=headers).status_code == refused
     assert client.get("/api/jobs", headers=eve).status_code == 403
     assert client.get("/api/jobs", headers=bob).status_code == 403  # a reader changes nothing, so has no jobs
     assert [c["name"] for c in client.get("/api/collections", headers=site["alice"]).json()] == ["docs"]
@@ -202,7 +203,7 @@ def test_a_collection_admin_lists_members_and_renames_their_own_collection(site)
     assert client.put("/api/collections/scratch/members", json={"username": "bob", "role": "editor"}, headers=carol).status_code == 200
     members = client.get("/api/collections/scratch/members", headers=carol).json()
     assert members == [{"username": "bob", "role": "editor"}, {"username": "carol", "role": "admin"}]
-    assert client.get("/api/collections/docs/members", headers=carol).status_code == 403  # not hers
+    assert client.get("/api/collections/docs/members", headers=carol).status_code == 404  # not hers: she is no member of docs
     assert client.patch("/api/collections/scratch", json={"name": "docs"}, headers=carol).status_code == 400  # taken
     renamed = client.patch("/api/collections/scratch", json={"name": "field notes"}, headers=carol)
     assert renamed.status_code == 200 and renamed.json()["name"] == "field notes"
@@ -289,7 +290,7 @@ def test_a_cited_page_opens_as_a_png_for_readers_only(site):
     assert page.content.startswith(b"\x89PNG") and page.headers["x-mmkb-page"] == "5" and page.headers["x-mmkb-view"] == "page"
     figure = client.get(f"/api/chunks/{figure_id}/view", headers=site["bob"])
     assert figure.status_code == 200 and figure.headers["x-mmkb-view"] == "figure"
-    assert client.get(f"/api/chunks/{chunk_id}/view", headers=site["eve"]).status_code == 403
+    assert client.get(f"/api/chunks/{chunk_id}/view", headers=site["eve"]).status_code == 404
     assert client.get("/api/chunks/999999/view", headers=site["bob"]).status_code == 404
 def test_ask_takes_hyde_and_mmr_per_request_and_checks_them(site):
     client = site["client"]
@@ -377,7 +378,7 @@ def test_the_source_view_highlights_only_text_of_the_passage(site):
     assert whole.headers["x-mmkb-highlight"] == "passage"
     assert quoted.status_code == 200 and quoted.headers["x-mmkb-highlight"] == "quote" and quoted.content != whole.content
     assert forged.status_code == 200 and forged.headers["x-mmkb-highlight"] == "passage" and forged.content == whole.content
-    assert client.get(url, params={"highlight": sentence}, headers=site["eve"]).status_code == 403
+    assert client.get(url, params={"highlight": sentence}, headers=site["eve"]).status_code == 404
 
 
 def test_kb_ask_prints_the_quote_first_then_the_answer_and_its_sources(site, travel, monkeypatch):
