@@ -2,9 +2,14 @@
 
 from __future__ import annotations
 
+import contextvars
+import os
 import threading
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager
+from typing import TypeVar
+
+T = TypeVar("T")
 
 
 class InFlight:
@@ -42,3 +47,29 @@ class IngestTotals:
         with self._lock:
             self.pages += pages
             self.seconds += seconds
+
+
+def run_at_low_priority(niceness: int, work: Callable[[], T]) -> T:
+    """``work()`` in a thread of its own, ``niceness`` steps nicer than this one (Linux niceness
+    is per thread), so that ingesting on the cores that answer questions leaves them to the
+    questions first. The caller's context variables go with it (Gradio's progress bar reads
+    them); its result or exception comes back."""
+    if niceness <= 0 or not hasattr(os, "setpriority"):
+        return work()
+    context = contextvars.copy_context()
+    outcome: dict[str, object] = {}
+
+    def run() -> None:
+        try:
+            thread_id = threading.get_native_id()
+            os.setpriority(os.PRIO_PROCESS, thread_id, min(19, os.getpriority(os.PRIO_PROCESS, thread_id) + niceness))
+            outcome["value"] = context.run(work)
+        except BaseException as exc:  # handed to the caller's thread
+            outcome["error"] = exc
+
+    worker = threading.Thread(target=run, name="ingest-low-priority")
+    worker.start()
+    worker.join()
+    if "error" in outcome:
+        raise outcome["error"]  # type: ignore[misc]
+    return outcome["value"]  # type: ignore[return-value]

@@ -40,7 +40,8 @@ from app.answering import RetrievalOptions
 from app.citations import is_refusal
 from app.schemas import Answer
 from app.settings import Settings
-from ingest.sentences import has_chinese, unify_dashes
+from app.prompting import question_language
+from ingest.sentences import has_chinese, text_language, unify_dashes
 
 QA_FILE_NAMES = ("qa.jsonl", "questions.jsonl", "questions.json")
 DOC_DIR_NAMES = ("docs", "collection")
@@ -256,6 +257,7 @@ class QuestionResult:
     recall: float | None = None
     extractive: bool = False  # the answer is the quoted source sentence
     quote: str | None = None  # the verified quote shown before the answer
+    language_match: bool = True  # the answer (or refusal) is in the question's language
     tags: list[str] = field(default_factory=list)
 
 
@@ -264,7 +266,8 @@ def score_answer(item: QaItem, answer: Answer, latency_s: float) -> QuestionResu
     refused = not answer.supported or is_refusal(answer.text)
     result = QuestionResult(item.id, item.question, item.answer, answer.text, refused,
                             sorted((c.file, c.page) for c in cited), latency_s, extractive=answer.extractive,
-                            quote=answer.quote.text if answer.quote else None, tags=sorted(item.tags))
+                            quote=answer.quote.text if answer.quote else None, tags=sorted(item.tags),
+                            language_match=text_language(answer.text) == question_language(item.question))
     if item.answerable:
         result.f1 = 0.0 if refused else token_f1(answer.text, item.answer)
         result.exact = not refused and exact_match(answer.text, item.answer)
@@ -286,6 +289,8 @@ class ConfigSummary:
     citation_recall: float
     refusal_accuracy: float | None  # refused / unanswerable
     false_refusals: int  # answerable questions refused
+    language_match: float | None  # answers (refusals included) in the question's language
+    language_match_zh: float | None  # the same over the questions asked in Chinese
     p50_s: float
     p95_s: float
     results: list[QuestionResult] = field(default_factory=list)
@@ -312,6 +317,8 @@ def summarize(name: str, results: list[QuestionResult]) -> ConfigSummary:
         citation_recall=_mean([r.recall for r in answerable]) or 0.0,
         refusal_accuracy=_mean([float(r.refused) for r in unanswerable]),
         false_refusals=sum(r.refused for r in answerable),
+        language_match=_mean([float(r.language_match) for r in results]),
+        language_match_zh=_mean([float(r.language_match) for r in results if "zh" in r.tags]),
         p50_s=float(np.percentile(latencies, 50)) if latencies else float("nan"),
         p95_s=float(np.percentile(latencies, 95)) if latencies else float("nan"),
         results=results,
@@ -414,15 +421,16 @@ def format_answer_report(report: AnswerEvalReport) -> str:
         f"generator: {report.generator}",
         "",
         "| config | token F1 | exact match | gold in answer | citation precision | citation recall "
-        "| refusal accuracy | false refusals | " + "".join(f"gold in answer ({tag}) | " for tag in tags) + "p50 s | p95 s |",
-        "| --- " * (10 + len(tags)) + "|",
+        "| refusal accuracy | false refusals | " + "".join(f"gold in answer ({tag}) | " for tag in tags)
+        + "answer in question's language (zh) | p50 s | p95 s |",
+        "| --- " * (11 + len(tags)) + "|",
     ]
     for c in report.configs:
         lines.append(
             f"| {c.name} | {_cell(c.f1)} | {_cell(c.exact)} | {_cell(c.contains)} | {_cell(c.citation_precision)} "
             f"| {_cell(c.citation_recall)} | {_cell(c.refusal_accuracy)} | {c.false_refusals}/{c.answerable} | "
             + "".join(f"{_cell(c.contains_by_tag.get(tag))} | " for tag in tags)
-            + f"{c.p50_s:.1f} | {c.p95_s:.1f} |"
+            + f"{_cell(c.language_match)} ({_cell(c.language_match_zh)}) | {c.p50_s:.1f} | {c.p95_s:.1f} |"
         )
     return "\n".join(lines)
 

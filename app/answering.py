@@ -2,23 +2,27 @@
 
 from __future__ import annotations
 
+import re
 import time
 from collections.abc import Iterator
+from contextlib import closing
 from dataclasses import dataclass, field
 
 import numpy as np
 from sqlalchemy import select
 
+from app.admission import Admission, WaitedTooLong
 from app.citations import check_citations
-from app.evidence import Evidence, find_evidence, gives_wanted_value, quote_answer
+from app.evidence import Evidence, find_evidence, gives_wanted_value, key_terms, quote_answer
 from app.db import Database
 from app.llm import sources_that_fit
 from app.indexes import IMAGE_SPACE, TEXT_SPACE, IndexManager, KeywordIndexManager
 from app.models import Chunk, Collection, Document, DocumentStatus
-from app.prompting import NOT_IN_SOURCES, build_messages
+from app.prompting import build_messages, question_language, refusal
 from app.schemas import Answer, Source
 from app.settings import Settings
-from ingest.sentences import has_chinese
+from ingest.embedders import embed_query
+from ingest.sentences import has_chinese, text_language
 from retrieval.dense import search_stores
 from retrieval.fusion import reciprocal_rank_fusion
 from retrieval.hyde import HydeWriter, combine
@@ -27,7 +31,12 @@ from retrieval.mmr import mmr_order
 from retrieval.vector_store import VectorHit
 
 
+_CITATION_MARKS_RE = re.compile(r"\s*\[\d+(?:\s*,\s*\d+)*\]")
 TRANSLATE_PROMPT = "Translate the user's question into English. Reply with the English question only."
+TRANSLATION_PROMPTS = {
+    "zh": "把用户给出的文字翻译成简体中文。数字、名称和代码照原文写。只回复译文。",
+    "en": "Translate the user's text into English. Copy numbers, names and codes exactly. Reply with the translation only.",
+}
 
 
 @dataclass(frozen=True)
@@ -102,8 +111,12 @@ class Answerer:
         models,
         keyword_indexes: KeywordIndexManager | None = None,
         hyde: HydeWriter | None = None,
+        admission: Admission | None = None,
     ) -> None:
         self.settings = settings
+        # Turns at the generator, shared by every question of the knowledge base; None (an
+        # evaluation, a script) writes as soon as the generator's own lock allows.
+        self.admission = admission
         self.database = database
         self.indexes = indexes
         self.models = models
@@ -150,6 +163,20 @@ class Answerer:
         messages = [{"role": "system", "content": TRANSLATE_PROMPT}, {"role": "user", "content": question}]
         text = " ".join(generate(self.models.generator, messages, 64).split())
         return text if text and not has_chinese(text) else None
+
+    def _translated(self, language: str, text: str) -> str | None:
+        """``text`` (a verified quote or a checked answer) in ``language`` by one short
+        generation, or None where the translation loses one of its numbers or codes."""
+        from app.llm import generate
+
+        messages = [{"role": "system", "content": TRANSLATION_PROMPTS[language]}, {"role": "user", "content": text}]
+        translated = " ".join(generate(self.models.generator, messages, 160).split())
+        if not translated or text_language(translated) != language:
+            return None
+        original, kept = key_terms(text), key_terms(translated)
+        if not (original.numbers <= kept.numbers and original.codes <= kept.codes):
+            return None
+        return translated
 
     def _documents_text(self, sources: list[Source], max_chunks: int = 5000) -> dict[str, str] | None:
         """File name -> whole text of each document the sources come from (None past
@@ -214,7 +241,7 @@ class Answerer:
         settings = self.settings
         depth = depth or settings.rerank_top_n
         with timer.stage("embed"):
-            query_vector = self.models.text_embedder.embed([question])[0]
+            query_vector = embed_query(self.models.text_embedder, question)
         passage = None
         if options.hyde:
             with timer.stage("hyde"):
@@ -233,7 +260,7 @@ class Answerer:
             ranked_lists["bm25"] = [hit.chunk_id for hit in keyword]
         if also:
             with timer.stage("translated"):
-                also_vector = self.models.text_embedder.embed([also])[0]
+                also_vector = embed_query(self.models.text_embedder, also)
                 stores = [self.indexes.store(cid, TEXT_SPACE) for cid in by_id]
                 ranked_lists["dense (translated)"] = [hit.chunk_id for hit in search_stores(stores, also_vector, max(settings.dense_top_k, depth))]
                 if options.keyword:
@@ -323,6 +350,9 @@ class Answerer:
         history: earlier (question, answer) turns; a follow-up is first rewritten into a
         standalone question, which is what retrieval and the prompt then see."""
         asked = question
+        # The answer, the refusal and a translated quote are in the language the user asked in,
+        # whatever the language of the sources (or of a standalone rewrite of a follow-up).
+        language = question_language(asked)
         standalone = None
         if history:
             from app.followup import standalone_question
@@ -338,7 +368,7 @@ class Answerer:
             # Nothing relevant came back: say so rather than let the model improvise.
             yield AnswerEvent(
                 done=True,
-                answer=Answer(question=asked, standalone_question=standalone, text=NOT_IN_SOURCES, sources=text_sources,
+                answer=Answer(question=asked, standalone_question=standalone, text=refusal(language), sources=text_sources,
                               images=image_sources, supported=False),
             )
             return
@@ -361,36 +391,69 @@ class Answerer:
         if evidence.absent:
             # The question names something no source mentions ("Canadian registry", "December"):
             # whatever the model wrote would not come from the documents.
-            yield AnswerEvent(done=True, answer=answer(NOT_IN_SOURCES, supported=False))
+            yield AnswerEvent(done=True, answer=answer(refusal(language), supported=False))
             return
         # Sources past the context window's budget are left out of the prompt (the last first),
         # rather than letting llama.cpp cut the prompt's start, where the rules are.
-        shown = sources_that_fit(generator, question, sources, self.settings.max_new_tokens, images=reads_images)
-        messages = build_messages(question, shown, images=reads_images)
-        partial = ""
-        for piece in generator.stream(messages, max_new_tokens=self.settings.max_new_tokens):
-            partial += piece
-            yield AnswerEvent(done=False, answer=answer(partial))
-        yield AnswerEvent(done=True, answer=settle(question, partial, sources, evidence, answer))
+        shown = sources_that_fit(generator, question, sources, self.settings.max_new_tokens, images=reads_images, asked=asked)
+        messages = build_messages(question, shown, images=reads_images, asked=asked)
+        if self.admission is not None:
+            try:
+                with closing(self.admission.turn()) as waiting:
+                    for ahead in waiting:
+                        yield AnswerEvent(done=False, answer=answer(""), ahead=ahead)
+            except WaitedTooLong:
+                if not evidence.extractable:
+                    raise
+                # The model never got to it, but the sources clearly answer: the quote is the answer.
+                yield AnswerEvent(done=True, answer=settle(question, "", sources, evidence, answer, language))
+                return
+        try:
+            partial = ""
+            for piece in generator.stream(messages, max_new_tokens=self.settings.max_new_tokens):
+                partial += piece
+                yield AnswerEvent(done=False, answer=answer(partial))
+            final = settle(question, partial, sources, evidence, answer, language, lambda text: self._translated(language, text))
+        finally:
+            if self.admission is not None:
+                self.admission.done()
+        yield AnswerEvent(done=True, answer=final)
 
 
-def settle(question: str, generated: str, sources: list[Source], evidence: Evidence, answer) -> Answer:
+def settle(
+    question: str, generated: str, sources: list[Source], evidence: Evidence, answer, language: str = "en",
+    translate=None,
+) -> Answer:
     """The final answer from the generated text and the evidence: the model's answer where the
     sources support it and it gives what was asked; else the quote when the sources clearly
-    answer; else the refusal."""
+    answer (translated into the question's language by ``translate`` where it is in another,
+    and the translation keeps its figures); else the refusal in the question's language."""
     checked = check_citations(generated, sources, question, evidence.documents)
     if checked.supported and gives_wanted_value(question, checked.text):
-        return answer(checked.text, cited=checked.cited, supported=True)
+        text = checked.text
+        if translate is not None and text_language(text) != language:
+            # A checked answer in the sources' language rather than the asker's.
+            translated = translate(_CITATION_MARKS_RE.sub("", text).strip())
+            if translated:
+                text = f"{translated} " + "".join(f"[{n}]" for n in checked.cited)
+        return answer(text, cited=checked.cited, supported=True)
     if evidence.extractable:
         quote = evidence.quote
-        return answer(quote_answer(quote), cited=[quote.source_number], supported=True, extractive=True)
-    return answer(NOT_IN_SOURCES, supported=False)
+        text = quote_answer(quote)
+        if translate is not None and text_language(quote.text) != language:
+            translated = translate(" ".join(quote.text.split()))
+            if translated:
+                text = f"{translated} [{quote.source_number}]"
+        return answer(text, cited=[quote.source_number], supported=True, extractive=True)
+    return answer(refusal(language), supported=False)
 
 
 @dataclass(frozen=True)
 class AnswerEvent:
     done: bool
     answer: Answer
+    # While waiting for the generator: how many answers are ahead of this one (None otherwise).
+    ahead: int | None = None
 
 
 def _diversify(ranked: list[RankedChunk], mmr_lambda: float, dim: int) -> list[RankedChunk]:

@@ -7,24 +7,26 @@ call goes to app.service.KnowledgeBase, which applies the same permission rules 
 
 
 import json
-import shutil
-import tempfile
 import time
-from collections.abc import Iterator
-from pathlib import Path
+from collections.abc import AsyncIterator, Iterator
 from typing import Annotated
 from urllib.parse import quote
 
+import anyio
 from fastapi import Depends, FastAPI, File, HTTPException, Query, Request, UploadFile
-from fastapi.responses import PlainTextResponse, Response, StreamingResponse
+from fastapi.concurrency import run_in_threadpool
+from fastapi.responses import JSONResponse, PlainTextResponse, Response, StreamingResponse
 from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
 from prometheus_client import CONTENT_TYPE_LATEST, CollectorRegistry, Counter, Histogram, generate_latest
 from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily
 from pydantic import BaseModel, Field
 
 from app.accounts import AuthError, TooManyAttempts
+from app.admission import Busy
 from app.conversations import ConversationNotFound, ConversationView
+from app.csp import ContentSecurityPolicy
 from app.ingestion import Upload
+from app.leftovers import staging as staging_folder
 from app.models import Role, User
 from app.schemas import Answer, CollectionInfo, IngestReport, JobInfo, MemberInfo
 from app.service import AccessDenied, KnowledgeBase, NotFound
@@ -106,6 +108,9 @@ class KnowledgeBaseCollector:
         gauge.add_metric(["ingest_queued"], lengths.ingest_queued)
         gauge.add_metric(["ingest_running"], lengths.ingest_running)
         gauge.add_metric(["asks_in_flight"], lengths.asks_in_flight)
+        queue = self.kb.admission.state()
+        gauge.add_metric(["asks_waiting_for_generator"], queue.waiting)
+        gauge.add_metric(["asks_writing"], queue.writing)
         yield gauge
         yield CounterMetricFamily("mmkb_ingested_pages", "Pages ingested", value=self.kb.ingest_totals.pages)
         yield CounterMetricFamily("mmkb_ingest_seconds", "Seconds spent ingesting", value=self.kb.ingest_totals.seconds)
@@ -118,7 +123,9 @@ class Metrics:
         self.latency = Histogram("mmkb_http_request_seconds", "HTTP request latency", ["method", "route"], registry=self.registry)
 
 
-def create_app(kb: KnowledgeBase, mount_ui: bool = True) -> FastAPI:
+def create_app(kb: KnowledgeBase, mount_ui: bool = True, open_without_accounts: bool = False) -> FastAPI:
+    """open_without_accounts: the UI lets callers without a login act as the local
+    administrator until the first account exists (app.exposure: loopback or --insecure-no-auth)."""
     api = FastAPI(title="mmkb", version="0.1.0", description="Multimodal knowledge base API")
     metrics = Metrics()
     metrics.registry.register(KnowledgeBaseCollector(kb))
@@ -131,6 +138,7 @@ def create_app(kb: KnowledgeBase, mount_ui: bool = True) -> FastAPI:
             raise HTTPException(status_code=401, detail=str(exc), headers={"WWW-Authenticate": "Bearer"}) from None
 
     CurrentUser = Annotated[User, Depends(current_user)]
+    api.add_middleware(ContentSecurityPolicy)
 
     @api.middleware("http")
     async def record_metrics(request: Request, call_next):
@@ -143,11 +151,18 @@ def create_app(kb: KnowledgeBase, mount_ui: bool = True) -> FastAPI:
         return response
 
     def _errors(exc: Exception) -> HTTPException:
-        if isinstance(exc, AccessDenied):
-            return HTTPException(status_code=403, detail=str(exc))
+        # NotFound first: a refusal to a non-member (service.Hidden) is both, and must read as missing.
         if isinstance(exc, (NotFound, ConversationNotFound)):
             return HTTPException(status_code=404, detail=str(exc))
+        if isinstance(exc, AccessDenied):
+            return HTTPException(status_code=403, detail=str(exc))
         return HTTPException(status_code=400, detail=str(exc))
+
+    @api.exception_handler(Busy)
+    def busy(request: Request, exc: Busy) -> JSONResponse:
+        # 429: this caller is over their share; 503: the server is; either way, when to retry.
+        return JSONResponse({"detail": str(exc)}, status_code=429 if exc.per_asker else 503,
+                            headers={"Retry-After": str(exc.retry_after_s)})
 
     @api.get("/healthz")
     def health() -> dict:
@@ -158,11 +173,13 @@ def create_app(kb: KnowledgeBase, mount_ui: bool = True) -> FastAPI:
         return PlainTextResponse(generate_latest(metrics.registry), media_type=CONTENT_TYPE_LATEST)
 
     @api.post("/api/tokens", response_model=TokenResponse)
-    def login(body: LoginRequest) -> TokenResponse:
+    def login(body: LoginRequest, request: Request) -> TokenResponse:
+        """Failed logins are throttled per user name and client address (the connection's
+        peer: a forwarded-for header is anyone's to write)."""
         try:
-            user = kb.accounts.login(body.username, body.password)
+            user = kb.accounts.login(body.username, body.password, request.client.host if request.client else None)
         except TooManyAttempts as exc:
-            raise HTTPException(status_code=429, detail=str(exc)) from None
+            raise HTTPException(status_code=429, detail=str(exc), headers={"Retry-After": str(exc.retry_after_s)}) from None
         except AuthError as exc:
             raise HTTPException(status_code=401, detail=str(exc)) from None
         return TokenResponse(token=kb.accounts.issue_token(user, body.token_name), username=user.username)
@@ -230,8 +247,8 @@ def create_app(kb: KnowledgeBase, mount_ui: bool = True) -> FastAPI:
     @api.post("/api/collections/{name}/documents", response_model=IngestReport)
     def upload_documents(name: str, user: CurrentUser, files: Annotated[list[UploadFile], File()]) -> IngestReport:
         cap = kb.settings.max_upload_bytes
-        staging = Path(tempfile.mkdtemp(prefix="upload-", dir=kb.settings.data_dir))
-        try:
+        # Named after this process, so a start after a kill -9 mid-upload removes it (app.leftovers).
+        with staging_folder(kb.settings.data_dir, "upload") as staging:
             uploads = []
             for index, upload in enumerate(files):
                 # Numbered staging names: the client's file name never becomes a path.
@@ -244,11 +261,10 @@ def create_app(kb: KnowledgeBase, mount_ui: bool = True) -> FastAPI:
                         if written > cap:
                             break  # already over the limit: ingestion refuses it; the rest is never stored
                 uploads.append(Upload(target, upload.filename or f"upload-{index}"))
-            return kb.ingest(user, name, uploads=uploads)
-        except AccessDenied as exc:
-            raise _errors(exc) from None
-        finally:
-            shutil.rmtree(staging, ignore_errors=True)
+            try:
+                return kb.ingest(user, name, uploads=uploads)
+            except AccessDenied as exc:
+                raise _errors(exc) from None
 
     @api.delete("/api/collections/{name}/documents/{document_id}")
     def delete_document(name: str, document_id: int, user: CurrentUser) -> dict:
@@ -294,20 +310,32 @@ def create_app(kb: KnowledgeBase, mount_ui: bool = True) -> FastAPI:
         except (AccessDenied, ValueError, ConversationNotFound) as exc:
             raise _errors(exc) from None
 
-        def sse() -> Iterator[str]:
+        async def sse() -> AsyncIterator[str]:
             written = ""
             quoted = False
-            for event in _chain(first, events):
-                if not quoted and event.answer.quote is not None:
-                    # Once, before any token (the first event carries it, before the model writes).
-                    quoted = True
-                    yield f"event: quote\ndata: {event.answer.quote.model_dump_json()}\n\n"
-                if event.done:
-                    yield f"event: answer\ndata: {event.answer.model_dump_json()}\n\n"
-                    return
-                piece, written = event.answer.text[len(written):], event.answer.text
-                if piece:
-                    yield f"event: token\ndata: {json.dumps(piece)}\n\n"
+            chained = _chain(first, events)
+            try:
+                while (event := await run_in_threadpool(next, chained, None)) is not None:
+                    if not quoted and event.answer.quote is not None:
+                        # Once, before any token (the first event carries it, before the model writes).
+                        quoted = True
+                        yield f"event: quote\ndata: {event.answer.quote.model_dump_json()}\n\n"
+                    if event.ahead is not None:
+                        yield f"event: queue\ndata: {json.dumps({'ahead': event.ahead})}\n\n"
+                        continue
+                    if event.done:
+                        yield f"event: answer\ndata: {event.answer.model_dump_json()}\n\n"
+                        return
+                    piece, written = event.answer.text[len(written):], event.answer.text
+                    if piece:
+                        yield f"event: token\ndata: {json.dumps(piece)}\n\n"
+            except Busy as exc:  # waited its whole allowance for the generator
+                yield f"event: error\ndata: {json.dumps({'detail': str(exc), 'retry_after_s': exc.retry_after_s})}\n\n"
+            finally:
+                # A client that has gone (the stream is cancelled here) stops its generation and
+                # leaves the generator's queue now, not when the model would have finished.
+                with anyio.CancelScope(shield=True):
+                    await run_in_threadpool(chained.close)
 
         return StreamingResponse(sse(), media_type="text/event-stream")
 
@@ -379,9 +407,11 @@ def create_app(kb: KnowledgeBase, mount_ui: bool = True) -> FastAPI:
 
         from ui.admin import build_admin
         from ui.chat import build_app, page_options
-        from ui.sessions import expire_logins
+        from ui.sessions import secure_gradio
 
-        auth = _gradio_auth(kb) if kb.login_required() else None
+        # Always set, so that Gradio checks every request: secure_gradio admits callers
+        # without a login only while open_without_accounts and no account exists.
+        auth = _gradio_auth(kb)
         # /admin first: the chat's mount at / would otherwise answer every path.
         # One upload is at most a file at the cap or a zip that inflates to at most its limit.
         biggest_upload = max(kb.settings.max_upload_bytes, kb.settings.zip_max_total_bytes)
@@ -389,15 +419,21 @@ def create_app(kb: KnowledgeBase, mount_ui: bool = True) -> FastAPI:
         api = gr.mount_gradio_app(
             api, build_app(kb), path="/", allowed_paths=[str(kb.settings.figures_dir.resolve())], auth=auth, **page_options(),
         )
-        expire_logins(api, "/admin", kb.settings.session_hours * 3600)
-        expire_logins(api, "/", kb.settings.session_hours * 3600)
+        for path in ("/admin", "/"):
+            secure_gradio(api, path, kb, kb.settings.session_hours * 3600, open_without_accounts)
     return api
 
 
 def _gradio_auth(kb: KnowledgeBase):
-    def check(username: str, password: str) -> bool:
+    from ui.sessions import client_address
+
+    async def check(username: str, password: str) -> bool:
+        # Gradio passes no request; ui.sessions notes the caller's address for the throttle.
+        client = client_address()
         try:
-            kb.accounts.login(username, password)
+            await anyio.to_thread.run_sync(kb.accounts.login, username, password, client)  # argon2 off the event loop
+        except TooManyAttempts as exc:
+            raise HTTPException(status_code=429, detail=str(exc), headers={"Retry-After": str(exc.retry_after_s)}) from None
         except AuthError:
             return False
         return True

@@ -208,9 +208,13 @@ def support(
         source_chars = {c for gram in source.cjk for c in gram}
         cjk_ok = len(chars & source_chars) / len(chars) >= CJK_SUPPORT
     # A sentence in another script than its source (a Chinese answer from an English page)
-    # is held to its numbers, codes and names.
-    if terms.cjk and not source.cjk and own:
+    # is held to its numbers, codes and names, and needs one the question did not give:
+    # without one nothing of it can be checked ("首席执行官是销售经理").
+    cross_script = bool(terms.cjk) and not source.cjk
+    if cross_script and own:
         share = max(share, 1.0 if not missing else 0.0)
+    if cross_script and not (terms.strict - exempt):
+        missing.append("(nothing checkable across languages)")
     # The question's own words that the answer restates are what it claims to be about: one
     # that its source's whole document never uses means it answers another question ("the
     # meal allowance … is $907.96" from an airfare row); of four or more, one may be the
@@ -330,6 +334,9 @@ class Evidence:
     missing: list[str] = field(default_factory=list)  # question terms no source contains
     wants: str | None = None  # "quantity", "date", "code", "person", "entity" or None
     documents: dict[str, SourceText] = field(default_factory=dict)  # file name -> its whole text
+    # The question's words are Chinese and no candidate has any: only its names and numbers
+    # could be matched, too little for a quote to stand as the answer (it may still be shown).
+    cross_lingual: bool = False
 
     @property
     def absent(self) -> bool:
@@ -341,7 +348,7 @@ class Evidence:
         the kind of value asked for, which only a question that asks for one can check
         ("What was the final judgment?" is not answered by a sentence that names the case)."""
         return (self.quote is not None and not self.missing and self.wants is not None
-                and self.quote.score >= EXTRACT_MIN_SCORE)
+                and self.quote.score >= EXTRACT_MIN_SCORE and not self.cross_lingual)
 
 
 def wanted_kind(question: str) -> str | None:
@@ -474,7 +481,8 @@ def find_evidence(
             text=_trim_record(unit.text.strip(), weights, kind, terms) if _is_record(unit.text) else unit.text.strip(),
             score=round(best[1], 3),
         )
-    return Evidence(quote, missing, kind, whole)
+    cross_lingual = also is None and bool(_topic_bigrams(terms.cjk)) and not any(text.cjk for text in unit_texts)
+    return Evidence(quote, missing, kind, whole, cross_lingual)
 
 
 def gives_wanted_value(question: str, answer: str) -> bool:

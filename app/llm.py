@@ -228,7 +228,9 @@ def _chat_formatter(model):
     return Jinja2ChatFormatter(template=template, eos_token=text(model.token_eos()), bos_token=text(model.token_bos()))
 
 
-def sources_that_fit(generator: Generator, question: str, sources: list, max_new_tokens: int, images: bool = False) -> list:
+def sources_that_fit(
+    generator: Generator, question: str, sources: list, max_new_tokens: int, images: bool = False, asked: str | None = None
+) -> list:
     """The longest leading run of ``sources`` whose prompt (app.prompting.build_messages) still
     leaves ``max_new_tokens`` in the generator's context window; all of them for a generator
     that cannot count (remote and transformers backends manage their own windows)."""
@@ -240,7 +242,7 @@ def sources_that_fit(generator: Generator, question: str, sources: list, max_new
 
     limit = budget(max_new_tokens)
     kept = list(sources)
-    while kept and counter(build_messages(question, kept, images=images)) > limit:
+    while kept and counter(build_messages(question, kept, images=images, asked=asked)) > limit:
         kept.pop()
     return kept
 

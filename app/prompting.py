@@ -12,8 +12,11 @@ from typing import Any
 
 from app.multimodal import image_part, text_part
 from app.schemas import Source
+from ingest.sentences import has_chinese
 
 NOT_IN_SOURCES = "The documents do not contain an answer to this question."
+# The same refusal for a question asked in Chinese (citations.is_refusal knows both).
+NOT_IN_SOURCES_ZH = "文档中不包含这个问题的答案。"
 
 SYSTEM_PROMPT = (
     "You answer questions using only the numbered sources. "
@@ -41,12 +44,38 @@ def format_sources(sources: list[Source]) -> str:
     return "<sources>\n" + "\n".join(blocks) + "\n</sources>"
 
 
-def build_messages(question: str, sources: list[Source], images: bool = False) -> list[dict[str, Any]]:
+def question_language(question: str) -> str:
+    """"zh" for a question written in Chinese, else "en": the language its answer is given in."""
+    return "zh" if has_chinese(question) else "en"
+
+
+def refusal(language: str) -> str:
+    return NOT_IN_SOURCES_ZH if language == "zh" else NOT_IN_SOURCES
+
+
+def _language_rule(question: str, sources: list[Source]) -> str:
+    # "In the language of the question" in the system prompt is not enough for a small model
+    # reading sources in the other language: it answers in theirs. Said again next to the
+    # question only then, so English questions on English pages keep the prompt they were
+    # measured with.
+    if question_language(question) == "zh":
+        # Measured: "请用简体中文回答" still drew "742度 Celsius [1]" and English answers; asking
+        # for one complete Chinese sentence with its marker gave Chinese in 3 of 3.
+        return "用一句完整的简体中文句子回答，并在句末标注来源编号，例如 [1]。\n"
+    if any(has_chinese(source.text or "") for source in sources):
+        return "Answer with one complete English sentence, and put the source number at its end, like [1].\n"
+    return ""
+
+
+def build_messages(
+    question: str, sources: list[Source], images: bool = False, asked: str | None = None
+) -> list[dict[str, Any]]:
     """The chat for one question. images=True (a backend that reads images): each figure
     source also goes as its image, labelled with its source number, after the sources and
     before the question; its caption and OCR text stay in the source block, since small
-    vision models read printed labels worse than OCR does."""
-    ask = f"Question: {question.strip()}\nAnswer with citations:"
+    vision models read printed labels worse than OCR does. asked: the question as the user
+    wrote it (before a follow-up was made standalone), whose language the answer takes."""
+    ask = f"Question: {question.strip()}\n{_language_rule(asked or question, sources)}Answer with citations:"
     # A figure file removed since retrieval (a concurrent delete) leaves its text source alone.
     figures = [s for s in sources if s.kind == "image" and s.image_path and Path(s.image_path).is_file()] if images else []
     if not figures:

@@ -10,7 +10,6 @@ from __future__ import annotations
 import functools
 import logging
 import shutil
-import tempfile
 import threading
 import time
 from collections.abc import Iterator
@@ -18,9 +17,10 @@ from pathlib import Path
 
 from sqlalchemy import delete, func, select
 
-from app import dashboard
+from app import dashboard, leftovers
 from app.accounts import Accounts
-from app.activity import InFlight, IngestTotals
+from app.activity import InFlight, IngestTotals, run_at_low_priority
+from app.admission import Admission
 from app.archives import ArchiveLimits, expand_archives
 from app.answering import Answerer, AnswerEvent
 from app.followup import Turn
@@ -55,6 +55,12 @@ class NotFound(LookupError):
     pass
 
 
+class Hidden(AccessDenied, NotFound):
+    """Refused to someone who may not know the thing exists (not a member of its collection):
+    worded as the NotFound of a missing one, and answered 404 like it, so ids and names
+    reveal nothing. Refusing a member who lacks the role stays a plain AccessDenied (403)."""
+
+
 def _counted_as_ask(method):
     """Counts a streaming ask as in flight from its first step until it ends or is abandoned."""
 
@@ -86,9 +92,18 @@ class KnowledgeBase:
             lambda messages: generate(self.models.generator, messages, settings.hyde_max_new_tokens), settings.hyde_cache_size
         )
         self.asks_in_flight = InFlight()
+        self.admission = Admission(settings.ask_max_admitted, settings.ask_per_user, settings.ask_max_wait_s)
         self.ingest_totals = IngestTotals()
         self._file_reader: FileReader | None = None
         self._file_reader_lock = threading.Lock()
+        self.recover_leftovers()
+
+    def recover_leftovers(self) -> None:
+        """What processes killed mid-work left: their jobs are marked interrupted (the job
+        list says what to run again) and their staging folders go. Only a dead owner's
+        things are touched, so a live CLI ingest beside this server keeps its own."""
+        leftovers.recover_jobs(self.database)
+        leftovers.sweep_staging(self.settings.data_dir)
 
     @property
     def indexes(self) -> IndexManager:
@@ -213,16 +228,23 @@ class KnowledgeBase:
         by_name = {c.name: c for c in allowed}
         missing = [n for n in names if n not in by_name]
         if missing:
-            raise AccessDenied(f"no readable collection named {', '.join(missing)}")
+            raise Hidden(f"no readable collection named {', '.join(missing)}")
         return [by_name[n] for n in names]
 
     def _administrable(self, user: User, collection_name: str, refusal: str | None = None) -> Collection:
         """The collection, if `user` administers it (a global admin, or its collection admin)."""
         with self.database.session() as session:
             collection = self._collection_by_name(session, collection_name)
-        if not user.is_admin and self._role(user, collection) != Role.admin:
+        if not user.is_admin and self._visible_role(user, collection) != Role.admin:
             raise AccessDenied(refusal or f"{user.username} is not an administrator of collection {collection_name}")
         return collection
+
+    def _visible_role(self, user: User, collection: Collection) -> Role:
+        """`user`'s role in `collection`; to a non-member the collection does not exist."""
+        role = self._role(user, collection)
+        if role is None:
+            raise Hidden(f"no collection named {collection.name!r}")
+        return role
 
     def administered_collections(self, user: User) -> list[Collection]:
         """What the admin console shows `user`: every collection for a global admin, else
@@ -260,7 +282,7 @@ class KnowledgeBase:
     def _writable(self, user: User, collection: Collection) -> None:
         if user.is_admin:
             return
-        if self._role(user, collection) not in (Role.admin, Role.editor):
+        if self._visible_role(user, collection) not in (Role.admin, Role.editor):
             raise AccessDenied(f"{user.username} may not change collection {collection.name}")
 
     # --- collections -------------------------------------------------------------------
@@ -373,7 +395,7 @@ class KnowledgeBase:
         they are ingested again."""
         with self.database.session() as session:
             collection = self._collection_by_name(session, name)
-        if not user.is_admin and self._role(user, collection) != Role.admin:
+        if not user.is_admin and self._visible_role(user, collection) != Role.admin:
             raise AccessDenied(f"{user.username} may not configure collection {collection.name}")
         with self.database.session() as session:
             collection = self._collection_by_name(session, name)
@@ -439,6 +461,8 @@ class KnowledgeBase:
             raise NotFound(f"no job with id {job_id}")
         ids = self._changeable_collection_ids(actor)
         if ids is not None and collection_id not in ids:
+            if collection_id not in {c.id for c in self.readable_collections(actor)}:
+                raise Hidden(f"no job with id {job_id}")
             raise AccessDenied(f"{actor.username} may not see job {job_id}")
         return dashboard.job_infos(self.database, None, limit=1, job_id=job_id)[0]
 
@@ -478,9 +502,14 @@ class KnowledgeBase:
         limits = ArchiveLimits(self.settings.zip_max_files, self.settings.zip_max_total_bytes, self.settings.max_upload_bytes)
         # Zip archives are expanded after the permission check, so only writers can make us inflate one.
         started = time.perf_counter()
-        with tempfile.TemporaryDirectory(prefix="unzip-", dir=self.settings.data_dir) as staging:
-            batch, refused_archives = expand_archives(batch, Path(staging), limits)
-            report = Ingestor(self.settings, self.database, self.indexes, self.models, self.file_reader).ingest(collection, batch, progress)
+        try:
+            with leftovers.staging(self.settings.data_dir, "unzip") as staging:
+                batch, refused_archives = expand_archives(batch, staging, limits)
+                ingestor = Ingestor(self.settings, self.database, self.indexes, self.models, self.file_reader)
+                report = run_at_low_priority(self.settings.ingest_niceness, lambda: ingestor.ingest(collection, batch, progress))
+        finally:
+            # Also what an earlier process killed mid-upload left, if it died after our start.
+            leftovers.sweep_staging(self.settings.data_dir)
         self.ingest_totals.add(sum(f.pages or 0 for f in report.ingested), time.perf_counter() - started)
         report.files[:0] = refused_archives
         return report
@@ -506,7 +535,7 @@ class KnowledgeBase:
                 collections = list(session.scalars(select(Collection).order_by(Collection.name)))
             else:
                 collections = [self._collection_by_name(session, collection_name)]
-        if collection_name is not None and not user.is_admin and self._role(user, collections[0]) != Role.admin:
+        if collection_name is not None and not user.is_admin and self._visible_role(user, collections[0]) != Role.admin:
             raise AccessDenied(f"{user.username} may not re-index collection {collection_name}")
         use_ray = use_ray or bool(self.settings.ray_address)
         return Reindexer(self.settings, self.database, self.indexes, self.models, self.file_reader).run(collections, progress, use_ray)
@@ -546,11 +575,12 @@ class KnowledgeBase:
             stored = self.conversations.history(user, conversation_id)  # also the ownership check, before any work
             history = stored if history is None else history
         answerer = self._answerer()
-        for event in answerer.stream(question, scope, answerer.default_options(hyde, mmr_lambda), history):
-            if event.done and conversation_id is not None:
-                message_id = self.conversations.record(user, conversation_id, event.answer)
-                event = AnswerEvent(done=True, answer=event.answer.model_copy(update={"message_id": message_id}))
-            yield event
+        with self.admission.admit(user.username):  # Busy: turned away before any work
+            for event in answerer.stream(question, scope, answerer.default_options(hyde, mmr_lambda), history):
+                if event.done and conversation_id is not None:
+                    message_id = self.conversations.record(user, conversation_id, event.answer)
+                    event = AnswerEvent(done=True, answer=event.answer.model_copy(update={"message_id": message_id}))
+                yield event
 
     def search(
         self,
@@ -622,9 +652,9 @@ class KnowledgeBase:
             raise NotFound(f"no source {chunk_id}")
         chunk, document = row
         if chunk.collection_id not in {c.id for c in self.readable_collections(user)}:
-            raise AccessDenied(f"{user.username} may not read the collection of source {chunk_id}")
+            raise Hidden(f"no source {chunk_id}")
         return chunk, document
 
     def _answerer(self) -> Answerer:
-        return Answerer(self.settings, self.database, self.indexes, self.models, self.keyword_indexes, self.hyde)
+        return Answerer(self.settings, self.database, self.indexes, self.models, self.keyword_indexes, self.hyde, self.admission)
 

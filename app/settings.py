@@ -142,15 +142,25 @@ class Settings(BaseSettings):
     max_new_tokens: int = 256
     # Best reranked score below which the reply is "not in the documents"; None = the reranker's own floor.
     min_relevance: float | None = None
+    # Admission of questions (app.admission): at most this many in the server at once (more get
+    # 503 + Retry-After), at most ask_per_user of one user's (more get 429), and none waits
+    # longer than ask_max_wait_s for the generator. Each gets its verified quote at once.
+    ask_max_admitted: int = Field(default=16, ge=1)
+    ask_per_user: int = Field(default=2, ge=1)
+    ask_max_wait_s: float = Field(default=600.0, gt=0)
+    # Ingestion runs this many niceness steps below questions (its thread and its parse
+    # workers), so that an upload slows answers as little as the machine allows; 0 = equal.
+    ingest_niceness: int = Field(default=10, ge=0, le=19)
 
     # UI
     host: str = "127.0.0.1"
     port: int = 7860
     # A chat login lapses after this many hours; the browser then asks for the password again.
     session_hours: float = Field(default=12.0, gt=0)
-    # Questions answered at once by the chat; more wait in Gradio's queue (and are told so).
-    # One fits a CPU generator, which runs one answer at a time anyway.
-    chat_concurrency: int = Field(default=1, ge=1)
+    # Questions the chat handles at once; more wait in Gradio's queue (and are told so). Each
+    # searches and shows its quote at once and then waits its turn at the generator
+    # (app.admission), which writes one answer at a time.
+    chat_concurrency: int = Field(default=16, ge=1)
 
     @field_validator("database_url", "ray_address", mode="before")
     @classmethod

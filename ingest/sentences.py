@@ -137,6 +137,17 @@ def has_chinese(text: str) -> bool:
     return _CJK_CHAR_RE.search(text) is not None
 
 
+_LATIN_WORD_RE = re.compile(r"[A-Za-z]{2,}")
+
+
+def text_language(text: str) -> str:
+    """"zh" where Chinese characters are at least twice as many as Latin words (a Chinese word
+    is about two characters; a Chinese sentence may name "FAA", an English one may copy a
+    Chinese title), else "en"."""
+    chinese = len(_CJK_CHAR_RE.findall(text))
+    return "zh" if chinese and chinese >= 2 * len(_LATIN_WORD_RE.findall(text)) else "en"
+
+
 def normalize_for_match(text: str) -> str:
     text = unify_dashes(unicodedata.normalize("NFKC", text)).lower()
     text = _THOUSANDS_RE.sub("", text)

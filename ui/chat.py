@@ -23,7 +23,9 @@ import gradio as gr
 from PIL import Image
 
 from app.conversations import ConversationNotFound, ConversationView
+from app.page_view import SourceView
 from app.registry import ModelNotAvailable
+from app.safe_markdown import neutralise
 from app.schemas import Answer, Quote, Source
 from app.service import AccessDenied, EmptyCollection, KnowledgeBase, NotFound
 
@@ -79,14 +81,16 @@ def _cited(text: str, sources: list[Source]) -> list[int]:
 
 
 def render_answer(text: str, sources: list[Source], index: int) -> str:
-    """The answer with each [n] a link that opens source n of chat message `index`."""
+    """The answer with each [n] a link that opens source n of chat message `index`; nothing
+    else in it links or loads anything (an answer stored before the citation check stripped
+    images, or an extractive one, which is document text)."""
     linked = _CITATION.sub(lambda m: f"[[{m.group(1)}]](#cite-{index}-{m.group(1)})", text)
     by_number = {s.number: s for s in sources}
     cited = [by_number[n] for n in _cited(text, sources)]
     if cited:
         refs = "; ".join(f"[[{s.number}]](#cite-{index}-{s.number}) {_escape(s.label)}" for s in cited)
         linked += f"\n\n*Sources: {refs}*"
-    return linked
+    return neutralise(linked)
 
 
 _INERT = re.compile(r"[\\`*_\[\]<>#|~!()$={}+\-.:@&]")
@@ -103,6 +107,17 @@ def inert(text: str) -> str:
     (":", ".", "@") become character references, so no link, image, emphasis or tag
     renders from it; it reads the same."""
     return _INERT.sub(lambda m: _REFERENCES.get(m.group(0)) or "\\" + m.group(0), " ".join(text.split()))
+
+
+def render_passage(shown: SourceView) -> str:
+    """A passage in its surrounding text, the cited part marked: the document's own Markdown
+    still formats it, but none of its images, links or tags is live."""
+    lead, marked, trail = shown.marked()
+
+    def safe(part: str) -> str:
+        return neutralise(html.escape(part), keep_local=False)
+
+    return f"{safe(shown.before + lead)}<mark>{safe(marked)}</mark>{safe(trail + shown.after)}"
 
 
 def quote_key(index: int | str, number: int) -> str:
@@ -128,10 +143,18 @@ def render_message(answer: Answer, sources: list[Source], index: int) -> str:
     return head + render_answer(answer.text, sources, index)
 
 
-def render_partial(text: str, index: int, quote: Quote | None) -> str:
-    """An answer being written: the quote (already shown) above the text so far."""
+def waiting_notice(ahead: int) -> str:
+    return f"⏳ Waiting for the model: {ahead} answer{'s' if ahead != 1 else ''} ahead of yours."
+
+
+def render_partial(text: str, index: int, quote: Quote | None, ahead: int | None = None) -> str:
+    """An answer being written: the quote (already shown) above the text so far, or, while
+    it waits for the generator, how many answers are ahead of it."""
     head = f"{render_quote(quote, index)}\n\n" if quote is not None else ""
-    return head + (f"{text} ▌" if text else f"_{WRITING}_")
+    if ahead is not None:
+        return head + f"_{waiting_notice(ahead)}_"
+    # Unchecked model output, rendered again at every token: an image in it would be fetched at once.
+    return head + (f"{neutralise(text, keep_local=False)} ▌" if text else f"_{WRITING}_")
 
 
 def source_choices(sources: list[Source], text: str, index: int) -> list[tuple[str, str]]:
@@ -289,8 +312,9 @@ def build_app(kb: KnowledgeBase) -> gr.Blocks:
                     message_quotes[str(index)] = quote.model_dump()
                     message_sources[str(index)] = [s.model_dump() for s in _all_sources(answer)]
                 if not event.done:
-                    chat[index] = {"role": "assistant", "content": render_partial(answer.text, index, quote)}
-                    yield chat, conversation_id, message_sources, message_ids, nothing, nothing, nothing, WRITING, message_quotes
+                    chat[index] = {"role": "assistant", "content": render_partial(answer.text, index, quote, event.ahead)}
+                    status = waiting_notice(event.ahead) if event.ahead is not None else WRITING
+                    yield chat, conversation_id, message_sources, message_ids, nothing, nothing, nothing, status, message_quotes
                     continue
                 sources = _all_sources(answer)
                 final_quote = answer.quote  # the checked answer's word on the quote is final
@@ -342,13 +366,10 @@ def build_app(kb: KnowledgeBase) -> gr.Blocks:
         except (AccessDenied, NotFound) as exc:
             return gr.update(), gr.update(value=None, visible=False), f"⚠️ {label}: {exc}"
         chat_rows = gr.update(value=f"{index}-{number}")
-        title = f"**[{number}] {_escape(label)}**"
+        title = neutralise(f"**[{number}] {_escape(label)}**", keep_local=False)
         what = "quoted sentence" if shown.highlight else "cited passage"
         if shown.kind == "passage":
-            lead, marked, trail = shown.marked()
-            text = f"{title} — the {what.removeprefix('cited ')} in its text:\n\n" + (
-                f"{html.escape(shown.before + lead)}<mark>{html.escape(marked)}</mark>{html.escape(trail + shown.after)}"
-            )
+            text = f"{title} — the {what.removeprefix('cited ')} in its text:\n\n" + render_passage(shown)
             return chat_rows, gr.update(value=None, visible=False), text
         image = Image.open(io.BytesIO(shown.png))
         caption = f"the {what} is highlighted" if shown.kind == "page" else "the figure"
@@ -489,8 +510,10 @@ def build_app(kb: KnowledgeBase) -> gr.Blocks:
     return demo
 
 
-def launch(kb: KnowledgeBase, host: str, port: int) -> None:
-    """Serve the API with the chat mounted at / (OpenAPI docs at /docs)."""
+def launch(kb: KnowledgeBase, host: str, port: int, open_without_accounts: bool = False) -> None:
+    """Serve the API with the chat mounted at / (OpenAPI docs at /docs).
+    open_without_accounts: callers act as the local administrator until the first account
+    exists (app.exposure decides from the bound address)."""
     import uvicorn
 
     from app.api import create_app
@@ -498,4 +521,4 @@ def launch(kb: KnowledgeBase, host: str, port: int) -> None:
     # The models load (and the generator evaluates its fixed prompt prefix) while the server
     # starts, not on the first question.
     kb.preload_models()
-    uvicorn.run(create_app(kb), host=host, port=port)
+    uvicorn.run(create_app(kb, open_without_accounts=open_without_accounts), host=host, port=port)
