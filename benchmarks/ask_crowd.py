@@ -47,7 +47,8 @@ def _serve(app) -> tuple[str, object, threading.Thread]:
     return f"http://127.0.0.1:{port}", server, thread
 
 
-def _pdfs(folder: Path, count: int) -> list[Path]:
+def maintenance_logs(folder: Path, count: int) -> list[Path]:
+    """``count`` born-digital three-page PDFs to upload while questions are asked (also used by tests/test_ask_queue.py)."""
     paths = []
     for n in range(count):
         document = fitz.open()
@@ -96,7 +97,7 @@ def run(niceness: int, askers: int, questions: list[str], work: Path) -> dict:
         for name in ["admin"] + [f"reader{n}" for n in range(askers)]:
             response = httpx.post(f"{url}/api/tokens", json={"username": name, "password": f"{name}-password"})
             tokens[name] = {"Authorization": f"Bearer {response.json()['token']}"}
-        files = [("files", (p.name, p.read_bytes(), "application/pdf")) for p in _pdfs(work, 20)]
+        files = [("files", (p.name, p.read_bytes(), "application/pdf")) for p in maintenance_logs(work, 20)]
         upload: dict = {}
 
         def uploading() -> None:

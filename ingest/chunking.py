@@ -15,14 +15,33 @@ from ingest.types import PageText, ParsedFile, TableText, TextChunk
 
 TokenCounter = Callable[[Sequence[str]], list[int]]
 
-# A unit ends at . ! ? followed by whitespace (so 2.5 and v1.2 stay whole), at CJK 。！？,
-# or at a blank line (a paragraph or table-row break); single newlines are mere line wraps.
-_UNIT_RE = re.compile(r"\S.*?(?:[.!?](?=\s)|[。！？]|\n[ \t]*\n|$)", re.DOTALL)
+# A unit ends at . ! ? followed by whitespace (so 2.5 and v1.2 stay whole), at the Chinese
+# stops 。！？； (with a closing quote or bracket after them), or at a blank line (a paragraph or
+# table-row break); single newlines are mere line wraps.
+_UNIT_RE = re.compile(r"\S.*?(?:[.!?](?=\s)|[。！？；][”’」』）)\]]*|\n[ \t]*\n|$)", re.DOTALL)
+
+_CJK = "\u3400-\u4dbf\u4e00-\u9fff\uf900-\ufaff"
+_CJK_CHAR_RE = re.compile(f"[{_CJK}]")
+# Counted one token each by the fallback: Chinese characters, ideographic and full-width
+# punctuation and forms ("。", "，", "ＳＸ"). Exact counts, so units add up to their chunk.
+_ONE_TOKEN_RE = re.compile(f"[{_CJK}\u3000-\u303f\uff00-\uffef]")
+# What a long unit may be cut between: one Chinese character (with the punctuation after it),
+# or one run of anything else without spaces, so a number ("1,234.56"), a code ("SX-400",
+# "ＳＸ－４００") or a Latin word is never cut inside.
+_ATOM_RE = re.compile(f"[{_CJK}][^\\s{_CJK}\\w]*|[^\\s{_CJK}]+")
+# Where a cut reads best inside a Chinese sentence: after a clause mark, or at a space.
+_CLAUSE_END = tuple("，、：,;:")
 
 
 def approximate_token_counter(texts: Sequence[str]) -> list[int]:
-    """Fallback when no tokenizer is at hand: about 1.3 word-pieces per word."""
-    return [max(1, round(len(text.split()) * 1.3)) for text in texts]
+    """Fallback when no tokenizer is at hand: about 1.3 word-pieces per word and one per
+    Chinese character (Chinese has no spaces: a whole paragraph would count as one word)."""
+    counts = []
+    for text in texts:
+        chinese = len(_ONE_TOKEN_RE.findall(text))
+        words = len(_ONE_TOKEN_RE.sub(" ", text).split())
+        counts.append(max(1, chinese + round(words * 1.3)))
+    return counts
 
 
 def _units(text: str) -> list[tuple[int, int]]:
@@ -156,7 +175,10 @@ def embedding_text(chunk: TextChunk) -> str:
 def _split_long_units(
     text: str, spans: list[tuple[int, int]], count_tokens: TokenCounter, max_tokens: int
 ) -> list[tuple[int, int]]:
-    """Cut units longer than max_tokens (tables, run-on lines) at word boundaries."""
+    """Cut units longer than max_tokens (tables, run-on lines, a Chinese sentence or a
+    paragraph without stops) between atoms: words, or Chinese characters, never inside a
+    number or a code. A cut goes after a clause mark or a space where one is in the second
+    half of the piece, so pieces end like phrases."""
     if not spans:
         return spans
     sizes = count_tokens([text[s:e] for s, e in spans])
@@ -165,11 +187,24 @@ def _split_long_units(
         if size <= max_tokens:
             result.append((start, end))
             continue
-        words = [m.span() for m in re.finditer(r"\S+", text[start:end])]
-        per_piece = max(1, int(len(words) * max_tokens / size * 0.9))
-        for index in range(0, len(words), per_piece):
-            piece = words[index : index + per_piece]
-            result.append((start + piece[0][0], start + piece[-1][1]))
+        atoms = [(start + s, start + e) for s, e in (m.span() for m in _ATOM_RE.finditer(text[start:end]))]
+        weights = count_tokens([text[s:e] for s, e in atoms])
+        # Atoms counted alone add up to more than the unit counted whole (a tokenizer merges
+        # neighbours); scale the budget so a piece of the unit, counted whole, still fits.
+        budget = max_tokens * 0.9 * sum(weights) / size
+        piece_start, used, good_cut = 0, 0.0, None
+        for index, weight in enumerate(weights):
+            if index > piece_start and used + weight > budget:
+                cut = good_cut if good_cut is not None and good_cut > piece_start + (index - piece_start) // 2 else index
+                result.append((atoms[piece_start][0], atoms[cut - 1][1]))
+                piece_start, good_cut = cut, None
+                used = sum(weights[cut:index])
+            used += weight
+            atom_text = text[atoms[index][0] : atoms[index][1]]
+            spaced = index + 1 < len(atoms) and atoms[index + 1][0] > atoms[index][1]
+            if atom_text.endswith(_CLAUSE_END) or (spaced and _CJK_CHAR_RE.search(atom_text)):
+                good_cut = index + 1
+        result.append((atoms[piece_start][0], atoms[-1][1]))
     return result
 
 

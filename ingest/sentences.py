@@ -8,13 +8,20 @@ Avenue"), or the next word starts in lower case; it always ends at the Chinese s
 ``normalize_for_match`` maps the forms the same fact takes in a question, a source and an
 answer onto one: NFKC (full-width digits and letters), lower case, thousands separators
 dropped, trailing decimal zeros dropped ("618.00" = "618"), simple Chinese numerals before a
-counter word turned into digits ("三架" = "3架"), and every dash a hyphen ("2018–23–51").
+counter word turned into digits ("三架" = "3架"), every dash a hyphen ("2018–23–51"),
+traditional characters as simplified ("設備" = "设备") and a space between Chinese and a
+Latin word ("型号SX-400" = "型号 sx-400"). ``fold_forms`` is the part of it that BM25 tokens
+share. Both only ever build matching forms: stored chunk text, which citations quote, keeps
+the source's own characters.
 """
 
 from __future__ import annotations
 
 import re
+import threading
 import unicodedata
+
+import opencc
 
 # Words that end with a full stop without ending the sentence (compared lower case, without the stop).
 ABBREVIATIONS = frozenset(
@@ -148,8 +155,53 @@ def text_language(text: str) -> str:
     return "zh" if chinese and chinese >= 2 * len(_LATIN_WORD_RE.findall(text)) else "en"
 
 
-def normalize_for_match(text: str) -> str:
+_T2S: opencc.OpenCC | None = None
+_T2S_LOCK = threading.Lock()
+
+
+def to_simplified(text: str) -> str:
+    """Traditional Chinese characters as simplified ("設備維護" -> "设备维护"), with OpenCC's
+    phrase tables, since a character-by-character table gets one-to-many cases wrong
+    ("乾燥" -> "干燥" but "乾隆" stays); text without Chinese is returned as it is."""
+    global _T2S
+    if not has_chinese(text):
+        return text
+    if _T2S is None:
+        with _T2S_LOCK:
+            if _T2S is None:
+                _T2S = opencc.OpenCC("t2s.json")
+    return _T2S.convert(text)
+
+
+def fold_forms(text: str) -> str:
+    """The writing-system variants of one text as one form: NFKC (full-width "ＳＸ－４００",
+    "１２３" and ideographic punctuation widths), every dash a hyphen, lower case, simplified
+    characters, no thousands separators ("1,234.56" = "1234.56")."""
     text = unify_dashes(unicodedata.normalize("NFKC", text)).lower()
-    text = _THOUSANDS_RE.sub("", text)
+    return _THOUSANDS_RE.sub("", to_simplified(text))
+
+
+# A Latin word or code against Chinese: "型号SX-400型" has no word boundary around "sx-400"
+# (CJK characters are \w too), so a code pattern anchored at \b would miss the code that
+# "型号 SX-400 型" shows. Runs without a letter are left alone ("3架", "5.5千瓦"): number
+# patterns need no boundary.
+_CJK = "\u3400-\u9fff\uf900-\ufaff"
+_LATIN_RUN_RE = re.compile(r"[a-z0-9](?:[a-z0-9./-]*[a-z0-9])?")
+
+
+def _space_latin_runs(text: str) -> str:
+    def pad(match: re.Match) -> str:
+        run = match.group(0)
+        if not re.search(r"[a-z]", run):
+            return run
+        before = match.start() > 0 and re.match(rf"[{_CJK}]", text[match.start() - 1]) is not None
+        after = match.end() < len(text) and re.match(rf"[{_CJK}]", text[match.end()]) is not None
+        return (" " if before else "") + run + (" " if after else "")
+
+    return _LATIN_RUN_RE.sub(pad, text)
+
+
+def normalize_for_match(text: str) -> str:
+    text = fold_forms(text)
     text = _TRAILING_ZEROS_RE.sub(lambda m: m.group(1) or m.group(2), text)
-    return _replace_chinese_numerals(text)
+    return _space_latin_runs(_replace_chinese_numerals(text))

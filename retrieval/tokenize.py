@@ -4,19 +4,28 @@ English: lower-cased words, with codes such as "e-214", "hx-fan-77" and "2.5" ke
 *and* split into their parts of two or more characters, so "HX-FAN-77" matches both the exact code and "fan".
 Chinese has no spaces: every CJK character is a token (recall) and every pair of adjacent
 characters is one too (precision: "逆变器" should outrank texts that merely contain "变").
+
+Chunks and queries pass through the same ``fold_forms`` first, so the forms one fact takes
+in different hands give the same tokens: full-width "ＳＸ－４００" is "sx-400", traditional
+"設備" is "设备", "1,234.56" is "1234.56". Only the tokens change; chunk text stays verbatim.
 """
 
 from __future__ import annotations
 
 import re
 
-_TOKEN_RE = re.compile(r"[\u3400-\u4dbf\u4e00-\u9fff\uf900-\ufaff]+|[^\W_]+(?:[-.][^\W_]+)*", re.UNICODE)
-_CJK_RE = re.compile(r"[\u3400-\u4dbf\u4e00-\u9fff\uf900-\ufaff]")
+from ingest.sentences import fold_forms
+
+_CJK = "\u3400-\u4dbf\u4e00-\u9fff\uf900-\ufaff"
+# The Latin alternative excludes CJK characters (they are \w too), so "SX-400型号" is the
+# code "sx-400" and the word "型号", not one token "sx-400型号" that no query would repeat.
+_TOKEN_RE = re.compile(rf"[{_CJK}]+|[^\W_{_CJK}]+(?:[-.][^\W_{_CJK}]+)*", re.UNICODE)
+_CJK_RE = re.compile(rf"[{_CJK}]")
 
 
 def tokenize(text: str) -> list[str]:
     tokens: list[str] = []
-    for match in _TOKEN_RE.finditer(text.lower()):
+    for match in _TOKEN_RE.finditer(fold_forms(text)):
         token = match.group(0)
         if _CJK_RE.match(token):
             tokens.extend(token)

@@ -24,6 +24,7 @@ import random
 import sys
 from pathlib import Path
 
+import numpy as np
 import pymupdf
 from PIL import Image, ImageDraw, ImageFilter, ImageFont
 
@@ -958,6 +959,401 @@ def verify() -> None:
           f"{len(texts)} pages; collection size {total} bytes")
 
 
+# --------------------------------------------------------------------------
+# Chinese collection (samples/collection-zh/): the same kinds of documents in
+# Chinese. A born-digital PDF with a table, a scanned notice (an image-only PDF
+# that ingest OCRs with Tesseract chi_sim) and a slide deck. Text is set in
+# Droid Sans Fallback, the CJK font built into PyMuPDF, so no system font is
+# needed. Questions go to questions-zh.json, apart from questions.json, whose
+# readers (benchmarks, the English end-to-end test) ask the English collection.
+# --------------------------------------------------------------------------
+OUT_ZH = HERE / "collection-zh"
+ZH_MANUAL = "kx360-compressor-maintenance-zh.pdf"
+ZH_NOTICE = "scanned-power-room-notice-zh.pdf"
+ZH_SLIDES = "new-staff-safety-training-zh.pptx"
+CJK_FONT = pymupdf.Font("cjk")
+MIN_CJK_CHARS_PER_PAGE = 300  # about a printed page of Chinese prose at this size
+
+# "page" is 1-based: the PDF page, or the slide number. The answer occurs verbatim
+# on that page (the scanned notice: in the text drawn on it) and on no other.
+QUESTIONS_ZH = [
+    {"question": "KX-360空压机维护规程从哪一天开始施行？",
+     "answer": "2025年3月1日", "file": ZH_MANUAL, "page": 1},
+    {"question": "KX-450型空压机的额定排气压力是多少？",
+     "answer": "1.0 MPa", "file": ZH_MANUAL, "page": 2},
+    {"question": "KX-360空压机每运行多少小时更换一次油过滤器？",
+     "answer": "2,000小时", "file": ZH_MANUAL, "page": 3},
+    {"question": "What is the part number of the oil filter for the KX-360 air compressor?",
+     "answer": "OF-2208", "file": ZH_MANUAL, "page": 3},
+    {"question": "配电室门禁密码多久更换一次？",
+     "answer": "30天", "file": ZH_NOTICE, "page": 1},
+    {"question": "配电室值班电话是多少？",
+     "answer": "8806-2417", "file": ZH_NOTICE, "page": 1},
+    {"question": "新员工安全培训考试的合格分数是多少？",
+     "answer": "85分", "file": ZH_SLIDES, "page": 2},
+    {"question": "安全帽的使用期限是多久？",
+     "answer": "30个月", "file": ZH_SLIDES, "page": 3},
+    {"question": "KX-360空压机出口到欧洲的关税税率是多少？",
+     "answer": None, "file": None, "page": None, "absent": ["关税", "出口", "欧洲"]},
+]
+
+ZH_MANUAL_SPEC = {
+    "title": "华远KX系列螺杆式空气压缩机设备维护规程",
+    "org": "华远精密机械有限公司 设备管理部",
+    "subject": "KX系列空压机的日常检查、定期保养与故障处理",
+    "pages": [
+        ("一、总则", [
+            ("p", "本规程适用于华远精密机械有限公司各生产车间使用的KX系列螺杆式空气压缩机，包括KX-360、KX-450和"
+                  "KX-550三个型号。规程编号为HY-WB-2025-017，由设备管理部负责解释，自2025年3月1日起施行，原规程"
+                  "HY-WB-2019-004同时废止。各车间应将本规程张贴在空压机房内，并组织操作人员学习。"),
+            ("p", "空压机是全厂压缩空气的唯一来源，一旦停机，喷涂线、装配线和包装线都会受到影响。因此，设备的维护"
+                  "必须坚持预防为主、定期保养与状态检查相结合的原则。操作人员负责日常检查和记录，维修班组负责定期"
+                  "保养和故障处理，设备管理部负责监督检查和备件计划。"),
+            ("p", "操作人员必须经过专门培训并取得上岗证后方可独立操作空压机。交接班时，交班人员应向接班人员说明设备"
+                  "运行情况、异常现象和处理结果，并在运行记录本上签字。任何人不得擅自调整安全阀、压力开关和温度"
+                  "保护装置的设定值。"),
+            ("p", "空压机房应保持清洁、通风良好，室内温度不得高于四十摄氏度。机房内禁止存放易燃易爆物品，消防器材应"
+                  "放在明显且便于取用的位置。发现漏油、漏气或异常噪声时，操作人员应立即报告班长，必要时按紧急停机"
+                  "程序停机，并挂上“禁止合闸”的警示牌。"),
+        ]),
+        ("二、主要技术参数", [
+            ("p", "KX系列空压机采用两级压缩螺杆主机和变频驱动，排气量可随用气量自动调节。下表列出了三个型号的主要"
+                  "技术参数。铭牌上的数值以出厂检验报告为准，改造或更换主机后，设备管理部应重新核定参数并更新设备"
+                  "台账。"),
+            ("table", [95, 95, 95, 95, 95], [
+                ["型号", "额定功率", "排气压力", "排气量", "整机重量"],
+                ["KX-360", "37 kW", "0.8 MPa", "6.2 m³/min", "1,250 kg"],
+                ["KX-450", "45 kW", "1.0 MPa", "7.5 m³/min", "1,480 kg"],
+                ["KX-550", "55 kW", "1.3 MPa", "9.1 m³/min", "1,720 kg"],
+            ]),
+            ("p", "空压机的排气温度正常范围为七十五至九十五摄氏度。排气温度超过一百零五摄氏度时，控制器会发出高温报警"
+                  "并自动卸载；超过一百一十摄氏度时自动停机。冷却风扇和油冷却器的清洁状况对排气温度影响最大，夏季"
+                  "应适当缩短清洁周期。"),
+            ("p", "空压机启动前应检查油位，油位应在油位计的上下刻线之间。新设备或更换润滑油后首次启动时，应先点动"
+                  "确认转向正确，再空载运行五分钟，确认无异常后加载。停机时应先卸载运行约一分钟，待压力下降后再按"
+                  "停止按钮，以免螺杆主机在满载状态下突然停转。"),
+            ("p", "储气罐和管路属于压力容器和压力管道，应按国家规定定期检验。储气罐底部的排污阀每班至少手动排放一次，"
+                  "排出的油水混合物应倒入专用收集桶，不得直接排入下水道。"),
+        ]),
+        ("三、定期保养", [
+            ("p", "定期保养按累计运行小时数安排，控制器会在到期前提醒。KX-360空压机每运行2,000小时更换一次油过滤器，"
+                  "原厂备件编号为OF-2208；更换时应同时检查油气分离器的压差，压差超过零点一兆帕时应一并更换分离器"
+                  "滤芯。空气过滤器每运行一千小时清洁一次，粉尘较多的车间应缩短清洁周期。"),
+            ("p", "润滑油每运行4,000小时或每十二个月更换一次，以先到者为准，应使用原厂指定的螺杆空压机专用合成油，"
+                  "不同牌号的润滑油不得混用。更换润滑油时，应在停机并泄压后趁热排放旧油，以便杂质随旧油一同排出。"
+                  "更换下来的废油和滤芯属于危险废物，应交由有资质的单位处理。"),
+            ("p", "每次保养后，维修人员应在设备保养记录表上填写保养日期、运行小时数、更换的备件和检查结果，并由班长"
+                  "签字确认。设备管理部每季度抽查一次保养记录，发现漏保、错保的，按公司设备管理考核办法处理。"),
+            ("p", "主电机轴承每运行8,000小时加注一次润滑脂，每次加注量约为二十克，加注过多会导致轴承温度升高。联轴器"
+                  "弹性体应每年检查一次，发现老化或裂纹应及时更换。控制柜内的灰尘应每半年用干燥的压缩空气吹扫一次，"
+                  "吹扫前必须断开电源并确认无电。"),
+        ]),
+    ],
+}
+
+ZH_NOTICE_TEXT = [
+    ("title", "关于加强配电室安全管理的通知"),
+    ("center", "华远精密机械有限公司安全环保部"),
+    ("center", "安字〔2025〕12号"),
+    ("p", "各车间、各部门："),
+    ("p", "近期，公司在安全检查中发现部分配电室存在门禁管理不严、无关人员随意进出、值班记录不全等问题。为防止"
+          "触电和电气火灾事故，现就加强配电室安全管理通知如下。"),
+    ("p", "一、配电室实行门禁管理，门禁密码每30天更换一次，由动力车间负责通知持证电工，严禁将密码告知无关人员。"),
+    ("p", "二、进入配电室检修必须两人以上同行，一人操作、一人监护，并穿戴绝缘鞋和绝缘手套。"),
+    ("p", "三、配电室实行二十四小时值班，值班电话8806-2417。发现设备异常或火情，应立即拨打值班电话并按应急预案处置。"),
+    ("p", "四、配电室内禁止堆放杂物，消防器材每月检查一次，检查结果记入消防检查记录。"),
+    ("p", "本通知自发布之日起执行。"),
+    ("right", "二〇二五年六月十八日"),
+]
+
+ZH_SLIDES_SPEC = [
+    ("新员工安全培训", ["华远精密机械有限公司 安全环保部", "2025年度 第二期"]),
+    ("培训安排与考核", ["培训时长：共16学时，其中理论12学时、实操4学时",
+                        "培训内容：安全生产法规、岗位风险、应急处置、劳动防护用品的使用",
+                        "考核方式：闭卷笔试，满分100分，85分及以上为合格",
+                        "考核不合格者须在一个月内补考，补考仍不合格的不得上岗"]),
+    ("劳动防护用品", ["安全帽：进入生产区域必须佩戴，使用期限为30个月，受过冲击的立即报废",
+                      "防护眼镜：打磨、切割和喷涂作业时必须佩戴",
+                      "耳塞：在噪声超过八十五分贝的区域作业时必须佩戴",
+                      "劳动防护用品由所在部门按季度申领，不得转借他人"]),
+]
+
+
+def cjk_font(size: int) -> ImageFont.FreeTypeFont:
+    key = ("cjk", size)
+    if key not in _FONT_CACHE:
+        _FONT_CACHE[key] = ImageFont.truetype(io.BytesIO(CJK_FONT.buffer), size)
+    return _FONT_CACHE[key]
+
+
+# Where a Chinese line may not break: inside a run of Latin letters, digits and their
+# punctuation (a code "KX-360", a number "2,000"), before closing punctuation, and inside a
+# gold answer, so every answer stays on one line of extracted text.
+_ZH_UNBREAKABLE = [q["answer"] for q in QUESTIONS_ZH if q["answer"]]
+
+
+def _zh_atoms(text: str) -> list[str]:
+    import re
+
+    protected = "|".join(re.escape(a) for a in sorted(_ZH_UNBREAKABLE, key=len, reverse=True))
+    pattern = re.compile(rf"(?:{protected}|[A-Za-z0-9][A-Za-z0-9.,/³%-]*|.)[，。、；：？！”）」]*")
+    return pattern.findall(text)
+
+
+def wrap_zh(text: str, size: float, width: float) -> list[str]:
+    lines, cur = [], ""
+    for atom in _zh_atoms(text):
+        if cur and CJK_FONT.text_length(cur + atom, fontsize=size) > width:
+            lines.append(cur)
+            cur = atom.lstrip()
+        else:
+            cur += atom
+    if cur:
+        lines.append(cur)
+    return lines
+
+
+class LayoutZh(Layout):
+    """Layout with the embedded CJK font and character-based line breaking."""
+
+    def heading(self, text):
+        self.need(30)
+        self.page.insert_text((MARGIN_L, self.y + 14), text, fontname="cjk", fontsize=15, color=(0.05, 0.2, 0.45))
+        self.y += 32
+
+    def para(self, text):
+        lines = wrap_zh(text, BODY_SIZE, TEXT_W)
+        self.need(len(lines) * LEADING)
+        for ln in lines:
+            self.page.insert_text((MARGIN_L, self.y + BODY_SIZE), ln, fontname="cjk", fontsize=BODY_SIZE)
+            self.y += LEADING
+        self.y += 7
+
+    def table(self, widths, rows):
+        assert abs(sum(widths) - TEXT_W) < 1, (sum(widths), TEXT_W)
+        rh = 19
+        self.need(rh * len(rows) + 10)
+        self.page.draw_line((MARGIN_L, self.y), (MARGIN_L + TEXT_W, self.y), color=(0, 0, 0), width=0.8)
+        for r, row in enumerate(rows):
+            if r == 0:
+                self.page.draw_rect(pymupdf.Rect(MARGIN_L, self.y, MARGIN_L + TEXT_W, self.y + rh),
+                                    color=None, fill=(0.88, 0.91, 0.96))
+            x = MARGIN_L
+            for w, cell in zip(widths, row):
+                assert CJK_FONT.text_length(cell, fontsize=10) < w - 6, f"table cell too wide: {cell!r}"
+                self.page.insert_text((x + 4, self.y + 13.5), cell, fontname="cjk", fontsize=10)
+                x += w
+            self.y += rh
+            self.page.draw_line((MARGIN_L, self.y), (MARGIN_L + TEXT_W, self.y), color=(0.6, 0.6, 0.6),
+                                width=0.8 if r == 0 else 0.4)
+        self.y += 12
+
+
+def _save_pdf(doc, path: Path, title: str, author: str, subject: str) -> None:
+    fixed_date = "D:20250601120000Z"
+    doc.set_metadata({"title": title, "author": author, "subject": subject, "keywords": "mmkb sample, fictional",
+                      "creator": "mmkb samples/make_samples.py", "producer": "PyMuPDF",
+                      "creationDate": fixed_date, "modDate": fixed_date})
+    doc.save(path, garbage=4, deflate=True, no_new_id=True)
+    doc.close()
+
+
+def build_pdf_zh(spec: dict, path: Path) -> None:
+    doc = pymupdf.open()
+    n = len(spec["pages"])
+    for i, (heading, blocks) in enumerate(spec["pages"], start=1):
+        page = doc.new_page(width=PAGE_W, height=PAGE_H)
+        page.insert_font(fontname="cjk", fontbuffer=CJK_FONT.buffer)
+        page.insert_text((MARGIN_L, 50), spec["title"], fontname="cjk", fontsize=8.5, color=GREY)
+        page.draw_line((MARGIN_L, 58), (PAGE_W - MARGIN_R, 58), color=GREY, width=0.5)
+        page.draw_line((MARGIN_L, 805), (PAGE_W - MARGIN_R, 805), color=GREY, width=0.5)
+        page.insert_text((MARGIN_L, 820), spec["org"], fontname="cjk", fontsize=8.5, color=GREY)
+        foot = f"第 {i} 页 共 {n} 页"
+        tl = CJK_FONT.text_length(foot, fontsize=8.5)
+        page.insert_text((PAGE_W - MARGIN_R - tl, 820), foot, fontname="cjk", fontsize=8.5, color=GREY)
+        lay = LayoutZh(page)
+        if i == 1:
+            page.insert_text((MARGIN_L, lay.y + 18), spec["title"], fontname="cjk", fontsize=19)
+            lay.y += 25
+            page.insert_text((MARGIN_L, lay.y + 12), spec["org"], fontname="cjk", fontsize=11, color=GREY)
+            lay.y += 34
+        lay.heading(heading)
+        for blk in blocks:
+            if blk[0] == "p":
+                lay.para(blk[1])
+            elif blk[0] == "table":
+                lay.table(blk[1], blk[2])
+            else:
+                raise ValueError(blk[0])
+    doc.subset_fonts()  # the full font is 3.5 MB; the glyphs used are a few dozen KB
+    _save_pdf(doc, path, spec["title"], spec["org"], spec["subject"])
+
+
+def img_scanned_notice() -> Image.Image:
+    """An A4 notice as a 150 dpi office scan: grey paper, a slight skew, speckle, soft focus."""
+    rng = random.Random(17)
+    w, h = 1240, 1754
+    page = Image.new("L", (w, h), 255)
+    d = ImageDraw.Draw(page)
+    x0, x1, y = 150, w - 150, 190
+    for kind, text in ZH_NOTICE_TEXT:
+        if kind == "title":
+            d.text((w // 2, y), text, font=cjk_font(48), fill=0, anchor="mt")
+            y += 110
+        elif kind == "center":
+            d.text((w // 2, y), text, font=cjk_font(30), fill=0, anchor="mt")
+            y += 56
+        elif kind == "right":
+            y += 30
+            d.text((x1, y), text, font=cjk_font(30), fill=0, anchor="rt")
+            y += 56
+        else:
+            fnt = cjk_font(30)
+            line = ""
+            for atom in _zh_atoms(text):
+                if line and d.textlength(line + atom, font=fnt) > x1 - x0:
+                    d.text((x0, y), line, font=fnt, fill=0)
+                    y += 50
+                    line = atom
+                else:
+                    line += atom
+            d.text((x0, y), line, font=fnt, fill=0)
+            y += 66
+    # A red seal over the date, as on a real notice (drawn in grey: the scan is greyscale).
+    d.ellipse([x1 - 260, y - 220, x1 - 40, y], outline=120, width=6)
+    page = page.rotate(0.6, resample=Image.BICUBIC, fillcolor=255)
+    page = page.filter(ImageFilter.GaussianBlur(0.7))
+    px = page.load()
+    for _ in range(9000):  # speckle: dust on the scanner glass
+        px[rng.randrange(w), rng.randrange(h)] = rng.choice((60, 110, 170))
+    # Grey, grainy paper; seeded numpy noise, since Pillow's effect_noise is not seedable.
+    paper = 235 + np.random.default_rng(17).normal(0, 2.5, (h, w))
+    return Image.fromarray(np.minimum(np.asarray(page), paper).clip(0, 255).astype(np.uint8))
+
+
+def build_scanned_pdf(path: Path) -> None:
+    buf = io.BytesIO()
+    img_scanned_notice().save(buf, format="JPEG", quality=70, optimize=True)
+    doc = pymupdf.open()
+    page = doc.new_page(width=PAGE_W, height=PAGE_H)
+    page.insert_image(page.rect, stream=buf.getvalue())
+    _save_pdf(doc, path, "scan", "", "")
+
+
+def build_pptx_zh(path: Path) -> None:
+    import datetime
+    import zipfile
+
+    from pptx import Presentation
+    from pptx.util import Pt
+
+    prs = Presentation()
+    prs.core_properties.author = "华远精密机械有限公司 安全环保部"
+    prs.core_properties.title = ZH_SLIDES_SPEC[0][0]
+    fixed = datetime.datetime(2025, 6, 1, 12, 0, 0)
+    prs.core_properties.created = prs.core_properties.modified = fixed
+    prs.core_properties.last_modified_by = "mmkb samples/make_samples.py"
+    for number, (title, lines) in enumerate(ZH_SLIDES_SPEC):
+        slide = prs.slides.add_slide(prs.slide_layouts[0 if number == 0 else 1])
+        slide.shapes.title.text = title
+        body = slide.placeholders[1].text_frame
+        body.text = lines[0]
+        for line in lines[1:]:
+            body.add_paragraph().text = line
+        for paragraph in body.paragraphs:
+            for run in paragraph.runs:
+                run.font.size = Pt(20)
+    buf = io.BytesIO()
+    prs.save(buf)
+    # python-pptx stamps each zip member with the current time; fixed stamps keep the file
+    # byte-for-byte the same on every run.
+    with zipfile.ZipFile(buf) as src, zipfile.ZipFile(path, "w", zipfile.ZIP_DEFLATED) as dst:
+        for info in src.infolist():
+            member = zipfile.ZipInfo(info.filename, date_time=(2025, 6, 1, 12, 0, 0))
+            member.compress_type = zipfile.ZIP_DEFLATED
+            dst.writestr(member, src.read(info.filename))
+
+
+def _ocr_text(path: Path) -> str | None:
+    """The scanned notice as ingest reads it (Tesseract chi_sim), or None without Tesseract."""
+    sys.path.insert(0, str(HERE.parent))
+    try:
+        from ingest.ocr import OcrUnavailable, TesseractOcr
+        try:
+            ocr = TesseractOcr()
+        except OcrUnavailable:
+            return None
+    except ImportError:
+        return None
+    doc = pymupdf.open(path)
+    zoom = 200 / 72  # ingest renders scanned pages at 200 dpi (ingest/loaders.py _OCR_DPI)
+    text = ocr.read(doc[0].get_pixmap(matrix=pymupdf.Matrix(zoom, zoom), colorspace=pymupdf.csGRAY).tobytes("png"))
+    doc.close()
+    return text
+
+
+def verify_zh() -> None:
+    from pptx import Presentation
+
+    texts: dict[tuple[str, int], str] = {}
+    errors: list[str] = []
+    doc = pymupdf.open(OUT_ZH / ZH_MANUAL)
+    for p in doc:
+        texts[(ZH_MANUAL, p.number + 1)] = p.get_text()
+        chars = sum(1 for c in p.get_text() if "\u4e00" <= c <= "\u9fff")
+        if chars < MIN_CJK_CHARS_PER_PAGE:
+            errors.append(f"{ZH_MANUAL} p{p.number + 1}: only {chars} Chinese characters")
+    doc.close()
+    doc = pymupdf.open(OUT_ZH / ZH_NOTICE)
+    if doc[0].get_text().strip() or not doc[0].get_images():
+        errors.append(f"{ZH_NOTICE}: not an image-only page")
+    doc.close()
+    drawn = "\n".join(text for _, text in ZH_NOTICE_TEXT)
+    texts[(ZH_NOTICE, 1)] = drawn
+    ocr = _ocr_text(OUT_ZH / ZH_NOTICE)
+    for number, slide in enumerate(Presentation(str(OUT_ZH / ZH_SLIDES)).slides, start=1):
+        texts[(ZH_SLIDES, number)] = "\n".join(s.text_frame.text for s in slide.shapes if s.has_text_frame)
+    for q in QUESTIONS_ZH:
+        if q["answer"] is None:
+            for word in q["absent"]:
+                hits = [k for k, t in texts.items() if word in t]
+                if hits:
+                    errors.append(f"unanswerable {q['question']!r}: {word!r} found on {hits}")
+            continue
+        key = (q["file"], q["page"])
+        if q["answer"] not in texts.get(key, ""):
+            errors.append(f"{q['answer']!r} not found verbatim on {key}")
+        others = [k for k, t in texts.items() if k != key and q["answer"] in t]
+        if others:
+            errors.append(f"{q['answer']!r} also on {others}")
+        if q["file"] == ZH_NOTICE and ocr is not None and q["answer"] not in ocr.replace(" ", ""):
+            errors.append(f"{q['answer']!r} not in the OCR text of {ZH_NOTICE}: {ocr!r}")
+    total = sum(f.stat().st_size for f in OUT_ZH.iterdir())
+    if total > MAX_TOTAL_BYTES // 2:
+        errors.append(f"collection-zh is {total} bytes (> {MAX_TOTAL_BYTES // 2})")
+    if errors:
+        print("VERIFICATION FAILED (zh):", *errors, sep="\n  ", file=sys.stderr)
+        sys.exit(1)
+    print(f"verified {sum(q['answer'] is not None for q in QUESTIONS_ZH)} Chinese-collection answers"
+          f"{'' if ocr is not None else ' (OCR not checked: no Tesseract)'}; collection-zh size {total} bytes")
+
+
+def main_zh() -> None:
+    OUT_ZH.mkdir(parents=True, exist_ok=True)
+    expected = {ZH_MANUAL, ZH_NOTICE, ZH_SLIDES}
+    for f in OUT_ZH.iterdir():
+        if f.name not in expected:
+            f.unlink()
+    build_pdf_zh(ZH_MANUAL_SPEC, OUT_ZH / ZH_MANUAL)
+    build_scanned_pdf(OUT_ZH / ZH_NOTICE)
+    build_pptx_zh(OUT_ZH / ZH_SLIDES)
+    qs = [{k: q[k] for k in ("question", "answer", "file", "page")} for q in QUESTIONS_ZH]
+    (HERE / "questions-zh.json").write_text(json.dumps(qs, indent=2, ensure_ascii=False) + "\n", encoding="utf-8")
+    verify_zh()
+    for f in sorted(OUT_ZH.iterdir()):
+        print(f"  {f.name:40s} {f.stat().st_size:>8d} bytes")
+
+
 def main() -> None:
     OUT.mkdir(parents=True, exist_ok=True)
     expected = {d["file"] for d in DOCS} | set(IMAGE_FILES.values())
@@ -975,6 +1371,7 @@ def main() -> None:
     verify()
     for f in sorted(OUT.iterdir()):
         print(f"  {f.name:40s} {f.stat().st_size:>8d} bytes")
+    main_zh()
 
 
 if __name__ == "__main__":

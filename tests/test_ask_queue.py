@@ -10,11 +10,11 @@ import threading
 import time
 
 import httpx
-import pymupdf as fitz
 import pytest
 
 from app.api import create_app
 from app.service import KnowledgeBase
+from benchmarks.ask_crowd import maintenance_logs
 from tests.conftest import SAMPLES, make_settings
 from tests.servers import serving
 
@@ -65,25 +65,12 @@ def _ask(url: str, headers: dict, outcome: dict) -> None:
                 name = None
 
 
-def _pdfs(folder, count: int) -> list:
-    paths = []
-    for n in range(count):
-        document = fitz.open()
-        for page_number in range(3):
-            page = document.new_page()
-            page.insert_textbox(fitz.Rect(56, 72, 540, 780), f"Maintenance log {n}, page {page_number}. " * 40, fontsize=10)
-        path = folder / f"log-{n:02d}.pdf"
-        document.save(path)
-        paths.append(path)
-    return paths
-
-
 def test_eight_askers_during_an_upload_are_all_answered_in_turn(crowd_site, tmp_path):
     url, tokens = crowd_site["url"], crowd_site["tokens"]
     upload_done: dict = {}
 
     def upload() -> None:
-        files = [("files", (path.name, path.read_bytes(), "application/pdf")) for path in _pdfs(tmp_path, 20)]
+        files = [("files", (path.name, path.read_bytes(), "application/pdf")) for path in maintenance_logs(tmp_path, 20)]
         response = httpx.post(f"{url}/api/collections/logs/documents", files=files, headers=tokens["admin"], timeout=900)
         upload_done["status"] = response.status_code
 
