@@ -29,7 +29,7 @@ from app.ingestion import Upload
 from app.leftovers import staging as staging_folder
 from app.models import Role, User
 from app.schemas import Answer, CollectionInfo, IngestReport, JobInfo, MemberInfo
-from app.service import AccessDenied, KnowledgeBase, NotFound
+from app.service import AccessDenied, EmptyCollection, KnowledgeBase, NotFound
 from ingest.thumbnails import MAX_SIDE_PX as THUMBNAIL_MAX_SIDE_PX
 from ingest.thumbnails import MEDIA_TYPE as THUMBNAIL_MEDIA_TYPE
 
@@ -123,6 +123,14 @@ class Metrics:
         self.latency = Histogram("mmkb_http_request_seconds", "HTTP request latency", ["method", "route"], registry=self.registry)
 
 
+class CodedError(HTTPException):
+    """An error response with a stable machine-readable `code` beside its English `detail`."""
+
+    def __init__(self, status_code: int, detail: str, code: str) -> None:
+        super().__init__(status_code=status_code, detail=detail)
+        self.code = code
+
+
 def create_app(kb: KnowledgeBase, mount_ui: bool = True, open_without_accounts: bool = False) -> FastAPI:
     """open_without_accounts: the UI lets callers without a login act as the local
     administrator until the first account exists (app.exposure: loopback or --insecure-no-auth)."""
@@ -152,17 +160,26 @@ def create_app(kb: KnowledgeBase, mount_ui: bool = True, open_without_accounts: 
 
     def _errors(exc: Exception) -> HTTPException:
         # NotFound first: a refusal to a non-member (service.Hidden) is both, and must read as missing.
-        if isinstance(exc, (NotFound, ConversationNotFound)):
-            return HTTPException(status_code=404, detail=str(exc))
+        if isinstance(exc, ConversationNotFound):
+            return CodedError(404, str(exc), "conversation_not_found")
+        if isinstance(exc, NotFound):
+            return CodedError(404, str(exc), "not_found")
         if isinstance(exc, AccessDenied):
-            return HTTPException(status_code=403, detail=str(exc))
-        return HTTPException(status_code=400, detail=str(exc))
+            return CodedError(403, str(exc), "access_denied")
+        if isinstance(exc, EmptyCollection):
+            return CodedError(400, str(exc), "empty_collection")
+        return CodedError(400, str(exc), "invalid_request")
+
+    @api.exception_handler(CodedError)
+    def coded_error(request: Request, exc: CodedError) -> JSONResponse:
+        # `detail` stays the English sentence; clients (and translated UIs) branch on `code`.
+        return JSONResponse({"detail": exc.detail, "code": exc.code}, status_code=exc.status_code, headers=exc.headers)
 
     @api.exception_handler(Busy)
     def busy(request: Request, exc: Busy) -> JSONResponse:
         # 429: this caller is over their share; 503: the server is; either way, when to retry.
-        return JSONResponse({"detail": str(exc)}, status_code=429 if exc.per_asker else 503,
-                            headers={"Retry-After": str(exc.retry_after_s)})
+        return JSONResponse({"detail": str(exc), "code": "asker_busy" if exc.per_asker else "server_busy"},
+                            status_code=429 if exc.per_asker else 503, headers={"Retry-After": str(exc.retry_after_s)})
 
     @api.get("/healthz")
     def health() -> dict:
@@ -406,6 +423,7 @@ def create_app(kb: KnowledgeBase, mount_ui: bool = True, open_without_accounts: 
         import gradio as gr
 
         from ui.admin import build_admin
+        from ui.admin import page_options as admin_page_options
         from ui.chat import build_app, page_options
         from ui.sessions import secure_gradio
 
@@ -415,7 +433,8 @@ def create_app(kb: KnowledgeBase, mount_ui: bool = True, open_without_accounts: 
         # /admin first: the chat's mount at / would otherwise answer every path.
         # One upload is at most a file at the cap or a zip that inflates to at most its limit.
         biggest_upload = max(kb.settings.max_upload_bytes, kb.settings.zip_max_total_bytes)
-        api = gr.mount_gradio_app(api, build_admin(kb), path="/admin", auth=auth, max_file_size=biggest_upload)
+        api = gr.mount_gradio_app(api, build_admin(kb), path="/admin", auth=auth, max_file_size=biggest_upload,
+                                  **admin_page_options())
         api = gr.mount_gradio_app(
             api, build_app(kb), path="/", allowed_paths=[str(kb.settings.figures_dir.resolve())], auth=auth, **page_options(),
         )

@@ -18,7 +18,7 @@ from app.models import Conversation, Feedback, Message
 from app.service import KnowledgeBase
 from tests.conftest import SAMPLES, make_settings
 from tests.servers import SCREENSHOTS, needs_chromium, serving
-from ui.chat import NO_COLLECTION, QUEUED
+from ui.chat import NO_COLLECTION
 
 pytestmark = needs_chromium
 
@@ -164,27 +164,28 @@ def test_an_empty_collection_is_named_as_empty(site, browser):
     page.close()
 
 
-def test_a_second_question_while_the_server_is_busy_is_told_it_is_queued(site, browser):
+def test_a_second_question_while_the_model_is_busy_is_searched_at_once_and_told_its_place(site, browser):
     kb = site["kb"]
     before = len(conversations_of(kb, "alice"))
     first, second = logged_in(browser, site["url"], "alice"), logged_in(browser, site["url"], "alice")
     site["gate"].clear()  # the first answer is held in progress
     try:
         ask(first, FAN_QUESTION)
-        # The first answer holds the slot: searching, or (quote shown) waiting for the held model to write.
+        # The first answer holds the generator: searching, or (quote shown) held while writing.
         first.locator("#chat .message").last.get_by_text(re.compile("Searching the documents|Writing the answer")).first.wait_for(timeout=60_000)
         ask(second, "What does the SX-400 communicate through?")
-        second.locator("#chat").get_by_text("Queued").wait_for(timeout=30_000)
+        # Searched at once (not held behind the whole first question), then told its place at the generator.
+        second.locator("#chat").get_by_text("Waiting for the model: 1 answer ahead of yours").wait_for(timeout=60_000)
         time.sleep(1)
-        # still queued, not started, while the first answer holds the only answering slot
-        assert QUEUED in second.locator("#chat").inner_text() and "Searching" not in second.locator("#chat").inner_text()
-        assert "queue: 1/1" in second.locator("#chat").inner_text()  # Gradio's own position counter
+        text = second.locator("#chat").inner_text()
+        assert "Searching" not in text and "1 answer ahead" in text  # still waiting, not writing
+        assert "Writing the answer" not in text
     finally:
-        second.screenshot(path=str(SCREENSHOTS / "chat-queued.png"), full_page=True)
+        second.screenshot(path=str(SCREENSHOTS / "chat-waiting-for-model.png"), full_page=True)
         site["gate"].set()
     wait_for_answer(first)
     wait_for_answer(second)
-    assert "Queued" not in second.locator("#chat").inner_text()
+    assert "Waiting for the model" not in second.locator("#chat").inner_text()
     # Each page was its own new chat: two conversations, each with its question and answer.
     added = conversations_of(kb, "alice")[before:]
     assert len(added) == 2

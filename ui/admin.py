@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import csv
 import queue
+import re
 import tempfile
 import threading
 from collections.abc import Iterator
@@ -23,6 +24,7 @@ from app.models import User
 from app.schemas import Dashboard, FileOutcome, IngestReport, ReindexReport
 from app.service import AccessDenied, KnowledgeBase, NotFound
 from ingest.loaders import safe_filename
+from ui.i18n import I18N, SWITCH_SCRIPT, Refusal, columns, language, localized, switch, t, value
 
 COLLECTION_COLUMNS = ["collection", "documents", "ready", "failed", "chunks"]
 MEMBER_COLUMNS = ["user", "role"]
@@ -32,14 +34,31 @@ DASHBOARD_COLUMNS = ["collection", "documents", "ready", "failed", "chunks", "fi
 JOB_COLUMNS = ["job", "collection", "kind", "status", "files", "failed", "message", "started", "finished"]
 MODEL_COLUMNS = ["role", "model", "package", "loaded"]
 ROLES = ["reader", "editor", "admin"]
+TAB_KEYS = ["collections", "members", "upload", "documents", "dashboard"]  # in the console's order
 OUTCOME_LABELS = {FileOutcome.ingested: "ready", FileOutcome.skipped_duplicate: "unchanged", FileOutcome.failed: "failed"}
 
-NOT_ALLOWED = (
-    "### Not allowed\n"
-    "You are signed in as **{user}**, who administers no collection. The admin console is for "
-    "global administrators and for a collection's administrators. Ask an administrator for the "
-    "admin role on a collection, or use the [chat](../) to ask questions."
-)
+NOT_ALLOWED = t("admin_not_allowed")  # English; each language's is in ui.i18n
+
+
+def page_options() -> dict:
+    """Page-level options (the language switch's script, translations) for `mount_gradio_app()`."""
+    return {"head": SWITCH_SCRIPT, "i18n": I18N}
+
+
+@dataclass(frozen=True)
+class Said:
+    """A handler's message as a key and its values, written out in the page's language;
+    a value given as (kind, word) is a stored word shown translated (a role)."""
+
+    key: str
+    params: dict
+
+    def text(self, lang: str) -> str:
+        return t(self.key, lang, **{k: value(v[1], lang, v[0]) if isinstance(v, tuple) else v for k, v in self.params.items()})
+
+
+def said(key: str, **params) -> Said:
+    return Said(key, params)
 
 
 @dataclass
@@ -51,8 +70,8 @@ class FileRow:
     figures: int | None = None
     error: str = ""
 
-    def cells(self) -> list:
-        return [self.file, self.status, self.pages if self.pages is not None else "",
+    def cells(self, lang: str = "en") -> list:
+        return [self.file, value(self.status, lang), self.pages if self.pages is not None else "",
                 self.chunks if self.chunks is not None else "", self.figures if self.figures is not None else "", self.error]
 
 
@@ -80,8 +99,9 @@ def write_csv(name: str, columns: list[str], rows: list[list]) -> str:
     return str(path)
 
 
-def _frame(columns: list[str], rows: list[list]) -> pd.DataFrame:
-    return pd.DataFrame(rows, columns=columns)
+def _frame(names: list[str], rows: list[list], lang: str = "en") -> pd.DataFrame:
+    """A table for the screen, its headers in `lang` (CSV downloads keep the English ones)."""
+    return pd.DataFrame(rows, columns=columns(names, lang))
 
 
 def _size(n_bytes: int) -> str:
@@ -96,25 +116,51 @@ def _when(moment) -> str:
     return moment.strftime("%Y-%m-%d %H:%M:%S") if moment else ""
 
 
-def _warning(exc: Exception) -> str:
-    return f"⚠️ {exc}"
+def _warning(exc: Exception, lang: str = "en") -> str:
+    return t("warning", lang, message=localized(exc, lang))
 
 
-def dashboard_views(board: Dashboard) -> tuple[str, pd.DataFrame, pd.DataFrame, pd.DataFrame]:
-    totals = (
-        f"**{board.documents}** documents · **{board.chunks}** chunks · **{board.figures}** figures · "
-        f"indexes **{_size(board.index_bytes)}** on disk · **{len(board.collections)}** collections"
+def _package(package: str, lang: str) -> str:
+    """app.dashboard's package column: a fixed phrase, or pins with "and N more parts"."""
+    more = re.fullmatch(r"(.+) and (\d+) more parts", package)
+    return t("package_more", lang, first=more.group(1), more=more.group(2)) if more else value(package, lang, "package")
+
+
+_INGEST_SUMMARY = re.compile(r"(\d+) ingested, (\d+) unchanged, (\d+) failed")
+_REINDEX_SUMMARY = re.compile(r"(\d+) re-indexed, (\d+) failed( \(kept their previous chunks\))?")
+
+
+def _job_message(message: str | None, lang: str) -> str:
+    """A job's message: its summary line (app.ingestion, app.reindex) in `lang`; anything
+    else (a failed file's error, an interruption) is the service's own English words."""
+    first, newline, rest = (message or "").partition("\n")
+    if lang != "en":
+        if found := _INGEST_SUMMARY.fullmatch(first):
+            first = t("job_message_ingest", lang, ingested=found[1], unchanged=found[2], failed=found[3])
+        elif found := _REINDEX_SUMMARY.fullmatch(first):
+            first = t("job_message_reindex", lang, rebuilt=found[1], failed=found[2]) + (t("job_message_kept", lang) if found[3] else "")
+    return first + newline + rest
+
+
+def dashboard_views(board: Dashboard, lang: str = "en") -> tuple[str, pd.DataFrame, pd.DataFrame, pd.DataFrame]:
+    totals = t(
+        "admin_totals", lang, documents=board.documents, chunks=board.chunks, figures=board.figures,
+        size=_size(board.index_bytes), collections=len(board.collections),
     )
     collections = _frame(
         DASHBOARD_COLUMNS,
         [[c.name, c.documents, c.ready_documents, c.failed_documents, c.chunks, c.figures, _size(c.index_bytes)] for c in board.collections],
+        lang,
     )
+    # A job's message is the service's own words, in English, but for its summary line.
     jobs = _frame(
         JOB_COLUMNS,
-        [[j.id, j.collection or "", j.kind, j.status, f"{j.done_files}/{j.total_files}", j.failed_files, j.message or "",
+        [[j.id, j.collection or "", value(j.kind, lang, "job"), value(j.status, lang), f"{j.done_files}/{j.total_files}", j.failed_files, _job_message(j.message, lang),
           _when(j.created_at), _when(j.finished_at)] for j in board.jobs],
+        lang,
     )
-    models = _frame(MODEL_COLUMNS, [[m.role, m.name, m.package, "yes" if m.loaded else "not yet"] for m in board.models])
+    models = _frame(MODEL_COLUMNS, [[value(m.role, lang, "model"), m.name, _package(m.package, lang), t("admin_yes" if m.loaded else "admin_not_yet", lang)] for m in board.models],
+                    lang)
     return totals, collections, jobs, models
 
 
@@ -149,29 +195,32 @@ def build_admin(kb: KnowledgeBase) -> gr.Blocks:
             return kb.system_user()
         username = getattr(request, "username", None)
         if not username:
-            raise AccessDenied("please log in")
+            refused = AccessDenied(t("admin_please_log_in"))
+            refused.i18n_key, refused.i18n_params = "admin_please_log_in", {}  # shown in the page's language
+            raise refused
         return kb.user(username)
 
     def collection_names(user: User) -> list[str]:
         return [c.name for c in kb.administered_collections(user)]
 
-    def members_frame(user: User, collection: str | None) -> pd.DataFrame:
+    def members_frame(user: User, collection: str | None, lang: str) -> pd.DataFrame:
         if not collection:
-            return _frame(MEMBER_COLUMNS, [])
-        return _frame(MEMBER_COLUMNS, [[m.username, m.role] for m in kb.members(user, collection)])
+            return _frame(MEMBER_COLUMNS, [], lang)
+        return _frame(MEMBER_COLUMNS, [[m.username, value(m.role, lang, "role")] for m in kb.members(user, collection)], lang)
 
-    def documents_view(user: User, collection: str | None) -> tuple[pd.DataFrame, dict]:
+    def documents_view(user: User, collection: str | None, lang: str) -> tuple[pd.DataFrame, dict]:
         if not collection:
-            return _frame(DOCUMENT_COLUMNS, []), gr.update(choices=[], value=None)
+            return _frame(DOCUMENT_COLUMNS, [], lang), gr.update(choices=[], value=None)
         documents = kb.documents(user, collection)
         rows = [
-            [d.id, d.filename, d.status.value, d.page_count or "", round(d.size_bytes / 1024, 1), d.error or "", _when(d.updated_at)]
+            [d.id, d.filename, value(d.status.value, lang), d.page_count or "", round(d.size_bytes / 1024, 1), d.error or "",
+             _when(d.updated_at)]
             for d in documents
         ]
         choices = [(f"{d.id} · {d.filename}", d.id) for d in documents]
-        return _frame(DOCUMENT_COLUMNS, rows), gr.update(choices=choices, value=None)
+        return _frame(DOCUMENT_COLUMNS, rows, lang), gr.update(choices=choices, value=None)
 
-    def view(user: User, selected: str | None, message: str | None) -> tuple:
+    def view(user: User, selected: str | None, message: str | None, lang: str = "en") -> tuple:
         """Every output that depends on the selected collection, in VIEW order."""
         names = collection_names(user)
         selected = selected if selected in names else (names[0] if names else None)
@@ -179,10 +228,12 @@ def build_admin(kb: KnowledgeBase) -> gr.Blocks:
         collections = _frame(
             COLLECTION_COLUMNS,
             [[n, infos[n].documents, infos[n].ready_documents, infos[n].failed_documents, infos[n].chunks] for n in names if n in infos],
+            lang,
         )
-        documents, document_choices = documents_view(user, selected)
+        documents, document_choices = documents_view(user, selected, lang)
         shown = gr.update() if message is None else message
-        return (shown, gr.update(choices=names, value=selected), collections, members_frame(user, selected), documents, document_choices)
+        return (shown, gr.update(choices=names, value=selected), collections, members_frame(user, selected, lang), documents,
+                document_choices)
 
     def guarded(handler):
         """Run `handler(user, selected, *values)` for the current user and show the result;
@@ -190,16 +241,18 @@ def build_admin(kb: KnowledgeBase) -> gr.Blocks:
         parameter annotated with it, hence one explicit signature per arity."""
 
         def call(values: list, request: gr.Request | None) -> tuple:
+            lang = language(request)
             try:
                 user = actor(request)
             except (AccessDenied, NotFound) as exc:
-                return (_warning(exc),) + tuple(gr.update() for _ in range(len(VIEW) - 1))
+                return (_warning(exc, lang),) + tuple(gr.update() for _ in range(len(VIEW) - 1))
             selected = values[0]
             try:
                 message, selected = handler(user, *values)
             except (AccessDenied, NotFound, ValueError) as exc:
-                message = _warning(exc)
-            return view(user, selected, message)
+                message = _warning(exc, lang)
+            # A handler's message is a key and its values, so that it reads in the page's language.
+            return view(user, selected, message.text(lang) if isinstance(message, Said) else message, lang)
 
         arity = handler.__code__.co_argcount - 1
         if arity == 1:
@@ -223,23 +276,23 @@ def build_admin(kb: KnowledgeBase) -> gr.Blocks:
 
     def create(user: User, _selected: str | None, name: str):
         collection = kb.create_collection(user, name or "")
-        return f"Created collection **{collection.name}**.", collection.name
+        return said("admin_created", collection=collection.name), collection.name
 
     def rename(user: User, selected: str | None, new_name: str):
         if not selected:
-            raise ValueError("choose a collection first")
+            raise Refusal("admin_choose_collection")
         collection = kb.rename_collection(user, selected, new_name)
-        return f"Renamed **{selected}** to **{collection.name}**.", collection.name
+        return said("admin_renamed", old=selected, new=collection.name), collection.name
 
     def delete_collection(user: User, selected: str | None, confirmed: bool):
         if not selected:
-            raise ValueError("choose a collection first")
+            raise Refusal("admin_choose_collection")
         if not confirmed:
-            raise ValueError(f"tick the box to confirm that {selected} and all its documents should be deleted")
+            raise Refusal("admin_confirm_delete", collection=selected)
         removed = kb.delete_collection(user, selected)
         return (
-            f"Deleted collection **{selected}**: {len(removed.document_ids)} documents, {removed.chunks} chunks, "
-            f"{len(removed.files_deleted)} stored files.",
+            said("admin_deleted_collection", collection=selected, documents=len(removed.document_ids), chunks=removed.chunks,
+                 files=len(removed.files_deleted)),
             None,
         )
 
@@ -247,188 +300,218 @@ def build_admin(kb: KnowledgeBase) -> gr.Blocks:
 
     def set_member(user: User, selected: str | None, username: str, role: str):
         if not selected:
-            raise ValueError("choose a collection first")
+            raise Refusal("admin_choose_collection")
         username = (username or "").strip()
         if not username:
-            raise ValueError("enter a user name")
+            raise Refusal("admin_enter_user")
         kb.manage_member(user, selected, username, role)
-        return f"**{username}** is now {role} of **{selected}**.", selected
+        return said("admin_member_set", user=username, role=("role", role), collection=selected), selected
 
     def remove_member(user: User, selected: str | None, username: str, _role: str):
         if not selected:
-            raise ValueError("choose a collection first")
+            raise Refusal("admin_choose_collection")
         username = (username or "").strip()
         if not username:
-            raise ValueError("enter a user name")
+            raise Refusal("admin_enter_user")
         kb.manage_member(user, selected, username, None)
-        return f"**{username}** is no longer a member of **{selected}**.", selected
+        return said("admin_member_removed", user=username, collection=selected), selected
 
     # --- documents -----------------------------------------------------------------
 
     def delete_document(user: User, selected: str | None, document_id):
         if not selected:
-            raise ValueError("choose a collection first")
+            raise Refusal("admin_choose_collection")
         if document_id is None:
-            raise ValueError("choose a document to delete")
+            raise Refusal("admin_choose_document")
         removed = kb.delete_document(user, selected, int(document_id))
-        return f"Deleted document {document_id} ({removed.chunks} chunks).", selected
+        return said("admin_deleted_document", document=document_id, chunks=removed.chunks), selected
 
     def failed_documents_report(selected: str | None, request: gr.Request):
+        lang = language(request)
         try:
             user = actor(request)
             if not selected:
-                raise ValueError("choose a collection first")
+                raise Refusal("admin_choose_collection")
             failed = [d for d in kb.documents(user, selected) if d.status.value == "failed"]
         except (AccessDenied, NotFound, ValueError) as exc:
-            return _warning(exc), gr.update(value=None, visible=False)
+            return _warning(exc, lang), gr.update(value=None, visible=False)
         if not failed:
-            return f"No failed documents in **{selected}**.", gr.update(value=None, visible=False)
+            return t("admin_no_failed", lang, collection=selected), gr.update(value=None, visible=False)
         path = write_csv(f"failed-documents-{safe_filename(selected)}.csv", ["id", "file", "error", "updated"],
                          [[d.id, d.filename, d.error or "", _when(d.updated_at)] for d in failed])
-        return f"{len(failed)} failed documents in **{selected}**.", gr.update(value=path, visible=True)
+        return t("admin_failed_count", lang, count=len(failed), collection=selected), gr.update(value=path, visible=True)
 
     # --- upload --------------------------------------------------------------------
 
     def ingest_files(selected: str | None, files: list[str] | None, request: gr.Request, progress=gr.Progress()) -> Iterator[tuple]:
         """Ingest in a worker thread so the status table can change while files are processed."""
         nothing = gr.update(value=None, visible=False)
+        lang = language(request)
         try:
             user = actor(request)
             if not selected:
-                raise ValueError("choose or create a collection first")
+                raise Refusal("admin_choose_or_create")
             if not files:
-                raise ValueError("add files to upload first (drag them onto the upload box)")
+                raise Refusal("admin_add_files")
         except (AccessDenied, NotFound, ValueError) as exc:
-            yield _warning(exc), gr.update(), nothing
+            yield _warning(exc, lang), gr.update(), nothing
             return
         uploads = [Upload(Path(f), Path(f).name) for f in files]
         job = BackgroundJob("admin-ingest", lambda report_progress: kb.ingest(user, selected, uploads=uploads, progress=report_progress))
         rows: list[FileRow] = []
-        progress(0, desc="Starting…")
+        progress(0, desc=t("admin_starting", lang))
         for done, total, current in job:
             for row in rows[:done]:
                 if row.status == "processing":
                     _fill_from_documents(kb, user, selected, row)
             if current and done < total:
                 rows.append(FileRow(file=safe_filename(current), status="processing"))
-            progress((done, total), desc=f"{current or 'finishing'}", unit="files")
-            yield f"Ingesting into **{selected}**: {done} of {total} files done…", _frame(STATUS_COLUMNS, [r.cells() for r in rows]), nothing
+            progress((done, total), desc=f"{current or t('admin_finishing', lang)}", unit="files")
+            yield (t("admin_ingesting", lang, collection=selected, done=done, total=total),
+                   _frame(STATUS_COLUMNS, [r.cells(lang) for r in rows], lang), nothing)
         if job.error is not None:
-            yield _warning(job.error), _frame(STATUS_COLUMNS, [r.cells() for r in rows]), nothing
+            yield _warning(job.error, lang), _frame(STATUS_COLUMNS, [r.cells(lang) for r in rows], lang), nothing
             return
         report: IngestReport = job.result
         rows = report_rows(report)
         path = write_csv(f"ingest-report-job-{report.job_id}.csv", STATUS_COLUMNS, [r.cells() for r in rows])
-        summary = (
-            f"Job {report.job_id} finished in **{selected}**: {len(report.ingested)} ready, "
-            f"{len(report.skipped)} unchanged, {len(report.failed)} failed."
-        )
+        summary = t("admin_job_done", lang, job=report.job_id, collection=selected, ready=len(report.ingested),
+                    unchanged=len(report.skipped), failed=len(report.failed))
         if report.failed:
-            summary += " The errors are in the table and in the report below."
-        yield summary, _frame(STATUS_COLUMNS, [r.cells() for r in rows]), gr.update(value=path, visible=True)
+            summary += t("admin_job_errors", lang)
+        yield summary, _frame(STATUS_COLUMNS, [r.cells(lang) for r in rows], lang), gr.update(value=path, visible=True)
 
     # --- dashboard -----------------------------------------------------------------
 
     def reindex_collection(selected: str | None, request: gr.Request, progress=gr.Progress()) -> Iterator[str]:
         """Rebuild the collection's chunks and vectors from its stored files (after a model or
         chunk-setting change). The old index keeps answering until the job swaps at the end."""
+        lang = language(request)
         try:
             user = actor(request)
             if not selected:
-                raise ValueError("choose a collection first")
+                raise Refusal("admin_choose_collection")
         except (AccessDenied, NotFound, ValueError) as exc:
-            yield _warning(exc)
+            yield _warning(exc, lang)
             return
         job = BackgroundJob("admin-reindex", lambda report_progress: kb.reindex(user, selected, progress=report_progress))
-        progress(0, desc="Starting…")
+        progress(0, desc=t("admin_starting", lang))
         for done, total, current in job:
-            progress((done, total), desc=f"{current or 'swapping in the new index'}", unit="documents")
-            yield f"Re-indexing **{selected}**: {done} of {total} documents done…"
+            progress((done, total), desc=f"{current or t('admin_swapping', lang)}", unit="documents")
+            yield t("admin_reindexing", lang, collection=selected, done=done, total=total)
         if job.error is not None:
-            yield _warning(job.error)
+            yield _warning(job.error, lang)
             return
         report: ReindexReport = job.result
         failed = "; ".join(f"{d.filename}: {d.error}" for d in report.failed)
         yield (
-            f"Re-indexed **{selected}**: {len(report.rebuilt)} rebuilt, {len(report.resumed)} resumed from an "
-            f"interrupted run, {len(report.failed)} failed" + (f" (kept their previous chunks: {failed})" if failed else "") + "."
+            t("admin_reindexed", lang, collection=selected, rebuilt=len(report.rebuilt), resumed=len(report.resumed),
+              failed=len(report.failed)) + (t("admin_reindex_kept", lang, failures=failed) if failed else "") + ("。" if lang == "zh-CN" else ".")
         )
 
-    def dashboard(request: gr.Request):
+    def dashboard(request: gr.Request, lang: str | None = None):
+        lang = lang or language(request)
         try:
-            return dashboard_views(kb.dashboard(actor(request)))
+            return dashboard_views(kb.dashboard(actor(request)), lang)
         except (AccessDenied, NotFound) as exc:
-            return _warning(exc), gr.update(), gr.update(), gr.update()
+            return _warning(exc, lang), gr.update(), gr.update(), gr.update()
 
-    def load(request: gr.Request):
+    def load(request: gr.Request, lang: str | None = None):
+        """The console in the page's language (`lang` when the switch just changed it: its
+        cookie may not be set yet)."""
+        lang = lang or language(request)
+        language_roles = gr.update(choices=[(value(r, lang, "role"), r) for r in ROLES])  # the value stays English
+        empty_status = _frame(STATUS_COLUMNS, [], lang)
         try:
             user = actor(request)
         except (AccessDenied, NotFound) as exc:
-            return (_warning(exc), gr.update(visible=False)) + tuple(gr.update() for _ in VIEW)
+            return (_warning(exc, lang), gr.update(visible=False)) + tuple(gr.update() for _ in VIEW) + (lang, language_roles, empty_status)
         if not user.is_admin and not kb.administered_collections(user):
-            return (NOT_ALLOWED.format(user=user.username), gr.update(visible=False)) + tuple(gr.update() for _ in VIEW)
-        role = "global administrator" if user.is_admin else "collection administrator"
-        return (f"Signed in as **{user.username}** ({role}).", gr.update(visible=True)) + view(user, None, "")
+            return ((t("admin_not_allowed", lang, user=user.username), gr.update(visible=False)) + tuple(gr.update() for _ in VIEW)
+                    + (lang, language_roles, empty_status))
+        role = t("admin_global_admin" if user.is_admin else "admin_collection_admin", lang)
+        return ((t("admin_signed_in", lang, user=user.username, role=role), gr.update(visible=True)) + view(user, None, "", lang)
+                + (lang, language_roles, empty_status))
+
+    def tab_titles(request: gr.Request, lang: str | None = None) -> tuple:
+        """Every tab's title from the server: Gradio's changeLocale re-renders only the selected
+        tab's, and a title sent while the console is still hidden does not reach its tab bar
+        (hence a step after `load`, once the console shows)."""
+        lang = lang or language(request)
+        return tuple(gr.update(label=t(f"admin_tab_{tab}", lang)) for tab in TAB_KEYS)
+
+    def change_language(lang: str, collection_name: str | None, request: gr.Request):
+        # Everything the server wrote is written again in the new language; the chosen collection stays.
+        shown = list(load(request, lang))
+        if shown[1].get("visible"):
+            user = actor(request)
+            shown[2:2 + len(VIEW)] = view(user, collection_name, None, lang)
+        return tuple(shown) + tab_titles(request, lang) + dashboard(request, lang)
 
     with gr.Blocks(title="mmkb — admin console") as demo:
-        gr.Markdown("## mmkb admin console\nCollections, members, uploads and what the knowledge base holds. [Open the chat](../)")
+        with gr.Row(equal_height=True):
+            gr.Markdown(I18N("admin_intro"))
+            lang_switch = switch()
         notice = gr.Markdown(elem_id="admin-notice")
         with gr.Column(visible=False, elem_id="admin-console") as console:
             with gr.Row():
-                collection = gr.Dropdown(label="Collection", choices=[], scale=3, elem_id="admin-collection")
-                refresh = gr.Button("Refresh", scale=1, elem_id="admin-refresh")
+                collection = gr.Dropdown(label=I18N("chat_collection"), choices=[], scale=3, elem_id="admin-collection")
+                refresh = gr.Button(I18N("admin_refresh"), scale=1, elem_id="admin-refresh")
             message = gr.Markdown(elem_id="admin-message")
             with gr.Tabs():
-                with gr.Tab("Collections", id="collections"):
+                with gr.Tab(I18N("admin_tab_collections"), id="collections") as collections_tab:
                     collections_table = gr.Dataframe(headers=COLLECTION_COLUMNS, interactive=False, elem_id="collections-table")
                     with gr.Row():
-                        new_name = gr.Textbox(label="New collection", placeholder="name", scale=3, elem_id="new-collection")
-                        create_button = gr.Button("Create", variant="primary", scale=1, elem_id="create-collection")
+                        new_name = gr.Textbox(label=I18N("admin_new_collection"), placeholder=I18N("admin_name_placeholder"), scale=3, elem_id="new-collection")
+                        create_button = gr.Button(I18N("admin_create"), variant="primary", scale=1, elem_id="create-collection")
                     with gr.Row():
-                        rename_to = gr.Textbox(label="Rename the selected collection to", scale=3, elem_id="rename-to")
-                        rename_button = gr.Button("Rename", scale=1, elem_id="rename-collection")
+                        rename_to = gr.Textbox(label=I18N("admin_rename_to"), scale=3, elem_id="rename-to")
+                        rename_button = gr.Button(I18N("admin_rename"), scale=1, elem_id="rename-collection")
                     with gr.Row():
-                        confirm_delete = gr.Checkbox(label="Delete the selected collection with all its documents", elem_id="confirm-delete")
-                        delete_button = gr.Button("Delete collection", variant="stop", elem_id="delete-collection")
-                with gr.Tab("Members", id="members"):
+                        confirm_delete = gr.Checkbox(label=I18N("admin_delete_confirm_label"), elem_id="confirm-delete")
+                        delete_button = gr.Button(I18N("admin_delete_collection"), variant="stop", elem_id="delete-collection")
+                with gr.Tab(I18N("admin_tab_members"), id="members") as members_tab:
                     members_table = gr.Dataframe(headers=MEMBER_COLUMNS, interactive=False, elem_id="members-table")
                     with gr.Row():
-                        member_name = gr.Textbox(label="User name", scale=3, elem_id="member-name")
-                        member_role = gr.Dropdown(label="Role", choices=ROLES, value="reader", scale=1, elem_id="member-role")
+                        member_name = gr.Textbox(label=I18N("admin_user_name"), scale=3, elem_id="member-name")
+                        member_role = gr.Dropdown(label=I18N("admin_role"), choices=ROLES, value="reader", scale=1, elem_id="member-role")
                     with gr.Row():
-                        set_member_button = gr.Button("Add or change role", variant="primary", elem_id="set-member")
-                        remove_member_button = gr.Button("Remove member", elem_id="remove-member")
-                with gr.Tab("Upload", id="upload"):
+                        set_member_button = gr.Button(I18N("admin_set_member"), variant="primary", elem_id="set-member")
+                        remove_member_button = gr.Button(I18N("admin_remove_member"), elem_id="remove-member")
+                with gr.Tab(I18N("admin_tab_upload"), id="upload") as upload_tab:
                     files = gr.File(
-                        label="Files (drag and drop; PDF, images, DOCX, PPTX, HTML, Markdown, text, or a .zip of them)",
+                        label=I18N("admin_files"),
                         file_count="multiple", type="filepath", elem_id="upload-files",
                     )
-                    ingest_button = gr.Button("Ingest into the selected collection", variant="primary", elem_id="ingest")
+                    ingest_button = gr.Button(I18N("admin_ingest"), variant="primary", elem_id="ingest")
                     status_table = gr.Dataframe(
                         headers=STATUS_COLUMNS, interactive=False, wrap=True, elem_id="ingest-status",
                         column_widths=["24%", "9%", "7%", "7%", "7%", "46%"],
                     )
-                    ingest_report = gr.File(label="Ingest report (CSV, with each failed file's error)", visible=False, elem_id="ingest-report")
-                with gr.Tab("Documents", id="documents"):
+                    ingest_report = gr.File(label=I18N("admin_ingest_report"), visible=False, elem_id="ingest-report")
+                with gr.Tab(I18N("admin_tab_documents"), id="documents") as documents_tab:
                     documents_table = gr.Dataframe(headers=DOCUMENT_COLUMNS, interactive=False, wrap=True, elem_id="documents-table")
                     with gr.Row():
-                        document_choice = gr.Dropdown(label="Document", choices=[], scale=3, elem_id="document-choice")
-                        delete_document_button = gr.Button("Delete document", variant="stop", scale=1, elem_id="delete-document")
-                    failed_button = gr.Button("Download the errors of failed documents", elem_id="failed-report-button")
-                    failed_report = gr.File(label="Failed documents (CSV)", visible=False, elem_id="failed-report")
-                with gr.Tab("Dashboard", id="dashboard") as dashboard_tab:
+                        document_choice = gr.Dropdown(label=I18N("admin_document"), choices=[], scale=3, elem_id="document-choice")
+                        delete_document_button = gr.Button(I18N("admin_delete_document"), variant="stop", scale=1, elem_id="delete-document")
+                    failed_button = gr.Button(I18N("admin_failed_button"), elem_id="failed-report-button")
+                    failed_report = gr.File(label=I18N("admin_failed_report"), visible=False, elem_id="failed-report")
+                with gr.Tab(I18N("admin_tab_dashboard"), id="dashboard") as dashboard_tab:
                     totals = gr.Markdown(elem_id="dashboard-totals")
-                    dashboard_collections = gr.Dataframe(headers=DASHBOARD_COLUMNS, interactive=False, label="Collections")
-                    jobs_table = gr.Dataframe(headers=JOB_COLUMNS, interactive=False, wrap=True, label="Last jobs", elem_id="jobs-table")
-                    models_table = gr.Dataframe(headers=MODEL_COLUMNS, interactive=False, label="Models in use")
-                    dashboard_refresh = gr.Button("Refresh dashboard", elem_id="dashboard-refresh")
-                    reindex_button = gr.Button("Re-index the selected collection", elem_id="reindex")
+                    dashboard_collections = gr.Dataframe(headers=DASHBOARD_COLUMNS, interactive=False, label=I18N("admin_tab_collections"))
+                    jobs_table = gr.Dataframe(headers=JOB_COLUMNS, interactive=False, wrap=True, label=I18N("admin_last_jobs"), elem_id="jobs-table")
+                    models_table = gr.Dataframe(headers=MODEL_COLUMNS, interactive=False, label=I18N("admin_models"), elem_id="models-table")
+                    dashboard_refresh = gr.Button(I18N("admin_refresh_dashboard"), elem_id="dashboard-refresh")
+                    reindex_button = gr.Button(I18N("admin_reindex"), elem_id="reindex")
                     reindex_status = gr.Markdown(elem_id="reindex-status")
 
         VIEW = [message, collection, collections_table, members_table, documents_table, document_choice]
+        TABS = [collections_tab, members_tab, upload_tab, documents_tab, dashboard_tab]
         DASHBOARD = [totals, dashboard_collections, jobs_table, models_table]
 
-        demo.load(load, None, [notice, console, *VIEW])
+        demo.load(load, None, [notice, console, *VIEW, lang_switch, member_role, status_table]).then(tab_titles, None, TABS)
+        lang_switch.input(change_language, [lang_switch, collection],
+                          [notice, console, *VIEW, lang_switch, member_role, status_table, *TABS, *DASHBOARD])
         demo.load(dashboard, None, DASHBOARD)
         reindex_button.click(reindex_collection, [collection], [reindex_status]).then(dashboard, None, DASHBOARD)
         collection.input(guarded(show), [collection], VIEW)
@@ -445,6 +528,7 @@ def build_admin(kb: KnowledgeBase) -> gr.Blocks:
         ).then(dashboard, None, DASHBOARD)
         dashboard_refresh.click(dashboard, None, DASHBOARD)
         dashboard_tab.select(dashboard, None, DASHBOARD)
+    demo.i18n_instance = I18N  # mount_gradio_app(i18n=...) would set it; this works without it too
     return demo
 
 

@@ -28,19 +28,24 @@ from app.registry import ModelNotAvailable
 from app.safe_markdown import neutralise
 from app.schemas import Answer, Quote, Source
 from app.service import AccessDenied, EmptyCollection, KnowledgeBase, NotFound
+from ui.i18n import I18N, SWITCH_SCRIPT, language, localized, switch, t
 
-ALL_COLLECTIONS = "All collections"
-QUEUED = "⏳ Queued: the server is answering other questions; yours starts as soon as it is free."
-NO_COLLECTION = "You cannot read any collection yet; ask an administrator for access."
-LOGGED_OUT = "Your login has expired or you are logged out: reload the page and log in again."
+# The English texts (ui.i18n has every text in each language); ALL_COLLECTIONS is also the
+# collection choice's value, whatever its label reads.
+ALL_COLLECTIONS = t("chat_all_collections")
+QUEUED = t("chat_queued")
+NO_COLLECTION = t("chat_no_collection")
+LOGGED_OUT = t("chat_logged_out")
 # The panel is titled exactly "Sources" only while it lists an answer's sources.
-SOURCES = "Sources"
-NO_SOURCES_YET = "Sources appear here with an answer"
-WRITING = "Writing the answer…"
+SOURCES = t("chat_sources")
+NO_SOURCES_YET = t("chat_no_sources_yet")
+WRITING = t("chat_writing")
 # Above an answer that is the quote itself: the model refused or gave no supported answer.
-EXTRACTIVE = "Quoted from the source (the model did not give a supported answer):"
+EXTRACTIVE = t("chat_extractive")
 _CITATION = re.compile(r"\[(\d+)\]")
 _GALLERY_CAPTION = re.compile(r"\[(\d+)\] ")
+# Where render_answer's line of cited sources starts, in any language.
+_SOURCES_LINE = re.compile("\n\n\\*(?:" + "|".join(re.escape(t("chat_sources_line", lang, refs="")) for lang in ("en", "zh-CN")) + ")")
 
 # Citation links are ordinary Markdown links to "#cite-<chat index>-<n>"; this catches
 # their click before the browser follows them and hands the key to a hidden button.
@@ -68,8 +73,8 @@ CHAT_CSS = """
 
 
 def page_options() -> dict:
-    """Page-level options (head script, CSS) for `launch()` / `mount_gradio_app()`."""
-    return {"head": CHAT_HEAD, "css": CHAT_CSS}
+    """Page-level options (head scripts, CSS, translations) for `launch()` / `mount_gradio_app()`."""
+    return {"head": CHAT_HEAD + SWITCH_SCRIPT, "css": CHAT_CSS, "i18n": I18N}
 
 
 # --- rendering --------------------------------------------------------------------------
@@ -80,7 +85,7 @@ def _cited(text: str, sources: list[Source]) -> list[int]:
     return sorted({int(n) for n in _CITATION.findall(text) if int(n) in numbers})
 
 
-def render_answer(text: str, sources: list[Source], index: int) -> str:
+def render_answer(text: str, sources: list[Source], index: int, lang: str = "en") -> str:
     """The answer with each [n] a link that opens source n of chat message `index`; nothing
     else in it links or loads anything (an answer stored before the citation check stripped
     images, or an extractive one, which is document text)."""
@@ -89,7 +94,7 @@ def render_answer(text: str, sources: list[Source], index: int) -> str:
     cited = [by_number[n] for n in _cited(text, sources)]
     if cited:
         refs = "; ".join(f"[[{s.number}]](#cite-{index}-{s.number}) {_escape(s.label)}" for s in cited)
-        linked += f"\n\n*Sources: {refs}*"
+        linked += f"\n\n*{t('chat_sources_line', lang, refs=refs)}*"
     return neutralise(linked)
 
 
@@ -131,57 +136,58 @@ def render_quote(quote: Quote, index: int) -> str:
     return f"> “{inert(quote.text)}” — {link} {inert(quote.label)}"
 
 
-def render_message(answer: Answer, sources: list[Source], index: int) -> str:
+def render_message(answer: Answer, sources: list[Source], index: int, lang: str = "en") -> str:
     """A finished answer: the quote above the checked answer; an extractive answer (the
     quote is the answer) shown once, as a quotation."""
     quote = answer.quote
     if answer.extractive:
         if quote is not None:
-            return f"*{EXTRACTIVE}*\n\n{render_quote(quote, index)}"
-        return f"*{EXTRACTIVE}*\n\n> “{inert(answer.text)}”"
+            return f"*{t('chat_extractive', lang)}*\n\n{render_quote(quote, index)}"
+        return f"*{t('chat_extractive', lang)}*\n\n> “{inert(answer.text)}”"
     head = f"{render_quote(quote, index)}\n\n" if quote is not None else ""
-    return head + render_answer(answer.text, sources, index)
+    return head + render_answer(answer.text, sources, index, lang)
 
 
-def waiting_notice(ahead: int) -> str:
-    return f"⏳ Waiting for the model: {ahead} answer{'s' if ahead != 1 else ''} ahead of yours."
+def waiting_notice(ahead: int, lang: str = "en") -> str:
+    return t("chat_waiting_one" if ahead == 1 else "chat_waiting_many", lang, ahead=ahead)
 
 
-def render_partial(text: str, index: int, quote: Quote | None, ahead: int | None = None) -> str:
+def render_partial(text: str, index: int, quote: Quote | None, ahead: int | None = None, lang: str = "en") -> str:
     """An answer being written: the quote (already shown) above the text so far, or, while
     it waits for the generator, how many answers are ahead of it."""
     head = f"{render_quote(quote, index)}\n\n" if quote is not None else ""
     if ahead is not None:
-        return head + f"_{waiting_notice(ahead)}_"
+        return head + f"_{waiting_notice(ahead, lang)}_"
     # Unchecked model output, rendered again at every token: an image in it would be fetched at once.
-    return head + (f"{neutralise(text, keep_local=False)} ▌" if text else f"_{WRITING}_")
+    return head + (f"{neutralise(text, keep_local=False)} ▌" if text else f"_{t('chat_writing', lang)}_")
 
 
-def source_choices(sources: list[Source], text: str, index: int) -> list[tuple[str, str]]:
+def source_choices(sources: list[Source], text: str, index: int, lang: str = "en") -> list[tuple[str, str]]:
     """Rows of the sources panel, cited first: (label, "<chat index>-<n>")."""
     cited = set(_cited(text, sources))
     ordered = sorted(sources, key=lambda s: (s.number not in cited, s.number))
     rows = []
     for s in ordered:
-        marker = "cited" if s.number in cited else "retrieved"
-        kind = "figure · " if s.kind == "image" else ""
+        marker = t("chat_cited" if s.number in cited else "chat_retrieved", lang)
+        kind = t("chat_figure_kind", lang) if s.kind == "image" else ""
         snippet = " ".join(s.text.split())[:140]
         section = f" · {s.heading_path}" if s.heading_path else ""
-        rows.append((f"[{s.number}] {s.label}{section} ({kind}{marker}, score {s.score:.2f}) — {snippet}…", f"{index}-{s.number}"))
+        rows.append((f"[{s.number}] {s.label}{section} ({kind}{marker}, {t('chat_score', lang)} {s.score:.2f}) — {snippet}…", f"{index}-{s.number}"))
     return rows
 
 
-def explain(exc: Exception) -> str:
-    """What the user reads when a question cannot be answered."""
+def explain(exc: Exception, lang: str = "en") -> str:
+    """What the user reads when a question cannot be answered. The service's own messages
+    (the part after the colon) are English in every language."""
     if isinstance(exc, ModelNotAvailable):
-        return f"⚠️ A model this answer needs is not available on the server: {exc}. An administrator has to install or configure it."
+        return t("chat_model_missing", lang, error=exc)
     if isinstance(exc, EmptyCollection):
-        return f"⚠️ Nothing to search yet: {exc}."
+        return t("chat_nothing_to_search", lang, error=exc)
     if isinstance(exc, ConversationNotFound):
-        return "⚠️ This conversation no longer exists; start a new chat."
+        return t("chat_conversation_gone", lang)
     if isinstance(exc, (AccessDenied, ValueError, NotFound)):
-        return f"⚠️ {exc}"
-    return f"⚠️ The answer failed: {exc}"
+        return t("warning", lang, message=localized(exc, lang))
+    return t("chat_failed", lang, error=exc)
 
 
 def _text(content) -> str:
@@ -209,7 +215,7 @@ def feedback_values(view: ConversationView) -> list[str | None]:
     return [FEEDBACK_LABELS.get(m.rating) for m in view.messages if m.role == "assistant"]
 
 
-def restore(view: ConversationView) -> tuple[list[dict], dict[str, list[dict]], dict[str, int]]:
+def restore(view: ConversationView, lang: str = "en") -> tuple[list[dict], dict[str, list[dict]], dict[str, int]]:
     """Chat messages, sources per answer and message ids per answer of a stored conversation."""
     chat: list[dict] = []
     sources: dict[str, list[dict]] = {}
@@ -217,7 +223,7 @@ def restore(view: ConversationView) -> tuple[list[dict], dict[str, list[dict]], 
     for message in view.messages:
         index = len(chat)
         if message.role == "assistant":
-            chat.append({"role": "assistant", "content": render_answer(message.content, message.sources, index)})
+            chat.append({"role": "assistant", "content": render_answer(message.content, message.sources, index, lang)})
             sources[str(index)] = [s.model_dump() for s in message.sources]
             ids[str(index)] = message.id
         else:
@@ -244,7 +250,9 @@ def build_app(kb: KnowledgeBase) -> gr.Blocks:
             return kb.system_user()
         username = getattr(request, "username", None)
         if not username:
-            raise AccessDenied(LOGGED_OUT)
+            refused = AccessDenied(LOGGED_OUT)
+            refused.i18n_key, refused.i18n_params = "chat_logged_out", {}  # shown in the page's language
+            raise refused
         return kb.user(username)
 
     def conversation_choices(user) -> list[tuple[str, int]]:
@@ -262,22 +270,31 @@ def build_app(kb: KnowledgeBase) -> gr.Blocks:
                 continue
         return items
 
-    def on_load(request: gr.Request):
+    def on_load(request: gr.Request, lang: str | None = None):
+        """Collections, notice, past conversations and the language switch, in the page's
+        language (`lang` when the switch just changed it: its cookie may not be set yet)."""
+        lang = lang or language(request)
+        everything = (t("chat_all_collections", lang), ALL_COLLECTIONS)  # the value stays the English sentinel
         try:
             user = current_user(request)
         except (AccessDenied, NotFound):
-            return gr.update(choices=[ALL_COLLECTIONS]), LOGGED_OUT, gr.update(choices=[])
+            return gr.update(choices=[everything]), t("chat_logged_out", lang), gr.update(choices=[]), lang
         names = [c.name for c in kb.readable_collections(user)]
-        notice = f"Signed in as **{_escape(user.username)}**." + ("" if names else f" **{NO_COLLECTION}**")
-        return gr.update(choices=[ALL_COLLECTIONS] + names), notice, gr.update(choices=conversation_choices(user), value=None)
+        notice = t("signed_in", lang, user=_escape(user.username)) + ("" if names else f" **{t('chat_no_collection', lang)}**")
+        return (gr.update(choices=[everything] + names), notice, gr.update(choices=conversation_choices(user), value=None), lang)
 
-    def show_question(question: str, chat: list[dict]):
+    def change_language(lang: str, request: gr.Request):
+        # The collection and conversation stay chosen: only their labels change.
+        collections, notice, _, lang = on_load(request, lang)
+        return collections, notice, lang
+
+    def show_question(question: str, chat: list[dict], request: gr.Request):
         """Runs outside the answer queue: the question shows at once, marked as queued
         until an answering slot is free (then `respond` replaces the mark)."""
         question = (question or "").strip()
         if not question:
             return chat, question, ""
-        chat = list(chat or []) + [{"role": "user", "content": question}, {"role": "assistant", "content": QUEUED}]
+        chat = list(chat or []) + [{"role": "user", "content": question}, {"role": "assistant", "content": t("chat_queued", language(request))}]
         return chat, question, ""
 
     def respond(
@@ -291,10 +308,12 @@ def build_app(kb: KnowledgeBase) -> gr.Blocks:
         if not question or not chat:
             yield chat, conversation_id, message_sources, message_ids, nothing, nothing, nothing, "", message_quotes
             return
+        lang = language(request)
         index = len(chat) - 1
-        chat[index] = {"role": "assistant", "content": "_Searching the documents…_"}
-        cleared = gr.update(choices=[], value=None, label=NO_SOURCES_YET)  # the last answer's sources leave with it
-        yield chat, conversation_id, message_sources, message_ids, cleared, [], nothing, "Searching the documents…", message_quotes
+        searching = t("chat_searching", lang)
+        chat[index] = {"role": "assistant", "content": f"_{searching}_"}
+        cleared = gr.update(choices=[], value=None, label=I18N("chat_no_sources_yet"))  # the last answer's sources leave with it
+        yield chat, conversation_id, message_sources, message_ids, cleared, [], nothing, searching, message_quotes
         names = None if collection in (None, "", ALL_COLLECTIONS) else [collection]
         started_here = False
         user = None
@@ -312,8 +331,8 @@ def build_app(kb: KnowledgeBase) -> gr.Blocks:
                     message_quotes[str(index)] = quote.model_dump()
                     message_sources[str(index)] = [s.model_dump() for s in _all_sources(answer)]
                 if not event.done:
-                    chat[index] = {"role": "assistant", "content": render_partial(answer.text, index, quote, event.ahead)}
-                    status = waiting_notice(event.ahead) if event.ahead is not None else WRITING
+                    chat[index] = {"role": "assistant", "content": render_partial(answer.text, index, quote, event.ahead, lang)}
+                    status = waiting_notice(event.ahead, lang) if event.ahead is not None else t("chat_writing", lang)
                     yield chat, conversation_id, message_sources, message_ids, nothing, nothing, nothing, status, message_quotes
                     continue
                 sources = _all_sources(answer)
@@ -322,12 +341,12 @@ def build_app(kb: KnowledgeBase) -> gr.Blocks:
                     message_quotes[str(index)] = final_quote.model_dump()
                 else:
                     message_quotes.pop(str(index), None)
-                chat[index] = {"role": "assistant", "content": render_message(answer, sources, index)}
+                chat[index] = {"role": "assistant", "content": render_message(answer, sources, index, lang)}
                 message_sources[str(index)] = [s.model_dump() for s in sources]
                 if answer.message_id is not None:
                     message_ids[str(index)] = answer.message_id
-                rows = source_choices(sources, _cited_text(answer, final_quote), index)
-                sources_update = gr.update(choices=rows, value=None, label=SOURCES if rows else "No sources were found")
+                rows = source_choices(sources, _cited_text(answer, final_quote), index, lang)
+                sources_update = gr.update(choices=rows, value=None, label=I18N("chat_sources" if rows else "chat_no_sources_found"))
                 listing = gr.update(choices=conversation_choices(user), value=conversation_id)
                 yield (chat, conversation_id, message_sources, message_ids, sources_update, gallery_items(user, answer.images), listing, "",
                        message_quotes)
@@ -337,8 +356,9 @@ def build_app(kb: KnowledgeBase) -> gr.Blocks:
                 conversation_id = None
             message_quotes.pop(str(index), None)
             message_sources.pop(str(index), None)
-            chat[index] = {"role": "assistant", "content": explain(exc)}
-            yield (chat, conversation_id, message_sources, message_ids, gr.update(choices=[], value=None, label=NO_SOURCES_YET), [], nothing, "",
+            chat[index] = {"role": "assistant", "content": explain(exc, lang)}
+            yield (chat, conversation_id, message_sources, message_ids, gr.update(choices=[], value=None, label=I18N("chat_no_sources_yet")), [],
+                   nothing, "",
                    message_quotes)
 
     def show_source(key: str | None, message_sources, message_quotes, request: gr.Request):
@@ -346,6 +366,7 @@ def build_app(kb: KnowledgeBase) -> gr.Blocks:
         passage; "<chat index>-<n>q" (the quote's [n]) the same with only the quote highlighted."""
         if not key or "-" not in key:
             return gr.update(), gr.update(visible=False), gr.update(value="")
+        lang = language(request)
         index, number = key.rsplit("-", 1)
         quote = None
         if number.endswith("q"):
@@ -359,21 +380,21 @@ def build_app(kb: KnowledgeBase) -> gr.Blocks:
         elif quote is not None:
             chunk_id, label = quote.chunk_id, quote.label
         else:
-            return gr.update(), gr.update(visible=False), "_That source is not available any more._"
+            return gr.update(), gr.update(visible=False), t("chat_source_gone", lang)
         try:
             # The quote is checked again there: only text of the chunk is ever highlighted.
             shown = kb.source_view(current_user(request), chunk_id, highlight=quote.text if quote else None)
         except (AccessDenied, NotFound) as exc:
-            return gr.update(), gr.update(value=None, visible=False), f"⚠️ {label}: {exc}"
+            return gr.update(), gr.update(value=None, visible=False), t("chat_source_refused", lang, label=label, error=exc)
         chat_rows = gr.update(value=f"{index}-{number}")
         title = neutralise(f"**[{number}] {_escape(label)}**", keep_local=False)
-        what = "quoted sentence" if shown.highlight else "cited passage"
+        what = "quote" if shown.highlight else "passage"
         if shown.kind == "passage":
-            text = f"{title} — the {what.removeprefix('cited ')} in its text:\n\n" + render_passage(shown)
+            text = t(f"chat_in_text_{what}", lang, title=title) + "\n\n" + render_passage(shown)
             return chat_rows, gr.update(value=None, visible=False), text
         image = Image.open(io.BytesIO(shown.png))
-        caption = f"the {what} is highlighted" if shown.kind == "page" else "the figure"
-        return chat_rows, gr.update(value=image, visible=True), f"{title} — {caption}"
+        caption = t(f"chat_page_{what}" if shown.kind == "page" else "chat_figure", lang, title=title)
+        return chat_rows, gr.update(value=image, visible=True), caption
 
     def open_source(key: str | None, message_sources, request: gr.Request):
         """A row of the sources panel: the whole passage highlighted."""
@@ -395,55 +416,58 @@ def build_app(kb: KnowledgeBase) -> gr.Blocks:
         text = next((_text(m.get("content")) for i, m in enumerate(chat or []) if str(i) == index), "")
         _, image, caption = show_source(key, message_sources, message_quotes, request)
         listing = gr.update(
-            choices=source_choices(rows, text.split("\n\n*Sources:")[0], int(index)) if index.isdigit() else [],
+            choices=source_choices(rows, _SOURCES_LINE.split(text)[0], int(index), language(request)) if index.isdigit() else [],
             value=(key or "").removesuffix("q"),
         )
         return listing, image, caption
 
     def open_conversation(conversation_id, request: gr.Request):
+        lang = language(request)
         try:
             user = current_user(request)
             view = kb.conversations.get(user, int(conversation_id))
         except (ConversationNotFound, AccessDenied, NotFound, TypeError, ValueError) as exc:
-            return [], None, {}, {}, gr.update(choices=[], value=None, label=NO_SOURCES_YET), [], gr.update(value=None, visible=False), explain(exc), {}
-        chat, sources, ids = restore(view)
+            return ([], None, {}, {}, gr.update(choices=[], value=None, label=I18N("chat_no_sources_yet")), [], gr.update(value=None, visible=False),
+                    explain(exc, lang), {})
+        chat, sources, ids = restore(view, lang)
         last = max((int(i) for i in sources), default=None)
         if last is None:
             rows, images = [], []
         else:
             stored = [Source(**s) for s in sources[str(last)]]
             text = next(m.content for m in view.messages if m.id == ids[str(last)])
-            rows, images = source_choices(stored, text, last), gallery_items(user, stored)
+            rows, images = source_choices(stored, text, last, lang), gallery_items(user, stored)
         shown = gr.update(value=chat, feedback_value=feedback_values(view))
-        return (shown, view.id, sources, ids, gr.update(choices=rows, value=None, label=SOURCES if rows else NO_SOURCES_YET), images,
+        return (shown, view.id, sources, ids, gr.update(choices=rows, value=None, label=I18N("chat_sources" if rows else "chat_no_sources_yet")), images,
                 gr.update(value=None, visible=False), "", {})
 
     def new_chat():
         cleared = gr.update(value=[], feedback_value=None)
-        return (cleared, None, {}, {}, gr.update(choices=[], value=None, label=NO_SOURCES_YET), [], gr.update(value=None, visible=False), "",
+        return (cleared, None, {}, {}, gr.update(choices=[], value=None, label=I18N("chat_no_sources_yet")), [], gr.update(value=None, visible=False), "",
                 gr.update(value=None), {})
 
     def on_like(message_ids, data: gr.LikeData, request: gr.Request):
+        lang = language(request)
         index = data.index[0] if isinstance(data.index, (list, tuple)) else data.index
         message_id = (message_ids or {}).get(str(index))
         if message_id is None or data.liked not in (True, False):
-            return None, "_Only stored answers can be rated._"
+            return None, t("chat_only_stored", lang)
         rating = 1 if data.liked is True else -1
         try:
             kb.conversations.feedback(current_user(request), message_id, rating)
         except (ConversationNotFound, AccessDenied, NotFound, ValueError) as exc:
-            return None, explain(exc)
-        word = "helpful" if rating == 1 else "not helpful"
-        return {"message_id": message_id, "rating": rating}, f"Thanks: rated {word}. Add a comment below if you like."
+            return None, explain(exc, lang)
+        return {"message_id": message_id, "rating": rating}, t("chat_rated_helpful" if rating == 1 else "chat_rated_unhelpful", lang)
 
     def send_comment(comment: str, rated, request: gr.Request):
+        lang = language(request)
         if not rated:
-            return comment, "_Rate an answer with 👍 or 👎 first; the comment goes with that rating._"
+            return comment, t("chat_rate_first", lang)
         try:
             kb.conversations.feedback(current_user(request), rated["message_id"], rated["rating"], (comment or "").strip())
         except (ConversationNotFound, AccessDenied, NotFound, ValueError) as exc:
-            return comment, explain(exc)
-        return "", "Thanks: your comment was stored with your rating."
+            return comment, explain(exc, lang)
+        return "", t("chat_comment_stored", lang)
 
     with gr.Blocks(title="mmkb — knowledge base chat") as demo:
         conversation_id = gr.State(None)
@@ -452,29 +476,31 @@ def build_app(kb: KnowledgeBase) -> gr.Blocks:
         message_quotes = gr.State({})  # chat index -> the quote shown above that answer
         rated = gr.State(None)
         pending_question = gr.State("")
-        gr.Markdown("## mmkb\nAsk a question; answers cite the file and page they come from. Click a citation to open the page.")
+        with gr.Row(equal_height=True):
+            gr.Markdown(I18N("chat_intro"))
+            lang_switch = switch()
         notice = gr.Markdown("", elem_id="notice")
         with gr.Row():
             with gr.Column(scale=1, min_width=200):
-                new = gr.Button("New chat", elem_id="new-chat")
-                conversations = gr.Radio(choices=[], label="Past conversations", elem_id="conversations")
+                new = gr.Button(I18N("chat_new_chat"), elem_id="new-chat")
+                conversations = gr.Radio(choices=[], label=I18N("chat_past"), elem_id="conversations")
             with gr.Column(scale=3):
-                collection = gr.Dropdown(choices=[ALL_COLLECTIONS], value=ALL_COLLECTIONS, label="Collection", elem_id="collection")
-                chatbot = gr.Chatbot(label="Chat", height=460, elem_id="chat", feedback_options=("Like", "Dislike"))
+                collection = gr.Dropdown(choices=[ALL_COLLECTIONS], value=ALL_COLLECTIONS, label=I18N("chat_collection"), elem_id="collection")
+                chatbot = gr.Chatbot(label=I18N("chat_chat"), height=460, elem_id="chat", feedback_options=("Like", "Dislike"))
                 with gr.Row():
-                    question = gr.Textbox(placeholder="Ask about your documents…", show_label=False, scale=5, elem_id="question")
-                    send = gr.Button("Ask", variant="primary", scale=1, elem_id="ask")
+                    question = gr.Textbox(placeholder=I18N("chat_placeholder"), label=I18N("chat_question"), show_label=False, scale=5, elem_id="question")
+                    send = gr.Button(I18N("chat_ask"), variant="primary", scale=1, elem_id="ask")
                 status = gr.Markdown("", elem_id="status")
                 with gr.Row():
-                    comment = gr.Textbox(placeholder="Optional comment on your 👍/👎 rating…", show_label=False, scale=5, elem_id="feedback-comment")
-                    send_feedback = gr.Button("Send comment", scale=1, elem_id="send-feedback")
+                    comment = gr.Textbox(placeholder=I18N("chat_comment_placeholder"), label=I18N("chat_comment"), show_label=False, scale=5, elem_id="feedback-comment")
+                    send_feedback = gr.Button(I18N("chat_send_comment"), scale=1, elem_id="send-feedback")
                 feedback_status = gr.Markdown("", elem_id="feedback-status")
             with gr.Column(scale=2):
-                sources = gr.Radio(choices=[], label=NO_SOURCES_YET, info="Pick a source to open it beside the chat.", elem_id="sources")
+                sources = gr.Radio(choices=[], label=I18N("chat_no_sources_yet"), info=I18N("chat_pick_source"), elem_id="sources")
                 source_text = gr.Markdown("", elem_id="source-text")
-                source_image = gr.Image(label="Cited source", type="pil", format="png", visible=False, interactive=False, elem_id="source-image")
+                source_image = gr.Image(label=I18N("chat_cited_source"), type="pil", format="png", visible=False, interactive=False, elem_id="source-image")
                 # Thumbnails only; a click opens the full figure in the source view, not an in-gallery preview.
-                gallery = gr.Gallery(label="Figures", columns=2, height=300, allow_preview=False, elem_id="figures")
+                gallery = gr.Gallery(label=I18N("chat_figures"), columns=2, height=300, allow_preview=False, elem_id="figures")
         cite_key = gr.Textbox(visible="hidden", elem_id="cite-key")
         cite_open = gr.Button("open citation", visible="hidden", elem_id="cite-open")
 
@@ -506,7 +532,9 @@ def build_app(kb: KnowledgeBase) -> gr.Blocks:
         chatbot.like(on_like, [message_ids], [rated, feedback_status])
         send_feedback.click(send_comment, [comment, rated], [comment, feedback_status])
         comment.submit(send_comment, [comment, rated], [comment, feedback_status])
-        demo.load(on_load, None, [collection, notice, conversations])
+        demo.load(on_load, None, [collection, notice, conversations, lang_switch])
+        lang_switch.input(change_language, [lang_switch], [collection, notice, lang_switch])
+    demo.i18n_instance = I18N  # also when mounted without page_options(): mount_gradio_app keeps it
     return demo
 
 
