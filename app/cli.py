@@ -342,15 +342,24 @@ def eval_retrieval(
                                        exists=True, file_okay=False)],
     limit: Annotated[Optional[int], typer.Option("--limit", help="Evaluate only the first N judged queries (HyDE is slow).")] = None,
     skip_hyde: Annotated[bool, typer.Option("--skip-hyde", help="Leave out the configurations that call the generator.")] = False,
+    configs: Annotated[Optional[str], typer.Option("--configs", help="Comma-separated rows to run, in the order given, from: "
+                                                   "default, BM25 only, dense only, + BM25 fusion, + HyDE, + rerank, all (default: every row).")] = None,
+    embedding_cache: Annotated[Optional[Path], typer.Option("--embedding-cache", help="Keep the corpus embeddings in this folder "
+                                                            "and reuse them when the same embedder runs on the same set again.")] = None,
 ) -> None:
-    """Recall@1/5/10/100, MRR@10, nDCG@10 and latency per stage for dense, +BM25, +HyDE, +rerank, all.
+    """Recall@1/5/10/100, MRR@10, nDCG@10 and latency per stage for `default` (the shipped
+    configuration as your settings define it), BM25 only, dense, +BM25, +HyDE, +rerank, all.
 
     The corpus is indexed into a temporary data directory; your knowledge base is not touched."""
-    from app.evaluation import CONFIGS, format_report, run_retrieval_eval
+    from app.evaluation import format_report, run_retrieval_eval, select_configs
     from app.model_set import ModelSet
 
-    configs = tuple(c for c in CONFIGS if not (skip_hyde and c.options.hyde))
-    report = run_retrieval_eval(data, ModelSet(get_settings()), limit=limit, configs=configs)
+    settings = get_settings()
+    try:
+        chosen = select_configs(settings, configs, skip_hyde=skip_hyde)
+    except ValueError as exc:
+        _fail(str(exc))
+    report = run_retrieval_eval(data, ModelSet(settings), limit=limit, configs=chosen, settings=settings, cache_dir=embedding_cache)
     typer.echo(format_report(report))
 
 

