@@ -13,6 +13,7 @@ from __future__ import annotations
 import json
 import re
 import threading
+import time
 
 import pytest
 from fastapi.testclient import TestClient
@@ -67,6 +68,15 @@ def visible_text(page) -> str:
     return page.locator("body").inner_text().replace(SYSTEM_USER, "")
 
 
+def settled(page, leftover, timeout_s: float = 10.0) -> list:
+    """What ``leftover(visible text)`` finds once the page stops changing language: the switch
+    script and Gradio's re-render follow a click over a few hundred milliseconds."""
+    deadline = time.monotonic() + timeout_s
+    while (found := leftover(visible_text(page))) and time.monotonic() < deadline:
+        page.wait_for_timeout(200)
+    return found
+
+
 def open_page(context, url: str, signed_in: str):
     page = context.new_page()
     page.goto(url)
@@ -114,7 +124,7 @@ def test_an_english_browser_gets_english_and_the_switch_changes_the_language(sit
     chat.locator("#lang-switch").get_by_text("中文").click()
     chat.locator("#notice").get_by_text("已登录").wait_for(timeout=30_000)  # the server's notice, written again
     chat.locator("#ask").get_by_text(ZH["chat_ask"]).wait_for(timeout=10_000)  # Gradio's own labels follow
-    assert english_left(visible_text(chat)) == []
+    assert settled(chat, english_left) == []
 
     # The choice outlives the page and holds for the admin console, in an English browser.
     admin = open_page(context, f"{site}/admin/", "已登录")
@@ -123,7 +133,7 @@ def test_an_english_browser_gets_english_and_the_switch_changes_the_language(sit
     admin.locator("#lang-switch").get_by_text("English").click()
     admin.locator("#admin-notice").get_by_text("Signed in as").wait_for(timeout=30_000)
     admin.get_by_role("tab", name="Members").wait_for(timeout=10_000)
-    assert CJK.findall(visible_text(admin).replace("中文", "")) == []
+    assert settled(admin, lambda text: CJK.findall(text.replace("中文", ""))) == []
     context.close()
 
 

@@ -366,7 +366,7 @@ def build_admin(kb: KnowledgeBase) -> gr.Blocks:
                     _fill_from_documents(kb, user, selected, row)
             if current and done < total:
                 rows.append(FileRow(file=safe_filename(current), status="processing"))
-            progress((done, total), desc=f"{current or t('admin_finishing', lang)}", unit="files")
+            progress((done, total), desc=f"{current or t('admin_finishing', lang)}", unit=t("admin_progress_unit", lang))
             yield (t("admin_ingesting", lang, collection=selected, done=done, total=total),
                    _frame(STATUS_COLUMNS, [r.cells(lang) for r in rows], lang), nothing)
         if job.error is not None:

@@ -110,6 +110,7 @@ EN: dict[str, str] = {
     "admin_failed_count": "{count} failed documents in **{collection}**.",
     "admin_starting": "Starting…",
     "admin_finishing": "finishing",
+    "admin_progress_unit": "files",
     "admin_swapping": "swapping in the new index",
     "admin_ingesting": "Ingesting into **{collection}**: {done} of {total} files done…",
     "admin_job_done": (
@@ -288,6 +289,7 @@ ZH: dict[str, str] = {
     "admin_failed_count": "**{collection}** 中有 {count} 个失败的文档。",
     "admin_starting": "正在开始…",
     "admin_finishing": "正在收尾",
+    "admin_progress_unit": "个文件",
     "admin_swapping": "正在换上新索引",
     "admin_ingesting": "正在导入 **{collection}**：已完成 {done}/{total} 个文件…",
     "admin_job_done": "任务 {job} 已在 **{collection}** 中完成：{ready} 个就绪，{unchanged} 个未变，{failed} 个失败。",
