@@ -23,6 +23,7 @@ from app.service import SYSTEM_USER, KnowledgeBase
 from ingest.sentences import text_language
 from tests.conftest import ROOT, make_settings
 from tests.servers import SCREENSHOTS, needs_chromium, serving
+from tests.test_admin_ui import table_rows
 from ui.i18n import EN, ZH, from_accept_language, t
 
 SAMPLES_ZH = ROOT / "samples" / "collection-zh"
@@ -192,17 +193,7 @@ def login_zh(browser, url: str, username: str):
 
 def rows_of(page, element_id: str) -> dict[str, list[str]]:
     """A Gradio Dataframe's body rows by their first cell."""
-    cells: dict[tuple[int, int], str] = {}
-    for test_id, text in page.eval_on_selector_all(
-        f"#{element_id} [data-testid^='cell-']", "cells => cells.map(c => [c.dataset.testid, c.innerText.trim()])"
-    ):
-        _, row, column = test_id.split("-")[:3]
-        if row.isdigit() and column.isdigit():
-            cells[(int(row), int(column))] = cells.get((int(row), int(column))) or text
-    rows = sorted({r for r, _ in cells})
-    columns = sorted({c for _, c in cells})
-    table = [[cells.get((r, c), "") for c in columns] for r in rows]
-    return {row[0]: row for row in table if row}
+    return {row[0]: row for row in table_rows(page, element_id) if row}
 
 
 @needs_chromium
