@@ -158,19 +158,20 @@ class Answerer:
         """The question in English when it is written in Chinese (one short generation), else None."""
         if not has_chinese(question):
             return None
+        text = self._rewritten(TRANSLATE_PROMPT, question, 64)
+        return text if text and not has_chinese(text) else None
+
+    def _rewritten(self, instruction: str, text: str, max_new_tokens: int) -> str:
+        """``text`` as the generator rewrites it under ``instruction`` (one short generation), on one line."""
         from app.llm import generate
 
-        messages = [{"role": "system", "content": TRANSLATE_PROMPT}, {"role": "user", "content": question}]
-        text = " ".join(generate(self.models.generator, messages, 64).split())
-        return text if text and not has_chinese(text) else None
+        messages = [{"role": "system", "content": instruction}, {"role": "user", "content": text}]
+        return " ".join(generate(self.models.generator, messages, max_new_tokens).split())
 
     def _translated(self, language: str, text: str) -> str | None:
         """``text`` (a verified quote or a checked answer) in ``language`` by one short
         generation, or None where the translation loses one of its numbers or codes."""
-        from app.llm import generate
-
-        messages = [{"role": "system", "content": TRANSLATION_PROMPTS[language]}, {"role": "user", "content": text}]
-        translated = " ".join(generate(self.models.generator, messages, 160).split())
+        translated = self._rewritten(TRANSLATION_PROMPTS[language], text, 160)
         if not translated or text_language(translated) != language:
             return None
         original, kept = key_terms(text), key_terms(translated)
