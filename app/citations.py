@@ -66,6 +66,42 @@ _ABOUT_SOURCES_RE = re.compile(
 )
 
 
+# Words that bound an amount. "The cost is $766,865" from "Up to $766,865" says more than the
+# source does, and a reader (or a gold answer) needs the bound.
+_QUALIFIERS = (
+    "no more than", "not more than", "not to exceed", "a maximum of", "a minimum of", "as many as", "as much as",
+    "up to", "more than", "less than", "fewer than", "at least", "at most", "approximately", "about", "nearly",
+    "almost", "roughly", "around", "over", "under", "exceeding", "maximum of", "minimum of",
+)
+_QUALIFIER_END_RE = re.compile(r"\b(" + "|".join(re.escape(q) for q in _QUALIFIERS) + r")\s*[$€£¥]?\s*$", re.IGNORECASE)
+_AMOUNT_RE = re.compile(r"(?<![\w.,])[$€£¥]?(\d[\d,]*(?:\.\d+)?)(?![\w]|[.,]\d)")
+
+
+def _source_qualifier(digits: str, texts: list[str]) -> str | None:
+    """The one bound every occurrence of the amount in the texts carries, else None (an amount
+    written bare somewhere, or with different bounds, is left as the answer says it)."""
+    found: set[str] = set()
+    occurrences = 0
+    pattern = re.compile(rf"(?<![\d.,]){re.escape(digits)}(?!\d|[.,]\d)")
+    for text in texts:
+        for match in pattern.finditer(text):
+            occurrences += 1
+            bound = _QUALIFIER_END_RE.search(text[max(0, match.start() - 30) : match.start()])
+            found.add(bound.group(1).lower() if bound else "")
+    return next(iter(found)) or None if occurrences and len(found) == 1 else None
+
+
+def _with_source_qualifiers(body: str, texts: list[str]) -> str:
+    """`body` with the bound its sources put on an amount ("up to", "more than") where it dropped it."""
+    for match in reversed(list(_AMOUNT_RE.finditer(body))):
+        if _QUALIFIER_END_RE.search(body[max(0, match.start() - 30) : match.start()]):
+            continue
+        bound = _source_qualifier(match.group(1), texts)
+        if bound:
+            body = f"{body[: match.start()]}{bound} {body[match.start():]}"
+    return body
+
+
 def _without_urls(text: str, allowed: list[str]) -> str:
     """`text` without the URLs that none of `allowed` contains word for word."""
     unsourced = [url for url in urls(text) if not any(url in source for source in allowed)]
@@ -112,6 +148,7 @@ def check_citations(
         body = _without_urls(body, [valid[n].text for n in numbers]).strip()
         if not body:
             continue
+        body = _with_source_qualifiers(body, [valid[n].text for n in numbers])
         body = re.sub(r"\s+([.!?。！？])", r"\1", body)
         markers = "".join(f"[{n}]" for n in numbers)
         ending = body[-1] if body[-1] in ".!?。！？" else ""

@@ -62,3 +62,17 @@ def test_an_image_or_url_the_model_built_is_taken_out_of_a_supported_sentence():
     assert "https://" not in built.text and "PRN-5521" not in built.text
     quoted = check_citations("Forms are at https://intranet.example/forms for staff [1].", [source])
     assert "https://intranet.example/forms" in quoted.text  # word for word from the source: kept
+
+
+def test_an_amount_keeps_the_bound_its_source_puts_on_it():
+    table_row = Source(number=1, chunk_id=12, collection="c", filename="rule.pdf", page=6, kind="text", score=2.0,
+                       text="Action: Stabilizer wiring change | Cost per product: Up to $10,505 | Cost on U.S. operators: Up to $766,865.")
+    checked = check_citations("The maximum estimated cost on U.S. operators is $766,865 [1].", [table_row])
+    assert checked.supported
+    assert "up to $766,865 [1]" in checked.text
+    # Already bounded, or bare in the source: the answer is left as written.
+    assert "up to up to" not in check_citations("The cost is up to $766,865 [1].", [table_row]).text.lower()
+    plain = check_citations("Hotel costs in Munich are reimbursed up to 180 EUR per night [2].", _sources())
+    assert plain.text.count("up to") == 1
+    voltage = check_citations("The maximum DC input voltage is 600 V [1].", _sources())
+    assert "600 V" in voltage.text and "up to" not in voltage.text and "about" not in voltage.text
