@@ -233,22 +233,23 @@ def load_text_embedder(path: Path, kind: str, batch_size: int = 32, precision: s
 
 
 class ClipEmbedder:
-    """A CLIP model folder (transformers format) for image vectors and text-to-image queries.
-
-    Loaded through transformers rather than open_clip: open_clip imports torchvision, and
-    no torchvision build matches the CPU torch pinned here. transformers' PIL image
-    processor needs no torchvision.
+    """A CLIP model folder for image vectors and text-to-image queries: Hugging Face
+    transformers format or OpenCLIP format, both run by transformers' CLIPModel
+    (ingest/clip_folders.py says which folders load and why not through open_clip).
+    transformers' PIL image processor needs no torchvision.
     """
 
     def __init__(self, model_dir: Path, device: str | None = None, batch_size: int = 16) -> None:
-        from transformers import CLIPModel, CLIPProcessor
+        from ingest.clip_folders import load_clip_folder
 
         self.device = device or best_device()
-        self.model = CLIPModel.from_pretrained(model_dir).to(self.device).eval()
-        self.processor = CLIPProcessor.from_pretrained(model_dir)
+        folder = load_clip_folder(Path(model_dir))
+        self.kind = folder.kind
+        self.model = folder.model.to(self.device).eval()
+        self.tokenizer, self.image_processor, self.clean = folder.tokenizer, folder.image_processor, folder.clean
         self.dim = int(self.model.config.projection_dim)
         self.batch_size = batch_size
-        self.name = f"clip:{Path(model_dir).name}"
+        self.name = f"clip:{Path(model_dir).name}" + (" (OpenCLIP)" if folder.kind == "openclip" else "")
 
     @staticmethod
     def _normalised(features) -> np.ndarray:
@@ -266,14 +267,14 @@ class ClipEmbedder:
         out = []
         for start in range(0, len(images), self.batch_size):
             batch = [Image.open(io.BytesIO(data)).convert("RGB") for data in images[start : start + self.batch_size]]
-            inputs = self.processor(images=batch, return_tensors="pt").to(self.device)
+            pixels = self.image_processor(images=batch, return_tensors="pt")["pixel_values"].to(self.device)
             with torch.inference_mode():
-                out.append(self._normalised(self.model.get_image_features(**inputs)))
+                out.append(self._normalised(self.model.get_image_features(pixel_values=pixels)))
         return np.vstack(out) if out else np.zeros((0, self.dim), dtype=np.float32)
 
     def embed_texts(self, texts: Sequence[str]) -> np.ndarray:
         import torch
 
-        inputs = self.processor(text=list(texts), return_tensors="pt", padding=True, truncation=True).to(self.device)
-        with torch.inference_mode():
-            return self._normalised(self.model.get_text_features(**inputs))
+        inputs = self.tokenizer([self.clean(t) for t in texts], return_tensors="pt", padding=True, truncation=True).to(self.device)
+        with torch.inference_mode():  # only what the text tower takes (some tokenizers add token_type_ids)
+            return self._normalised(self.model.get_text_features(input_ids=inputs["input_ids"], attention_mask=inputs["attention_mask"]))
