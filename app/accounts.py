@@ -18,6 +18,8 @@ from argon2.exceptions import InvalidHashError, VerificationError
 from sqlalchemy import select
 
 from app.db import Database
+from app.directory import Directory
+from app.directory_accounts import may_sign_in_from_directory, sync_directory_user
 from app.models import ApiToken, User
 
 logger = logging.getLogger(__name__)
@@ -115,10 +117,11 @@ class LoginThrottle:
 
 
 class Accounts:
-    def __init__(self, database: Database, token_ttl_days: int | None = 90) -> None:
+    def __init__(self, database: Database, token_ttl_days: int | None = 90, directory: Directory | None = None) -> None:
         self.database = database
         self.token_ttl_days = token_ttl_days
         self.throttle = LoginThrottle()
+        self.directory = directory  # LDAP sign-in (app.directory); None: local accounts only
 
     def create_user(self, username: str, password: str | None, is_admin: bool = False) -> User:
         username = username.strip()
@@ -156,9 +159,16 @@ class Accounts:
         with self.database.session() as session:
             user = session.scalar(select(User).where(User.username == username))
         try:
-            if user is None or not user.password_hash:
-                raise VerificationError("no such user")
-            _hasher.verify(user.password_hash, password)
+            if self.directory is not None and may_sign_in_from_directory(user):
+                # Raises DirectoryUnavailable (not counted as a failure: the password was not judged).
+                found = self.directory.authenticate(username, password)
+                if found is None:
+                    raise VerificationError("refused by the directory")
+                user = sync_directory_user(self.database, found)
+            else:
+                if user is None or not user.password_hash:
+                    raise VerificationError("no such user")
+                _hasher.verify(user.password_hash, password)
         except (VerificationError, InvalidHashError):
             self.throttle.failed(username, client)
             logger.warning("failed login: user %r from %s", username[:100], client)

@@ -119,27 +119,31 @@ def parse_item(row: object, where: str, default_id: str) -> QaItem:
     return QaItem(str(row.get("id", default_id)), question.strip(), answer.strip(), frozenset(gold), tags)
 
 
-def read_qa_file(path: Path) -> list[QaItem]:
+def json_rows(path: Path, error: type[Exception]) -> list[tuple[str, object, int]]:
+    """The rows of a JSON list or JSON Lines file, each with where it is ("item 3", "line 7")
+    and its number; a file that cannot be read or parsed raises `error` saying where."""
     try:
         text = path.read_text(encoding="utf-8")
     except (OSError, UnicodeDecodeError) as exc:
-        raise QaSetError(f"{path}: cannot read: {exc}") from exc
+        raise error(f"{path}: cannot read: {exc}") from exc
     if text.lstrip().startswith("["):
         try:
-            rows = json.loads(text)
+            return [(f"item {n}", row, n) for n, row in enumerate(json.loads(text), start=1)]
         except json.JSONDecodeError as exc:
-            raise QaSetError(f"{path}: not valid JSON: {exc}") from exc
-        items = [parse_item(row, f"{path} item {n}", f"q{n}") for n, row in enumerate(rows, start=1)]
-    else:
-        items = []
-        for number, line in enumerate(text.splitlines(), start=1):
-            if not line.strip():
-                continue
-            try:
-                row = json.loads(line)
-            except json.JSONDecodeError as exc:
-                raise QaSetError(f"{path} line {number}: not valid JSON: {exc}") from exc
-            items.append(parse_item(row, f"{path} line {number}", f"q{number}"))
+            raise error(f"{path}: not valid JSON: {exc}") from exc
+    rows = []
+    for number, line in enumerate(text.splitlines(), start=1):
+        if not line.strip():
+            continue
+        try:
+            rows.append((f"line {number}", json.loads(line), number))
+        except json.JSONDecodeError as exc:
+            raise error(f"{path} line {number}: not valid JSON: {exc}") from exc
+    return rows
+
+
+def read_qa_file(path: Path) -> list[QaItem]:
+    items = [parse_item(row, f"{path} {where}", f"q{number}") for where, row, number in json_rows(path, QaSetError)]
     if not items:
         raise QaSetError(f"{path}: no questions")
     return items

@@ -223,6 +223,19 @@ class Answerer:
             )
         return [siblings[paths[h.chunk_id]] for h in hits if paths.get(h.chunk_id) in siblings]
 
+    def _dense(self, groups: dict[str, list[int]], query_vectors: dict[str, np.ndarray], k: int) -> list[VectorHit]:
+        """The k best dense hits over every collection, each searched with its own embedder's
+        query vector; scores are calibrated onto one scale before they are merged (raw e5
+        cosines sit near 0.85 where MiniLM's sit near 0.4). The cross-lingual part of the map
+        needs the passage's text, read only for the candidates (rank's priors)."""
+        hits: list[VectorHit] = []
+        for name, collection_ids in groups.items():
+            vector, score_map = query_vectors[name], self.models.score_map(name)
+            stores = [self.indexes.store(cid, TEXT_SPACE, dim=vector.shape[-1]) for cid in collection_ids]
+            hits.extend(VectorHit(hit.chunk_id, score_map.apply(hit.score)) for hit in search_stores(stores, vector, k))
+        hits.sort(key=lambda hit: -hit.score)
+        return hits[:k]
+
     def rank(
         self,
         question: str,
@@ -240,17 +253,25 @@ class Answerer:
         if not by_id:
             return Ranking([], timer.timings)
         settings = self.settings
+        language = text_language(question)
         depth = depth or settings.rerank_top_n
+        # Collections by the embedder their vectors come from: the question is embedded once
+        # per embedder, and each collection is searched with its own embedder's vector.
+        groups: dict[str, list[int]] = {}
+        for collection in collections:
+            groups.setdefault(self.models.embedder_name(collection.text_embedder), []).append(collection.id)
+        embedders = {name: self.models.text_embedder_for(name) for name in groups}
         with timer.stage("embed"):
-            query_vector = embed_query(self.models.text_embedder, question)
+            query_vectors = {name: embed_query(embedder, question) for name, embedder in embedders.items()}
         passage = None
         if options.hyde:
             with timer.stage("hyde"):
-                passage, passage_vector = self.hyde.passage_vector(question, lambda text: self.models.text_embedder.embed([text])[0])
-                if passage_vector is not None:
-                    query_vector = combine(query_vector, passage_vector)
+                for name, embedder in embedders.items():
+                    passage, passage_vector = self.hyde.passage_vector(question, lambda text: embedder.embed([text])[0], name)
+                    if passage_vector is not None:
+                        query_vectors[name] = combine(query_vectors[name], passage_vector)
         with timer.stage("dense"):
-            dense = search_stores([self.indexes.store(cid, TEXT_SPACE) for cid in by_id], query_vector, max(settings.dense_top_k, depth))
+            dense = self._dense(groups, query_vectors, max(settings.dense_top_k, depth))
         ranked_lists = {"dense": [hit.chunk_id for hit in dense]}
         if options.keyword:
             # BM25 gets the question alone: a code the HyDE passage made up must not match.
@@ -261,13 +282,13 @@ class Answerer:
             ranked_lists["bm25"] = [hit.chunk_id for hit in keyword]
         if also:
             with timer.stage("translated"):
-                also_vector = embed_query(self.models.text_embedder, also)
-                stores = [self.indexes.store(cid, TEXT_SPACE) for cid in by_id]
-                ranked_lists["dense (translated)"] = [hit.chunk_id for hit in search_stores(stores, also_vector, max(settings.dense_top_k, depth))]
+                also_vectors = {name: embed_query(embedder, also) for name, embedder in embedders.items()}
+                also_dense = self._dense(groups, also_vectors, max(settings.dense_top_k, depth))
+                ranked_lists["dense (translated)"] = [hit.chunk_id for hit in also_dense]
                 if options.keyword:
                     indexes = [self.keyword_indexes.index(cid) for cid in by_id]
                     ranked_lists["bm25 (translated)"] = [hit.chunk_id for hit in search_keyword(indexes, also, max(settings.keyword_top_k, depth))]
-                query_vector = combine(query_vector, also_vector)
+                query_vectors = {name: combine(query_vectors[name], also_vectors[name]) for name in query_vectors}
             question = f"{question} {also}"
         image_hits = None
         if options.image and self.models.image_embedder is not None:
@@ -282,14 +303,21 @@ class Answerer:
             order = order[:depth]
         with timer.stage("load"):
             rows = self._load(order, by_id)
+            name_of = {cid: name for name, ids in groups.items() for cid in ids}
             candidates = []
             for chunk_id in order:
                 if chunk_id not in rows:
                     continue
                 chunk, document = rows[chunk_id]
                 # Every candidate gets its exact query cosine from the stored embedding, also
-                # those only BM25 found: the reranker's prior and refusal floor stay calibrated.
-                prior = float(np.frombuffer(chunk.embedding, dtype=np.float32) @ query_vector) if chunk.embedding else 0.0
+                # those only BM25 found, on the default embedder's scale: the reranker's prior
+                # and the refusal floor stay calibrated whichever embedder the collection uses.
+                name = name_of[chunk.collection_id]
+                vector = np.frombuffer(chunk.embedding, dtype=np.float32) if chunk.embedding else None
+                prior = 0.0
+                if vector is not None and vector.shape == query_vectors[name].shape:
+                    cross_lingual = text_language(chunk.text or "") != language
+                    prior = self.models.score_map(name).apply(float(vector @ query_vectors[name]), cross_lingual)
                 candidates.append(_Candidate(chunk, document, by_id[chunk.collection_id], prior))
         if options.rerank:
             with timer.stage("rerank"):
@@ -301,7 +329,10 @@ class Answerer:
             ranked = [RankedChunk(candidate, candidate.score) for candidate in candidates]
         if options.mmr_lambda is not None and options.mmr_lambda < 1.0 and len(ranked) > 1:
             with timer.stage("mmr"):
-                ranked = _diversify(ranked, options.mmr_lambda, query_vector.shape[-1])
+                slots, width = {}, 0
+                for name, vector in query_vectors.items():
+                    slots[name], width = (width, vector.shape[-1]), width + vector.shape[-1]
+                ranked = _diversify(ranked, options.mmr_lambda, width, lambda item: slots[name_of[item.candidate.collection.id]])
         return Ranking(ranked, timer.timings, hypothetical_passage=passage, lists=ranked_lists, image_hits=image_hits)
 
     def retrieve(
@@ -457,15 +488,18 @@ class AnswerEvent:
     ahead: int | None = None
 
 
-def _diversify(ranked: list[RankedChunk], mmr_lambda: float, dim: int) -> list[RankedChunk]:
+def _diversify(ranked: list[RankedChunk], mmr_lambda: float, width: int, slot) -> list[RankedChunk]:
     """MMR over the ranked list by the chunks' stored text embeddings; scores stay the
-    reranker's, so the refusal floor (on the first, always the best-ranked) is unchanged."""
-    vectors = np.zeros((len(ranked), dim), dtype=np.float32)
+    reranker's, so the refusal floor (on the first, always the best-ranked) is unchanged.
+    slot(item) -> (offset, dim): each embedder's vectors fill their own columns of a `width`-wide
+    row, so chunks of two embedders count as unrelated (their cosine would mean nothing)."""
+    vectors = np.zeros((len(ranked), width), dtype=np.float32)
     for row, item in enumerate(ranked):
         if item.candidate.chunk.embedding:
             vector = np.frombuffer(item.candidate.chunk.embedding, dtype=np.float32)
+            offset, dim = slot(item)
             if vector.shape[0] == dim:
-                vectors[row] = vector
+                vectors[row, offset : offset + dim] = vector
     order = mmr_order([item.score for item in ranked], vectors, mmr_lambda)
     return [ranked[i] for i in order]
 

@@ -8,7 +8,7 @@ call goes to app.service.KnowledgeBase, which applies the same permission rules 
 
 import json
 import time
-from collections.abc import AsyncIterator, Iterator
+from collections.abc import AsyncIterator
 from typing import Annotated
 from urllib.parse import quote
 
@@ -25,10 +25,13 @@ from app.accounts import AuthError, TooManyAttempts
 from app.admission import Busy
 from app.conversations import ConversationNotFound, ConversationView
 from app.csp import ContentSecurityPolicy
+from app.directory import DirectoryUnavailable
 from app.ingestion import Upload
 from app.leftovers import staging as staging_folder
 from app.models import Role, User
+from app.openai_api import openai_router
 from app.schemas import Answer, CollectionInfo, IngestReport, JobInfo, MemberInfo
+from app.schemas import EvalQuestionInfo, EvalRunInfo, NewEvalQuestion
 from app.service import AccessDenied, EmptyCollection, KnowledgeBase, NotFound
 from ingest.thumbnails import MAX_SIDE_PX as THUMBNAIL_MAX_SIDE_PX
 from ingest.thumbnails import MEDIA_TYPE as THUMBNAIL_MEDIA_TYPE
@@ -57,10 +60,14 @@ class NewCollection(BaseModel):
     name: str = Field(min_length=1, max_length=128)
     chunk_tokens: int | None = Field(default=None, description="chunk size in tokens; default MMKB_CHUNK_TOKENS")
     chunk_overlap_tokens: int | None = Field(default=None, description="overlap in tokens; default MMKB_CHUNK_OVERLAP_TOKENS")
+    text_embedder: str | None = Field(default=None, description="text embedder (`kb models`); default MMKB_TEXT_EMBEDDER")
 
 
-class CollectionRename(BaseModel):
-    name: str = Field(min_length=1, max_length=128, description="the new name")
+class CollectionUpdate(BaseModel):
+    name: str | None = Field(default=None, min_length=1, max_length=128, description="the new name")
+    text_embedder: str | None = Field(
+        default=None, description="move to this text embedder: re-indexes every document first (the old index serves until then)"
+    )
 
 
 class MemberChange(BaseModel):
@@ -83,6 +90,10 @@ class AskRequest(BaseModel):
     conversation_id: int | None = None
     hyde: bool | None = Field(default=None, description="HyDE for this question; default MMKB_HYDE")
     mmr_lambda: float | None = Field(default=None, ge=0.0, le=1.0, description="MMR for this question; default MMKB_MMR_LAMBDA")
+
+
+class EvalRunDone(EvalRunInfo):
+    missed: list[str] = Field(description="questions whose file (and page) was not among the first 5 places")
 
 
 class NewConversation(BaseModel):
@@ -199,6 +210,8 @@ def create_app(kb: KnowledgeBase, mount_ui: bool = True, open_without_accounts: 
             raise HTTPException(status_code=429, detail=str(exc), headers={"Retry-After": str(exc.retry_after_s)}) from None
         except AuthError as exc:
             raise HTTPException(status_code=401, detail=str(exc)) from None
+        except DirectoryUnavailable as exc:
+            raise HTTPException(status_code=503, detail=str(exc), headers={"Retry-After": "30"}) from None
         return TokenResponse(token=kb.accounts.issue_token(user, body.token_name), username=user.username)
 
     @api.get("/api/me", response_model=UserView)
@@ -212,19 +225,31 @@ def create_app(kb: KnowledgeBase, mount_ui: bool = True, open_without_accounts: 
     @api.post("/api/collections", response_model=CollectionInfo, status_code=201)
     def create_collection(body: NewCollection, user: CurrentUser) -> CollectionInfo:
         try:
-            collection = kb.create_collection(user, body.name, body.chunk_tokens, body.chunk_overlap_tokens)
+            collection = kb.create_collection(user, body.name, body.chunk_tokens, body.chunk_overlap_tokens, body.text_embedder)
         except (AccessDenied, ValueError) as exc:
             raise _errors(exc) from None
         return next(info for info in kb.collection_info(user) if info.id == collection.id)
 
     @api.patch("/api/collections/{name}", response_model=CollectionInfo)
-    def rename_collection(name: str, body: CollectionRename, user: CurrentUser) -> CollectionInfo:
-        """Rename (global admins and the collection's admins)."""
+    def update_collection(name: str, body: CollectionUpdate, user: CurrentUser) -> CollectionInfo:
+        """Rename, and/or move to another text embedder (global admins and the collection's
+        admins). A new embedder is a re-index (`kb reindex --embedder`), run before this returns."""
+        if body.name is None and body.text_embedder is None:
+            raise CodedError(400, "nothing to change: give name and/or text_embedder", "invalid_request")
         try:
-            collection = kb.rename_collection(user, name, body.name)
+            if body.text_embedder is not None:
+                report = kb.reindex(user, name, text_embedder=body.text_embedder)
+                if report.failed:
+                    failures = "; ".join(f"{d.filename}: {d.error}" for d in report.failed)
+                    raise CodedError(409, f"{name} stays on its text embedder: {len(report.failed)} document(s) failed to "
+                                          f"re-index ({failures}); fix or delete them and try again", "embedder_not_changed")
+                if report.held:  # its own evaluation set did worse on the new embedder (app.reindex_guard)
+                    raise CodedError(409, f"{name} stays on its text embedder: {report.guard[0].message}", "embedder_not_changed")
+            if body.name is not None:
+                name = kb.rename_collection(user, name, body.name).name
         except (AccessDenied, NotFound, ValueError) as exc:
             raise _errors(exc) from None
-        return next(info for info in kb.collection_info(user) if info.id == collection.id)
+        return next(info for info in kb.collection_info(user) if info.name == name)
 
     @api.delete("/api/collections/{name}")
     def delete_collection(name: str, user: CurrentUser) -> dict:
@@ -290,6 +315,50 @@ def create_app(kb: KnowledgeBase, mount_ui: bool = True, open_without_accounts: 
         except (AccessDenied, NotFound) as exc:
             raise _errors(exc) from None
         return {"deleted_documents": removed.document_ids, "deleted_chunks": removed.chunks}
+
+    # --- a collection's own evaluation set: readers see it, editors and admins change and run it
+
+    @api.get("/api/collections/{name}/eval/questions", response_model=list[EvalQuestionInfo])
+    def list_eval_questions(name: str, user: CurrentUser) -> list[EvalQuestionInfo]:
+        try:
+            return kb.eval_questions(user, name)
+        except (AccessDenied, NotFound) as exc:
+            raise _errors(exc) from None
+
+    @api.post("/api/collections/{name}/eval/questions", response_model=EvalQuestionInfo, status_code=201)
+    def add_eval_question(name: str, body: NewEvalQuestion, user: CurrentUser) -> EvalQuestionInfo:
+        """The file must be a ready document of the collection, and the page one it has."""
+        try:
+            (added,) = kb.add_eval_questions(user, name, [body])
+        except (AccessDenied, NotFound, ValueError) as exc:
+            raise _errors(exc) from None
+        return added
+
+    @api.delete("/api/collections/{name}/eval/questions/{question_id}")
+    def remove_eval_question(name: str, question_id: int, user: CurrentUser) -> dict:
+        try:
+            kb.remove_eval_question(user, name, question_id)
+        except (AccessDenied, NotFound) as exc:
+            raise _errors(exc) from None
+        return {"collection": name, "deleted_question": question_id}
+
+    @api.post("/api/collections/{name}/eval/runs", response_model=EvalRunDone, status_code=201)
+    def run_eval(name: str, user: CurrentUser) -> EvalRunDone:
+        """Run the set against the live index now; recorded in the history."""
+        try:
+            run, scores = kb.run_eval(user, name)
+        except (AccessDenied, NotFound, ValueError) as exc:
+            raise _errors(exc) from None
+        return EvalRunDone(**run.model_dump(), missed=scores.missed)
+
+    @api.get("/api/collections/{name}/eval/runs", response_model=list[EvalRunInfo])
+    def list_eval_runs(name: str, user: CurrentUser, limit: int = 50) -> list[EvalRunInfo]:
+        """Newest first: runs on demand, and each re-index's `live` and `candidate` scores with
+        its `verdict` (swapped, kept: the live index stayed, forced: swapped despite a drop)."""
+        try:
+            return kb.eval_runs(user, name, limit=max(1, min(limit, 500)))
+        except (AccessDenied, NotFound) as exc:
+            raise _errors(exc) from None
 
     @api.get("/api/jobs", response_model=list[JobInfo])
     def list_jobs(user: CurrentUser, limit: int = 20) -> list[JobInfo]:
@@ -419,6 +488,8 @@ def create_app(kb: KnowledgeBase, mount_ui: bool = True, open_without_accounts: 
             raise _errors(exc) from None
         return Response(path.read_bytes(), media_type=THUMBNAIL_MEDIA_TYPE)
 
+    api.include_router(openai_router(kb))  # /v1/chat/completions, /v1/models (app/openai_api.py)
+
     if mount_ui:
         import gradio as gr
 
@@ -453,6 +524,8 @@ def _gradio_auth(kb: KnowledgeBase):
             await anyio.to_thread.run_sync(kb.accounts.login, username, password, client)  # argon2 off the event loop
         except TooManyAttempts as exc:
             raise HTTPException(status_code=429, detail=str(exc), headers={"Retry-After": str(exc.retry_after_s)}) from None
+        except DirectoryUnavailable as exc:
+            raise HTTPException(status_code=503, detail=str(exc), headers={"Retry-After": "30"}) from None
         except AuthError:
             return False
         return True

@@ -17,9 +17,13 @@ cli = typer.Typer(help="mmkb: a multimodal knowledge base that runs on your own 
 
 
 def _knowledge_base():
+    from app.directory import DirectoryConfigError
     from app.service import KnowledgeBase
 
-    return KnowledgeBase(get_settings())
+    try:
+        return KnowledgeBase(get_settings())
+    except DirectoryConfigError as exc:  # MMKB_LDAP_* settings that cannot work: say which, no traceback
+        _fail(str(exc))
 
 
 def _fail(message: str) -> None:
@@ -162,12 +166,58 @@ def serve_llm(
     uvicorn.run(build_openai_app(generator, settings.generator, settings.max_new_tokens), host=host, port=port)
 
 
+@cli.command("mcp")
+def mcp_server(
+    transport: Annotated[str, typer.Option(help="stdio (an MCP client starts `kb mcp`) or http (streamable HTTP at /mcp).")] = "stdio",
+    user: Annotated[Optional[str], typer.Option(help="stdio: act as this user (default: the local administrator, like "
+                                                "other kb commands). Over HTTP each request's API token names its user.")] = None,
+    host: Annotated[Optional[str], typer.Option(help="http: interface to bind (default MMKB_HOST).")] = None,
+    port: Annotated[Optional[int], typer.Option(help="http: port (default MMKB_MCP_PORT).")] = None,
+    insecure_no_auth: Annotated[bool, typer.Option(
+        "--insecure-no-auth", help="http: serve on a non-loopback address before any account exists: everyone who can "
+        "reach it acts as administrator until the first account is created.")] = False,
+) -> None:
+    """Serve the knowledge base to MCP clients (agents, IDEs): tools `search`, `ask` and
+    `collections`, with the caller's permissions."""
+    from app.exposure import ExposedWithoutAccounts, open_without_accounts
+    from app.service import NotFound
+
+    if transport not in ("stdio", "http"):
+        _fail(f"unknown transport {transport!r}: use stdio or http")
+    settings = get_settings()
+    kb = _knowledge_base()
+    if transport == "http":
+        if user is not None:
+            _fail("--user is for stdio; over HTTP each request's API token (Authorization: Bearer) names its user")
+        host = settings.host if host is None else host
+        try:
+            anonymous_allowed = open_without_accounts(host, kb.login_required(), insecure_no_auth)
+        except ExposedWithoutAccounts as exc:
+            _fail(str(exc))
+    else:
+        try:
+            caller = kb.user(user) if user else kb.system_user()
+        except NotFound as exc:
+            _fail(f"{exc}: create it with `kb admin create {user}`")
+    from app import mcp_server as served
+
+    kb.preload_models()  # a client's first call should not wait for the models
+    if transport == "http":
+        served.serve_http(kb, host, port or settings.mcp_port, anonymous_allowed)
+    else:
+        served.serve_stdio(kb, caller)
+
+
 collections_cli = typer.Typer(help="List, create and configure collections (plain `kb collections` lists them).")
 cli.add_typer(collections_cli, name="collections")
 
 ChunkTokens = Annotated[Optional[int], typer.Option("--chunk-tokens", help="Chunk size in tokens (default MMKB_CHUNK_TOKENS).")]
 ChunkOverlap = Annotated[
     Optional[int], typer.Option("--chunk-overlap", help="Tokens shared by consecutive chunks (default MMKB_CHUNK_OVERLAP_TOKENS).")
+]
+Embedder = Annotated[
+    Optional[str],
+    typer.Option("--embedder", help="Text embedder (see `kb models`), e.g. multilingual-e5-small-q4 for Chinese; default MMKB_TEXT_EMBEDDER."),
 ]
 
 
@@ -180,19 +230,22 @@ def collections(context: typer.Context) -> None:
     for info in kb.collection_info(kb.system_user()):
         typer.echo(
             f"{info.name}: {info.ready_documents} ready, {info.failed_documents} failed of {info.documents} documents, "
-            f"{info.chunks} chunks (chunks of {info.chunk_tokens} tokens, {info.chunk_overlap_tokens} overlap)"
+            f"{info.chunks} chunks (chunks of {info.chunk_tokens} tokens, {info.chunk_overlap_tokens} overlap; "
+            f"embedder {info.text_embedder})"
         )
 
 
 @collections_cli.command("create")
-def collections_create(name: str, chunk_tokens: ChunkTokens = None, chunk_overlap: ChunkOverlap = None) -> None:
-    """Create a collection, optionally with its own chunk size and overlap."""
+def collections_create(
+    name: str, chunk_tokens: ChunkTokens = None, chunk_overlap: ChunkOverlap = None, embedder: Embedder = None
+) -> None:
+    """Create a collection, optionally with its own chunk size and overlap and text embedder."""
     kb = _knowledge_base()
     try:
-        kb.create_collection(kb.system_user(), name, chunk_tokens, chunk_overlap)
+        collection = kb.create_collection(kb.system_user(), name, chunk_tokens, chunk_overlap, embedder)
     except ValueError as exc:
         _fail(str(exc))
-    typer.echo(f"collection {name} ready")
+    typer.echo(f"collection {name} ready (text embedder {kb.models.embedder_name(collection.text_embedder)})")
 
 
 @collections_cli.command("set")
@@ -214,6 +267,122 @@ def collections_set(name: str, chunk_tokens: ChunkTokens = None, chunk_overlap: 
     )
 
 
+eval_set_cli = typer.Typer(
+    help="A collection's own evaluation set: questions with the file (and page) that answers them. "
+    "`kb reindex` runs it before each swap and keeps the live index when recall@5 falls.",
+    no_args_is_help=True,
+)
+collections_cli.add_typer(eval_set_cli, name="eval")
+
+
+def _scores_line(recall: float, mrr: float, questions: int) -> str:
+    return f"recall@5 {recall:.3f}, MRR@10 {mrr:.3f} on {questions} question(s)"
+
+
+@eval_set_cli.command("add")
+def eval_add(
+    collection: str,
+    question: str,
+    file: Annotated[str, typer.Option("--file", "-f", help="File name of a document of the collection that answers it.")],
+    page: Annotated[
+        Optional[int], typer.Option("--page", "-p", help="The page that answers it (1-based); default any page of the file.")
+    ] = None,
+) -> None:
+    """Add a question whose answer is in FILE (on PAGE)."""
+    from app.collection_eval import validation_message
+    from app.schemas import NewEvalQuestion
+    from app.service import AccessDenied, NotFound
+
+    try:
+        item = NewEvalQuestion(question=question, file=file, page=page)
+    except ValueError as exc:
+        _fail(validation_message(exc))
+    kb = _knowledge_base()
+    try:
+        (added,) = kb.add_eval_questions(kb.system_user(), collection, [item])
+    except (AccessDenied, NotFound, ValueError) as exc:
+        _fail(str(exc))
+    typer.echo(f"added question {added.id} to {collection}")
+
+
+@eval_set_cli.command("import")
+def eval_import(
+    collection: str,
+    path: Annotated[Path, typer.Argument(help="JSON Lines (or a JSON list) of {\"question\", \"file\", \"page\"}; the QA sets of "
+                                         "`kb eval answers` read as they are.", exists=True, dir_okay=False)],
+) -> None:
+    """Add every question of a file, all or none; questions already in the set are left out."""
+    from app.collection_eval import read_question_file
+    from app.service import AccessDenied, NotFound
+
+    kb = _knowledge_base()
+    try:
+        questions = read_question_file(path)
+        added = kb.add_eval_questions(kb.system_user(), collection, questions, skip_existing=True)
+    except (AccessDenied, NotFound, ValueError) as exc:
+        _fail(str(exc))
+    typer.echo(f"added {len(added)} question(s) to {collection}; {len(questions) - len(added)} were in the set already")
+
+
+@eval_set_cli.command("list")
+def eval_list(collection: str) -> None:
+    """The collection's questions: id, file, page, question."""
+    from app.service import AccessDenied, NotFound
+
+    kb = _knowledge_base()
+    try:
+        questions = kb.eval_questions(kb.system_user(), collection)
+    except (AccessDenied, NotFound) as exc:
+        _fail(str(exc))
+    for q in questions:
+        typer.echo(f"{q.id:5}  {q.file}, p. {q.page or 'any'}: {q.question}")
+    typer.echo(f"{len(questions)} question(s)")
+
+
+@eval_set_cli.command("remove")
+def eval_remove(collection: str, question_id: int) -> None:
+    """Remove a question by its id (see `list`)."""
+    from app.service import AccessDenied, NotFound
+
+    kb = _knowledge_base()
+    try:
+        kb.remove_eval_question(kb.system_user(), collection, question_id)
+    except (AccessDenied, NotFound) as exc:
+        _fail(str(exc))
+    typer.echo(f"removed question {question_id} from {collection}")
+
+
+@eval_set_cli.command("run")
+def eval_run(collection: str) -> None:
+    """Run the set against the live index now (recorded in its history)."""
+    from app.service import AccessDenied, NotFound
+
+    kb = _knowledge_base()
+    try:
+        run, scores = kb.run_eval(kb.system_user(), collection)
+    except (AccessDenied, NotFound, ValueError) as exc:
+        _fail(str(exc))
+    typer.echo(f"{collection}: {_scores_line(run.recall_at_5, run.mrr_at_10, run.questions)}")
+    for question in scores.missed:
+        typer.echo(f"  not in the first 5: {question}")
+
+
+@eval_set_cli.command("history")
+def eval_history(collection: str, limit: Annotated[int, typer.Option(help="At most this many runs, newest first.")] = 20) -> None:
+    """The collection's scores: runs on demand, and each re-index's live and new index with what it did."""
+    from app.service import AccessDenied, NotFound
+
+    kb = _knowledge_base()
+    try:
+        runs = kb.eval_runs(kb.system_user(), collection, limit)
+    except (AccessDenied, NotFound) as exc:
+        _fail(str(exc))
+    for run in runs:
+        job = f"re-index job {run.job_id}, {run.verdict}" if run.job_id else "on demand"
+        scores = _scores_line(run.recall_at_5, run.mrr_at_10, run.questions)
+        typer.echo(f"{run.created_at:%Y-%m-%d %H:%M:%S}  {run.index:9}  {scores}  ({job})")
+
+
 @cli.command()
 def documents(collection: Annotated[str, typer.Option("--collection", "-c")]) -> None:
     """List a collection's documents with their status and any error."""
@@ -227,10 +396,16 @@ def documents(collection: Annotated[str, typer.Option("--collection", "-c")]) ->
 def reindex(
     collection: Annotated[Optional[str], typer.Option("--collection", "-c", help="Only this collection; default all.")] = None,
     use_ray: Annotated[bool, typer.Option("--ray", help="Run parse and embed on Ray Data (also when RAY_ADDRESS is set).")] = False,
+    embedder: Annotated[
+        Optional[str], typer.Option("--embedder", help="Move the collection(s) to this text embedder (see `kb models`).")
+    ] = None,
+    force: Annotated[bool, typer.Option("--force", help="Swap in the new index even where the collection's evaluation set "
+                                        "does worse on it (see `kb collections eval`).")] = False,
 ) -> None:
     """Rebuild every ready document's chunks and vectors from the stored originals (after a
     model or chunk-size change). Resumable: run it again after a kill and it continues; the
-    old index answers queries until the new one is complete."""
+    old index answers queries until the new one is complete. With --embedder, the collection
+    switches to that embedder in the same transaction as the new index."""
     from app.service import AccessDenied, NotFound
 
     kb = _knowledge_base()
@@ -244,16 +419,34 @@ def reindex(
             bar.refresh()
 
         try:
-            report = kb.reindex(kb.system_user(), collection, progress=progress, use_ray=use_ray)
-        except (AccessDenied, NotFound) as exc:
+            report = kb.reindex(
+                kb.system_user(), collection, progress=progress, use_ray=use_ray, text_embedder=embedder, force=force
+            )
+        except (AccessDenied, NotFound, ValueError) as exc:
             _fail(str(exc))
     for document in report.failed:
         typer.secho(f"  FAILED  {document.collection}/{document.filename}: {document.error} (previous chunks kept)", fg=typer.colors.RED)
+    if embedder is not None:
+        for name in report.collections:
+            if any(d.collection == name and d.outcome == "failed" for d in report.documents):
+                typer.secho(f"  {name} stays on its text embedder: fix or delete the failed documents, then run again", fg=typer.colors.RED)
+            elif any(d.collection == name for d in report.held):
+                typer.secho(f"  {name} stays on its text embedder: its evaluation set did worse on {embedder} (below)",
+                            fg=typer.colors.RED)
+            else:
+                typer.echo(f"  {name} now uses the text embedder {embedder}")
     where = " on Ray" if report.used_ray else ""
     typer.echo(
         f"{len(report.rebuilt)} rebuilt{where}, {len(report.resumed)} taken from the interrupted run, "
         f"{len(report.failed)} failed; collections: {', '.join(report.collections) or 'none'}"
     )
+    for guarded in report.guard:
+        # Both scores, and what was done: the live index kept (exit code 2), or the new one in place.
+        color = {"kept": typer.colors.RED, "forced": typer.colors.YELLOW}.get(guarded.verdict)
+        typer.secho(f"  {guarded.collection}: {guarded.message}", fg=color)
+    if report.held:
+        typer.echo(f"{len(report.held)} built but held back: their collection keeps its live index")
+        raise typer.Exit(code=2)
     if report.failed and not report.rebuilt and not report.resumed:
         raise typer.Exit(code=1)
 
@@ -308,6 +501,30 @@ def admin_grant(
     typer.echo(f"{username} is {role} of {collection}")
 
 
+@admin.command("directory-group")
+def admin_directory_group(
+    collection: str,
+    group: Annotated[Optional[str], typer.Argument(help="The directory group's name (e.g. its cn) or DN.")] = None,
+    role: Annotated[str, typer.Option(help="admin, editor or reader")] = "reader",
+    remove: Annotated[bool, typer.Option("--remove", help="Remove the group's mapping instead.")] = False,
+) -> None:
+    """Give the members of a directory (LDAP) group a role in a collection, applied at their
+    next login; without GROUP, list the collection's mapped groups."""
+    from app.models import Role
+    from app.service import NotFound
+
+    kb = _knowledge_base()
+    try:
+        if group is None:
+            for name, mapped in kb.directory_groups(kb.system_user(), collection):
+                typer.echo(f"{name}\t{mapped.value}")
+            return
+        kb.map_directory_group(kb.system_user(), collection, group, None if remove else Role(role))
+    except (NotFound, ValueError) as exc:
+        _fail(str(exc))
+    typer.echo(f"{group}: {'no longer mapped in' if remove else role + ' of'} {collection}")
+
+
 @cli.command()
 def delete(
     document: Annotated[str, typer.Argument(help="File name or document id (see `kb documents`).")],
@@ -323,6 +540,101 @@ def delete(
     except (AccessDenied, NotFound, ValueError) as exc:
         _fail(str(exc))
     typer.echo(f"deleted {target.filename} (id {target.id}): {result.chunks} chunks, {len(result.files_deleted)} files")
+
+
+@cli.command()
+def sync(
+    folder: Annotated[Path, typer.Argument(help="The folder to mirror, with its subfolders.")],
+    collection: Annotated[str, typer.Option("--collection", "-c", help="Collection that mirrors it (created if new).")],
+    watch: Annotated[bool, typer.Option("--watch", help="Keep following the folder: each change is synced once it has "
+                                        "settled, until Ctrl-C.")] = False,
+    delete: Annotated[bool, typer.Option("--delete", help="Also delete the documents of files gone from the folder.")] = False,
+    debounce: Annotated[float, typer.Option(help="With --watch: seconds a change must stay still before it is synced.",
+                                            min=0.1)] = 2.0,
+) -> None:
+    """Make a collection mirror a folder tree: new files ingested, changed ones replaced (a
+    file's path in the folder is its document's name), unchanged ones skipped (by size and
+    time, else by hash), removed ones deleted only with --delete. Running it again changes
+    nothing; after a kill it finishes the job."""
+    from app.service import AccessDenied, NotFound
+
+    kb = _knowledge_base()
+    user = kb.system_user()
+
+    def once():
+        with _SyncBars() as progress:
+            return kb.sync_folder(user, collection, folder, delete=delete, progress=progress, at_shell=True)
+
+    if not watch:
+        try:
+            summary = once()
+        except (AccessDenied, NotFound, ValueError) as exc:
+            _fail(str(exc))
+        _print_sync(summary)
+        if summary.failed and not (summary.added or summary.replaced or summary.deleted or summary.unchanged):
+            raise typer.Exit(code=1)
+        return
+
+    from datetime import datetime
+
+    from app.folder_sync import existing_folder
+    from app.folder_watch import watch as follow
+
+    try:
+        root = existing_folder(folder)
+    except ValueError as exc:
+        _fail(str(exc))
+
+    def report(result) -> None:
+        when = datetime.now().strftime("%H:%M:%S")
+        if isinstance(result, Exception):
+            typer.secho(f"{when} sync failed: {result}", fg=typer.colors.RED, err=True)
+        else:
+            _print_sync(result, when)
+
+    typer.echo(f"watching {root} for collection {collection} (Ctrl-C stops)")
+    try:
+        follow(once, root, report, debounce_s=debounce)
+    except KeyboardInterrupt:
+        typer.echo("stopped watching")
+
+
+class _SyncBars:
+    """tqdm bars for one sync: one while files are checked (hashed), one while they are ingested."""
+
+    def __init__(self) -> None:
+        self.stage: str | None = None
+        self.bar: tqdm | None = None
+
+    def __enter__(self) -> "_SyncBars":
+        return self
+
+    def __exit__(self, *_exc) -> None:
+        if self.bar is not None:
+            self.bar.close()
+
+    def __call__(self, stage: str, done: int, total: int, name: str) -> None:
+        if stage != self.stage:
+            self.__exit__()
+            self.stage = stage
+            desc = {"hash": "checking"}.get(stage, "ingesting")
+            self.bar = tqdm(total=total, unit="file", desc=desc, file=sys.stderr, delay=0.5)
+        self.bar.total = total
+        if name:
+            self.bar.set_postfix_str(name[-40:], refresh=False)
+        self.bar.update(done - self.bar.n)  # drawn only past tqdm's delay: a quick check shows no bar
+
+
+def _print_sync(summary, when: str | None = None) -> None:
+    for label, names in (("added", summary.added), ("replaced", summary.replaced), ("renamed", summary.renamed),
+                         ("deleted", summary.deleted)):
+        for name in names:
+            typer.echo(f"  {label:9} {name}")
+    for name in summary.missing:
+        typer.echo(f"  kept      {name} (gone from the folder; --delete removes its document)")
+    for failure in summary.failed:
+        typer.secho(f"  FAILED    {failure.file}: {failure.error}", fg=typer.colors.RED)
+    typer.echo(f"{when + ' ' if when else ''}{summary.collection} ← {summary.folder}: {summary.line()}")
 
 
 @cli.command()

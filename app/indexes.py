@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import os
 import threading
+from collections.abc import Callable
 from pathlib import Path
 
 import numpy as np
@@ -27,36 +28,50 @@ IMAGE_SPACE = "image"
 
 
 class IndexManager:
+    """dims: each space's dimension under the default models. text_dims, where given, tells a
+    collection's text dimension from the embedder it chose (collections.text_embedder); the
+    image space is the one CLIP model's everywhere."""
+
     def __init__(
         self, database: Database, index_dir: Path, dims: dict[str, int], hnsw_threshold: int | None = None,
-        gpu: GpuResources | None = None,
+        gpu: GpuResources | None = None, text_dims: Callable[[int], int] | None = None,
     ) -> None:
         self.database = database
         self.hnsw_threshold = hnsw_threshold
         self.gpu = gpu
         self.index_dir = index_dir
         self.dims = dims
+        self.text_dims = text_dims
         self._stores: dict[tuple[int, str], VectorStore] = {}
+
+    def dim(self, collection_id: int, space: str) -> int:
+        if space == TEXT_SPACE and self.text_dims is not None:
+            return self.text_dims(collection_id)
+        return self.dims[space]
 
     def path(self, collection_id: int, space: str) -> Path:
         return self.index_dir / f"collection-{collection_id}" / f"{space}.faiss"
 
-    def store(self, collection_id: int, space: str) -> VectorStore:
+    def store(self, collection_id: int, space: str, dim: int | None = None) -> VectorStore:
+        """The collection's index of `space`. dim: the dimension the caller's query vector has
+        (its collection's embedder); an open store of another dimension was left by an
+        embedder change (a re-index, maybe in another process) and is opened afresh."""
         key = (collection_id, space)
-        if key not in self._stores:
-            store = self._new_store(collection_id, space)
-            self._stores[key] = store
+        current = self._stores.get(key)
+        if current is None or (dim is not None and current.dim != dim):
+            self._stores[key] = self._new_store(collection_id, space, dim)
             self.sync(collection_id, space)
         return self._stores[key]
 
-    def _new_store(self, collection_id: int, space: str) -> VectorStore:
-        return VectorStore(self.path(collection_id, space), self.dims[space], self.hnsw_threshold, gpu=self.gpu)
+    def _new_store(self, collection_id: int, space: str, dim: int | None = None) -> VectorStore:
+        dim = dim if dim is not None else self.dim(collection_id, space)
+        return VectorStore(self.path(collection_id, space), dim, self.hnsw_threshold, gpu=self.gpu)
 
     @staticmethod
     def _is_ready(collection_id: int, space: str):
         return (Chunk.collection_id == collection_id, Chunk.vector_space == space, Document.status == DocumentStatus.ready)
 
-    def _vectors(self, space: str, chunk_ids: set[int]) -> tuple[list[int], np.ndarray]:
+    def _vectors(self, dim: int, chunk_ids: set[int]) -> tuple[list[int], np.ndarray]:
         """Stored embeddings of exactly these chunks, read in batches: a sync after one file
         must not read the whole collection's vectors back from SQL."""
         ids: list[int] = []
@@ -68,7 +83,7 @@ class IndexManager:
                 for chunk_id, blob in session.execute(select(Chunk.id, Chunk.embedding).where(Chunk.id.in_(batch))):
                     ids.append(chunk_id)
                     vectors.append(np.frombuffer(blob, dtype=np.float32))
-        matrix = np.vstack(vectors) if vectors else np.zeros((0, self.dims[space]), dtype=np.float32)
+        matrix = np.vstack(vectors) if vectors else np.zeros((0, dim), dtype=np.float32)
         return ids, matrix
 
     def _ready_ids(self, collection_id: int, space: str) -> set[int]:
@@ -78,7 +93,11 @@ class IndexManager:
 
     def sync(self, collection_id: int, space: str) -> tuple[int, int]:
         """Make the index hold exactly the ready chunks; returns (added, removed)."""
-        store = self._stores.get((collection_id, space)) or self._new_store(collection_id, space)
+        store = self._stores.get((collection_id, space))
+        dim = self.dim(collection_id, space)
+        if store is None or store.dim != dim:
+            # First use, or the collection's embedder changed since this store was opened.
+            store = self._new_store(collection_id, space, dim)
         self._stores[(collection_id, space)] = store
         with store.lock:
             try:
@@ -90,7 +109,7 @@ class IndexManager:
             wanted = self._ready_ids(collection_id, space)
             missing, extra = wanted - indexed, indexed - wanted
             if missing:
-                ids, vectors = self._vectors(space, missing)
+                ids, vectors = self._vectors(store.dim, missing)
                 store.add(ids, vectors)
             if extra:
                 store.remove(sorted(extra))
@@ -98,10 +117,11 @@ class IndexManager:
                 store.save()
         return len(missing), len(extra)
 
-    def build_replacement(self, session: Session, collection_id: int, space: str) -> Path:
+    def build_replacement(self, session: Session, collection_id: int, space: str, dim: int | None = None) -> Path:
         """Write a complete new index of the collection's ready chunks, as `session` sees them
         (a re-index's swap transaction, before its commit), next to the live one. The live
-        index keeps serving until install_replacement renames this file over it."""
+        index keeps serving until install_replacement renames this file over it.
+        dim: the new vectors' dimension (a re-index onto another embedder), default the current one."""
         query = (
             select(Chunk.id, Chunk.embedding)
             .join(Document, Document.id == Chunk.document_id)
@@ -114,8 +134,9 @@ class IndexManager:
             ids.append(chunk_id)
             vectors.append(np.frombuffer(blob, dtype=np.float32))
         path = self.path(collection_id, space)
-        replacement = VectorStore(path.with_name(path.name + ".next"), self.dims[space], self.hnsw_threshold)
-        replacement.replace_all(ids, np.vstack(vectors) if vectors else np.zeros((0, self.dims[space]), dtype=np.float32))
+        dim = dim if dim is not None else self.dim(collection_id, space)
+        replacement = VectorStore(path.with_name(path.name + ".next"), dim, self.hnsw_threshold)
+        replacement.replace_all(ids, np.vstack(vectors) if vectors else np.zeros((0, dim), dtype=np.float32))
         replacement.save()
         return replacement.path
 
@@ -128,6 +149,9 @@ class IndexManager:
             os.replace(replacement, live)
             # The old index's deletion marks (HNSW) mean nothing to the new one.
             Path(str(live) + ".deleted.npy").unlink(missing_ok=True)
+        # A re-index onto another embedder may change the dimension: the next use opens the
+        # new file with the dimension its collection now has.
+        self._stores.pop((collection_id, space), None)
 
     def remove(self, collection_id: int, space: str, ids: list[int]) -> None:
         store = self.store(collection_id, space)

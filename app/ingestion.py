@@ -27,7 +27,7 @@ from app.removal import finish_removal, remove_in_session
 from app.schemas import FileOutcome, FileResult, IngestReport
 from app.settings import Settings
 from ingest.chunking import chunk_file, embedding_text, figure_heading_paths
-from ingest.loaders import EXTENSIONS, SUPPORTED_MIMES, safe_filename, sniff_mime
+from ingest.loaders import EXTENSIONS, SUPPORTED_MIMES, safe_filename, safe_relative_name, sniff_mime
 from ingest.reading import FileReader, InProcessReader, ReadOptions, read_ahead
 from ingest.thumbnails import ensure_thumbnail
 from ingest.types import IngestError, ParsedFile
@@ -43,6 +43,13 @@ class Upload:
 
     path: Path
     display_name: str
+    # Folder sync names a document by its path inside the synced folder ("hr/travel.pdf"): two
+    # same-named files in different subfolders stay two documents. Uploads lose directories.
+    keep_folders: bool = False
+
+    @property
+    def document_name(self) -> str:
+        return safe_relative_name(self.display_name) if self.keep_folders else safe_filename(self.display_name)
 
 
 def expand_paths(paths: Iterable[Path]) -> list[Upload]:
@@ -172,11 +179,11 @@ class Ingestor:
             return step()
         except Exception as exc:  # a bug must not sink the batch either; it is recorded
             log.exception("unexpected error ingesting %s", upload.display_name)
-            return FileResult(filename=safe_filename(upload.display_name), outcome=FileOutcome.failed, error=f"internal error: {exc}")
+            return FileResult(filename=upload.document_name, outcome=FileOutcome.failed, error=f"internal error: {exc}")
 
     def _begin(self, collection: Collection, upload: Upload, in_flight: dict[str, int]) -> FileResult | _Accepted | _SameAsEarlier:
         """Checks, dedup and the document row; the file's reading can start after this."""
-        filename = safe_filename(upload.display_name)
+        filename = upload.document_name
         try:
             size = upload.path.stat().st_size
         except OSError as exc:
@@ -223,11 +230,12 @@ class Ingestor:
         try:
             parsed = self.reader.result(future, started.stored, started.mime)
             text_chunks, image_rows = self.index_rows(
-                parsed, started.sha, started.filename, collection.chunk_tokens, collection.chunk_overlap_tokens
+                parsed, started.sha, started.filename, collection.chunk_tokens, collection.chunk_overlap_tokens,
+                collection.text_embedder,
             )
+            return self._store(collection, started, parsed, text_chunks, image_rows)
         except IngestError as exc:
             return self._fail(started.document_id, started.filename, str(exc))
-        return self._store(collection, started, parsed, text_chunks, image_rows)
 
     def _same_as_earlier(self, duplicate: _SameAsEarlier) -> FileResult:
         with self.database.session() as session:
@@ -241,6 +249,14 @@ class Ingestor:
     def _store(self, collection: Collection, started: _Accepted, parsed: ParsedFile, text_chunks: list[Chunk], image_rows: list[Chunk]) -> FileResult:
         document_id, filename = started.document_id, started.filename
         with self.database.session() as session:
+            # Checked in the transaction that makes the file ready: a re-index that moved the
+            # collection to another embedder meanwhile must not get vectors of the old one.
+            now = session.scalar(select(Collection.text_embedder).where(Collection.id == collection.id))
+            if self.models.embedder_name(now) != self.models.embedder_name(collection.text_embedder):
+                raise IngestError(
+                    f"the collection's text embedder changed to {self.models.embedder_name(now)} while this file was "
+                    "being read; upload it again"
+                )
             document = session.get(Document, document_id)
             document.stored_path = str(started.stored)
             document.page_count = parsed.page_count
@@ -303,12 +319,13 @@ class Ingestor:
         return target
 
     def index_rows(
-        self, parsed: ParsedFile, sha: str, filename: str, chunk_tokens: int | None = None, chunk_overlap_tokens: int | None = None
+        self, parsed: ParsedFile, sha: str, filename: str, chunk_tokens: int | None = None, chunk_overlap_tokens: int | None = None,
+        text_embedder_name: str | None = None,
     ) -> tuple[list[Chunk], list[Chunk]]:
-        """Unsaved chunk rows with their embeddings; chunk size/overlap are the collection's
-        (None: the settings' defaults). Needs only settings and models (no database), so
-        `kb reindex` and its Ray workers build chunks exactly as ingestion does."""
-        text_embedder = self.models.text_embedder
+        """Unsaved chunk rows with their embeddings; chunk size/overlap and the text embedder
+        are the collection's (None: the settings' defaults). Needs only settings and models (no
+        database), so `kb reindex` and its Ray workers build chunks exactly as ingestion does."""
+        text_embedder = self.models.text_embedder_for(text_embedder_name)
         chunk_tokens = chunk_tokens or self.settings.chunk_tokens
         overlap = chunk_overlap_tokens if chunk_overlap_tokens is not None else self.settings.chunk_overlap_tokens
         max_tokens = min(chunk_tokens, text_embedder.max_tokens - 8)
@@ -373,7 +390,7 @@ class Ingestor:
         if image.ocr_text:
             parts.append(f"Text in the image: {image.ocr_text}")
         where = f"page {image.page} of {filename}" if image.page and not image.standalone else filename
-        name_words = " ".join(re.split(r"[-_.\s]+", filename.rsplit(".", 1)[0]))
+        name_words = " ".join(re.split(r"[-_./\s]+", filename.rsplit(".", 1)[0]))  # "/": synced files keep their folders
         parts.append(f"Figure on {where} ({name_words}).")
         return " ".join(parts)
 

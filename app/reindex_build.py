@@ -33,6 +33,9 @@ class DocumentTask:
     stored_path: str
     chunk_tokens: int | None = None  # the collection's chunking; None: the settings' default
     chunk_overlap_tokens: int | None = None
+    # The embedder the collection will have after the swap (its own, or the one a re-index
+    # moves it to); None: the settings' default.
+    text_embedder: str | None = None
 
 
 @dataclass(frozen=True)
@@ -94,7 +97,9 @@ def build_document(
     try:
         ingestor = Ingestor(settings, None, None, models, reader)
         parsed = reader.result(reading, stored, task.mime) if reading is not None else ingestor.parse(stored, task.mime)
-        text_rows, image_rows = ingestor.index_rows(parsed, task.sha256, task.filename, task.chunk_tokens, task.chunk_overlap_tokens)
+        text_rows, image_rows = ingestor.index_rows(
+            parsed, task.sha256, task.filename, task.chunk_tokens, task.chunk_overlap_tokens, task.text_embedder
+        )
     except IngestError as exc:
         staged.error = str(exc)
         return staged

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from datetime import datetime
 from enum import Enum
+from typing import Literal
 
 from pydantic import BaseModel, Field
 
@@ -111,6 +112,8 @@ class CollectionInfo(BaseModel):
     # Chunking used for documents ingested from now on (the collection's own, else the defaults).
     chunk_tokens: int | None = None
     chunk_overlap_tokens: int | None = None
+    # The text embedder its vectors come from (its own choice, else MMKB_TEXT_EMBEDDER).
+    text_embedder: str | None = None
 
 
 class MemberInfo(BaseModel):
@@ -176,11 +179,67 @@ class QueueLengths(BaseModel):
     asks_in_flight: int
 
 
+class EvalQuestionInfo(BaseModel):
+    """A question of a collection's evaluation set and where its answer is."""
+
+    id: int
+    question: str
+    file: str
+    page: int | None  # None: any page of the file counts
+    created_by: str
+    created_at: datetime
+
+
+class NewEvalQuestion(BaseModel):
+    question: str = Field(min_length=1, max_length=4000)
+    file: str = Field(min_length=1, max_length=512, description="file name of a document of the collection")
+    page: int | None = Field(default=None, ge=1, description="the page that answers it (1-based); null: any page of the file")
+
+
+class EvalScores(BaseModel):
+    """A collection's evaluation set run against one index."""
+
+    recall_at_5: float  # share of questions whose file (and page) is among the first 5 places
+    mrr_at_10: float  # mean of 1/rank of that place within the first 10, else 0
+    questions: int
+    missed: list[str] = Field(default_factory=list)  # questions not found within the first 5
+
+
+class EvalRunInfo(BaseModel):
+    id: int
+    collection: str
+    index: Literal["live", "candidate"]
+    recall_at_5: float
+    mrr_at_10: float
+    questions: int
+    job_id: int | None  # the re-index that ran it; None for a run on demand
+    verdict: Literal["swapped", "kept", "forced"] | None
+    created_at: datetime
+
+
+class GuardReport(BaseModel):
+    """What a collection's evaluation set said about a re-index, and what was done."""
+
+    collection: str
+    job_id: int
+    live: EvalScores | None  # None: the live index could not be searched (see message)
+    candidate: EvalScores
+    margin: float
+    verdict: Literal["swapped", "kept", "forced"]
+    message: str
+
+
 class ReindexOutcome(str, Enum):
     rebuilt = "rebuilt"  # parsed, chunked and embedded by this run
     resumed = "resumed"  # staged by an earlier, interrupted run of the same job: not redone
     failed = "failed"  # kept its previous chunks; `error` says why
     skipped = "skipped"  # deleted or replaced while the job ran
+    # Built with the new embedder, but not swapped in: another document failed, and a collection
+    # moves to another embedder whole or not at all (app.reindex).
+    not_swapped = "not_swapped"
+    # Built, but its collection's evaluation set did worse on the new index: staged, not swapped
+    # in (app.reindex_guard); `kb reindex --force` swaps it without rebuilding.
+    held = "held"
 
 
 class ReindexedDocument(BaseModel):
@@ -197,6 +256,9 @@ class ReindexReport(BaseModel):
     collections: list[str] = Field(default_factory=list)
     documents: list[ReindexedDocument] = Field(default_factory=list)
     used_ray: bool = False
+    # The collections' own evaluation sets, run before each swap (app.reindex_guard); none for a
+    # collection without questions.
+    guard: list[GuardReport] = Field(default_factory=list)
 
     def _with(self, outcome: ReindexOutcome) -> list[ReindexedDocument]:
         return [d for d in self.documents if d.outcome == outcome]
@@ -212,3 +274,7 @@ class ReindexReport(BaseModel):
     @property
     def failed(self) -> list[ReindexedDocument]:
         return self._with(ReindexOutcome.failed)
+
+    @property
+    def held(self) -> list[ReindexedDocument]:
+        return self._with(ReindexOutcome.held)

@@ -17,24 +17,27 @@ from pathlib import Path
 
 from sqlalchemy import delete, func, select
 
-from app import dashboard, leftovers
+from app import dashboard, folder_sync, leftovers, registry
 from app.accounts import Accounts
 from app.activity import InFlight, IngestTotals, run_at_low_priority
 from app.admission import Admission
 from app.archives import ArchiveLimits, expand_archives
 from app.answering import Answerer, AnswerEvent
+from app.collection_eval import EvalSets
 from app.followup import Turn
 from app.conversations import Conversations
 from app.llm import generate
 from app.db import Database
+from app.directory import Directory, DirectoryConfig
 from app.indexes import TEXT_SPACE, IndexManager, KeywordIndexManager
 from app.ingestion import Ingestor, ProgressCallback, Upload, expand_paths, read_options
 from app.model_set import ModelSet
-from app.models import Chunk, ChunkKind, Collection, Document, DocumentStatus, IngestJob, Membership, Role, User
+from app.models import Chunk, ChunkKind, Collection, DirectoryGroup, Document, DocumentStatus, IngestJob, Membership, Role, User
 from app.page_view import SourceView
 from app.page_view import view as page_view
 from app.removal import RemovalResult, finish_removal, remove_in_session
 from app.schemas import Answer, CollectionInfo, Dashboard, IngestReport, JobInfo, MemberInfo, QueueLengths, ReindexReport, Source
+from app.schemas import EvalQuestionInfo, EvalRunInfo, EvalScores, NewEvalQuestion
 from app.settings import Settings
 from ingest.reading import FileReader
 from ingest.thumbnails import ensure_thumbnail
@@ -82,8 +85,10 @@ class KnowledgeBase:
         self.settings = settings
         self.database = Database(settings.resolved_database_url)
         self.models = models or ModelSet(settings)
-        self.accounts = Accounts(self.database)
+        directory = DirectoryConfig.from_settings(settings)  # bad LDAP settings fail here, at start
+        self.accounts = Accounts(self.database, directory=Directory(directory) if directory else None)
         self.conversations = Conversations(self.database)
+        self.eval_sets = EvalSets(self.database)
         self._indexes: IndexManager | None = None
         # One per knowledge base, so the in-memory BM25 indexes outlive a single question.
         self.keyword_indexes = KeywordIndexManager(self.database)
@@ -115,9 +120,16 @@ class KnowledgeBase:
             configure_faiss_threads(self.settings.faiss_threads)
             self._indexes = IndexManager(
                 self.database, self.settings.index_dir, self.models.dims(), hnsw_threshold=self.settings.hnsw_threshold if self.settings.hnsw_threshold > 0 else None,
-                gpu=gpu,
+                gpu=gpu, text_dims=self._text_dim,
             )
         return self._indexes
+
+    def _text_dim(self, collection_id: int) -> int:
+        """The text dimension of a collection: its embedder's (read from SQL, which a re-index
+        in another process may have changed)."""
+        with self.database.session() as session:
+            name = session.scalar(select(Collection.text_embedder).where(Collection.id == collection_id))
+        return self.models.text_embedder_for(name).dim
 
     @property
     def file_reader(self) -> FileReader:
@@ -191,9 +203,39 @@ class KnowledgeBase:
         return user
 
     def login_required(self) -> bool:
-        """Once any account has a password, every UI and API caller must authenticate."""
+        """Once any account has a password, or a directory signs users in, every UI and API
+        caller must authenticate."""
+        if self.accounts.directory is not None:
+            return True
         with self.database.session() as session:
             return session.scalar(select(func.count()).select_from(User).where(User.password_hash.is_not(None))) > 0
+
+    def map_directory_group(self, actor: User, collection_name: str, group: str, role: Role | None) -> None:
+        """Members of directory `group` (its name or DN) get `role` in the collection at their next
+        login; None removes the mapping. Once a collection maps any group, its directory users'
+        memberships follow their groups (app.directory_accounts). Needs the collection's admin."""
+        collection = self._administrable(actor, collection_name, f"{actor.username} may not map groups of {collection_name}")
+        group = group.strip()
+        if not group:
+            raise ValueError("a directory group needs a name or DN")
+        with self.database.session() as session:
+            mapping = session.scalar(select(DirectoryGroup).where(
+                DirectoryGroup.collection_id == collection.id, func.lower(DirectoryGroup.group_name) == group.lower()))
+            if role is None:
+                if mapping is None:
+                    raise NotFound(f"collection {collection_name} maps no directory group {group!r}")
+                session.delete(mapping)
+            elif mapping is None:
+                session.add(DirectoryGroup(collection_id=collection.id, group_name=group, role=role))
+            else:
+                mapping.role = role
+
+    def directory_groups(self, actor: User, collection_name: str) -> list[tuple[str, Role]]:
+        collection = self._administrable(actor, collection_name)
+        with self.database.session() as session:
+            rows = session.execute(select(DirectoryGroup.group_name, DirectoryGroup.role)
+                                   .where(DirectoryGroup.collection_id == collection.id).order_by(DirectoryGroup.group_name))
+            return [(name, role) for name, role in rows]
 
     def manage_member(self, actor: User, collection_name: str, username: str, role: Role | None) -> None:
         """Add, change (role) or remove (None) a member; needs a global admin or the collection's admin."""
@@ -329,6 +371,7 @@ class KnowledgeBase:
                         chunk_tokens=collection.chunk_tokens or self.settings.chunk_tokens,
                         chunk_overlap_tokens=(collection.chunk_overlap_tokens if collection.chunk_overlap_tokens is not None
                                               else self.settings.chunk_overlap_tokens),
+                        text_embedder=self.models.embedder_name(collection.text_embedder),
                     )
                 )
         return infos
@@ -368,14 +411,30 @@ class KnowledgeBase:
     # --- ingest and ask ---------------------------------------------------------------
 
     def create_collection(
-        self, user: User, name: str, chunk_tokens: int | None = None, chunk_overlap_tokens: int | None = None
+        self, user: User, name: str, chunk_tokens: int | None = None, chunk_overlap_tokens: int | None = None,
+        text_embedder: str | None = None,
     ) -> Collection:
+        """text_embedder: a registry name (`kb models`); None = MMKB_TEXT_EMBEDDER, followed as it changes."""
         if not user.is_admin:
             raise AccessDenied("only administrators create collections")
         # Checked before anything is written: a refused setting must not leave a collection behind.
         self._check_chunking(chunk_tokens or self.settings.chunk_tokens,
                              chunk_overlap_tokens if chunk_overlap_tokens is not None else self.settings.chunk_overlap_tokens)
+        if text_embedder is not None:
+            text_embedder = registry.check_text_embedder(text_embedder, self.settings)
+            with self.database.session() as session:
+                existing = session.scalar(select(Collection).where(Collection.name == name.strip()))
+            if existing is not None and self.models.embedder_name(existing.text_embedder) != text_embedder:
+                raise ValueError(
+                    f"collection {existing.name!r} exists already, with the text embedder "
+                    f"{self.models.embedder_name(existing.text_embedder)}; change it with "
+                    f"`kb reindex --collection {existing.name} --embedder {text_embedder}`"
+                )
         collection = self.get_or_create_collection(name)
+        if text_embedder is not None and collection.text_embedder != text_embedder:
+            with self.database.session() as session:
+                collection = session.get(Collection, collection.id)
+                collection.text_embedder = text_embedder
         if chunk_tokens is not None or chunk_overlap_tokens is not None:
             collection = self.configure_chunking(user, name, chunk_tokens, chunk_overlap_tokens)
         return collection
@@ -520,13 +579,23 @@ class KnowledgeBase:
         collection_name: str | None = None,
         progress: ProgressCallback | None = None,
         use_ray: bool = False,
+        text_embedder: str | None = None,
+        force: bool = False,
     ) -> ReindexReport:
         """Rebuild the chunks and vectors of every ready document (of one collection, or of all)
         from the stored originals, e.g. after a model or chunk-size change. Resumable; the old
         chunks serve queries until the swap at the end (app/reindex.py). Global admins may
         re-index everything, a collection's admins their collection. Ray Data runs the parse
-        and embed stages when use_ray is set or RAY_ADDRESS names a cluster."""
+        and embed stages when use_ray is set or RAY_ADDRESS names a cluster.
+        text_embedder: move the collection(s) to this embedder (a registry name); the swap's
+        transaction changes `collections.text_embedder` with the chunks, and if any document
+        fails to build, nothing changes (its old vectors could not join the new index).
+        A collection with its own evaluation set keeps its old index when the new one does worse
+        on it (app.reindex_guard; report.guard says so), unless force."""
         from app.reindex import Reindexer
+
+        if text_embedder is not None:
+            text_embedder = registry.check_text_embedder(text_embedder, self.settings)
 
         with self.database.session() as session:
             if collection_name is None:
@@ -538,7 +607,52 @@ class KnowledgeBase:
         if collection_name is not None and not user.is_admin and self._visible_role(user, collections[0]) != Role.admin:
             raise AccessDenied(f"{user.username} may not re-index collection {collection_name}")
         use_ray = use_ray or bool(self.settings.ray_address)
-        return Reindexer(self.settings, self.database, self.indexes, self.models, self.file_reader).run(collections, progress, use_ray)
+        return Reindexer(self.settings, self.database, self.indexes, self.models, self.file_reader).run(
+            collections, progress, use_ray, text_embedder, force=force
+        )
+
+    # --- a collection's own evaluation set (app.collection_eval) ---------------------------
+
+    def _eval_collection(self, user: User, collection_name: str, change: bool = False) -> Collection:
+        """Its readers see a collection's questions and scores; its editors and admins change
+        the set and run it. To anyone else the collection does not exist."""
+        (collection,) = self.readable_collections(user, [collection_name])
+        if change:
+            self._writable(user, collection)
+        return collection
+
+    def eval_questions(self, user: User, collection_name: str) -> list[EvalQuestionInfo]:
+        return self.eval_sets.questions(self._eval_collection(user, collection_name).id)
+
+    def add_eval_questions(
+        self, user: User, collection_name: str, questions: list[NewEvalQuestion], skip_existing: bool = False
+    ) -> list[EvalQuestionInfo]:
+        """All or none; each must name a ready file of the collection (and a page it has).
+        skip_existing: leave out questions already in the set instead of refusing them."""
+        collection = self._eval_collection(user, collection_name, change=True)
+        return self.eval_sets.add(collection, questions, user.username, skip_existing)
+
+    def remove_eval_question(self, user: User, collection_name: str, question_id: int) -> None:
+        collection = self._eval_collection(user, collection_name, change=True)
+        if not self.eval_sets.remove(collection.id, question_id):
+            raise NotFound(f"no evaluation question {question_id} in collection {collection_name!r}")
+
+    def run_eval(self, user: User, collection_name: str) -> tuple[EvalRunInfo, EvalScores]:
+        """Run the set against the live index now and record it; the run and its scores (with
+        the questions not found in the first 5)."""
+        from app.collection_eval import LIVE, evaluate
+
+        collection = self._eval_collection(user, collection_name, change=True)
+        questions = self.eval_sets.questions(collection.id)
+        if not questions:
+            raise ValueError(f"collection {collection_name} has no evaluation questions yet; add some first")
+        scores = evaluate(self._answerer(), collection, questions)
+        return self.eval_sets.record(collection, LIVE, scores), scores
+
+    def eval_runs(self, user: User, collection_name: str, limit: int = 50) -> list[EvalRunInfo]:
+        """The collection's evaluation runs, newest first: on demand, and each re-index's live
+        and candidate scores with what it did."""
+        return self.eval_sets.runs(self._eval_collection(user, collection_name), limit)
 
     def ask(
         self,
@@ -621,6 +735,62 @@ class KnowledgeBase:
                 "ask an editor to upload some, or wait until their processing has finished"
             )
         return collections
+
+    # --- folder sync (app.folder_sync) ----------------------------------------------------
+
+    def _sync_collection(self, user: User, collection_name: str, create: bool = False) -> Collection:
+        """A collection's admins and editors register and run its folder sync (global admins
+        any); to a non-member it does not exist. create: a global admin's new name is made."""
+        if create and user.is_admin:
+            collection = self.get_or_create_collection(collection_name)
+        else:
+            (collection,) = self.readable_collections(user, [collection_name])
+        self._writable(user, collection)
+        return collection
+
+    def _console_folder(self, folder: str | Path) -> Path:
+        """A folder the console may use: under MMKB_SYNC_ROOTS, links resolved."""
+        try:
+            return folder_sync.allowed_folder(folder, list(self.settings.sync_roots))
+        except folder_sync.OutsideSyncRoots as exc:
+            raise AccessDenied(str(exc)) from None
+
+    def register_sync_folder(self, user: User, collection_name: str, folder: str | Path) -> folder_sync.SyncFolderInfo:
+        """The console's registration of the server folder a collection mirrors (one per
+        collection; another one replaces it). Only folders under MMKB_SYNC_ROOTS."""
+        collection = self._sync_collection(user, collection_name)
+        folder_sync.register(self.database, collection, self._console_folder(folder), user.username)
+        return folder_sync.folder_info(self.database, collection)
+
+    def sync_folder_info(self, user: User, collection_name: str) -> folder_sync.SyncFolderInfo | None:
+        """The collection's folder and its last sync (when, and what it did); None: no folder."""
+        return folder_sync.folder_info(self.database, self._sync_collection(user, collection_name))
+
+    def sync_folder(
+        self,
+        user: User,
+        collection_name: str,
+        folder: str | Path | None = None,
+        delete: bool = False,
+        progress: folder_sync.SyncProgress | None = None,
+        at_shell: bool = False,
+    ) -> folder_sync.SyncSummary:
+        """Make the collection mirror its folder now: new files ingested, changed ones replaced,
+        unchanged ones skipped by hash, the documents of removed ones deleted only with `delete`.
+        folder: register this one first; None: the registered one. at_shell: `kb sync`, whose
+        operator can read the folder anyway, so MMKB_SYNC_ROOTS (the web console's bound) does
+        not apply and a global admin's new collection is created."""
+        collection = self._sync_collection(user, collection_name, create=at_shell)
+        if folder is not None:
+            path = folder_sync.existing_folder(folder) if at_shell else self._console_folder(folder)
+            folder_sync.register(self.database, collection, path, user.username)
+        else:
+            registered = folder_sync.folder_info(self.database, collection)
+            if registered is None:
+                raise NotFound(f"collection {collection.name} has no folder to sync; register one first")
+            if not at_shell:
+                self._console_folder(registered.path)  # the roots may have changed since
+        return folder_sync.run_sync(self, user, collection, delete, progress)
 
     # --- opening a cited source ------------------------------------------------------
 

@@ -11,10 +11,10 @@ import os
 import tomllib
 from functools import lru_cache
 from pathlib import Path
-from typing import Any, Literal
+from typing import Annotated, Any, Literal
 
 from pydantic import Field, SecretStr, field_validator
-from pydantic_settings import BaseSettings, PydanticBaseSettingsSource, SettingsConfigDict
+from pydantic_settings import BaseSettings, NoDecode, PydanticBaseSettingsSource, SettingsConfigDict
 
 
 def _config_file_source() -> dict[str, Any]:
@@ -111,6 +111,9 @@ class Settings(BaseSettings):
     # DATABASE_URL) names a cluster; each actor loads the models once.
     ray_address: str | None = Field(default=None, validation_alias="RAY_ADDRESS")
     ray_actors: int = 1
+    # `kb reindex` keeps the live index when the collection's own evaluation set (app.collection_eval)
+    # finds fewer questions in the first 5 on the new one: recall@5 lower by more than this.
+    reindex_guard_margin: float = Field(default=0.05, ge=0.0, le=1.0)
 
     # Query
     dense_top_k: int = 40
@@ -155,10 +158,37 @@ class Settings(BaseSettings):
     # Ingestion runs this many niceness steps below questions (its thread and its parse
     # workers), so that an upload slows answers as little as the machine allows; 0 = equal.
     ingest_niceness: int = Field(default=10, ge=0, le=19)
+    # Folders the admin console may register for folder sync (app.folder_sync) must lie under one
+    # of these (symbolic links resolved), so a web admin cannot mirror /etc into a collection.
+    # Empty (the default): the console registers no folder; `kb sync` at the shell is not bound.
+    # From the environment: paths separated by ':' (like PATH); in mmkb.toml, a list.
+    sync_roots: Annotated[list[Path], NoDecode] = Field(default_factory=list)
+
+    # Single sign-on by LDAP / Active Directory bind (app/directory.py); off while ldap_url is unset.
+    # A user unknown here (or signed in from the directory before) is checked by binding as them;
+    # local accounts with a password keep logging in locally. Either a DN template
+    # ("uid={username},ou=people,dc=example,dc=org") binds directly, or the user's DN is searched
+    # for under ldap_user_search_base with ldap_user_filter, bound as ldap_bind_dn (or anonymously).
+    ldap_url: str | None = None  # ldap://host:389 or ldaps://host:636
+    ldap_start_tls: bool = False
+    ldap_ca_file: Path | None = None  # CA certificates for ldaps:// / StartTLS; default: the system's
+    ldap_user_dn_template: str | None = None
+    ldap_user_search_base: str | None = None
+    ldap_user_filter: str = "(uid={username})"  # Active Directory: (sAMAccountName={username})
+    ldap_bind_dn: str | None = None
+    ldap_bind_password: SecretStr | None = None  # SecretStr: never printed in logs or reprs
+    # Groups whose members include the user (groupOfNames, groupOfUniqueNames, posixGroup, AD groups);
+    # they are matched to collection roles (`kb admin directory-group`) by name (this attribute) or DN.
+    ldap_group_search_base: str | None = None
+    ldap_group_filter: str = "(|(member={user_dn})(uniqueMember={user_dn})(memberUid={username}))"
+    ldap_group_name_attribute: str = "cn"
+    ldap_timeout_s: float = Field(default=5.0, gt=0)
 
     # UI
     host: str = "127.0.0.1"
     port: int = 7860
+    # `kb mcp --transport http` (streamable HTTP at /mcp; same host as the chat by default).
+    mcp_port: int = 7862
     # A chat login lapses after this many hours; the browser then asks for the password again.
     session_hours: float = Field(default=12.0, gt=0)
     # Questions the chat handles at once; more wait in Gradio's queue (and are told so). Each
@@ -166,10 +196,17 @@ class Settings(BaseSettings):
     # (app.admission), which writes one answer at a time.
     chat_concurrency: int = Field(default=16, ge=1)
 
-    @field_validator("database_url", "ray_address", mode="before")
+    @field_validator("database_url", "ray_address", "ldap_url", mode="before")
     @classmethod
     def _blank_is_none(cls, value: Any) -> Any:
         return value or None
+
+    @field_validator("sync_roots", mode="before")
+    @classmethod
+    def _path_list(cls, value: Any) -> Any:
+        if isinstance(value, str):
+            return [part for part in value.split(os.pathsep) if part.strip()]
+        return value
 
     @classmethod
     def settings_customise_sources(

@@ -1,6 +1,6 @@
 """Query-path latency at scale: synthetic chunks, real query embedder, real BM25/FAISS/SQL/rerank.
 
-    python benchmarks/query.py [--chunks 100000] [--queries 200] [--rerank-top 50]
+    python benchmarks/query.py [--chunks 100000] [--queries 200] [--rerank-top N] [--modes hnsw] [--embedders A,B]
 
 Chunk texts are synthetic (words drawn Zipf-like from the sample documents' vocabulary,
 plus one part code per chunk); their vectors are random unit vectors, because embedding
@@ -11,6 +11,11 @@ call per new question). Each FAISS mode (exact flat, HNSW) is measured on the sa
 --threads 1,2 measures each query once per torch thread count, interleaved (query 1 with 1
 thread, then with 2, query 2 ...), so that both counts see the same machine load; the
 default is the app's own choice (MMKB_MODEL_THREADS, else half the cores).
+
+--embedders A,B,C does the same across packaged text embedders: one knowledge base per
+embedder over the same chunk texts (random vectors of that embedder's width), each query
+asked of every embedder in turn. The reranker and the depths are the settings' own (the
+shipped lexical fusion over the top 40) unless --rerank-top or MMKB_* say otherwise.
 """
 
 from __future__ import annotations
@@ -78,43 +83,84 @@ def populate(kb: KnowledgeBase, texts: list[str], vectors: np.ndarray) -> None:
             ])
 
 
-def measure(kb: KnowledgeBase, queries: list[str], thread_counts: list[int]) -> dict[int, dict[str, list[float]]]:
-    """Stage timings per torch thread count, the counts interleaved query by query."""
+Timings = dict[tuple[str, int], dict[str, list[float]]]  # (embedder, torch threads) -> stage -> ms per query
+
+
+def measure(kbs: dict[str, KnowledgeBase], queries: list[str], thread_counts: list[int]) -> Timings:
+    """Stage timings per (embedder, torch thread count), interleaved query by query: query 1 with
+    every embedder and count, then query 2 ..., so load drifts on the shared machine hit all alike.
+    Each embedder first answers one unmeasured query (first-call costs: lazy index loads, caches)."""
     import torch
 
-    collections = kb.readable_collections(kb.system_user(), ["bench"])
-    answerer = kb._answerer()
     options = RetrievalOptions(keyword=True, hyde=False, rerank=True)
-    timings: dict[int, dict[str, list[float]]] = {threads: {"end to end": []} for threads in thread_counts}
+    runs = {name: (kb._answerer(), kb.readable_collections(kb.system_user(), ["bench"])) for name, kb in kbs.items()}
+    for answerer, collections in runs.values():
+        answerer.rank("warm-up question about the travel policy", collections, options)
+    timings: Timings = {(n, t): {"end to end": []} for n in kbs for t in thread_counts}
     for query in queries:
-        for threads in thread_counts:
-            torch.set_num_threads(threads)
-            started = time.perf_counter()
-            ranking = answerer.rank(query, collections, options)
-            timings[threads]["end to end"].append((time.perf_counter() - started) * 1000)
-            for stage, seconds in ranking.timings.items():
-                timings[threads].setdefault(stage, []).append(seconds * 1000)
+        for name, (answerer, collections) in runs.items():
+            for threads in thread_counts:
+                torch.set_num_threads(threads)
+                started = time.perf_counter()
+                ranking = answerer.rank(query, collections, options)
+                timings[(name, threads)]["end to end"].append((time.perf_counter() - started) * 1000)
+                for stage, seconds in ranking.timings.items():
+                    timings[(name, threads)].setdefault(stage, []).append(seconds * 1000)
     return timings
+
+
+def build(models: ModelSet, settings: Settings, texts: list[str], vectors: np.ndarray) -> tuple[KnowledgeBase, dict[str, float]]:
+    """A knowledge base holding the synthetic corpus with `vectors`, its indexes built; build seconds per step."""
+    kb = KnowledgeBase(settings, models=models)
+    seconds: dict[str, float] = {}
+    started = time.perf_counter()
+    populate(kb, texts, vectors)
+    seconds["sql"] = time.perf_counter() - started
+    (collection,) = kb.readable_collections(kb.system_user(), ["bench"])
+    started = time.perf_counter()
+    kb.indexes.sync(collection.id, TEXT_SPACE)
+    seconds["faiss"] = time.perf_counter() - started
+    started = time.perf_counter()
+    kb.keyword_indexes.index(collection.id)
+    seconds["bm25"] = time.perf_counter() - started
+    started = time.perf_counter()
+    kb.keyword_indexes.signature(collection.id)
+    seconds["signature_ms"] = (time.perf_counter() - started) * 1000
+    seconds["hnsw"] = float(kb.indexes.store(collection.id, TEXT_SPACE).is_hnsw)
+    return kb, seconds
 
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--chunks", type=int, default=100_000)
     parser.add_argument("--queries", type=int, default=200)
-    parser.add_argument("--rerank-top", type=int, default=50)
+    parser.add_argument("--rerank-top", type=int, default=None,
+                        help="candidates per list and for the reranker; default: the settings' own (shipped: 40)")
     parser.add_argument("--modes", default="flat,hnsw", help="FAISS modes to measure: flat, hnsw or both")
     parser.add_argument("--threads", default="", help="torch thread counts to compare, interleaved, e.g. 1,2")
+    parser.add_argument("--embedders", default="",
+                        help="packaged text embedders to compare in one run, interleaved per query, e.g. "
+                             "all-MiniLM-L6-v2,multilingual-e5-small-q4,use-multilingual-v3; default: the configured one")
     args = parser.parse_args()
 
-    rng = np.random.default_rng(0)
-    texts, codes = synthetic_corpus(args.chunks, rng)
-    models = ModelSet(get_settings())
-    dim = models.text_embedder.dim  # loading it applies the app's thread choice
+    base = get_settings()
+    names = [n.strip() for n in args.embedders.split(",") if n.strip()] or [base.text_embedder]
+    model_sets = {}
+    for name in names:
+        # Each embedder as an admin would configure it (MMKB_TEXT_EMBEDDER); the other models are
+        # the settings' own (the shipped lexical reranker unless MMKB_RERANKER_PATH is set).
+        own = {"text_embedder": name, "text_embedder_path": None}
+        settings = base if name == base.text_embedder else base.model_copy(update=own)
+        model_sets[name] = ModelSet(settings)
+        model_sets[name].text_embedder  # loading a torch one applies the app's thread choice
     import torch
 
     thread_counts = [int(t) for t in args.threads.split(",") if t] or [torch.get_num_threads()]
-    vectors = rng.normal(size=(args.chunks, dim)).astype(np.float32)
-    vectors /= np.linalg.norm(vectors, axis=1, keepdims=True)
+    depth = dict.fromkeys(("dense_top_k", "keyword_top_k", "rerank_top_n"), args.rerank_top) if args.rerank_top else {}
+    rerank_top = args.rerank_top or base.rerank_top_n
+
+    rng = np.random.default_rng(0)
+    texts, codes = synthetic_corpus(args.chunks, rng)
     # Half the queries name a part code plus a few of its chunk's words, half are the known sample questions.
     import json
 
@@ -123,45 +169,45 @@ def main() -> None:
     queries = [
         f"{' '.join(texts[i].split()[:4])} {codes[i]}" if n % 2 == 0 else questions[n % len(questions)] for n, i in enumerate(picks)
     ]
+    vectors_by_dim: dict[int, np.ndarray] = {}
+    for models in model_sets.values():
+        dim = models.text_embedder.dim
+        if dim not in vectors_by_dim:
+            vectors = np.random.default_rng(dim).normal(size=(args.chunks, dim)).astype(np.float32)
+            vectors_by_dim[dim] = vectors / np.linalg.norm(vectors, axis=1, keepdims=True)
 
     rows = []
     modes = [m for m in (("flat (exact)", 0), ("HNSW", min(50_000, args.chunks // 2))) if m[0].split()[0].lower() in args.modes]
     for mode, threshold in modes:
         with tempfile.TemporaryDirectory(prefix="mmkb-bench-") as tmp:
-            settings = Settings(data_dir=Path(tmp), database_url=None, hnsw_threshold=threshold,
-                                dense_top_k=args.rerank_top, keyword_top_k=args.rerank_top, rerank_top_n=args.rerank_top)
-            kb = KnowledgeBase(settings, models=models)
-            started = time.perf_counter()
-            populate(kb, texts, vectors)
-            sql_s = time.perf_counter() - started
-            (collection,) = kb.readable_collections(kb.system_user(), ["bench"])
-            started = time.perf_counter()
-            kb.indexes.sync(collection.id, TEXT_SPACE)
-            faiss_s = time.perf_counter() - started
-            started = time.perf_counter()
-            kb.keyword_indexes.index(collection.id)
-            bm25_s = time.perf_counter() - started
-            started = time.perf_counter()
-            kb.keyword_indexes.signature(collection.id)
-            signature_ms = (time.perf_counter() - started) * 1000
-            timings = measure(kb, queries, thread_counts)
-            hnsw = kb.indexes.store(collection.id, TEXT_SPACE).is_hnsw
-            kb.close()
-        rows.append((mode, hnsw, sql_s, faiss_s, bm25_s, signature_ms, timings))
+            kbs, builds = {}, {}
+            for name, models in model_sets.items():
+                update = {"data_dir": Path(tmp) / name, "database_url": None, "hnsw_threshold": threshold, **depth}
+                kbs[name], builds[name] = build(models, models.settings.model_copy(update=update), texts,
+                                                vectors_by_dim[models.text_embedder.dim])
+                built = ", ".join(f"{k} {v:.1f}" for k, v in builds[name].items())
+                print(f"built {mode} for {name}: {built}", file=sys.stderr, flush=True)
+            timings = measure(kbs, queries, thread_counts)
+            for kb in kbs.values():
+                kb.close()
+        rows.append((mode, builds, timings))
 
-    print(f"{args.chunks} chunks, {args.queries} queries, rerank top {args.rerank_top}, HyDE off\n")
-    print("| FAISS | build: SQL rows / FAISS / BM25 (s) | BM25 freshness check (ms) |")
-    print("| --- | --- | --- |")
-    for mode, hnsw, sql_s, faiss_s, bm25_s, signature_ms, _ in rows:
-        print(f"| {mode}{'' if hnsw == (mode == 'HNSW') else ' (!)'} | {sql_s:.1f} / {faiss_s:.1f} / {bm25_s:.1f} | {signature_ms:.0f} |")
+    reranker = "cross-encoder" if base.reranker_path else "lexical fusion"
+    print(f"{args.chunks} chunks, {args.queries} queries, rerank top {rerank_top} ({reranker}), HyDE off\n")
+    print("| FAISS | embedder | build: SQL rows / FAISS / BM25 (s) | BM25 freshness check (ms) |")
+    print("| --- | --- | --- | --- |")
+    for mode, builds, _ in rows:
+        for name, b in builds.items():
+            flag = "" if bool(b["hnsw"]) == (mode == "HNSW") else " (!)"
+            print(f"| {mode}{flag} | {name} | {b['sql']:.1f} / {b['faiss']:.1f} / {b['bm25']:.1f} | {b['signature_ms']:.0f} |")
     stages = [s for s in STAGES if any(s in t for r in rows for t in r[-1].values())] + ["end to end"]
     print("\np50 / p95 ms per stage\n")
-    print("| FAISS | torch threads | " + " | ".join(stages) + " |")
-    print("| --- " * (len(stages) + 2) + "|")
-    for mode, *_, by_threads in rows:
-        for threads, timings in by_threads.items():
+    print("| FAISS | embedder | torch threads | " + " | ".join(stages) + " |")
+    print("| --- " * (len(stages) + 3) + "|")
+    for mode, _, by_run in rows:
+        for (name, threads), timings in by_run.items():
             cells = [f"{np.percentile(timings[s], 50):.1f} / {np.percentile(timings[s], 95):.1f}" for s in stages]
-            print(f"| {mode} | {threads} | " + " | ".join(cells) + " |")
+            print(f"| {mode} | {name} | {threads} | " + " | ".join(cells) + " |")
 
 
 if __name__ == "__main__":

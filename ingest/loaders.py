@@ -121,6 +121,14 @@ def safe_filename(name: str) -> str:
     return base[:255] or "unnamed"
 
 
+def safe_relative_name(name: str) -> str:
+    """The display name of a file found in a synced folder: its path inside that folder
+    ("hr/travel.pdf"), each part cleaned as by safe_filename; never absolute, never "..".
+    Only shown and compared, never used as a path (stored files are named by hash)."""
+    parts = [part for part in name.replace("\\", "/").split("/") if part not in ("", ".", "..")]
+    return "/".join(safe_filename(part) for part in parts)[:512] or "unnamed"
+
+
 def parse_file(path: Path, mime: str, ocr: OcrReader | None = None) -> ParsedFile:
     """`ocr` reads scanned PDF pages; without it they are kept as full-page figures."""
     if mime == PDF_MIME:

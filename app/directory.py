@@ -1,0 +1,167 @@
+"""LDAP / Active Directory sign-in: a bind as the user checks the password, a search finds
+their groups. Only the client side; app.directory_accounts turns the result into a local user
+and collection roles."""
+
+from __future__ import annotations
+
+import logging
+import math
+import ssl
+from dataclasses import dataclass
+from pathlib import Path
+
+from ldap3 import NONE, SUBTREE, Connection, Server, Tls
+from ldap3.core.exceptions import LDAPBindError, LDAPException
+from ldap3.utils.conv import escape_filter_chars
+from ldap3.utils.dn import escape_rdn
+from pydantic import SecretStr
+
+from app.settings import Settings
+
+logger = logging.getLogger(__name__)
+
+
+class DirectoryUnavailable(Exception):
+    """The directory could not be asked (down, unreachable, refused the service account);
+    the message is safe to show and names no secret."""
+
+
+class DirectoryConfigError(ValueError):
+    pass
+
+
+@dataclass(frozen=True)
+class DirectoryConfig:
+    url: str
+    user_dn_template: str | None
+    user_search_base: str | None
+    user_filter: str
+    bind_dn: str | None
+    bind_password: SecretStr | None
+    group_search_base: str | None
+    group_filter: str
+    group_name_attribute: str
+    start_tls: bool
+    ca_file: Path | None
+    timeout_s: float
+
+    @classmethod
+    def from_settings(cls, settings: Settings) -> DirectoryConfig | None:
+        """None while no directory is configured (MMKB_LDAP_URL unset)."""
+        if not settings.ldap_url:
+            return None
+        if not settings.ldap_user_dn_template and not settings.ldap_user_search_base:
+            raise DirectoryConfigError(
+                "MMKB_LDAP_URL is set but neither MMKB_LDAP_USER_DN_TEMPLATE nor MMKB_LDAP_USER_SEARCH_BASE: "
+                "the directory cannot find a user's entry")
+        if settings.ldap_user_dn_template and "{username}" not in settings.ldap_user_dn_template:
+            raise DirectoryConfigError("MMKB_LDAP_USER_DN_TEMPLATE needs a {username} placeholder")
+        if not settings.ldap_url.startswith(("ldap://", "ldaps://")):
+            raise DirectoryConfigError(f"MMKB_LDAP_URL must start with ldap:// or ldaps://, not {settings.ldap_url!r}")
+        return cls(
+            url=settings.ldap_url, user_dn_template=settings.ldap_user_dn_template,
+            user_search_base=settings.ldap_user_search_base, user_filter=settings.ldap_user_filter,
+            bind_dn=settings.ldap_bind_dn, bind_password=settings.ldap_bind_password,
+            group_search_base=settings.ldap_group_search_base, group_filter=settings.ldap_group_filter,
+            group_name_attribute=settings.ldap_group_name_attribute, start_tls=settings.ldap_start_tls,
+            ca_file=settings.ldap_ca_file, timeout_s=settings.ldap_timeout_s,
+        )
+
+
+@dataclass(frozen=True)
+class DirectoryUser:
+    username: str
+    dn: str
+    # Each group as both its name (e.g. its cn) and its DN, lower-cased: a mapping may name either.
+    groups: frozenset[str]
+
+
+class Directory:
+    def __init__(self, config: DirectoryConfig) -> None:
+        self.config = config
+        tls = Tls(validate=ssl.CERT_REQUIRED, ca_certs_file=str(config.ca_file) if config.ca_file else None)
+        # ldap3 reads no path: 'ldap://host:389/' (as slapd -h and most docs write it) is 'ldap://host:389'.
+        self._server = Server(config.url.rstrip("/"), connect_timeout=config.timeout_s, tls=tls, get_info=NONE)
+
+    def authenticate(self, username: str, password: str) -> DirectoryUser | None:
+        """The user and their groups if `password` is theirs in the directory; None if not
+        (or no such user). Raises DirectoryUnavailable when the directory cannot answer."""
+        # An empty password would be an "unauthenticated bind", which many servers accept
+        # as anonymous: never a login.
+        if not username or not password:
+            return None
+        try:
+            dn = self._user_dn(username)
+            if dn is None:
+                return None
+            user_connection = self._bind(dn, password)
+            if user_connection is None:
+                return None
+            with user_connection:
+                groups = self._groups(username, dn, user_connection)
+        except (LDAPException, OSError) as exc:
+            # The exception's text names the server and the failure, never a password.
+            logger.warning("directory %s could not be asked: %s: %s", self.config.url, type(exc).__name__, exc)
+            raise DirectoryUnavailable("the sign-in directory cannot be reached; try again later") from None
+        return DirectoryUser(username=username, dn=dn, groups=groups)
+
+    def _connection(self, dn: str | None, password: str | None) -> Connection:
+        # ldap3 packs the receive timeout as whole seconds (SO_RCVTIMEO): an int, at least 1.
+        timeout = max(1, math.ceil(self.config.timeout_s))
+        connection = Connection(self._server, user=dn, password=password, receive_timeout=timeout,
+                                raise_exceptions=False, read_only=True, auto_referrals=False)
+        connection.open()
+        if self.config.start_tls:
+            connection.start_tls()
+        return connection
+
+    def _bind(self, dn: str | None, password: str | None) -> Connection | None:
+        """A bound connection, or None if the directory refused these credentials."""
+        connection = self._connection(dn, password)
+        if not connection.bind():
+            result = connection.result or {}
+            connection.unbind()
+            if result.get("description") == "invalidCredentials":
+                return None
+            raise LDAPBindError(f"bind as {dn or 'anonymous'} refused: {result.get('description')}")
+        return connection
+
+    def _service_connection(self) -> Connection:
+        password = self.config.bind_password.get_secret_value() if self.config.bind_password else None
+        connection = self._bind(self.config.bind_dn, password)
+        if connection is None:
+            # The service account's own password is wrong: an operator's error, not the user's.
+            raise LDAPBindError(f"the directory refused the search account {self.config.bind_dn or 'anonymous'}")
+        return connection
+
+    def _user_dn(self, username: str) -> str | None:
+        if self.config.user_dn_template:
+            return self.config.user_dn_template.format(username=escape_rdn(username))
+        with self._service_connection() as connection:
+            query = self.config.user_filter.format(username=escape_filter_chars(username))
+            connection.search(self.config.user_search_base, query, SUBTREE, attributes=[], size_limit=2)
+            entries = [e for e in connection.response or [] if e.get("type") == "searchResEntry"]
+        # Two entries for one name: ambiguous, so nobody signs in as either.
+        return entries[0]["dn"] if len(entries) == 1 else None
+
+    def _groups(self, username: str, dn: str, user_connection: Connection) -> frozenset[str]:
+        if not self.config.group_search_base:
+            return frozenset()
+        query = self.config.group_filter.format(user_dn=escape_filter_chars(dn), username=escape_filter_chars(username))
+        attribute = self.config.group_name_attribute
+        # The search account reads groups if there is one (users often may not); else the user.
+        if self.config.bind_dn:
+            with self._service_connection() as connection:
+                connection.search(self.config.group_search_base, query, SUBTREE, attributes=[attribute])
+                response = list(connection.response or [])
+        else:
+            user_connection.search(self.config.group_search_base, query, SUBTREE, attributes=[attribute])
+            response = list(user_connection.response or [])
+        names: set[str] = set()
+        for entry in response:
+            if entry.get("type") != "searchResEntry":
+                continue
+            names.add(entry["dn"].lower())
+            values = entry.get("attributes", {}).get(attribute) or []
+            names.update(str(v).lower() for v in (values if isinstance(values, list) else [values]))
+        return frozenset(names)
