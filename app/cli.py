@@ -39,18 +39,25 @@ def ingest(
     """Ingest files into a collection, with a progress bar; failures are listed, the rest goes on."""
     from app.ingestion import expand_paths
 
+    from app.registry import ModelNotAvailable
+    from ingest.clip_folders import ClipFolderError
+
     kb = _knowledge_base()
     total = len(expand_paths(paths))
-    with tqdm(total=total, unit="file", desc=f"ingest → {collection}", file=sys.stderr) as bar:
-        last = [0]
+    try:
+        with tqdm(total=total, unit="file", desc=f"ingest → {collection}", file=sys.stderr) as bar:
+            last = [0]
 
-        def progress(done: int, _total: int, name: str) -> None:
-            bar.update(done - last[0])
-            last[0] = done
-            if name:
-                bar.set_postfix_str(name[:40])
+            def progress(done: int, _total: int, name: str) -> None:
+                bar.update(done - last[0])
+                last[0] = done
+                if name:
+                    bar.set_postfix_str(name[:40])
 
-        report = kb.ingest(kb.system_user(), collection, paths=paths, progress=progress)
+            report = kb.ingest(kb.system_user(), collection, paths=paths, progress=progress)
+    except (ModelNotAvailable, ClipFolderError) as exc:
+        # A model that cannot load fails every file alike: one line saying how to fix it.
+        _fail(str(exc))
     for result in report.files:
         if result.outcome.value == "ingested":
             replaced = " (replaced the earlier version)" if result.replaced_document_ids else ""

@@ -173,6 +173,13 @@ def test_a_folder_that_is_neither_is_refused_with_the_reason(tmp_path, fake_tiny
     # The same error where the app loads it: the configured path, through the model set.
     with pytest.raises(ClipFolderError, match="holds neither"):
         ModelSet(make_settings(tmp_path / "m", image_embedder_path=empty)).image_embedder
+    # And `kb ingest` with it: one line saying what to fix, not a traceback.
+    env = {"PATH": "/usr/bin:/bin", "PYTHONPATH": str(ROOT), "MMKB_DATA_DIR": str(tmp_path / "cli"),
+           "MMKB_IMAGE_EMBEDDER_PATH": str(empty), "MMKB_PARSE_WORKERS": "0", "HOME": str(tmp_path)}
+    done = subprocess.run([sys.executable, "-m", "app.cli", "ingest", str(ROOT / "samples" / "collection" / "danger-high-voltage-sign.jpg"),
+                           "-c", "photos"], env=env, cwd=ROOT, capture_output=True, text=True, timeout=600)
+    assert done.returncode == 1, done.stdout + done.stderr
+    assert "error:" in done.stderr and "holds neither" in done.stderr and "Traceback" not in done.stderr, done.stderr[-2000:]
 
 
 @pytest.fixture()
