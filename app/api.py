@@ -75,6 +75,15 @@ class MemberChange(BaseModel):
     role: Role | None = Field(description="admin, editor or reader; null removes the member")
 
 
+class DirectoryGroupRole(BaseModel):
+    role: Role = Field(description="admin, editor or reader")
+
+
+class DirectoryGroupView(BaseModel):
+    group: str = Field(description="the directory group's name (e.g. its cn) or DN")
+    role: Role
+
+
 class DocumentView(BaseModel):
     id: int
     filename: str
@@ -274,6 +283,34 @@ def create_app(kb: KnowledgeBase, mount_ui: bool = True, open_without_accounts: 
         except (AccessDenied, NotFound) as exc:
             raise _errors(exc) from None
         return {"collection": name, "username": body.username, "role": body.role}
+
+    # --- directory (LDAP) groups whose members get a role at sign-in; the collection's admins.
+    # `{group:path}`: a DN holds '=' and ',' (fine in a path), and may hold an escaped '/',
+    # which arrives decoded; the group is the rest of the path either way.
+
+    @api.get("/api/collections/{name}/directory-groups", response_model=list[DirectoryGroupView])
+    def list_directory_groups(name: str, user: CurrentUser) -> list[DirectoryGroupView]:
+        try:
+            return [DirectoryGroupView(group=group, role=role) for group, role in kb.directory_groups(user, name)]
+        except (AccessDenied, NotFound) as exc:
+            raise _errors(exc) from None
+
+    @api.put("/api/collections/{name}/directory-groups/{group:path}")
+    def map_directory_group(name: str, group: str, body: DirectoryGroupRole, user: CurrentUser) -> dict:
+        """Members of `group` (URL-encoded) get `role` at their next sign-in; a mapped group's role changes."""
+        try:
+            kb.map_directory_group(user, name, group, body.role)
+        except (AccessDenied, NotFound, ValueError) as exc:
+            raise _errors(exc) from None
+        return {"collection": name, "group": group.strip(), "role": body.role}
+
+    @api.delete("/api/collections/{name}/directory-groups/{group:path}")
+    def unmap_directory_group(name: str, group: str, user: CurrentUser) -> dict:
+        try:
+            kb.map_directory_group(user, name, group, None)
+        except (AccessDenied, NotFound, ValueError) as exc:
+            raise _errors(exc) from None
+        return {"collection": name, "deleted_group": group.strip()}
 
     @api.get("/api/collections/{name}/documents", response_model=list[DocumentView])
     def list_documents(name: str, user: CurrentUser) -> list[DocumentView]:

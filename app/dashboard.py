@@ -22,7 +22,10 @@ def directory_bytes(path: Path) -> int:
     return sum(f.stat().st_size for f in path.rglob("*") if f.is_file())
 
 
-def collection_stats(database: Database, index_dir: Path, collections: list[Collection]) -> list[CollectionStats]:
+def collection_stats(
+    database: Database, index_dir: Path, collections: list[Collection], default_embedder: str
+) -> list[CollectionStats]:
+    """default_embedder: MMKB_TEXT_EMBEDDER, which collections without their own choice follow."""
     ids = [c.id for c in collections]
     with database.session() as session:
         by_status: dict[int, dict[DocumentStatus, int]] = {}
@@ -57,6 +60,7 @@ def collection_stats(database: Database, index_dir: Path, collections: list[Coll
                 chunks=chunks.get(collection.id, 0),
                 figures=figures.get(collection.id, 0),
                 index_bytes=directory_bytes(index_dir / f"collection-{collection.id}"),
+                text_embedder=collection.text_embedder or default_embedder,
             )
         )
     return stats

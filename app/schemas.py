@@ -142,6 +142,9 @@ class CollectionStats(BaseModel):
     chunks: int
     figures: int  # distinct figure images indexed
     index_bytes: int  # FAISS index files on disk
+    # Its vectors' embedder (its own choice or MMKB_TEXT_EMBEDDER): two collections that differ
+    # only in it answer differently, so the dashboard names it.
+    text_embedder: str = ""
 
 
 class ModelInUse(BaseModel):

@@ -532,7 +532,8 @@ class KnowledgeBase:
             raise AccessDenied(f"{actor.username} administers no collection")
         ids = None if actor.is_admin else [c.id for c in collections]
         return Dashboard(
-            collections=dashboard.collection_stats(self.database, self.settings.index_dir, collections),
+            collections=dashboard.collection_stats(self.database, self.settings.index_dir, collections,
+                                                 self.settings.text_embedder),
             jobs=dashboard.job_infos(self.database, ids, limit=job_limit),
             models=dashboard.models_in_use(self.settings, self.models),
         )

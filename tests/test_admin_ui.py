@@ -244,3 +244,48 @@ def test_a_user_who_administers_nothing_is_told_so_at_admin(site, browser):
     assert not page.locator("#create-collection").is_visible()
     assert not page.locator("#upload-files").is_visible()
     context.close()
+
+
+# --- a collection admin's directory groups and the dashboard's embedder: an own server, as
+# nothing here needs the models the flow above warms up.
+
+DIRECTORY_DN = "cn=Wiki Editors,ou=groups,dc=example,dc=org"
+E5 = "multilingual-e5-small-q4"
+
+
+@pytest.fixture(scope="module")
+def directory_site(tmp_path_factory, models):
+    from app.models import Role
+
+    kb = KnowledgeBase(make_settings(tmp_path_factory.mktemp("admin-directory-data")), models=models)
+    kb.accounts.create_user("dora", "dora-password")
+    kb.create_collection(kb.system_user(), "wiki", text_embedder=E5)
+    kb.manage_member(kb.system_user(), "wiki", "dora", Role.admin)
+    with serving(create_app(kb)) as url:
+        yield {"url": url, "kb": kb}
+    kb.close()
+
+
+def test_a_collection_admin_maps_a_directory_group_and_sees_the_embedder(directory_site, browser):
+    kb = directory_site["kb"]
+    context, page = login(browser, f"{directory_site['url']}/admin/", "dora")
+    page.get_by_text("Signed in as dora").wait_for(timeout=30_000)
+    page.get_by_role("tab", name="Members").click()
+    message = page.locator("#directory-message")
+    page.locator("#directory-map").click()  # no group yet: told what is missing
+    message.get_by_text("enter a directory group's name or DN").wait_for(timeout=30_000)
+    fill(page, "directory-group", DIRECTORY_DN)
+    choose(page, "directory-role", "editor")
+    page.locator("#directory-map").click()
+    message.get_by_text("get editor of wiki").wait_for(timeout=30_000)
+    assert table_rows(page, "directory-groups") == [[DIRECTORY_DN, "editor"]]
+    assert "No directory" in page.locator("#directory-note").inner_text()  # this server has no LDAP settings
+    assert [(group, role.value) for group, role in kb.directory_groups(kb.user("dora"), "wiki")] == [(DIRECTORY_DN, "editor")]
+    page.screenshot(path=str(SCREENSHOTS / "admin-directory-groups.png"), full_page=True)
+    page.locator("#directory-remove").click()
+    message.get_by_text("is no longer mapped in wiki").wait_for(timeout=30_000)
+    assert kb.directory_groups(kb.user("dora"), "wiki") == []
+
+    page.get_by_role("tab", name="Dashboard").click()
+    page.wait_for_function(f"() => document.querySelector('#dashboard-collections').innerText.includes('{E5}')", timeout=30_000)
+    context.close()

@@ -31,7 +31,7 @@ COLLECTION_COLUMNS = ["collection", "documents", "ready", "failed", "chunks", "e
 MEMBER_COLUMNS = ["user", "role"]
 DOCUMENT_COLUMNS = ["id", "file", "status", "pages", "size (KB)", "error", "updated"]
 STATUS_COLUMNS = ["file", "status", "pages", "chunks", "figures", "error"]
-DASHBOARD_COLUMNS = ["collection", "documents", "ready", "failed", "chunks", "figures", "index on disk"]
+DASHBOARD_COLUMNS = ["collection", "embedder", "documents", "ready", "failed", "chunks", "figures", "index on disk"]
 JOB_COLUMNS = ["job", "collection", "kind", "status", "files", "failed", "message", "started", "finished"]
 MODEL_COLUMNS = ["role", "model", "package", "loaded"]
 ROLES = ["reader", "editor", "admin"]
@@ -189,7 +189,9 @@ def dashboard_views(board: Dashboard, lang: str = "en") -> tuple[str, pd.DataFra
     )
     collections = _frame(
         DASHBOARD_COLUMNS,
-        [[c.name, c.documents, c.ready_documents, c.failed_documents, c.chunks, c.figures, _size(c.index_bytes)] for c in board.collections],
+        # The embedder is a registry name: never translated.
+        [[c.name, c.text_embedder, c.documents, c.ready_documents, c.failed_documents, c.chunks, c.figures,
+          _size(c.index_bytes)] for c in board.collections],
         lang,
     )
     # A job's message is the service's own words, in English, but for its summary line.
@@ -230,6 +232,7 @@ class BackgroundJob:
 
 def build_admin(kb: KnowledgeBase) -> gr.Blocks:
     # The evaluation tab builds on this module's helpers: imported once they exist.
+    from ui.admin_directory import directory_panel
     from ui.admin_eval import evaluation_tab, guard_summary
     from ui.admin_sync import sync_tab
 
@@ -549,6 +552,8 @@ def build_admin(kb: KnowledgeBase) -> gr.Blocks:
                     with gr.Row():
                         set_member_button = gr.Button(I18N("admin_set_member"), variant="primary", elem_id="set-member")
                         remove_member_button = gr.Button(I18N("admin_remove_member"), elem_id="remove-member")
+                    # Beside the members: a group's mapping gives its directory users a membership at sign-in.
+                    directory_panel(kb, actor, demo, members_tab, collection, refresh, lang_switch)
                 with gr.Tab(I18N("admin_tab_upload"), id="upload") as upload_tab:
                     files = gr.File(
                         label=I18N("admin_files"),
@@ -569,7 +574,8 @@ def build_admin(kb: KnowledgeBase) -> gr.Blocks:
                     failed_report = gr.File(label=I18N("admin_failed_report"), visible=False, elem_id="failed-report")
                 with gr.Tab(I18N("admin_tab_dashboard"), id="dashboard") as dashboard_tab:
                     totals = gr.Markdown(elem_id="dashboard-totals")
-                    dashboard_collections = gr.Dataframe(headers=DASHBOARD_COLUMNS, interactive=False, label=I18N("admin_tab_collections"))
+                    dashboard_collections = gr.Dataframe(headers=DASHBOARD_COLUMNS, interactive=False, label=I18N("admin_tab_collections"),
+                                                         elem_id="dashboard-collections")
                     jobs_table = gr.Dataframe(headers=JOB_COLUMNS, interactive=False, wrap=True, label=I18N("admin_last_jobs"), elem_id="jobs-table")
                     models_table = gr.Dataframe(headers=MODEL_COLUMNS, interactive=False, label=I18N("admin_models"), elem_id="models-table")
                     dashboard_refresh = gr.Button(I18N("admin_refresh_dashboard"), elem_id="dashboard-refresh")

@@ -303,6 +303,19 @@ EN: dict[str, str] = {
     "col_MRR@10": "MRR@10",
     "col_questions": "questions",
     "col_verdict": "verdict",
+    # Admin console: directory groups (ui/admin_directory.py).
+    "dir_title": "### Directory groups",
+    "dir_intro": "Members of a directory (LDAP) group get a role in this collection at their next sign-in. Give a group by its name (e.g. its cn) or its full DN. Once the collection maps any group, the memberships of its directory users follow their groups.",
+    "dir_no_directory": "No directory (MMKB_LDAP_*) is configured on this server: mappings are kept and apply once one is.",
+    "dir_groups_label": "Mapped directory groups",
+    "dir_group": "Directory group (name or DN)",
+    "dir_map": "Map group to role",
+    "dir_remove": "Remove mapping",
+    "dir_enter_group": "enter a directory group's name or DN",
+    "dir_choose_role": "choose a role",
+    "dir_mapped": "Members of **{group}** get {role} of **{collection}** at their next sign-in.",
+    "dir_removed": "**{group}** is no longer mapped in **{collection}**.",
+    "col_group": "group",
 }
 
 ZH: dict[str, str] = {
@@ -561,6 +574,19 @@ ZH: dict[str, str] = {
     "col_MRR@10": "平均倒数排名@10",
     "col_questions": "问题数",
     "col_verdict": "结果",
+    # Admin console: directory groups (ui/admin_directory.py).
+    "dir_title": "### 目录组",
+    "dir_intro": "目录（LDAP）组的成员在下次登录时获得本资料集中的角色。填写组名（例如其 cn）或完整的 DN。资料集一旦映射了任何组，其目录用户的成员身份便随所在的组而定。",
+    "dir_no_directory": "此服务器未配置目录（MMKB_LDAP_*）：映射会保留，配置目录后生效。",
+    "dir_groups_label": "已映射的目录组",
+    "dir_group": "目录组（组名或 DN）",
+    "dir_map": "将组映射到角色",
+    "dir_remove": "移除映射",
+    "dir_enter_group": "请输入目录组的组名或 DN",
+    "dir_choose_role": "请选择角色",
+    "dir_mapped": "**{group}** 的成员下次登录时成为 **{collection}** 的{role}。",
+    "dir_removed": "**{group}** 已不再映射到 **{collection}**。",
+    "col_group": "组",
 }
 
 TABLE = {"en": EN, "zh-CN": ZH}
