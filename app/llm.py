@@ -16,13 +16,13 @@ figures as images only for those that do, and as caption + OCR text for the othe
 from __future__ import annotations
 
 import json
-import os
 import threading
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any, Protocol
 
 from app import registry
+from app.idle_cores import allowed_cpus, free_cores
 from app.multimodal import text_only
 from app.registry import ModelNotAvailable
 from app.settings import Settings
@@ -147,8 +147,13 @@ class LlamaCppGenerator:
         # for the prompt, half for decoding). ggml's threads meet at a barrier after every op, so
         # one descheduled thread stalls the rest: on the loaded 2-core VM, 1 thread read an
         # ~800-token prompt in 12.9 s vs 25.0 s with 2, and decoded 21 vs 4.8 tokens/s (0.5B,
-        # interleaved A/B). MMKB_GENERATOR_THREADS raises it on a dedicated many-core machine.
-        threads = n_threads if n_threads and n_threads > 0 else max(1, (os.cpu_count() or 1) // 2)
+        # interleaved A/B); with the cores free, 2 threads answered in half the time of 1. So by
+        # default each answer takes one thread per core that other processes leave free
+        # (app.idle_cores); MMKB_GENERATOR_THREADS fixes the number instead.
+        self.fixed_threads = n_threads if n_threads and n_threads > 0 else None
+        self.max_threads = len(allowed_cpus())
+        threads = self.fixed_threads or max(1, self.max_threads // 2)
+        self.threads_used = threads  # of the last answer; benchmarks report it
         # n_gpu_layers=-1 offloads everything when llama-cpp-python was built with CUDA; a no-op on CPU builds.
         self.model = Llama(
             model_path=str(gguf_path),
@@ -168,8 +173,20 @@ class LlamaCppGenerator:
         self._formatter = _chat_formatter(self.model)
         self._lock = threading.Lock()
 
+    def threads_now(self) -> int:
+        """Threads for the next prompt: the fixed setting, else one per free core (at least one)."""
+        if self.fixed_threads is not None:
+            return self.fixed_threads
+        free = free_cores()
+        return max(1, min(self.max_threads, free if free is not None else self.max_threads // 2))
+
     def stream(self, messages: Messages, max_new_tokens: int) -> Iterator[str]:
         with self._lock:
+            threads = self.threads_now()
+            # llama-cpp-python fixes the threads when it creates the context and has no public
+            # setter; its context wrapper's set_n_threads is llama.cpp's llama_set_n_threads.
+            self.model._ctx.set_n_threads(threads, threads)
+            self.threads_used = threads
             for part in self.model.create_chat_completion(messages=text_only(messages), max_tokens=max_new_tokens, temperature=0.0, stream=True):
                 delta = part["choices"][0].get("delta", {}).get("content")
                 if delta:

@@ -65,6 +65,7 @@ class Settings(BaseSettings):
     # the 0.5B refused or babbled ("[1] [2] [3]") where the 1.5B answered.
     generator: str = "qwen2.5-coder-1.5b-instruct-q4"
     generator_backend: str = Field(default="llama-cpp", description="llama-cpp, transformers, transformers-vlm or openai")
+    # llama.cpp threads; None = one per core that other processes leave free, chosen per answer (app.idle_cores).
     generator_threads: int | None = None
     # llama-cpp prompt-lookup decoding: tokens guessed from the prompt per step (answers copy from
     # their sources), verified in one batch; 0 = off. Off: slower on 2 CPU cores (benchmarks/answer_latency.py).

@@ -13,13 +13,18 @@ system prompt's KV cache is reused as it is in a running server.
 
 With several --prompt-lookup / --threads values, one generator per variant is loaded and the
 variants answer each question in turn (interleaved A/B in one process, so machine load
-drifts hit them alike); greedy answers that differ between variants are counted.
+drifts hit them alike); greedy answers that differ between variants are counted. `--threads auto` is the default
+setting (one thread per core that other processes leave free, chosen per answer);
+`--background-load N` runs N busy loops beside the answers, as other work on a shared machine.
+
+    .venv/bin/python -m benchmarks.answer_latency --models qwen2.5-coder-1.5b-instruct-q4 --threads 1,2,auto --background-load 1
 """
 
 from __future__ import annotations
 
 import argparse
 import json
+import multiprocessing
 import os
 import statistics
 import sys
@@ -87,10 +92,16 @@ class Variant:
     tokens: list[int] = field(default_factory=list)
     decode_s: list[float] = field(default_factory=list)
     answers: list[str] = field(default_factory=list)
+    threads_used: list[int] = field(default_factory=list)
 
     @property
     def label(self) -> str:
-        return f"{self.model} (lookup {self.prompt_lookup}, threads {self.generator.model.n_threads})"
+        if self.threads is None:
+            used = ", ".join(f"{n}: {self.threads_used.count(n)}x" for n in sorted(set(self.threads_used)))
+            threads = f"auto ({used})"
+        else:
+            threads = str(self.threads)
+        return f"{self.model} (lookup {self.prompt_lookup}, threads {threads})"
 
 
 def answer_once(variant: Variant, messages: list[dict], max_new_tokens: int) -> None:
@@ -108,6 +119,20 @@ def answer_once(variant: Variant, messages: list[dict], max_new_tokens: int) -> 
     variant.tokens.append(variant.generator.count_tokens(text))
     variant.decode_s.append(end - first)
     variant.answers.append(text)
+    variant.threads_used.append(variant.generator.threads_used)
+
+
+def _spin() -> None:
+    while True:
+        pass
+
+
+def background_load(processes: int) -> list[multiprocessing.Process]:
+    """`processes` busy loops: other work on the machine, for the threads' A/B under load."""
+    spinners = [multiprocessing.Process(target=_spin, daemon=True) for _ in range(processes)]
+    for spinner in spinners:
+        spinner.start()
+    return spinners
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -115,7 +140,10 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--questions", type=int, default=8)
     parser.add_argument("--models", help="comma-separated packaged generator names (default: every installed one)")
     parser.add_argument("--prompt-lookup", default=None, help="comma-separated values (default: MMKB_GENERATOR_PROMPT_LOOKUP)")
-    parser.add_argument("--threads", default=None, help="comma-separated n_threads values (default: MMKB_GENERATOR_THREADS)")
+    parser.add_argument("--threads", default=None,
+                        help="comma-separated n_threads values, 'auto' = one per free core per answer (default: MMKB_GENERATOR_THREADS)")
+    parser.add_argument("--background-load", type=int, default=0,
+                        help="busy-loop processes running beside the answers (other work on the machine)")
     parser.add_argument("--max-new-tokens", type=int, default=None)
     parser.add_argument("--data-dir", type=Path, help="ingest the samples here (default: a temporary dir; never your knowledge base)")
     parser.add_argument("--show-answers", action="store_true")
@@ -124,7 +152,7 @@ def main(argv: list[str] | None = None) -> int:
     settings = Settings()
     max_new = args.max_new_tokens or settings.max_new_tokens
     lookups = [int(v) for v in args.prompt_lookup.split(",")] if args.prompt_lookup else [settings.generator_prompt_lookup]
-    threads = [int(v) if v != "default" else None for v in args.threads.split(",")] if args.threads else [settings.generator_threads]
+    threads = [int(v) if v not in ("auto", "default") else None for v in args.threads.split(",")] if args.threads else [settings.generator_threads]
     names = args.models.split(",") if args.models else [n for role, n in PACKAGED_MODELS if role == "generator"]
 
     with tempfile.TemporaryDirectory(prefix="mmkb-latency-") as tmp:
@@ -133,6 +161,7 @@ def main(argv: list[str] | None = None) -> int:
         load_at_start = " / ".join(f"{v:.1f}" for v in os.getloadavg())
         prompts = sample_prompts(args.questions, data_dir / "kb")
         print(f"ingested the samples and retrieved {len(prompts)} prompts in {time.perf_counter() - started:.0f} s", file=sys.stderr)
+        spinners = background_load(args.background_load)
 
         rows = []
         for name in names:
@@ -163,11 +192,14 @@ def main(argv: list[str] | None = None) -> int:
                 for (question, _), answer in zip(prompts, variants[0].answers):
                     print(f"- {name}: {question}\n  -> {answer.strip()}")
             del variants
+        for spinner in spinners:
+            spinner.terminate()
 
     load = " / ".join(f"{v:.1f}" for v in os.getloadavg())
     print(f"\n{len(prompts)} sample questions, 5 retrieved sources each, max_new_tokens={max_new}, "
           f"llama-cpp-python {llama_cpp.__version__}, {os.cpu_count()} CPUs, load average at the end {load} "
-          f"(at the start {load_at_start}); {time.perf_counter() - started:.0f} s in all\n")
+          f"(at the start {load_at_start}); {args.background_load} busy-loop processes beside; "
+          f"{time.perf_counter() - started:.0f} s in all\n")
     print("| model | prompt tokens p50 | load + warm s | TTFT p50 / p95 s | full answer p50 / p95 s | answer tokens p50 | decode tokens/s | answers differing from first variant |")
     print("| --- | --- | --- | --- | --- | --- | --- | --- |")
     for variant, prompt_p50, differ in rows:
