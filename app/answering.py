@@ -446,10 +446,33 @@ class Answerer:
                 partial += piece
                 yield AnswerEvent(done=False, answer=answer(partial))
             final = settle(question, partial, sources, evidence, answer, language, lambda text: self._translated(language, text))
+            focus = self._focus(evidence, sources, final)
+            if focus is not None:
+                # Refused (or not supported) while one source holds a sentence covering the
+                # question: a small model reading five sources often refuses what it answers
+                # from that one alone. The second answer goes through the same checks. Streamed
+                # below the first draft: every client appends what follows the text it has.
+                first_draft, partial = partial.rstrip() + "\n\n", ""
+                for piece in generator.stream(build_messages(question, [focus], asked=asked),
+                                              max_new_tokens=self.settings.max_new_tokens):
+                    partial += piece
+                    yield AnswerEvent(done=False, answer=answer(first_draft + partial))
+                final = settle(question, partial, sources, evidence, answer, language,
+                               lambda text: self._translated(language, text))
         finally:
             if self.admission is not None:
                 self.admission.done()
         yield AnswerEvent(done=True, answer=final)
+
+
+    def _focus(self, evidence: Evidence, sources: list[Source], final: Answer) -> Source | None:
+        """The source to ask again from alone: the quote's, when the answer was refused and the
+        quote (not strong enough to stand as the answer) covers the question."""
+        if final.supported or not self.settings.focused_retry or evidence.quote is None or evidence.absent:
+            return None
+        if evidence.cross_lingual:
+            return None
+        return next((s for s in sources if s.number == evidence.quote.source_number and s.text), None)
 
 
 def settle(

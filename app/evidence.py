@@ -52,6 +52,10 @@ STOPWORDS = frozenset(
     many much number amount according listed given shown say says said state states stated document documents
     report reported reports table page source sources answer question
     """.split()
+) | frozenset(
+    # Verbs that say an event happened, not what it is about: "When was the hearing held?" is
+    # answered by a date line that never says "held" (stems, as key_terms compares them).
+    "held hold take tak took taken occur occurr happen".split()
 )
 # Words of a question that say what kind of answer it wants.
 _QUANTITY_RE = re.compile(r"\b(how (many|much|long|far|old|often)|what (is|was|are|were) the (total|number|amount|cost|price|rate|"

@@ -147,6 +147,9 @@ class Settings(BaseSettings):
     # Maximal marginal relevance over the reranked list (0..1: lower = more diverse); None = off.
     mmr_lambda: float | None = Field(default=None, ge=0.0, le=1.0)
     context_chunks: int = 5
+    # An answer refused (or unsupported) while one source holds a sentence covering the question
+    # (the verified quote) is asked once more from that source alone (one more generation).
+    focused_retry: bool = True
     max_new_tokens: int = 256
     # Best reranked score below which the reply is "not in the documents"; None = the reranker's own floor.
     min_relevance: float | None = None

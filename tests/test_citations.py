@@ -76,3 +76,20 @@ def test_an_amount_keeps_the_bound_its_source_puts_on_it():
     assert plain.text.count("up to") == 1
     voltage = check_citations("The maximum DC input voltage is 600 V [1].", _sources())
     assert "600 V" in voltage.text and "up to" not in voltage.text and "about" not in voltage.text
+
+
+def test_a_date_answer_may_say_held_where_the_transcript_gives_only_the_date():
+    """Asked when a hearing was "held", the answer restates the question's verb; a transcript
+    header has the date and never the word, and that must not cost the answer its support."""
+    header = Source(number=1, chunk_id=12, collection="c", filename="transcript.pdf", page=1, kind="text", score=4.0,
+                    text="KNOWLES v. MIRZAYANCE Washington, D.C. Tuesday, January 13, 2009 The above-entitled matter "
+                         "came on for oral argument before the Supreme Court of the United States at 1:01 p.m.")
+    question = "On what date was the oral argument in Knowles v. Mirzayance held?"
+    checked = check_citations("The oral argument in Knowles v. Mirzayance was held on Tuesday, January 13, 2009 [1].",
+                              [header], question)
+    assert checked.supported and checked.cited == [1], checked.text
+    # The restated-words rule still holds for a word that is about something: the meal
+    # allowance is not the argument's subject, and the transcript never names it.
+    other = check_citations("The meal allowance for the oral argument was $907.96 on January 13, 2009 [1].",
+                            [header], "What was the meal allowance for the oral argument?")
+    assert not other.supported

@@ -4,6 +4,7 @@ invents or refuses: there a fake generator (named so) stands at the model bounda
 
 from __future__ import annotations
 
+import re
 import time
 from contextlib import contextmanager
 
@@ -71,13 +72,13 @@ def fresh_kb(tmp_path_factory, models):
 
 
 @contextmanager
-def _with_generator(kb: KnowledgeBase, generator):
-    """The same data and loaded models, another generator."""
+def _with_generator(kb: KnowledgeBase, generator, **settings):
+    """The same data and loaded models, another generator (and `settings` changed)."""
     models = ModelSet(kb.settings)
     models.text_embedder = kb.models.text_embedder
     models.reranker = kb.models.reranker
     models.generator = generator
-    other = KnowledgeBase(kb.settings, models=models)
+    other = KnowledgeBase(kb.settings.model_copy(update=settings), models=models)
     try:
         yield other
     finally:
@@ -130,3 +131,39 @@ def test_the_quote_arrives_before_the_model_writes(fresh_kb):
         final = list(events)[-1].answer
     assert generator.started_at is not None and generator.started_at >= quoted_at
     assert final.supported and "14 days" in final.text and final.quote == first.answer.quote
+
+
+class FakeDistractedGenerator(FakeInventingGenerator):
+    """Stands in for a small model that refuses when it reads several sources and answers
+    when it reads the one that holds the answer alone (what the focused retry is for)."""
+
+    def __init__(self, text: str) -> None:
+        super().__init__(text)
+        self.source_counts: list[int] = []
+
+    def stream(self, messages, max_new_tokens):
+        prompt = messages[-1]["content"]
+        numbers = re.findall(r'<source id="(\d+)"', prompt)
+        self.source_counts.append(len(numbers))
+        if len(numbers) > 1:
+            yield from FakeRefusingGenerator().stream(messages, max_new_tokens)
+        else:
+            yield from FakeInventingGenerator(self.text.replace("[n]", f"[{numbers[0]}]")).stream(messages, max_new_tokens)
+
+
+def test_a_refused_question_is_asked_again_from_the_quoted_source_alone(fresh_kb):
+    # A yes/no question: no sentence can stand as its answer, so only the model can say "Yes".
+    question = "Does the Norrland office serve customers in Finland?"
+    distracted = FakeDistractedGenerator("Yes, the Norrland office serves customers in Finland [n].")
+    with _with_generator(fresh_kb, distracted) as kb:
+        answer = kb.ask(kb.system_user(), question, ["fresh"])
+    assert distracted.source_counts[0] > 1 and distracted.source_counts[1:] == [1]
+    assert answer.supported and not answer.extractive and answer.text.startswith("Yes"), answer.text
+    assert [(s.filename, s.page) for s in answer.cited_sources] == [("norrland.pdf", 1)]
+
+    # The setting turns it off: the same model's refusal stands.
+    distracted = FakeDistractedGenerator("Yes, the Norrland office serves customers in Finland [n].")
+    with _with_generator(fresh_kb, distracted, focused_retry=False) as kb:
+        answer = kb.ask(kb.system_user(), question, ["fresh"])
+    assert distracted.source_counts == [distracted.source_counts[0]]
+    assert not answer.supported and answer.text == NOT_IN_SOURCES
