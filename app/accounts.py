@@ -11,7 +11,7 @@ import time
 from collections import OrderedDict
 from collections.abc import Callable
 from dataclasses import dataclass
-from datetime import datetime, timedelta, timezone
+from datetime import UTC, datetime, timedelta
 
 from argon2 import PasswordHasher
 from argon2.exceptions import InvalidHashError, VerificationError
@@ -44,7 +44,7 @@ def _token_digest(token: str) -> str:
 
 def _aware(moment: datetime) -> datetime:
     # SQLite returns naive datetimes even for timezone-aware columns.
-    return moment if moment.tzinfo else moment.replace(tzinfo=timezone.utc)
+    return moment if moment.tzinfo else moment.replace(tzinfo=UTC)
 
 
 @dataclass
@@ -65,8 +65,15 @@ class LoginThrottle:
     so invented names cannot grow the table, nor push out a lockout in force.
     """
 
-    def __init__(self, limit: int = 5, window_s: float = 300.0, lockout_s: float = 60.0, max_lockout_s: float = 3600.0,
-                 max_entries: int = 10_000, clock: Callable[[], float] = time.monotonic) -> None:
+    def __init__(
+        self,
+        limit: int = 5,
+        window_s: float = 300.0,
+        lockout_s: float = 60.0,
+        max_lockout_s: float = 3600.0,
+        max_entries: int = 10_000,
+        clock: Callable[[], float] = time.monotonic,
+    ) -> None:
         self.limit, self.window_s, self.lockout_s, self.max_lockout_s = limit, window_s, lockout_s, max_lockout_s
         self.max_entries = max_entries
         self.clock = clock
@@ -153,8 +160,12 @@ class Accounts:
         try:
             self.throttle.check(username, client)
         except TooManyAttempts as exc:
-            logger.warning("login refused: user %r from %s has too many failed logins (retry in %d s)",
-                           username[:100], client, exc.retry_after_s)
+            logger.warning(
+                "login refused: user %r from %s has too many failed logins (retry in %d s)",
+                username[:100],
+                client,
+                exc.retry_after_s,
+            )
             raise
         with self.database.session() as session:
             user = session.scalar(select(User).where(User.username == username))
@@ -179,7 +190,7 @@ class Accounts:
     def issue_token(self, user: User, name: str = "") -> str:
         """A new token for `user`; shown once, only its digest is kept."""
         token = TOKEN_PREFIX + secrets.token_urlsafe(32)
-        expires = datetime.now(timezone.utc) + timedelta(days=self.token_ttl_days) if self.token_ttl_days else None
+        expires = datetime.now(UTC) + timedelta(days=self.token_ttl_days) if self.token_ttl_days else None
         with self.database.session() as session:
             session.add(ApiToken(user_id=user.id, name=name, token_sha256=_token_digest(token), expires_at=expires))
         return token
@@ -191,7 +202,7 @@ class Accounts:
             row = session.scalar(select(ApiToken).where(ApiToken.token_sha256 == _token_digest(token)))
             if row is None:
                 raise AuthError("invalid API token")
-            now = datetime.now(timezone.utc)
+            now = datetime.now(UTC)
             if row.expires_at is not None and _aware(row.expires_at) < now:
                 raise AuthError("the API token has expired")
             row.last_used_at = now

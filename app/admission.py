@@ -64,11 +64,15 @@ class Admission:
             mine = self._by_asker.get(asker, 0)
             total = sum(self._by_asker.values())
             if mine >= self.per_asker:
-                raise Busy(f"you already have {mine} questions being answered; wait for one to finish",
-                           self._retry_after(mine), per_asker=True)
+                raise Busy(
+                    f"you already have {mine} questions being answered; wait for one to finish",
+                    self._retry_after(mine),
+                    per_asker=True,
+                )
             if total >= self.max_admitted:
-                raise Busy(f"the server is answering {total} questions; try again shortly",
-                           self._retry_after(total), per_asker=False)
+                raise Busy(
+                    f"the server is answering {total} questions; try again shortly", self._retry_after(total), per_asker=False
+                )
             self._by_asker[asker] = mine + 1
         try:
             yield
@@ -98,8 +102,11 @@ class Admission:
                         return
                     ahead = self._turns.index(ticket) + (self._writing is not None)
                 if time.monotonic() > deadline:
-                    raise WaitedTooLong(f"no answer could be started within {self.max_wait_s:.0f} s; try again shortly",
-                                        self._retry_after(ahead), per_asker=False)
+                    raise WaitedTooLong(
+                        f"no answer could be started within {self.max_wait_s:.0f} s; try again shortly",
+                        self._retry_after(ahead),
+                        per_asker=False,
+                    )
                 yield ahead
                 with self._lock:
                     self._lock.wait(poll_s)

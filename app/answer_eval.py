@@ -26,9 +26,9 @@ from __future__ import annotations
 import json
 import re
 import string
-import unicodedata
 import tempfile
 import time
+import unicodedata
 from collections import Counter
 from collections.abc import Callable
 from dataclasses import asdict, dataclass, field
@@ -38,9 +38,9 @@ import numpy as np
 
 from app.answering import RetrievalOptions
 from app.citations import is_refusal
+from app.prompting import question_language
 from app.schemas import Answer
 from app.settings import Settings
-from app.prompting import question_language
 from ingest.sentences import has_chinese, text_language, unify_dashes
 
 QA_FILE_NAMES = ("qa.jsonl", "questions.jsonl", "questions.json")
@@ -268,10 +268,19 @@ class QuestionResult:
 def score_answer(item: QaItem, answer: Answer, latency_s: float) -> QuestionResult:
     cited = {GoldPage(s.filename, s.page) for s in answer.cited_sources if s.page is not None}
     refused = not answer.supported or is_refusal(answer.text)
-    result = QuestionResult(item.id, item.question, item.answer, answer.text, refused,
-                            sorted((c.file, c.page) for c in cited), latency_s, extractive=answer.extractive,
-                            quote=answer.quote.text if answer.quote else None, tags=sorted(item.tags),
-                            language_match=text_language(answer.text) == question_language(item.question))
+    result = QuestionResult(
+        item.id,
+        item.question,
+        item.answer,
+        answer.text,
+        refused,
+        sorted((c.file, c.page) for c in cited),
+        latency_s,
+        extractive=answer.extractive,
+        quote=answer.quote.text if answer.quote else None,
+        tags=sorted(item.tags),
+        language_match=text_language(answer.text) == question_language(item.question),
+    )
     if item.answerable:
         result.f1 = 0.0 if refused else token_f1(answer.text, item.answer)
         result.exact = not refused and exact_match(answer.text, item.answer)
@@ -404,8 +413,9 @@ def run_answer_eval(
             summaries = evaluate(kb, qa, EVAL_COLLECTION, progress, configs)
         finally:
             kb.close()
-    return AnswerEvalReport(str(qa.qa_file), models.generator.name, f"{qa.documents} (temporary)", len(qa.items),
-                            ingest_seconds, summaries)
+    return AnswerEvalReport(
+        str(qa.qa_file), models.generator.name, f"{qa.documents} (temporary)", len(qa.items), ingest_seconds, summaries
+    )
 
 
 # ---------------------------------------------------------------- output
@@ -425,7 +435,8 @@ def format_answer_report(report: AnswerEvalReport) -> str:
         f"generator: {report.generator}",
         "",
         "| config | token F1 | exact match | gold in answer | citation precision | citation recall "
-        "| refusal accuracy | false refusals | " + "".join(f"gold in answer ({tag}) | " for tag in tags)
+        "| refusal accuracy | false refusals | "
+        + "".join(f"gold in answer ({tag}) | " for tag in tags)
         + "answer in question's language (zh) | p50 s | p95 s |",
         "| --- " * (11 + len(tags)) + "|",
     ]

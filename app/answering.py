@@ -13,10 +13,10 @@ from sqlalchemy import select
 
 from app.admission import Admission, WaitedTooLong
 from app.citations import check_citations
-from app.evidence import Evidence, find_evidence, gives_wanted_value, key_terms, quote_answer
 from app.db import Database
-from app.llm import sources_that_fit
+from app.evidence import Evidence, find_evidence, gives_wanted_value, key_terms, quote_answer
 from app.indexes import IMAGE_SPACE, TEXT_SPACE, IndexManager, KeywordIndexManager
+from app.llm import sources_that_fit
 from app.models import Chunk, Collection, Document, DocumentStatus
 from app.prompting import build_messages, question_language, refusal
 from app.schemas import Answer, Source
@@ -29,7 +29,6 @@ from retrieval.hyde import HydeWriter, combine
 from retrieval.keyword import search_keyword
 from retrieval.mmr import mmr_order
 from retrieval.vector_store import VectorHit
-
 
 _CITATION_MARKS_RE = re.compile(r"\s*\[\d+(?:\s*,\s*\d+)*\]")
 TRANSLATE_PROMPT = "Translate the user's question into English. Reply with the English question only."
@@ -189,8 +188,11 @@ class Answerer:
         with self.database.session() as session:
             documents = select(Chunk.document_id).where(Chunk.id.in_(chunk_ids)).scalar_subquery()
             rows = session.execute(
-                select(Document.filename, Chunk.text).join(Document, Document.id == Chunk.document_id)
-                .where(Chunk.document_id.in_(documents)).order_by(Chunk.id).limit(max_chunks + 1)
+                select(Document.filename, Chunk.text)
+                .join(Document, Document.id == Chunk.document_id)
+                .where(Chunk.document_id.in_(documents))
+                .order_by(Chunk.id)
+                .limit(max_chunks + 1)
             ).all()
         if len(rows) > max_chunks:
             return None
@@ -211,7 +213,9 @@ class Answerer:
         if not hits:
             return []
         with self.database.session() as session:
-            paths = dict(session.execute(select(Chunk.id, Chunk.image_path).where(Chunk.id.in_([h.chunk_id for h in hits]))).all())
+            paths = dict(
+                session.execute(select(Chunk.id, Chunk.image_path).where(Chunk.id.in_([h.chunk_id for h in hits]))).all()
+            )
             siblings = dict(
                 session.execute(
                     select(Chunk.image_path, Chunk.id).where(
@@ -267,7 +271,7 @@ class Answerer:
         if options.hyde:
             with timer.stage("hyde"):
                 for name, embedder in embedders.items():
-                    passage, passage_vector = self.hyde.passage_vector(question, lambda text: embedder.embed([text])[0], name)
+                    passage, passage_vector = self.hyde.passage_vector(question, lambda text: embedder.embed([text])[0], name)  # noqa: B023 - called here
                     if passage_vector is not None:
                         query_vectors[name] = combine(query_vectors[name], passage_vector)
         with timer.stage("dense"):
@@ -287,7 +291,9 @@ class Answerer:
                 ranked_lists["dense (translated)"] = [hit.chunk_id for hit in also_dense]
                 if options.keyword:
                     indexes = [self.keyword_indexes.index(cid) for cid in by_id]
-                    ranked_lists["bm25 (translated)"] = [hit.chunk_id for hit in search_keyword(indexes, also, max(settings.keyword_top_k, depth))]
+                    ranked_lists["bm25 (translated)"] = [
+                        hit.chunk_id for hit in search_keyword(indexes, also, max(settings.keyword_top_k, depth))
+                    ]
                 query_vectors = {name: combine(query_vectors[name], also_vectors[name]) for name in query_vectors}
             question = f"{question} {also}"
         image_hits = None
@@ -344,10 +350,7 @@ class Answerer:
             return [], []
         settings = self.settings
         ranking = self.rank(question, collections, options, also=also)
-        text_sources = [
-            ranked.source(number)
-            for number, ranked in enumerate(ranking.chunks[: settings.context_chunks], start=1)
-        ]
+        text_sources = [ranked.source(number) for number, ranked in enumerate(ranking.chunks[: settings.context_chunks], start=1)]
         # Figures among the best text matches are shown; CLIP adds figures found by what they show.
         image_sources = [s for s in text_sources if s.kind == "image" and s.image_path]
         clip = self.models.image_embedder
@@ -365,7 +368,9 @@ class Answerer:
                     continue
                 number += 1
                 shown.add(chunk.image_path)
-                image_sources.append(_source(number, _Candidate(chunk, document, by_id[chunk.collection_id], hit.score), hit.score))
+                image_sources.append(
+                    _source(number, _Candidate(chunk, document, by_id[chunk.collection_id], hit.score), hit.score)
+                )
         return text_sources, image_sources
 
     def answer(
@@ -376,7 +381,7 @@ class Answerer:
 
     def stream(
         self, question: str, collections: list[Collection], options: RetrievalOptions | None = None, history=None
-    ) -> Iterator["AnswerEvent"]:
+    ) -> Iterator[AnswerEvent]:
         """Yields partial answers while the model writes, then the checked final answer.
 
         history: earlier (question, answer) turns; a follow-up is first rewritten into a
@@ -400,8 +405,14 @@ class Answerer:
             # Nothing relevant came back: say so rather than let the model improvise.
             yield AnswerEvent(
                 done=True,
-                answer=Answer(question=asked, standalone_question=standalone, text=refusal(language), sources=text_sources,
-                              images=image_sources, supported=False),
+                answer=Answer(
+                    question=asked,
+                    standalone_question=standalone,
+                    text=refusal(language),
+                    sources=text_sources,
+                    images=image_sources,
+                    supported=False,
+                ),
             )
             return
         generator = self.models.generator
@@ -415,8 +426,15 @@ class Answerer:
             # A refusal carries no quote: a passage shown above "the documents do not contain an
             # answer" would read as the answer the check just turned down.
             quote = evidence.quote if fields.get("supported", True) and not evidence.absent else None
-            return Answer(question=asked, standalone_question=standalone, text=text, sources=sources,
-                          images=image_sources, quote=quote, **fields)
+            return Answer(
+                question=asked,
+                standalone_question=standalone,
+                text=text,
+                sources=sources,
+                images=image_sources,
+                quote=quote,
+                **fields,
+            )
 
         # The verified quote goes out at once, before the model has read anything.
         yield AnswerEvent(done=False, answer=answer(""))
@@ -453,17 +471,18 @@ class Answerer:
                 # from that one alone. The second answer goes through the same checks. Streamed
                 # below the first draft: every client appends what follows the text it has.
                 first_draft, partial = partial.rstrip() + "\n\n", ""
-                for piece in generator.stream(build_messages(question, [focus], asked=asked),
-                                              max_new_tokens=self.settings.max_new_tokens):
+                for piece in generator.stream(
+                    build_messages(question, [focus], asked=asked), max_new_tokens=self.settings.max_new_tokens
+                ):
                     partial += piece
                     yield AnswerEvent(done=False, answer=answer(first_draft + partial))
-                final = settle(question, partial, sources, evidence, answer, language,
-                               lambda text: self._translated(language, text))
+                final = settle(
+                    question, partial, sources, evidence, answer, language, lambda text: self._translated(language, text)
+                )
         finally:
             if self.admission is not None:
                 self.admission.done()
         yield AnswerEvent(done=True, answer=final)
-
 
     def _focus(self, evidence: Evidence, sources: list[Source], final: Answer) -> Source | None:
         """The source to ask again from alone: the quote's, when the answer was refused and the
@@ -476,7 +495,12 @@ class Answerer:
 
 
 def settle(
-    question: str, generated: str, sources: list[Source], evidence: Evidence, answer, language: str = "en",
+    question: str,
+    generated: str,
+    sources: list[Source],
+    evidence: Evidence,
+    answer,
+    language: str = "en",
     translate=None,
 ) -> Answer:
     """The final answer from the generated text and the evidence: the model's answer where the

@@ -5,7 +5,6 @@ exchanges a user name and password for one). Authorisation is not decided here: 
 call goes to app.service.KnowledgeBase, which applies the same permission rules as the UI.
 """
 
-
 import json
 import time
 from collections.abc import AsyncIterator
@@ -30,8 +29,7 @@ from app.ingestion import Upload
 from app.leftovers import staging as staging_folder
 from app.models import Role, User
 from app.openai_api import openai_router
-from app.schemas import Answer, CollectionInfo, IngestReport, JobInfo, MemberInfo
-from app.schemas import EvalQuestionInfo, EvalRunInfo, NewEvalQuestion
+from app.schemas import Answer, CollectionInfo, EvalQuestionInfo, EvalRunInfo, IngestReport, JobInfo, MemberInfo, NewEvalQuestion
 from app.service import AccessDenied, EmptyCollection, KnowledgeBase, NotFound
 from ingest.thumbnails import MAX_SIDE_PX as THUMBNAIL_MAX_SIDE_PX
 from ingest.thumbnails import MEDIA_TYPE as THUMBNAIL_MEDIA_TYPE
@@ -139,7 +137,9 @@ class KnowledgeBaseCollector:
 class Metrics:
     def __init__(self) -> None:
         self.registry = CollectorRegistry()
-        self.requests = Counter("mmkb_http_requests_total", "HTTP requests", ["method", "route", "status"], registry=self.registry)
+        self.requests = Counter(
+            "mmkb_http_requests_total", "HTTP requests", ["method", "route", "status"], registry=self.registry
+        )
         self.latency = Histogram("mmkb_http_request_seconds", "HTTP request latency", ["method", "route"], registry=self.registry)
 
 
@@ -198,8 +198,11 @@ def create_app(kb: KnowledgeBase, mount_ui: bool = True, open_without_accounts: 
     @api.exception_handler(Busy)
     def busy(request: Request, exc: Busy) -> JSONResponse:
         # 429: this caller is over their share; 503: the server is; either way, when to retry.
-        return JSONResponse({"detail": str(exc), "code": "asker_busy" if exc.per_asker else "server_busy"},
-                            status_code=429 if exc.per_asker else 503, headers={"Retry-After": str(exc.retry_after_s)})
+        return JSONResponse(
+            {"detail": str(exc), "code": "asker_busy" if exc.per_asker else "server_busy"},
+            status_code=429 if exc.per_asker else 503,
+            headers={"Retry-After": str(exc.retry_after_s)},
+        )
 
     @api.get("/healthz")
     def health() -> dict:
@@ -250,8 +253,12 @@ def create_app(kb: KnowledgeBase, mount_ui: bool = True, open_without_accounts: 
                 report = kb.reindex(user, name, text_embedder=body.text_embedder)
                 if report.failed:
                     failures = "; ".join(f"{d.filename}: {d.error}" for d in report.failed)
-                    raise CodedError(409, f"{name} stays on its text embedder: {len(report.failed)} document(s) failed to "
-                                          f"re-index ({failures}); fix or delete them and try again", "embedder_not_changed")
+                    raise CodedError(
+                        409,
+                        f"{name} stays on its text embedder: {len(report.failed)} document(s) failed to "
+                        f"re-index ({failures}); fix or delete them and try again",
+                        "embedder_not_changed",
+                    )
                 if report.held:  # its own evaluation set did worse on the new embedder (app.reindex_guard)
                     raise CodedError(409, f"{name} stays on its text embedder: {report.guard[0].message}", "embedder_not_changed")
             if body.name is not None:
@@ -319,7 +326,14 @@ def create_app(kb: KnowledgeBase, mount_ui: bool = True, open_without_accounts: 
         except AccessDenied as exc:
             raise _errors(exc) from None
         return [
-            DocumentView(id=d.id, filename=d.filename, status=d.status.value, error=d.error, page_count=d.page_count, size_bytes=d.size_bytes)
+            DocumentView(
+                id=d.id,
+                filename=d.filename,
+                status=d.status.value,
+                error=d.error,
+                page_count=d.page_count,
+                size_bytes=d.size_bytes,
+            )
             for d in documents
         ]
 
@@ -428,7 +442,9 @@ def create_app(kb: KnowledgeBase, mount_ui: bool = True, open_without_accounts: 
         supporting sentence(s) and their source (none when no source supports an answer);
         then `token` events with the text as it is written; then one `answer` event."""
         try:
-            events = kb.ask_stream(user, body.question, body.collections, body.conversation_id, body.hyde, mmr_lambda=body.mmr_lambda)
+            events = kb.ask_stream(
+                user, body.question, body.collections, body.conversation_id, body.hyde, mmr_lambda=body.mmr_lambda
+            )
             first = next(events)  # permission and input errors surface here, before streaming starts
         except (AccessDenied, ValueError, ConversationNotFound) as exc:
             raise _errors(exc) from None
@@ -449,7 +465,7 @@ def create_app(kb: KnowledgeBase, mount_ui: bool = True, open_without_accounts: 
                     if event.done:
                         yield f"event: answer\ndata: {event.answer.model_dump_json()}\n\n"
                         return
-                    piece, written = event.answer.text[len(written):], event.answer.text
+                    piece, written = event.answer.text[len(written) :], event.answer.text
                     if piece:
                         yield f"event: token\ndata: {json.dumps(piece)}\n\n"
             except Busy as exc:  # waited its whole allowance for the generator
@@ -489,15 +505,25 @@ def create_app(kb: KnowledgeBase, mount_ui: bool = True, open_without_accounts: 
     @api.get(
         "/api/chunks/{chunk_id}/view",
         response_class=Response,
-        responses={200: {"content": {"image/png": {}, "text/plain": {}},
-                         "description": "PNG of the cited page (passage highlighted) or figure; the passage as text for DOCX/PPTX/HTML/text files"}},
+        responses={
+            200: {
+                "content": {"image/png": {}, "text/plain": {}},
+                "description": "PNG of the cited page (passage highlighted) or figure; the passage as text for DOCX/PPTX/HTML/text files",
+            }
+        },
     )
     def view_source(
         chunk_id: int,
         user: CurrentUser,
-        highlight: Annotated[str | None, Query(max_length=4000, description=(
-            "highlight only this text of the passage (e.g. an answer's quote); ignored unless it is part of the passage"
-        ))] = None,
+        highlight: Annotated[
+            str | None,
+            Query(
+                max_length=4000,
+                description=(
+                    "highlight only this text of the passage (e.g. an answer's quote); ignored unless it is part of the passage"
+                ),
+            ),
+        ] = None,
     ) -> Response:
         """X-Mmkb-Highlight says what is highlighted: `quote` (only the `highlight` text) or
         `passage` (the whole passage: no highlight asked for, or not part of the passage)."""
@@ -505,8 +531,12 @@ def create_app(kb: KnowledgeBase, mount_ui: bool = True, open_without_accounts: 
             shown = kb.source_view(user, chunk_id, highlight)
         except (AccessDenied, NotFound) as exc:
             raise _errors(exc) from None
-        headers = {"X-Mmkb-File": quote(shown.filename), "X-Mmkb-Page": str(shown.page or ""), "X-Mmkb-View": shown.kind,
-                   "X-Mmkb-Highlight": "quote" if shown.highlight else "passage"}
+        headers = {
+            "X-Mmkb-File": quote(shown.filename),
+            "X-Mmkb-Page": str(shown.page or ""),
+            "X-Mmkb-View": shown.kind,
+            "X-Mmkb-Highlight": "quote" if shown.highlight else "passage",
+        }
         if shown.png is not None:
             return Response(shown.png, media_type="image/png", headers=headers)
         return PlainTextResponse(shown.passage, headers=headers)
@@ -514,9 +544,13 @@ def create_app(kb: KnowledgeBase, mount_ui: bool = True, open_without_accounts: 
     @api.get(
         "/api/chunks/{chunk_id}/thumbnail",
         response_class=Response,
-        responses={200: {"content": {THUMBNAIL_MEDIA_TYPE: {}},
-                         "description": f"JPEG thumbnail of a figure (longest side at most {THUMBNAIL_MAX_SIDE_PX} px); "
-                                        "404 for a text chunk"}},
+        responses={
+            200: {
+                "content": {THUMBNAIL_MEDIA_TYPE: {}},
+                "description": f"JPEG thumbnail of a figure (longest side at most {THUMBNAIL_MAX_SIDE_PX} px); "
+                "404 for a text chunk",
+            }
+        },
     )
     def source_thumbnail(chunk_id: int, user: CurrentUser) -> Response:
         try:
@@ -541,10 +575,16 @@ def create_app(kb: KnowledgeBase, mount_ui: bool = True, open_without_accounts: 
         # /admin first: the chat's mount at / would otherwise answer every path.
         # One upload is at most a file at the cap or a zip that inflates to at most its limit.
         biggest_upload = max(kb.settings.max_upload_bytes, kb.settings.zip_max_total_bytes)
-        api = gr.mount_gradio_app(api, build_admin(kb), path="/admin", auth=auth, max_file_size=biggest_upload,
-                                  **admin_page_options())
         api = gr.mount_gradio_app(
-            api, build_app(kb), path="/", allowed_paths=[str(kb.settings.figures_dir.resolve())], auth=auth, **page_options(),
+            api, build_admin(kb), path="/admin", auth=auth, max_file_size=biggest_upload, **admin_page_options()
+        )
+        api = gr.mount_gradio_app(
+            api,
+            build_app(kb),
+            path="/",
+            allowed_paths=[str(kb.settings.figures_dir.resolve())],
+            auth=auth,
+            **page_options(),
         )
         for path in ("/admin", "/"):
             secure_gradio(api, path, kb, kb.settings.session_hours * 3600, open_without_accounts)

@@ -92,11 +92,14 @@ def expand_zip(
             inflated = 0
             for number, info in enumerate(entries):
                 if info.file_size > limits.max_entry_bytes:
-                    refused.append(FileResult(
-                        filename=safe_filename(info.filename), outcome=FileOutcome.failed,
-                        error=f"the file is {_mb(info.file_size)} once unpacked from {display_name}, over the "
-                              f"{_mb(limits.max_entry_bytes)} limit (MMKB_MAX_UPLOAD_MB); it was not unpacked",
-                    ))
+                    refused.append(
+                        FileResult(
+                            filename=safe_filename(info.filename),
+                            outcome=FileOutcome.failed,
+                            error=f"the file is {_mb(info.file_size)} once unpacked from {display_name}, over the "
+                            f"{_mb(limits.max_entry_bytes)} limit (MMKB_MAX_UPLOAD_MB); it was not unpacked",
+                        )
+                    )
                     continue
                 target = staging / f"{prefix}-{number:05d}"
                 written_files.append(target)
@@ -109,7 +112,9 @@ def expand_zip(
                         if inflated > limits.max_total_bytes:
                             raise _too_big(display_name, inflated, limits.max_total_bytes, declared=False)
                         if written > info.file_size:
-                            raise ArchiveError(f"{display_name}: {safe_filename(info.filename)} unpacks to more than its declared size")
+                            raise ArchiveError(
+                                f"{display_name}: {safe_filename(info.filename)} unpacks to more than its declared size"
+                            )
                         out.write(block)
                 uploads.append(Upload(target, info.filename))
             return uploads, refused

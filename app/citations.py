@@ -12,6 +12,7 @@ sentence that carries it is otherwise supported (the code is in the source). So 
 and link syntax are taken out of the answer first, and a URL stays only where the source that
 supports its sentence has it word for word: a URL the model built is not in any source.
 """
+
 from __future__ import annotations
 
 import re
@@ -38,9 +39,14 @@ class CheckedAnswer:
 
 def is_refusal(text: str) -> bool:
     lowered = text.lower()
-    return (NOT_IN_SOURCES.lower().rstrip(".") in lowered or "do not contain an answer" in lowered
-            or "do not contain information" in lowered or "does not contain an answer" in lowered
-            or "不包含" in text and "答案" in text)
+    return (
+        NOT_IN_SOURCES.lower().rstrip(".") in lowered
+        or "do not contain an answer" in lowered
+        or "do not contain information" in lowered
+        or "does not contain an answer" in lowered
+        or "不包含" in text
+        and "答案" in text
+    )
 
 
 def _sentences(answer: str) -> list[str]:
@@ -51,7 +57,7 @@ def _sentences(answer: str) -> list[str]:
         leading = _LEADING_MARKERS_RE.match(piece)
         if leading and merged:
             merged[-1] += leading.group(0)
-            piece = piece[leading.end():].strip()
+            piece = piece[leading.end() :].strip()
         if piece:
             merged.append(piece)
     return merged
@@ -69,9 +75,30 @@ _ABOUT_SOURCES_RE = re.compile(
 # Words that bound an amount. "The cost is $766,865" from "Up to $766,865" says more than the
 # source does, and a reader (or a gold answer) needs the bound.
 _QUALIFIERS = (
-    "no more than", "not more than", "not to exceed", "a maximum of", "a minimum of", "as many as", "as much as",
-    "up to", "more than", "less than", "fewer than", "at least", "at most", "approximately", "about", "nearly",
-    "almost", "roughly", "around", "over", "under", "exceeding", "maximum of", "minimum of",
+    "no more than",
+    "not more than",
+    "not to exceed",
+    "a maximum of",
+    "a minimum of",
+    "as many as",
+    "as much as",
+    "up to",
+    "more than",
+    "less than",
+    "fewer than",
+    "at least",
+    "at most",
+    "approximately",
+    "about",
+    "nearly",
+    "almost",
+    "roughly",
+    "around",
+    "over",
+    "under",
+    "exceeding",
+    "maximum of",
+    "minimum of",
 )
 _QUALIFIER_END_RE = re.compile(r"\b(" + "|".join(re.escape(q) for q in _QUALIFIERS) + r")\s*[$€£¥]?\s*$", re.IGNORECASE)
 _AMOUNT_RE = re.compile(r"(?<![\w.,])[$€£¥]?(\d[\d,]*(?:\.\d+)?)(?![\w]|[.,]\d)")
@@ -98,7 +125,7 @@ def _with_source_qualifiers(body: str, texts: list[str]) -> str:
             continue
         bound = _source_qualifier(match.group(1), texts)
         if bound:
-            body = f"{body[: match.start()]}{bound} {body[match.start():]}"
+            body = f"{body[: match.start()]}{bound} {body[match.start() :]}"
     return body
 
 

@@ -5,7 +5,7 @@ from __future__ import annotations
 import logging
 import sys
 from pathlib import Path
-from typing import Annotated, Optional
+from typing import Annotated
 
 import typer
 from tqdm import tqdm
@@ -33,12 +33,14 @@ def _fail(message: str) -> None:
 
 @cli.command()
 def ingest(
-    paths: Annotated[list[Path], typer.Argument(help="Files or folders to ingest (PDF, PNG, JPEG, DOCX, PPTX, HTML, text/Markdown).", exists=True)],
+    paths: Annotated[
+        list[Path],
+        typer.Argument(help="Files or folders to ingest (PDF, PNG, JPEG, DOCX, PPTX, HTML, text/Markdown).", exists=True),
+    ],
     collection: Annotated[str, typer.Option("--collection", "-c", help="Collection to add them to (created if new).")],
 ) -> None:
     """Ingest files into a collection, with a progress bar; failures are listed, the rest goes on."""
     from app.ingestion import expand_paths
-
     from app.registry import ModelNotAvailable
     from ingest.clip_folders import ClipFolderError
 
@@ -61,7 +63,9 @@ def ingest(
     for result in report.files:
         if result.outcome.value == "ingested":
             replaced = " (replaced the earlier version)" if result.replaced_document_ids else ""
-            typer.echo(f"  ok      {result.filename}: {result.pages} page(s), {result.text_chunks} text + {result.image_chunks} image chunks{replaced}")
+            typer.echo(
+                f"  ok      {result.filename}: {result.pages} page(s), {result.text_chunks} text + {result.image_chunks} image chunks{replaced}"
+            )
         elif result.outcome.value == "skipped_duplicate":
             typer.echo(f"  same    {result.filename}: already ingested, skipped")
         else:
@@ -74,7 +78,9 @@ def ingest(
 @cli.command()
 def ask(
     question: Annotated[str, typer.Argument(help="The question.")],
-    collection: Annotated[Optional[list[str]], typer.Option("--collection", "-c", help="Collection(s) to search; default all.")] = None,
+    collection: Annotated[
+        list[str] | None, typer.Option("--collection", "-c", help="Collection(s) to search; default all.")
+    ] = None,
 ) -> None:
     """Answer a question from the documents, citing file and page: the best supporting
     sentence(s) of a source first, quoted as they stand, then the answer as it is written."""
@@ -94,7 +100,7 @@ def ask(
             if event.done:
                 answer = event.answer
                 break
-            piece, written = event.answer.text[len(written):], event.answer.text
+            piece, written = event.answer.text[len(written) :], event.answer.text
             typer.echo(piece, nl=False)
     except (AccessDenied, ValueError) as exc:
         _fail(str(exc))
@@ -136,11 +142,16 @@ def format_quote(quote) -> str:
 
 @cli.command()
 def serve(
-    host: Annotated[Optional[str], typer.Option(help="Interface to bind (default from settings).")] = None,
-    port: Annotated[Optional[int], typer.Option(help="Port (default from settings).")] = None,
-    insecure_no_auth: Annotated[bool, typer.Option(
-        "--insecure-no-auth", help="Serve on a non-loopback address before any account exists: everyone who can reach "
-        "it is administrator until the first account is created.")] = False,
+    host: Annotated[str | None, typer.Option(help="Interface to bind (default from settings).")] = None,
+    port: Annotated[int | None, typer.Option(help="Port (default from settings).")] = None,
+    insecure_no_auth: Annotated[
+        bool,
+        typer.Option(
+            "--insecure-no-auth",
+            help="Serve on a non-loopback address before any account exists: everyone who can reach "
+            "it is administrator until the first account is created.",
+        ),
+    ] = False,
 ) -> None:
     """Serve the chat UI, the admin console and the API. Without accounts only on loopback
     (the single-user local app), unless --insecure-no-auth."""
@@ -175,14 +186,26 @@ def serve_llm(
 
 @cli.command("mcp")
 def mcp_server(
-    transport: Annotated[str, typer.Option(help="stdio (an MCP client starts `kb mcp`) or http (streamable HTTP at /mcp).")] = "stdio",
-    user: Annotated[Optional[str], typer.Option(help="stdio: act as this user (default: the local administrator, like "
-                                                "other kb commands). Over HTTP each request's API token names its user.")] = None,
-    host: Annotated[Optional[str], typer.Option(help="http: interface to bind (default MMKB_HOST).")] = None,
-    port: Annotated[Optional[int], typer.Option(help="http: port (default MMKB_MCP_PORT).")] = None,
-    insecure_no_auth: Annotated[bool, typer.Option(
-        "--insecure-no-auth", help="http: serve on a non-loopback address before any account exists: everyone who can "
-        "reach it acts as administrator until the first account is created.")] = False,
+    transport: Annotated[
+        str, typer.Option(help="stdio (an MCP client starts `kb mcp`) or http (streamable HTTP at /mcp).")
+    ] = "stdio",
+    user: Annotated[
+        str | None,
+        typer.Option(
+            help="stdio: act as this user (default: the local administrator, like "
+            "other kb commands). Over HTTP each request's API token names its user."
+        ),
+    ] = None,
+    host: Annotated[str | None, typer.Option(help="http: interface to bind (default MMKB_HOST).")] = None,
+    port: Annotated[int | None, typer.Option(help="http: port (default MMKB_MCP_PORT).")] = None,
+    insecure_no_auth: Annotated[
+        bool,
+        typer.Option(
+            "--insecure-no-auth",
+            help="http: serve on a non-loopback address before any account exists: everyone who can "
+            "reach it acts as administrator until the first account is created.",
+        ),
+    ] = False,
 ) -> None:
     """Serve the knowledge base to MCP clients (agents, IDEs): tools `search`, `ask` and
     `collections`, with the caller's permissions."""
@@ -218,13 +241,16 @@ def mcp_server(
 collections_cli = typer.Typer(help="List, create and configure collections (plain `kb collections` lists them).")
 cli.add_typer(collections_cli, name="collections")
 
-ChunkTokens = Annotated[Optional[int], typer.Option("--chunk-tokens", help="Chunk size in tokens (default MMKB_CHUNK_TOKENS).")]
+ChunkTokens = Annotated[int | None, typer.Option("--chunk-tokens", help="Chunk size in tokens (default MMKB_CHUNK_TOKENS).")]
 ChunkOverlap = Annotated[
-    Optional[int], typer.Option("--chunk-overlap", help="Tokens shared by consecutive chunks (default MMKB_CHUNK_OVERLAP_TOKENS).")
+    int | None, typer.Option("--chunk-overlap", help="Tokens shared by consecutive chunks (default MMKB_CHUNK_OVERLAP_TOKENS).")
 ]
 Embedder = Annotated[
-    Optional[str],
-    typer.Option("--embedder", help="Text embedder (see `kb models`), e.g. multilingual-e5-small-q4 for Chinese; default MMKB_TEXT_EMBEDDER."),
+    str | None,
+    typer.Option(
+        "--embedder",
+        help="Text embedder (see `kb models`), e.g. multilingual-e5-small-q4 for Chinese; default MMKB_TEXT_EMBEDDER.",
+    ),
 ]
 
 
@@ -292,7 +318,7 @@ def eval_add(
     question: str,
     file: Annotated[str, typer.Option("--file", "-f", help="File name of a document of the collection that answers it.")],
     page: Annotated[
-        Optional[int], typer.Option("--page", "-p", help="The page that answers it (1-based); default any page of the file.")
+        int | None, typer.Option("--page", "-p", help="The page that answers it (1-based); default any page of the file.")
     ] = None,
 ) -> None:
     """Add a question whose answer is in FILE (on PAGE)."""
@@ -315,8 +341,15 @@ def eval_add(
 @eval_set_cli.command("import")
 def eval_import(
     collection: str,
-    path: Annotated[Path, typer.Argument(help="JSON Lines (or a JSON list) of {\"question\", \"file\", \"page\"}; the QA sets of "
-                                         "`kb eval answers` read as they are.", exists=True, dir_okay=False)],
+    path: Annotated[
+        Path,
+        typer.Argument(
+            help='JSON Lines (or a JSON list) of {"question", "file", "page"}; the QA sets of '
+            "`kb eval answers` read as they are.",
+            exists=True,
+            dir_okay=False,
+        ),
+    ],
 ) -> None:
     """Add every question of a file, all or none; questions already in the set are left out."""
     from app.collection_eval import read_question_file
@@ -401,13 +434,20 @@ def documents(collection: Annotated[str, typer.Option("--collection", "-c")]) ->
 
 @cli.command()
 def reindex(
-    collection: Annotated[Optional[str], typer.Option("--collection", "-c", help="Only this collection; default all.")] = None,
-    use_ray: Annotated[bool, typer.Option("--ray", help="Run parse and embed on Ray Data (also when RAY_ADDRESS is set).")] = False,
+    collection: Annotated[str | None, typer.Option("--collection", "-c", help="Only this collection; default all.")] = None,
+    use_ray: Annotated[
+        bool, typer.Option("--ray", help="Run parse and embed on Ray Data (also when RAY_ADDRESS is set).")
+    ] = False,
     embedder: Annotated[
-        Optional[str], typer.Option("--embedder", help="Move the collection(s) to this text embedder (see `kb models`).")
+        str | None, typer.Option("--embedder", help="Move the collection(s) to this text embedder (see `kb models`).")
     ] = None,
-    force: Annotated[bool, typer.Option("--force", help="Swap in the new index even where the collection's evaluation set "
-                                        "does worse on it (see `kb collections eval`).")] = False,
+    force: Annotated[
+        bool,
+        typer.Option(
+            "--force",
+            help="Swap in the new index even where the collection's evaluation set does worse on it (see `kb collections eval`).",
+        ),
+    ] = False,
 ) -> None:
     """Rebuild every ready document's chunks and vectors from the stored originals (after a
     model or chunk-size change). Resumable: run it again after a kill and it continues; the
@@ -432,14 +472,21 @@ def reindex(
         except (AccessDenied, NotFound, ValueError) as exc:
             _fail(str(exc))
     for document in report.failed:
-        typer.secho(f"  FAILED  {document.collection}/{document.filename}: {document.error} (previous chunks kept)", fg=typer.colors.RED)
+        typer.secho(
+            f"  FAILED  {document.collection}/{document.filename}: {document.error} (previous chunks kept)", fg=typer.colors.RED
+        )
     if embedder is not None:
         for name in report.collections:
             if any(d.collection == name and d.outcome == "failed" for d in report.documents):
-                typer.secho(f"  {name} stays on its text embedder: fix or delete the failed documents, then run again", fg=typer.colors.RED)
+                typer.secho(
+                    f"  {name} stays on its text embedder: fix or delete the failed documents, then run again",
+                    fg=typer.colors.RED,
+                )
             elif any(d.collection == name for d in report.held):
-                typer.secho(f"  {name} stays on its text embedder: its evaluation set did worse on {embedder} (below)",
-                            fg=typer.colors.RED)
+                typer.secho(
+                    f"  {name} stays on its text embedder: its evaluation set did worse on {embedder} (below)",
+                    fg=typer.colors.RED,
+                )
             else:
                 typer.echo(f"  {name} now uses the text embedder {embedder}")
     where = " on Ray" if report.used_ray else ""
@@ -466,7 +513,9 @@ cli.add_typer(admin, name="admin")
 def admin_create(
     username: str,
     password: Annotated[str, typer.Option(prompt=True, hide_input=True, confirmation_prompt=True, envvar="MMKB_NEW_PASSWORD")],
-    administrator: Annotated[bool, typer.Option("--admin/--no-admin", help="Global administrator (default) or plain user.")] = True,
+    administrator: Annotated[
+        bool, typer.Option("--admin/--no-admin", help="Global administrator (default) or plain user.")
+    ] = True,
 ) -> None:
     """Create a user with a password; the first one should be an administrator. Once any
     password exists, the UI and the API require login."""
@@ -511,7 +560,7 @@ def admin_grant(
 @admin.command("directory-group")
 def admin_directory_group(
     collection: str,
-    group: Annotated[Optional[str], typer.Argument(help="The directory group's name (e.g. its cn) or DN.")] = None,
+    group: Annotated[str | None, typer.Argument(help="The directory group's name (e.g. its cn) or DN.")] = None,
     role: Annotated[str, typer.Option(help="admin, editor or reader")] = "reader",
     remove: Annotated[bool, typer.Option("--remove", help="Remove the group's mapping instead.")] = False,
 ) -> None:
@@ -553,11 +602,13 @@ def delete(
 def sync(
     folder: Annotated[Path, typer.Argument(help="The folder to mirror, with its subfolders.")],
     collection: Annotated[str, typer.Option("--collection", "-c", help="Collection that mirrors it (created if new).")],
-    watch: Annotated[bool, typer.Option("--watch", help="Keep following the folder: each change is synced once it has "
-                                        "settled, until Ctrl-C.")] = False,
+    watch: Annotated[
+        bool, typer.Option("--watch", help="Keep following the folder: each change is synced once it has settled, until Ctrl-C.")
+    ] = False,
     delete: Annotated[bool, typer.Option("--delete", help="Also delete the documents of files gone from the folder.")] = False,
-    debounce: Annotated[float, typer.Option(help="With --watch: seconds a change must stay still before it is synced.",
-                                            min=0.1)] = 2.0,
+    debounce: Annotated[
+        float, typer.Option(help="With --watch: seconds a change must stay still before it is synced.", min=0.1)
+    ] = 2.0,
 ) -> None:
     """Make a collection mirror a folder tree: new files ingested, changed ones replaced (a
     file's path in the folder is its document's name), unchanged ones skipped (by size and
@@ -613,7 +664,7 @@ class _SyncBars:
         self.stage: str | None = None
         self.bar: tqdm | None = None
 
-    def __enter__(self) -> "_SyncBars":
+    def __enter__(self) -> _SyncBars:
         return self
 
     def __exit__(self, *_exc) -> None:
@@ -633,8 +684,12 @@ class _SyncBars:
 
 
 def _print_sync(summary, when: str | None = None) -> None:
-    for label, names in (("added", summary.added), ("replaced", summary.replaced), ("renamed", summary.renamed),
-                         ("deleted", summary.deleted)):
+    for label, names in (
+        ("added", summary.added),
+        ("replaced", summary.replaced),
+        ("renamed", summary.renamed),
+        ("deleted", summary.deleted),
+    ):
         for name in names:
             typer.echo(f"  {label:9} {name}")
     for name in summary.missing:
@@ -657,14 +712,29 @@ cli.add_typer(eval_cli, name="eval")
 
 @eval_cli.command("retrieval")
 def eval_retrieval(
-    data: Annotated[Path, typer.Option("--data", help="A BEIR-format folder: corpus.jsonl, queries.jsonl, qrels/test.tsv.",
-                                       exists=True, file_okay=False)],
-    limit: Annotated[Optional[int], typer.Option("--limit", help="Evaluate only the first N judged queries (HyDE is slow).")] = None,
+    data: Annotated[
+        Path,
+        typer.Option(
+            "--data", help="A BEIR-format folder: corpus.jsonl, queries.jsonl, qrels/test.tsv.", exists=True, file_okay=False
+        ),
+    ],
+    limit: Annotated[int | None, typer.Option("--limit", help="Evaluate only the first N judged queries (HyDE is slow).")] = None,
     skip_hyde: Annotated[bool, typer.Option("--skip-hyde", help="Leave out the configurations that call the generator.")] = False,
-    configs: Annotated[Optional[str], typer.Option("--configs", help="Comma-separated rows to run, in the order given, from: "
-                                                   "default, BM25 only, dense only, + BM25 fusion, + HyDE, + rerank, all (default: every row).")] = None,
-    embedding_cache: Annotated[Optional[Path], typer.Option("--embedding-cache", help="Keep the corpus embeddings in this folder "
-                                                            "and reuse them when the same embedder runs on the same set again.")] = None,
+    configs: Annotated[
+        str | None,
+        typer.Option(
+            "--configs",
+            help="Comma-separated rows to run, in the order given, from: "
+            "default, BM25 only, dense only, + BM25 fusion, + HyDE, + rerank, all (default: every row).",
+        ),
+    ] = None,
+    embedding_cache: Annotated[
+        Path | None,
+        typer.Option(
+            "--embedding-cache",
+            help="Keep the corpus embeddings in this folder and reuse them when the same embedder runs on the same set again.",
+        ),
+    ] = None,
 ) -> None:
     """Recall@1/5/10/100, MRR@10, nDCG@10 and latency per stage for `default` (the shipped
     configuration as your settings define it), BM25 only, dense, +BM25, +HyDE, +rerank, all.
@@ -678,15 +748,24 @@ def eval_retrieval(
         chosen = select_configs(settings, configs, skip_hyde=skip_hyde)
     except ValueError as exc:
         _fail(str(exc))
-    report = run_retrieval_eval(data, ModelSet(settings), limit=limit, configs=chosen, settings=settings, cache_dir=embedding_cache)
+    report = run_retrieval_eval(
+        data, ModelSet(settings), limit=limit, configs=chosen, settings=settings, cache_dir=embedding_cache
+    )
     typer.echo(format_report(report))
 
 
 @eval_cli.command("images")
 def eval_images(
-    data: Annotated[Path, typer.Option("--data", help="A captioned image set: images/ + captions.jsonl (see app/image_evaluation.py).",
-                                       exists=True, file_okay=False)],
-    limit: Annotated[Optional[int], typer.Option("--limit", help="Evaluate only the first N captions.")] = None,
+    data: Annotated[
+        Path,
+        typer.Option(
+            "--data",
+            help="A captioned image set: images/ + captions.jsonl (see app/image_evaluation.py).",
+            exists=True,
+            file_okay=False,
+        ),
+    ],
+    limit: Annotated[int | None, typer.Option("--limit", help="Evaluate only the first N captions.")] = None,
 ) -> None:
     """Caption-to-image recall@1/5/10 for the text path and, with a CLIP model configured, CLIP and fused.
 
@@ -700,18 +779,45 @@ def eval_images(
     except ImageSetError as exc:
         _fail(str(exc))
     typer.echo(format_image_report(report))
+
+
 @eval_cli.command("answers")
 def eval_answers(
-    data: Annotated[Path, typer.Option("--data", help="A QA file (JSONL, or a JSON list like samples/questions.json), or a folder "
-                                       "holding qa.jsonl / questions.jsonl / questions.json and its documents in docs/ or collection/.",
-                                       exists=True)],
-    docs: Annotated[Optional[Path], typer.Option("--docs", help="Documents to ingest for the set (default: DATA/docs or DATA/collection).",
-                                                 exists=True, file_okay=False)] = None,
-    collection: Annotated[Optional[str], typer.Option("--collection", "-c", help="Ask this existing collection of your knowledge "
-                                                      "base instead of ingesting the set's documents.")] = None,
-    limit: Annotated[Optional[int], typer.Option("--limit", help="Only the first N questions (each answer is one generation).")] = None,
-    output: Annotated[Optional[Path], typer.Option("--output", help="Also write every answer and its scores here, as JSON Lines.")] = None,
-    configs: Annotated[Optional[str], typer.Option("--configs", help="Comma-separated configurations to run: full, naive (default both).")] = None,
+    data: Annotated[
+        Path,
+        typer.Option(
+            "--data",
+            help="A QA file (JSONL, or a JSON list like samples/questions.json), or a folder "
+            "holding qa.jsonl / questions.jsonl / questions.json and its documents in docs/ or collection/.",
+            exists=True,
+        ),
+    ],
+    docs: Annotated[
+        Path | None,
+        typer.Option(
+            "--docs",
+            help="Documents to ingest for the set (default: DATA/docs or DATA/collection).",
+            exists=True,
+            file_okay=False,
+        ),
+    ] = None,
+    collection: Annotated[
+        str | None,
+        typer.Option(
+            "--collection",
+            "-c",
+            help="Ask this existing collection of your knowledge base instead of ingesting the set's documents.",
+        ),
+    ] = None,
+    limit: Annotated[
+        int | None, typer.Option("--limit", help="Only the first N questions (each answer is one generation).")
+    ] = None,
+    output: Annotated[
+        Path | None, typer.Option("--output", help="Also write every answer and its scores here, as JSON Lines.")
+    ] = None,
+    configs: Annotated[
+        str | None, typer.Option("--configs", help="Comma-separated configurations to run: full, naive (default both).")
+    ] = None,
 ) -> None:
     """Token F1, exact match, citation precision/recall, refusal accuracy and latency, for the
     full pipeline and a naive dense top-k baseline with the same model and prompt.
@@ -731,7 +837,10 @@ def eval_answers(
         chosen = [key.strip() for key in configs.split(",") if key.strip()] if configs else None
         sink = output.open("w", encoding="utf-8") if output else None
         try:
-            with tqdm(total=(len(chosen) if chosen else 2) * len(qa.items), unit="answer", desc="eval answers", file=sys.stderr) as bar:
+            with tqdm(
+                total=(len(chosen) if chosen else 2) * len(qa.items), unit="answer", desc="eval answers", file=sys.stderr
+            ) as bar:
+
                 def progress(config: str, result) -> None:
                     bar.update(1)
                     bar.set_postfix_str(config)
@@ -739,7 +848,9 @@ def eval_answers(
                         sink.write(result_line(config, result))
                         sink.flush()
 
-                report = run_answer_eval(qa, settings, ModelSet(settings), collection=collection, progress=progress, configs=chosen)
+                report = run_answer_eval(
+                    qa, settings, ModelSet(settings), collection=collection, progress=progress, configs=chosen
+                )
         finally:
             if sink:
                 sink.close()

@@ -36,14 +36,28 @@ def _same_question(text: str) -> str:
 
 
 def _info(row: EvalQuestion) -> EvalQuestionInfo:
-    return EvalQuestionInfo(id=row.id, question=row.question, file=row.expected_filename, page=row.expected_page,
-                            created_by=row.created_by, created_at=row.created_at)
+    return EvalQuestionInfo(
+        id=row.id,
+        question=row.question,
+        file=row.expected_filename,
+        page=row.expected_page,
+        created_by=row.created_by,
+        created_at=row.created_at,
+    )
 
 
 def _run_info(row: EvalRun, collection_name: str) -> EvalRunInfo:
-    return EvalRunInfo(id=row.id, collection=collection_name, index=row.index_kind, recall_at_5=row.recall_at_5,
-                       mrr_at_10=row.mrr_at_10, questions=row.questions, job_id=row.job_id, verdict=row.verdict,
-                       created_at=row.created_at)
+    return EvalRunInfo(
+        id=row.id,
+        collection=collection_name,
+        index=row.index_kind,
+        recall_at_5=row.recall_at_5,
+        mrr_at_10=row.mrr_at_10,
+        questions=row.questions,
+        job_id=row.job_id,
+        verdict=row.verdict,
+        created_at=row.created_at,
+    )
 
 
 def read_question_file(path: Path) -> list[NewEvalQuestion]:
@@ -61,8 +75,10 @@ def read_question_file(path: Path) -> list[NewEvalQuestion]:
         pages = row.get("pages", row.get("page"))
         if isinstance(pages, list):
             if len(pages) > 1:
-                raise EvalSetError(f"{path} {where}: one expected page per question (got {pages}); split it into one "
-                                   "question per page, or give no page to accept any page of the file")
+                raise EvalSetError(
+                    f"{path} {where}: one expected page per question (got {pages}); split it into one "
+                    "question per page, or give no page to accept any page of the file"
+                )
             pages = pages[0] if pages else None
         try:
             questions.append(NewEvalQuestion(question=row.get("question") or "", file=str(row["file"]), page=pages))
@@ -113,11 +129,20 @@ class EvalSets:
                 if key in existing:
                     if skip_existing:
                         continue
-                    raise EvalSetError(f"{item.question!r} ({item.file}{f', page {item.page}' if item.page else ''}) "
-                                       f"is already in the evaluation set of {collection.name}")
+                    raise EvalSetError(
+                        f"{item.question!r} ({item.file}{f', page {item.page}' if item.page else ''}) "
+                        f"is already in the evaluation set of {collection.name}"
+                    )
                 existing.add(key)
-                rows.append(EvalQuestion(collection_id=collection.id, question=item.question.strip(), expected_filename=item.file,
-                                         expected_page=item.page, created_by=created_by))
+                rows.append(
+                    EvalQuestion(
+                        collection_id=collection.id,
+                        question=item.question.strip(),
+                        expected_filename=item.file,
+                        expected_page=item.page,
+                        created_by=created_by,
+                    )
+                )
             session.add_all(rows)
             session.flush()
             return [_info(row) for row in rows]
@@ -130,8 +155,10 @@ class EvalSets:
         if not named:
             files = sorted({d.filename for d in documents})
             shown = ", ".join(files[:10]) + (f" and {len(files) - 10} more" if len(files) > 10 else "")
-            raise EvalSetError(f"collection {collection.name} has no file named {item.file!r}"
-                               + (f"; its files are {shown}" if files else "; it has no files yet"))
+            raise EvalSetError(
+                f"collection {collection.name} has no file named {item.file!r}"
+                + (f"; its files are {shown}" if files else "; it has no files yet")
+            )
         ready = [d for d in named if d.status == DocumentStatus.ready]
         if not ready:
             reason = named[-1].error or named[-1].status.value
@@ -152,8 +179,15 @@ class EvalSets:
         self, collection: Collection, index_kind: str, scores: EvalScores, job_id: int | None = None, verdict: str | None = None
     ) -> EvalRunInfo:
         with self.database.session() as session:
-            row = EvalRun(collection_id=collection.id, index_kind=index_kind, recall_at_5=scores.recall_at_5,
-                          mrr_at_10=scores.mrr_at_10, questions=scores.questions, job_id=job_id, verdict=verdict)
+            row = EvalRun(
+                collection_id=collection.id,
+                index_kind=index_kind,
+                recall_at_5=scores.recall_at_5,
+                mrr_at_10=scores.mrr_at_10,
+                questions=scores.questions,
+                job_id=job_id,
+                verdict=verdict,
+            )
             session.add(row)
             session.flush()
             return _run_info(row, collection.name)
@@ -188,5 +222,9 @@ def evaluate(answerer, collection: Collection, questions: list[EvalQuestionInfo]
         if not metrics[f"R@{CUTOFF}"]:
             missed.append(question.question)
     count = len(questions)
-    return EvalScores(recall_at_5=found / count if count else 0.0, mrr_at_10=reciprocal / count if count else 0.0,
-                      questions=count, missed=missed)
+    return EvalScores(
+        recall_at_5=found / count if count else 0.0,
+        mrr_at_10=reciprocal / count if count else 0.0,
+        questions=count,
+        missed=missed,
+    )

@@ -69,7 +69,9 @@ class Conversations:
                 conversation_id=conversation_id,
                 role="assistant",
                 content=answer.text,
-                sources_json=json.dumps([s.model_dump() for s in answer.sources + [i for i in answer.images if i not in answer.sources]]),
+                sources_json=json.dumps(
+                    [s.model_dump() for s in answer.sources + [i for i in answer.images if i not in answer.sources]]
+                ),
             )
             session.add(reply)
             session.flush()

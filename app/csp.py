@@ -13,26 +13,30 @@ from __future__ import annotations
 from starlette.datastructures import MutableHeaders
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
-POLICY = "; ".join([
-    "default-src 'self'",
-    "script-src 'self' 'unsafe-inline'",
-    "style-src 'self' 'unsafe-inline'",
-    "img-src 'self' data: blob:",
-    "media-src 'self' data: blob:",
-    "font-src 'self' data:",
-    "connect-src 'self'",
-    "frame-src 'self'",
-    "worker-src 'self' blob:",
-    "object-src 'none'",
-    "base-uri 'self'",
-    "form-action 'self'",
-])
+POLICY = "; ".join(
+    [
+        "default-src 'self'",
+        "script-src 'self' 'unsafe-inline'",
+        "style-src 'self' 'unsafe-inline'",
+        "img-src 'self' data: blob:",
+        "media-src 'self' data: blob:",
+        "font-src 'self' data:",
+        "connect-src 'self'",
+        "frame-src 'self'",
+        "worker-src 'self' blob:",
+        "object-src 'none'",
+        "base-uri 'self'",
+        "form-action 'self'",
+    ]
+)
 # FastAPI's /docs and /redoc pages load Swagger UI and ReDoc from this CDN (scripts and styles
 # only; still no third-party images, connections or frames).
 _DOCS_CDN = "https://cdn.jsdelivr.net"
-DOCS_POLICY = POLICY.replace("script-src 'self'", f"script-src 'self' {_DOCS_CDN}").replace(
-    "style-src 'self'", f"style-src 'self' {_DOCS_CDN}"
-).replace("worker-src 'self' blob:", f"worker-src 'self' blob: {_DOCS_CDN}")
+DOCS_POLICY = (
+    POLICY.replace("script-src 'self'", f"script-src 'self' {_DOCS_CDN}")
+    .replace("style-src 'self'", f"style-src 'self' {_DOCS_CDN}")
+    .replace("worker-src 'self' blob:", f"worker-src 'self' blob: {_DOCS_CDN}")
+)
 DOCS_PATHS = frozenset({"/docs", "/redoc"})
 
 

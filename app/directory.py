@@ -53,18 +53,25 @@ class DirectoryConfig:
         if not settings.ldap_user_dn_template and not settings.ldap_user_search_base:
             raise DirectoryConfigError(
                 "MMKB_LDAP_URL is set but neither MMKB_LDAP_USER_DN_TEMPLATE nor MMKB_LDAP_USER_SEARCH_BASE: "
-                "the directory cannot find a user's entry")
+                "the directory cannot find a user's entry"
+            )
         if settings.ldap_user_dn_template and "{username}" not in settings.ldap_user_dn_template:
             raise DirectoryConfigError("MMKB_LDAP_USER_DN_TEMPLATE needs a {username} placeholder")
         if not settings.ldap_url.startswith(("ldap://", "ldaps://")):
             raise DirectoryConfigError(f"MMKB_LDAP_URL must start with ldap:// or ldaps://, not {settings.ldap_url!r}")
         return cls(
-            url=settings.ldap_url, user_dn_template=settings.ldap_user_dn_template,
-            user_search_base=settings.ldap_user_search_base, user_filter=settings.ldap_user_filter,
-            bind_dn=settings.ldap_bind_dn, bind_password=settings.ldap_bind_password,
-            group_search_base=settings.ldap_group_search_base, group_filter=settings.ldap_group_filter,
-            group_name_attribute=settings.ldap_group_name_attribute, start_tls=settings.ldap_start_tls,
-            ca_file=settings.ldap_ca_file, timeout_s=settings.ldap_timeout_s,
+            url=settings.ldap_url,
+            user_dn_template=settings.ldap_user_dn_template,
+            user_search_base=settings.ldap_user_search_base,
+            user_filter=settings.ldap_user_filter,
+            bind_dn=settings.ldap_bind_dn,
+            bind_password=settings.ldap_bind_password,
+            group_search_base=settings.ldap_group_search_base,
+            group_filter=settings.ldap_group_filter,
+            group_name_attribute=settings.ldap_group_name_attribute,
+            start_tls=settings.ldap_start_tls,
+            ca_file=settings.ldap_ca_file,
+            timeout_s=settings.ldap_timeout_s,
         )
 
 
@@ -108,8 +115,15 @@ class Directory:
     def _connection(self, dn: str | None, password: str | None) -> Connection:
         # ldap3 packs the receive timeout as whole seconds (SO_RCVTIMEO): an int, at least 1.
         timeout = max(1, math.ceil(self.config.timeout_s))
-        connection = Connection(self._server, user=dn, password=password, receive_timeout=timeout,
-                                raise_exceptions=False, read_only=True, auto_referrals=False)
+        connection = Connection(
+            self._server,
+            user=dn,
+            password=password,
+            receive_timeout=timeout,
+            raise_exceptions=False,
+            read_only=True,
+            auto_referrals=False,
+        )
         connection.open()
         if self.config.start_tls:
             connection.start_tls()

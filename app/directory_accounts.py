@@ -63,6 +63,10 @@ def sync_directory_user(database: Database, found: DirectoryUser) -> User:
             elif role is not None:
                 membership.role = role
         session.flush()
-        logger.info("directory login: %r, roles in %d collection(s) from %d mapped group(s)",
-                    found.username[:100], len(wanted), len(mappings))
+        logger.info(
+            "directory login: %r, roles in %d collection(s) from %d mapped group(s)",
+            found.username[:100],
+            len(wanted),
+            len(mappings),
+        )
         return user

@@ -151,7 +151,9 @@ def _embeddings(embedder, texts: list[str], cache_dir: Path | None, batch: int) 
     path = None
     if cache_dir is not None:
         digest = hashlib.sha256("\x00".join(texts).encode()).hexdigest()[:16]
-        name = "".join(ch if ch.isalnum() or ch in "-_." else "_" for ch in str(getattr(embedder, "name", type(embedder).__name__)))
+        name = "".join(
+            ch if ch.isalnum() or ch in "-_." else "_" for ch in str(getattr(embedder, "name", type(embedder).__name__))
+        )
         path = Path(cache_dir) / f"{name}-{digest}.npy"
         if path.exists():
             vectors = np.load(path)
@@ -180,20 +182,34 @@ def index_corpus(kb, beir: BeirSet, batch: int = 256, cache_dir: Path | None = N
     for start in range(0, len(items), batch):
         with kb.database.session() as session:
             documents = {}
-            for doc_id, (title, text) in items[start : start + batch]:
+            for doc_id, (_title, text) in items[start : start + batch]:
                 document = Document(
-                    collection_id=collection.id, sha256=hashlib.sha256(doc_id.encode()).hexdigest(), filename=doc_id,
-                    mime="text/plain", size_bytes=len(text.encode()), status=DocumentStatus.ready, page_count=1,
+                    collection_id=collection.id,
+                    sha256=hashlib.sha256(doc_id.encode()).hexdigest(),
+                    filename=doc_id,
+                    mime="text/plain",
+                    size_bytes=len(text.encode()),
+                    status=DocumentStatus.ready,
+                    page_count=1,
                 )
                 session.add(document)
                 documents[doc_id] = document
             session.flush()
             session.add_all(
-                Chunk(document_id=documents[doc_id].id, collection_id=collection.id, page=1, kind=ChunkKind.text,
-                      ordinal=pieces[row][1].ordinal, text=pieces[row][1].text, char_start=pieces[row][1].char_start,
-                      char_end=pieces[row][1].char_end, vector_space=TEXT_SPACE,
-                      embedding=np.asarray(vectors[row], dtype=np.float32).tobytes())
-                for doc_id in documents for row in by_doc.get(doc_id, [])
+                Chunk(
+                    document_id=documents[doc_id].id,
+                    collection_id=collection.id,
+                    page=1,
+                    kind=ChunkKind.text,
+                    ordinal=pieces[row][1].ordinal,
+                    text=pieces[row][1].text,
+                    char_start=pieces[row][1].char_start,
+                    char_end=pieces[row][1].char_end,
+                    vector_space=TEXT_SPACE,
+                    embedding=np.asarray(vectors[row], dtype=np.float32).tobytes(),
+                )
+                for doc_id in documents
+                for row in by_doc.get(doc_id, [])
             )
     kb.indexes.sync(collection.id, TEXT_SPACE)
     return len(pieces)
@@ -245,7 +261,13 @@ def run_retrieval_eval(
 
         # Candidate lists as deep as the deepest cutoff, so recall@100 means something.
         eval_settings = base.model_copy(
-            update={"data_dir": Path(tmp), "database_url": None, "dense_top_k": depth, "keyword_top_k": depth, "rerank_top_n": depth}
+            update={
+                "data_dir": Path(tmp),
+                "database_url": None,
+                "dense_top_k": depth,
+                "keyword_top_k": depth,
+                "rerank_top_n": depth,
+            }
         )
         kb = KnowledgeBase(eval_settings, models=models)
         try:
@@ -300,14 +322,24 @@ def format_report(report: EvalReport) -> str:
     ]
     for result in report.results:
         cells = [f"{result.metrics.get(m, 0.0):.3f}" for m in metric_names]
-        lines.append(f"| {result.name} | " + " | ".join(cells) + f" | {_p(result.total_ms, 50):.0f} | {_p(result.total_ms, 95):.0f} |")
+        lines.append(
+            f"| {result.name} | " + " | ".join(cells) + f" | {_p(result.total_ms, 50):.0f} | {_p(result.total_ms, 95):.0f} |"
+        )
     if any(r.name == DEFAULT for r in report.results):
         lines += ["", "`default` runs the settings' own depths (MMKB_RERANK_TOP_N candidates), so its R@100 counts only those."]
     stages = ["embed", "hyde", "dense", "bm25", "translated", "clip", "fusion", "load", "rerank", "mmr"]
     present = [s for s in stages if any(s in r.stage_ms for r in report.results)]
-    lines += ["", "latency per stage, p50 / p95 ms (HyDE: a cached passage costs ~0; the first config with HyDE pays)", "",
-              "| config | " + " | ".join(present) + " |", "| --- " * (len(present) + 1) + "|"]
+    lines += [
+        "",
+        "latency per stage, p50 / p95 ms (HyDE: a cached passage costs ~0; the first config with HyDE pays)",
+        "",
+        "| config | " + " | ".join(present) + " |",
+        "| --- " * (len(present) + 1) + "|",
+    ]
     for result in report.results:
-        cells = [f"{_p(result.stage_ms[s], 50):.1f} / {_p(result.stage_ms[s], 95):.1f}" if s in result.stage_ms else "–" for s in present]
+        cells = [
+            f"{_p(result.stage_ms[s], 50):.1f} / {_p(result.stage_ms[s], 95):.1f}" if s in result.stage_ms else "–"
+            for s in present
+        ]
         lines.append(f"| {result.name} | " + " | ".join(cells) + " |")
     return "\n".join(lines)

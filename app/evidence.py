@@ -58,27 +58,41 @@ STOPWORDS = frozenset(
     "held hold take tak took taken occur occurr happen".split()
 )
 # Words of a question that say what kind of answer it wants.
-_QUANTITY_RE = re.compile(r"\b(how (many|much|long|far|old|often)|what (is|was|are|were) the (total|number|amount|cost|price|rate|"
-                          r"percentage|share|value|sum|fee|maximum|minimum|average)|total|how\s+much)\b|多少|几", re.IGNORECASE)
+_QUANTITY_RE = re.compile(
+    r"\b(how (many|much|long|far|old|often)|what (is|was|are|were) the (total|number|amount|cost|price|rate|"
+    r"percentage|share|value|sum|fee|maximum|minimum|average)|total|how\s+much)\b|多少|几",
+    re.IGNORECASE,
+)
 # "When" asks for a date only as the question's first word ("What torque … when tightening"
 # asks for a torque).
-_DATE_RE = re.compile(r"^\W*when\b|\b(what date|which date|what day|what time|what year|which year|what month|"
-                      r"by what date|on what date|at what time|since when|until when)\b|什么时候|何时|哪一年|哪年|哪天|日期",
-                      re.IGNORECASE)
+_DATE_RE = re.compile(
+    r"^\W*when\b|\b(what date|which date|what day|what time|what year|which year|what month|"
+    r"by what date|on what date|at what time|since when|until when)\b|什么时候|何时|哪一年|哪年|哪天|日期",
+    re.IGNORECASE,
+)
 _WHO_RE = re.compile(r"\b(who|whom|which (payee|person|company|firm|employer|official|attorney))\b|谁", re.IGNORECASE)
 _WHICH_RE = re.compile(r"\bwhich\b|哪", re.IGNORECASE)
 _CODE_QUESTION_RE = re.compile(
     r"\b(?:docket|case|document|file|reference|serial|part|model|account|order|invoice|id|tracking|policy)\s+(?:number|no\b)"
-    r"|\b(?:code|identifier|part number)\b|编号|代码|号码", re.IGNORECASE)
+    r"|\b(?:code|identifier|part number)\b|编号|代码|号码",
+    re.IGNORECASE,
+)
 # "第7.10条", "表7.7", "Table 3", "Section 4.2": numbers that point somewhere, not values asked for.
-_REFERENCE_NUMBER_RE = re.compile(r"(?:第|表|图|条|款|章|节|\b(?:table|figure|fig|section|sec|chapter|part|paragraph|page|p|no)\.?\s*)"
-                                  r"\s*(\d+(?:\.\d+)*)", re.IGNORECASE)
-_MONTHS = ("january february march april may june july august september october november december "
-           "jan feb mar apr jun jul aug sep sept oct nov dec").split()
+_REFERENCE_NUMBER_RE = re.compile(
+    r"(?:第|表|图|条|款|章|节|\b(?:table|figure|fig|section|sec|chapter|part|paragraph|page|p|no)\.?\s*)"
+    r"\s*(\d+(?:\.\d+)*)",
+    re.IGNORECASE,
+)
+_MONTHS = (
+    "january february march april may june july august september october november december "
+    "jan feb mar apr jun jul aug sep sept oct nov dec"
+).split()
 
 _NUMBER_RE = re.compile(r"\d+(?:\.\d+)?")
-_CODE_RE = re.compile(r"\b(?=[\w-]*\d)(?=[\w-]*[a-z])[a-z0-9]+(?:[-/][a-z0-9]+)+\b|\b(?=\w*\d)(?=\w*[a-z])[a-z0-9]{4,}\b"
-                      r"|\b\d+(?:-\d+)+\b")
+_CODE_RE = re.compile(
+    r"\b(?=[\w-]*\d)(?=[\w-]*[a-z])[a-z0-9]+(?:[-/][a-z0-9]+)+\b|\b(?=\w*\d)(?=\w*[a-z])[a-z0-9]{4,}\b"
+    r"|\b\d+(?:-\d+)+\b"
+)
 _LATIN_WORD_RE = re.compile(r"[A-Za-z\u00C0-\u024F](?:[A-Za-z0-9\u00C0-\u024F'’-]*[A-Za-z0-9\u00C0-\u024F])?")
 _CAPITALISED_RE = re.compile(r"(?<![A-Za-z0-9\u00C0-\u024F.])([A-Z][A-Za-z0-9\u00C0-\u024F'’-]*)")
 _CJK_RE = re.compile(r"[\u3400-\u9fff\uf900-\ufaff]+")
@@ -162,7 +176,7 @@ class SourceText:
     cjk: frozenset[str]
 
     @classmethod
-    def of(cls, text: str) -> "SourceText":
+    def of(cls, text: str) -> SourceText:
         normalized = normalize_for_match(text)
         words = frozenset(_stem(w) for w in _LATIN_WORD_RE.findall(normalized))
         return cls(normalized, words, frozenset(_NUMBER_RE.findall(normalized)), frozenset(_cjk_bigrams(normalized)))
@@ -183,7 +197,10 @@ class Support:
 
 
 def support(
-    sentence: str, source: SourceText, terms: Terms | None = None, given: Terms | None = None,
+    sentence: str,
+    source: SourceText,
+    terms: Terms | None = None,
+    given: Terms | None = None,
     document: SourceText | None = None,
 ) -> Support:
     """Whether `source` says what `sentence` says: all its numbers, codes and names, and
@@ -307,7 +324,7 @@ def _values_only(line: str) -> str:
     return " | ".join(cell.split(": ", 1)[-1] for cell in _RECORD_CELL_RE.split(line))
 
 
-def _trim_record(line: str, weights: dict[tuple[str, str], float], wanted: str | None, question: "Terms") -> str:
+def _trim_record(line: str, weights: dict[tuple[str, str], float], wanted: str | None, question: Terms) -> str:
     """A long row cut to its first cell (the row's label) and the cells that match the
     question or hold the value asked for, "…" between them; every cell stays verbatim."""
     cells = _RECORD_CELL_RE.split(line)
@@ -351,8 +368,13 @@ class Evidence:
         """Whether the quote may stand as the answer: it covers the question well and holds
         the kind of value asked for, which only a question that asks for one can check
         ("What was the final judgment?" is not answered by a sentence that names the case)."""
-        return (self.quote is not None and not self.missing and self.wants is not None
-                and self.quote.score >= EXTRACT_MIN_SCORE and not self.cross_lingual)
+        return (
+            self.quote is not None
+            and not self.missing
+            and self.wants is not None
+            and self.quote.score >= EXTRACT_MIN_SCORE
+            and not self.cross_lingual
+        )
 
 
 def wanted_kind(question: str) -> str | None:
@@ -378,20 +400,25 @@ def _gives(kind: str | None, unit_text: str, question_terms: Terms) -> bool:
         # A year is a date, and "表7.7" a reference, not the quantity asked for.
         references = set(_REFERENCE_NUMBER_RE.findall(normalize_for_match(unit_text)))
         counts = {n for n in terms.numbers - question_terms.numbers - references if not _YEAR_RE.fullmatch(n)}
-        return bool(counts) or (kind == "code" and bool(terms.codes - question_terms.codes)) or bool(re.search(r"[零〇一二两三四五六七八九十百千万]", unit_text) and _CJK_RE.search(unit_text))
+        return (
+            bool(counts)
+            or (kind == "code" and bool(terms.codes - question_terms.codes))
+            or bool(re.search(r"[零〇一二两三四五六七八九十百千万]", unit_text) and _CJK_RE.search(unit_text))
+        )
     if kind == "date":
         normalized = unit_text.lower()
         return any(re.search(rf"\b{m}\b", normalized) for m in _MONTHS) or bool(
-            re.search(r"\d{1,2}[/-]\d{1,2}[/-]\d{2,4}|\d{4}年|\d+月|\d+日|\d{1,2}:\d{2}|\b(19|20)\d\d\b"
-                      r"|\b(week|day|quarter|q)\s*\d+|\b(spring|summer|autumn|fall|winter|yesterday|today|tomorrow|daily|weekly|monthly|yearly|annually)\b"
-                      r"|\b(monday|tuesday|wednesday|thursday|friday|saturday|sunday)s?\b|星期|周[一二三四五六日]",
-                      normalized)
+            re.search(
+                r"\d{1,2}[/-]\d{1,2}[/-]\d{2,4}|\d{4}年|\d+月|\d+日|\d{1,2}:\d{2}|\b(19|20)\d\d\b"
+                r"|\b(week|day|quarter|q)\s*\d+|\b(spring|summer|autumn|fall|winter|yesterday|today|tomorrow|daily|weekly|monthly|yearly|annually)\b"
+                r"|\b(monday|tuesday|wednesday|thursday|friday|saturday|sunday)s?\b|星期|周[一二三四五六日]",
+                normalized,
+            )
         )
     if kind == "person":
         return bool(terms.names - question_terms.names)
     if kind == "entity":
-        return bool((terms.names | terms.codes) - question_terms.strict) or bool(
-            _topic_bigrams(terms.cjk) - question_terms.cjk)
+        return bool((terms.names | terms.codes) - question_terms.strict) or bool(_topic_bigrams(terms.cjk) - question_terms.cjk)
     return True
 
 

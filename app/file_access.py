@@ -32,6 +32,9 @@ def may_read_file(kb: KnowledgeBase, user: User, path: Path) -> bool:
             .join(Document, Document.id == Chunk.document_id)
             .where(Chunk.image_path.contains(stem, autoescape=True), Document.status == DocumentStatus.ready)
         ).all()
-    holders = {collection_id for image_path, collection_id in rows
-               if wanted in (Path(image_path).resolve(), thumbnail_path(Path(image_path)).resolve())}
+    holders = {
+        collection_id
+        for image_path, collection_id in rows
+        if wanted in (Path(image_path).resolve(), thumbnail_path(Path(image_path)).resolve())
+    }
     return bool(holders) and any(c.id in holders for c in kb.readable_collections(user))

@@ -158,8 +158,9 @@ def allowed_folder(folder: str | Path, roots: list[Path]) -> Path:
     resolved = existing_folder(written)
     real_roots = [Path(root).resolve() for root in roots]
     if not _within(resolved, real_roots):
-        raise OutsideSyncRoots(f"{text} leads outside the folders this server may sync (MMKB_SYNC_ROOTS: {allowed}) "
-                               "through a symbolic link")
+        raise OutsideSyncRoots(
+            f"{text} leads outside the folders this server may sync (MMKB_SYNC_ROOTS: {allowed}) through a symbolic link"
+        )
     return resolved
 
 
@@ -210,8 +211,9 @@ def scan(root: Path) -> tuple[list[FoundFile], list[SyncFailure]]:
             if len(path.relative_to(root).as_posix()) > MAX_NAME:
                 failures.append(SyncFailure(file=name, error=f"its path in the folder is longer than {MAX_NAME} characters"))
             elif name in found:
-                failures.append(SyncFailure(file=name,
-                                            error=f"its name, cleaned of control characters, is that of {found[name].path}"))
+                failures.append(
+                    SyncFailure(file=name, error=f"its name, cleaned of control characters, is that of {found[name].path}")
+                )
             else:
                 found[name] = FoundFile(name, path, info.st_size, info.st_mtime_ns)
     return sorted(found.values(), key=lambda f: f.name), failures
@@ -250,8 +252,12 @@ def folder_info(database: Database, collection: Collection) -> SyncFolderInfo | 
     if row is None:
         return None
     return SyncFolderInfo(
-        collection=collection.name, path=row.path, created_by=row.created_by, created_at=row.created_at,
-        last_started_at=row.last_started_at, last_finished_at=row.last_finished_at,
+        collection=collection.name,
+        path=row.path,
+        created_by=row.created_by,
+        created_at=row.created_at,
+        last_started_at=row.last_started_at,
+        last_finished_at=row.last_finished_at,
         last_summary=SyncSummary.model_validate_json(row.last_summary) if row.last_summary else None,
     )
 
@@ -277,8 +283,9 @@ def _one_at_a_time(data_dir: Path, collection: Collection) -> Iterator[None]:
 # --- a run -------------------------------------------------------------------------------------
 
 
-def run_sync(kb: KnowledgeBase, user: User, collection: Collection, delete: bool = False,
-             progress: SyncProgress | None = None) -> SyncSummary:
+def run_sync(
+    kb: KnowledgeBase, user: User, collection: Collection, delete: bool = False, progress: SyncProgress | None = None
+) -> SyncSummary:
     """Mirror the collection's registered folder once; permissions are the caller's (the service)."""
     with _one_at_a_time(kb.settings.data_dir, collection):
         return _Run(kb, user, collection, delete, progress or (lambda *_: None)).run()
@@ -305,12 +312,16 @@ class _Run:
             self.seen = {
                 relpath: _Seen(relpath, size, mtime_ns, sha, document_id)
                 for relpath, size, mtime_ns, sha, document_id in session.execute(
-                    select(SyncFile.relpath, SyncFile.size_bytes, SyncFile.mtime_ns, SyncFile.sha256, SyncFile.document_id)
-                    .where(SyncFile.folder_id == row.id))
+                    select(SyncFile.relpath, SyncFile.size_bytes, SyncFile.mtime_ns, SyncFile.sha256, SyncFile.document_id).where(
+                        SyncFile.folder_id == row.id
+                    )
+                )
             }
             self.documents = {
-                document_id: (status, error) for document_id, status, error in session.execute(
-                    select(Document.id, Document.status, Document.error).where(Document.collection_id == self.collection.id))
+                document_id: (status, error)
+                for document_id, status, error in session.execute(
+                    select(Document.id, Document.status, Document.error).where(Document.collection_id == self.collection.id)
+                )
             }
         self.scanned_ns = time.time_ns()
         found, unreadable = scan(root)
@@ -336,8 +347,12 @@ class _Run:
             # A replacement removes every older document of its name; if one of them also held the
             # bytes of another, unchanged file (two files alike), that file is ingested again now.
             ingested = {f.name for f, _ in to_ingest}
-            lost = [f for f in found if f.name not in ingested
-                    and (self.state.get(f.name) or self.seen.get(f.name) or _NONE).document_id in replaced_now]
+            lost = [
+                f
+                for f in found
+                if f.name not in ingested
+                and (self.state.get(f.name) or self.seen.get(f.name) or _NONE).document_id in replaced_now
+            ]
             if not lost or attempt:
                 break
             self.summary.unchanged -= len(lost)  # counted so above
@@ -368,8 +383,12 @@ class _Run:
             if is_plain_zip(file.path):
                 # The ingest would unpack it into documents named after its entries, which the
                 # folder does not hold: the mirror could not tell them apart from its files.
-                self.summary.failed.append(SyncFailure(file=file.name, error="a zip archive: folder sync does not unpack "
-                                                                             "archives; unpack it into the folder instead"))
+                self.summary.failed.append(
+                    SyncFailure(
+                        file=file.name,
+                        error="a zip archive: folder sync does not unpack archives; unpack it into the folder instead",
+                    )
+                )
                 continue
             try:
                 sha = _sha256(file.path)
@@ -391,8 +410,12 @@ class _Run:
         if not files:
             return set()
         uploads = [Upload(file.path, file.name, keep_folders=True) for file, _ in files]
-        report = self.kb.ingest(self.user, self.collection.name, uploads=uploads,
-                                progress=lambda done, total, name: self.progress("ingest", done, total, name))
+        report = self.kb.ingest(
+            self.user,
+            self.collection.name,
+            uploads=uploads,
+            progress=lambda done, total, name: self.progress("ingest", done, total, name),
+        )
         self.summary.job_id = report.job_id
         results: dict[str, FileResult] = {r.filename: r for r in report.files}
         ids = [r.document_id for r in report.files if r.document_id is not None]
@@ -409,8 +432,9 @@ class _Run:
                 # (a changed file's old version stays ready under the same name meanwhile); with
                 # no document (unreadable) the hash is left empty, so it is tried every time.
                 document_id = result.document_id if result is not None else None
-                self.state[file.name] = _Seen(file.name, file.size, self._trusted(file.mtime_ns), sha if document_id else "",
-                                              document_id)
+                self.state[file.name] = _Seen(
+                    file.name, file.size, self._trusted(file.mtime_ns), sha if document_id else "", document_id
+                )
                 continue
             replaced |= set(result.replaced_document_ids)
             document_id = result.document_id
@@ -442,10 +466,13 @@ class _Run:
         delete_named: set[str] = set()
         if vanished and self.delete and not found and not self.summary.failed:
             # An unmounted share looks like an empty folder: not a reason to empty a collection.
-            self.summary.failed.append(SyncFailure(
-                file=self.summary.folder,
-                error=f"the folder is empty: the documents of its {len(vanished)} earlier files were not deleted (an "
-                      "unmounted share looks the same); delete them with `kb delete` or in the console if that is meant"))
+            self.summary.failed.append(
+                SyncFailure(
+                    file=self.summary.folder,
+                    error=f"the folder is empty: the documents of its {len(vanished)} earlier files were not deleted (an "
+                    "unmounted share looks the same); delete them with `kb delete` or in the console if that is meant",
+                )
+            )
             self.summary.missing = sorted(s.name for s in vanished)
         else:
             for seen in vanished:
@@ -462,14 +489,19 @@ class _Run:
         with self.kb.database.session() as session:
             rows: dict[str, SyncFile] = {}  # only those to change: an unchanged tree loads none
             for names in _batches(sorted(doomed | set(self.state))):
-                rows.update((r.relpath, r) for r in session.scalars(
-                    select(SyncFile).where(SyncFile.folder_id == self.folder_id, SyncFile.relpath.in_(names))))
+                rows.update(
+                    (r.relpath, r)
+                    for r in session.scalars(
+                        select(SyncFile).where(SyncFile.folder_id == self.folder_id, SyncFile.relpath.in_(names))
+                    )
+                )
             kept = {name: seen for name, seen in self.seen.items() if name not in doomed} | self.state
             held = {seen.document_id for seen in kept.values() if seen.document_id is not None}
             documents: dict[int, Document] = {}
             for names in _batches(sorted(delete_named)):
-                for document in session.scalars(select(Document).where(
-                        Document.collection_id == self.collection.id, Document.filename.in_(names))):
+                for document in session.scalars(
+                    select(Document).where(Document.collection_id == self.collection.id, Document.filename.in_(names))
+                ):
                     documents[document.id] = document
             for document_id, name in self.orphans.items():
                 document = session.get(Document, document_id)
@@ -501,13 +533,20 @@ class _Run:
         """A file found by its hash in a document named as no file of the folder is that file
         moved or renamed (or an upload of the same bytes): the document takes the file's name,
         without being read again. `moved`: documents of vanished files that present files hold."""
-        held = {seen.document_id: name for name, seen in sorted(now.items())
-                if seen.document_id is not None and (name in self.state or seen.document_id in moved)}
+        held = {
+            seen.document_id: name
+            for name, seen in sorted(now.items())
+            if seen.document_id is not None and (name in self.state or seen.document_id in moved)
+        }
         for ids in _batches(sorted(held)):
             for document in session.scalars(select(Document).where(Document.id.in_(ids))):
                 name = held[document.id]
-                if (document.id not in gone and document.status == DocumentStatus.ready and document.filename != name
-                        and document.filename not in present):
+                if (
+                    document.id not in gone
+                    and document.status == DocumentStatus.ready
+                    and document.filename != name
+                    and document.filename not in present
+                ):
                     self.summary.renamed.append(f"{document.filename} → {name}")
                     document.filename = name
                     if name in self.unchanged:
@@ -519,4 +558,4 @@ _NONE = _Seen("", 0, -1, "", None)
 
 def _batches(names: list[str], size: int = 500) -> Iterator[list[str]]:
     for start in range(0, len(names), size):
-        yield names[start:start + size]
+        yield names[start : start + size]

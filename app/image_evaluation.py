@@ -81,7 +81,7 @@ def load_image_set(directory: Path) -> ImageSet:
     if not images_dir.is_dir():
         raise ImageSetError(f"{images_dir} is missing: a captioned image set keeps its images in images/")
     if not captions_path.is_file():
-        raise ImageSetError(f"{captions_path} is missing: one JSON line per image, {{\"file\": ..., \"captions\": [...]}}")
+        raise ImageSetError(f'{captions_path} is missing: one JSON line per image, {{"file": ..., "captions": [...]}}')
     images = sorted(p for p in images_dir.rglob("*") if p.is_file() and p.suffix.lower() in IMAGE_SUFFIXES)
     by_name: dict[str, Path] = {}
     for image in images:
@@ -99,10 +99,10 @@ def load_image_set(directory: Path) -> ImageSet:
             except json.JSONDecodeError as exc:
                 raise ImageSetError(f"{where}: not JSON ({exc.msg})") from None
             if not isinstance(row, dict) or not isinstance(row.get("file"), str):
-                raise ImageSetError(f"{where}: needs a \"file\" naming an image under images/")
+                raise ImageSetError(f'{where}: needs a "file" naming an image under images/')
             captions = row.get("captions", [row["caption"]] if "caption" in row else [])
             if isinstance(captions, str) or not captions or not all(isinstance(c, str) and c.strip() for c in captions):
-                raise ImageSetError(f"{where}: needs \"captions\" (a list of non-empty strings) or \"caption\"")
+                raise ImageSetError(f'{where}: needs "captions" (a list of non-empty strings) or "caption"')
             path = images_dir / row["file"]
             if not path.is_file():
                 raise ImageSetError(f"{where}: {path} does not exist")
@@ -132,7 +132,13 @@ def run_image_eval(data: Path, settings: Settings, models, limit: int | None = N
         from app.service import KnowledgeBase
 
         eval_settings = settings.model_copy(
-            update={"data_dir": Path(tmp), "database_url": None, "dense_top_k": depth, "keyword_top_k": depth, "rerank_top_n": depth}
+            update={
+                "data_dir": Path(tmp),
+                "database_url": None,
+                "dense_top_k": depth,
+                "keyword_top_k": depth,
+                "rerank_top_n": depth,
+            }
         )
         kb = KnowledgeBase(eval_settings, models=models)
         try:
@@ -158,10 +164,13 @@ def run_image_eval(data: Path, settings: Settings, models, limit: int | None = N
                 stores = [kb.indexes.store(c.id, IMAGE_SPACE) for c in collections]
                 hits = search_stores(stores, clip.embed_texts([caption])[0], depth)
                 with kb.database.session() as session:
-                    names = dict(session.execute(
-                        select(Chunk.id, Document.filename).join(Document, Document.id == Chunk.document_id)
-                        .where(Chunk.id.in_([h.chunk_id for h in hits]))
-                    ).all())
+                    names = dict(
+                        session.execute(
+                            select(Chunk.id, Document.filename)
+                            .join(Document, Document.id == Chunk.document_id)
+                            .where(Chunk.id.in_([h.chunk_id for h in hits]))
+                        ).all()
+                    )
                 return [names[h.chunk_id] for h in hits if h.chunk_id in names]
 
             paths = [("text (OCR + file name)", text_path)]
@@ -189,7 +198,11 @@ def format_image_report(report: ImageEvalReport) -> str:
     names = [f"R@{k}" for k in CUTOFFS] + ["MRR@10"]
     lines = [
         f"{report.dataset}: {report.images} images, {report.queries} captions (indexed in {report.index_seconds:.1f} s); "
-        + (f"CLIP: {report.clip_model}" if report.clip_model else "no CLIP model configured (MMKB_IMAGE_EMBEDDER_PATH): text path only"),
+        + (
+            f"CLIP: {report.clip_model}"
+            if report.clip_model
+            else "no CLIP model configured (MMKB_IMAGE_EMBEDDER_PATH): text path only"
+        ),
         "",
         "| path | " + " | ".join(names) + " | p50 ms |",
         "| --- " * (len(names) + 2) + "|",

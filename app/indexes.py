@@ -33,8 +33,13 @@ class IndexManager:
     image space is the one CLIP model's everywhere."""
 
     def __init__(
-        self, database: Database, index_dir: Path, dims: dict[str, int], hnsw_threshold: int | None = None,
-        gpu: GpuResources | None = None, text_dims: Callable[[int], int] | None = None,
+        self,
+        database: Database,
+        index_dir: Path,
+        dims: dict[str, int],
+        hnsw_threshold: int | None = None,
+        gpu: GpuResources | None = None,
+        text_dims: Callable[[int], int] | None = None,
     ) -> None:
         self.database = database
         self.hnsw_threshold = hnsw_threshold
@@ -188,7 +193,9 @@ class KeywordIndexManager:
         return (
             select(Chunk.id, Chunk.text)
             .join(Document, Document.id == Chunk.document_id)
-            .where(Chunk.collection_id == collection_id, Chunk.vector_space == TEXT_SPACE, Document.status == DocumentStatus.ready)
+            .where(
+                Chunk.collection_id == collection_id, Chunk.vector_space == TEXT_SPACE, Document.status == DocumentStatus.ready
+            )
         )
 
     def signature(self, collection_id: int) -> tuple:
@@ -199,9 +206,9 @@ class KeywordIndexManager:
         updated_at), deletion removes the row. count + max id alone would miss "newest
         document deleted and another added under the same id" (SQLite reuses the highest
         rowid); the id sum and the newest update catch that too."""
-        query = select(func.count(Document.id), func.max(Document.id), func.sum(Document.id), func.max(Document.updated_at)).where(
-            Document.collection_id == collection_id, Document.status == DocumentStatus.ready
-        )
+        query = select(
+            func.count(Document.id), func.max(Document.id), func.sum(Document.id), func.max(Document.updated_at)
+        ).where(Document.collection_id == collection_id, Document.status == DocumentStatus.ready)
         with self.database.session() as session:
             return tuple(session.execute(query).one())
 

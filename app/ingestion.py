@@ -15,7 +15,7 @@ import shutil
 from collections.abc import Callable, Iterable
 from concurrent.futures import Future
 from dataclasses import dataclass
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 from pathlib import Path
 
 from sqlalchemy import delete, select
@@ -105,7 +105,9 @@ def read_options(settings: Settings) -> ReadOptions:
 
 
 class Ingestor:
-    def __init__(self, settings: Settings, database: Database, indexes: IndexManager, models, reader: FileReader | None = None) -> None:
+    def __init__(
+        self, settings: Settings, database: Database, indexes: IndexManager, models, reader: FileReader | None = None
+    ) -> None:
         self.settings = settings
         self.database = database
         self.indexes = indexes
@@ -130,7 +132,7 @@ class Ingestor:
         in_flight: dict[str, int] = {}  # sha256 -> document id, for files accepted in this batch
         # Each file's checks and document row come just before its reading is submitted; the
         # reading runs in the parse workers while earlier files are embedded and stored.
-        begun = ((upload, self._guarded(upload, lambda: self._begin(collection, upload, in_flight))) for upload in uploads)
+        begun = ((upload, self._guarded(upload, lambda: self._begin(collection, upload, in_flight))) for upload in uploads)  # noqa: B023 - called at once
 
         def submit(item: tuple[Upload, object]) -> Future | None:
             started = item[1]
@@ -140,7 +142,7 @@ class Ingestor:
             for position, ((upload, started), future) in enumerate(read_ahead(self.reader, begun, submit)):
                 if progress:
                     progress(position, len(uploads), upload.display_name)
-                result = self._guarded(upload, lambda: self._end(collection, started, future))
+                result = self._guarded(upload, lambda: self._end(collection, started, future))  # noqa: B023 - called here
                 report.files.append(result)
                 with self.database.session() as session:
                     job = session.get(IngestJob, report.job_id)
@@ -156,7 +158,7 @@ class Ingestor:
         with self.database.session() as session:
             job = session.get(IngestJob, report.job_id)
             job.status = JobStatus.done
-            job.finished_at = datetime.now(timezone.utc)
+            job.finished_at = datetime.now(UTC)
             job.message = f"{len(report.ingested)} ingested, {len(report.skipped)} unchanged, {len(report.failed)} failed"
         return report
 
@@ -165,7 +167,7 @@ class Ingestor:
         try:
             with self.database.session() as session:
                 job = session.get(IngestJob, report.job_id)
-                job.status, job.finished_at = status, datetime.now(timezone.utc)
+                job.status, job.finished_at = status, datetime.now(UTC)
                 job.message = (
                     f"{status.value} after {len(report.files)} of {job.total_files} files ({type(exc).__name__}: {exc}); "
                     "files finished before are kept: ingest the same files again to finish"
@@ -181,7 +183,9 @@ class Ingestor:
             log.exception("unexpected error ingesting %s", upload.display_name)
             return FileResult(filename=upload.document_name, outcome=FileOutcome.failed, error=f"internal error: {exc}")
 
-    def _begin(self, collection: Collection, upload: Upload, in_flight: dict[str, int]) -> FileResult | _Accepted | _SameAsEarlier:
+    def _begin(
+        self, collection: Collection, upload: Upload, in_flight: dict[str, int]
+    ) -> FileResult | _Accepted | _SameAsEarlier:
         """Checks, dedup and the document row; the file's reading can start after this."""
         filename = upload.document_name
         try:
@@ -230,7 +234,11 @@ class Ingestor:
         try:
             parsed = self.reader.result(future, started.stored, started.mime)
             text_chunks, image_rows = self.index_rows(
-                parsed, started.sha, started.filename, collection.chunk_tokens, collection.chunk_overlap_tokens,
+                parsed,
+                started.sha,
+                started.filename,
+                collection.chunk_tokens,
+                collection.chunk_overlap_tokens,
                 collection.text_embedder,
             )
             return self._store(collection, started, parsed, text_chunks, image_rows)
@@ -241,12 +249,22 @@ class Ingestor:
         with self.database.session() as session:
             document = session.get(Document, duplicate.document_id)
             if document.status == DocumentStatus.ready:
-                return FileResult(filename=duplicate.filename, outcome=FileOutcome.skipped_duplicate,
-                                  document_id=document.id, pages=document.page_count)
-            return FileResult(filename=duplicate.filename, outcome=FileOutcome.failed, document_id=document.id,
-                              error=document.error or "the same file earlier in this batch was not ingested")
+                return FileResult(
+                    filename=duplicate.filename,
+                    outcome=FileOutcome.skipped_duplicate,
+                    document_id=document.id,
+                    pages=document.page_count,
+                )
+            return FileResult(
+                filename=duplicate.filename,
+                outcome=FileOutcome.failed,
+                document_id=document.id,
+                error=document.error or "the same file earlier in this batch was not ingested",
+            )
 
-    def _store(self, collection: Collection, started: _Accepted, parsed: ParsedFile, text_chunks: list[Chunk], image_rows: list[Chunk]) -> FileResult:
+    def _store(
+        self, collection: Collection, started: _Accepted, parsed: ParsedFile, text_chunks: list[Chunk], image_rows: list[Chunk]
+    ) -> FileResult:
         document_id, filename = started.document_id, started.filename
         with self.database.session() as session:
             # Checked in the transaction that makes the file ready: a re-index that moved the
@@ -319,7 +337,12 @@ class Ingestor:
         return target
 
     def index_rows(
-        self, parsed: ParsedFile, sha: str, filename: str, chunk_tokens: int | None = None, chunk_overlap_tokens: int | None = None,
+        self,
+        parsed: ParsedFile,
+        sha: str,
+        filename: str,
+        chunk_tokens: int | None = None,
+        chunk_overlap_tokens: int | None = None,
         text_embedder_name: str | None = None,
     ) -> tuple[list[Chunk], list[Chunk]]:
         """Unsaved chunk rows with their embeddings; chunk size/overlap and the text embedder
@@ -365,8 +388,16 @@ class Ingestor:
                 zip(images, descriptions, text_embedder.embed(descriptions), figure_files)
             ):
                 figure_rows.append(
-                    Chunk(page=image.page, kind=ChunkKind.image, ordinal=ordinal, text=text, image_path=str(figure_file),
-                          heading_path=paths[ordinal], vector_space=TEXT_SPACE, embedding=vector.tobytes())
+                    Chunk(
+                        page=image.page,
+                        kind=ChunkKind.image,
+                        ordinal=ordinal,
+                        text=text,
+                        image_path=str(figure_file),
+                        heading_path=paths[ordinal],
+                        vector_space=TEXT_SPACE,
+                        embedding=vector.tobytes(),
+                    )
                 )
             # ...and, with a CLIP model configured, by what it shows in the image space.
             clip = self.models.image_embedder
@@ -375,8 +406,16 @@ class Ingestor:
                     zip(images, descriptions, clip.embed_images([img.png_bytes for img in images]), figure_files)
                 ):
                     figure_rows.append(
-                        Chunk(page=image.page, kind=ChunkKind.image, ordinal=ordinal, text=text, image_path=str(figure_file),
-                              heading_path=paths[ordinal], vector_space=IMAGE_SPACE, embedding=vector.tobytes())
+                        Chunk(
+                            page=image.page,
+                            kind=ChunkKind.image,
+                            ordinal=ordinal,
+                            text=text,
+                            image_path=str(figure_file),
+                            heading_path=paths[ordinal],
+                            vector_space=IMAGE_SPACE,
+                            embedding=vector.tobytes(),
+                        )
                     )
         return text_rows, figure_rows
 
@@ -401,7 +440,6 @@ class Ingestor:
             figure_file.write_bytes(image.png_bytes)
         ensure_thumbnail(figure_file, image.png_bytes)  # also for a figure stored before thumbnails existed
         return figure_file
-
 
     def _fail(self, document_id: int, filename: str, message: str) -> FileResult:
         with self.database.session() as session:

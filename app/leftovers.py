@@ -17,7 +17,7 @@ import tempfile
 import time
 from collections.abc import Iterator
 from contextlib import contextmanager
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 from pathlib import Path
 
 from sqlalchemy import exists, select, update
@@ -55,7 +55,7 @@ def recover_jobs(database: Database) -> list[int]:
     """Mark interrupted every queued or running job whose process is gone; the ids marked.
     A re-index job stays resumable (app.reindex picks up interrupted jobs of its kind)."""
     marked: list[int] = []
-    now = datetime.now(timezone.utc)
+    now = datetime.now(UTC)
     with database.session() as session:
         jobs = session.scalars(select(IngestJob).where(IngestJob.status.in_([JobStatus.queued, JobStatus.running])))
         for job in jobs:

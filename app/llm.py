@@ -187,7 +187,9 @@ class LlamaCppGenerator:
             # setter; its context wrapper's set_n_threads is llama.cpp's llama_set_n_threads.
             self.model._ctx.set_n_threads(threads, threads)
             self.threads_used = threads
-            for part in self.model.create_chat_completion(messages=text_only(messages), max_tokens=max_new_tokens, temperature=0.0, stream=True):
+            for part in self.model.create_chat_completion(
+                messages=text_only(messages), max_tokens=max_new_tokens, temperature=0.0, stream=True
+            ):
                 delta = part["choices"][0].get("delta", {}).get("content")
                 if delta:
                     yield delta

@@ -83,8 +83,10 @@ def build_server(kb: KnowledgeBase, caller: Callable[[Context], User]) -> MCPSer
         user = caller(ctx)
         return CollectionList(collections=[c.name for c in await run_sync(kb.readable_collections, user)])
 
-    @server.tool(description="Passages of your collections that match a query, best first, with file, page, score and "
-                             "text. Retrieval only: fast, no generated text.")
+    @server.tool(
+        description="Passages of your collections that match a query, best first, with file, page, score and "
+        "text. Retrieval only: fast, no generated text."
+    )
     async def search(
         query: Annotated[str, Field(min_length=1, max_length=MAX_QUESTION_CHARS, description="what to look for")],
         ctx: Context,
@@ -98,13 +100,17 @@ def build_server(kb: KnowledgeBase, caller: Callable[[Context], User]) -> MCPSer
             raise _tool_error(exc) from None
         return SearchResult(passages=[passage(source) for source in sources])
 
-    @server.tool(description="Answers a question from your collections' documents only, citing file and page as [n] "
-                             "(`sources`), or says that the documents do not contain an answer. Takes a while: the "
-                             "model writes one answer at a time.")
+    @server.tool(
+        description="Answers a question from your collections' documents only, citing file and page as [n] "
+        "(`sources`), or says that the documents do not contain an answer. Takes a while: the "
+        "model writes one answer at a time."
+    )
     async def ask(
         question: Annotated[str, Field(min_length=1, max_length=MAX_QUESTION_CHARS, description="the question")],
         ctx: Context,
-        collection: Annotated[str | None, Field(description="one collection to answer from; default every one you may read")] = None,
+        collection: Annotated[
+            str | None, Field(description="one collection to answer from; default every one you may read")
+        ] = None,
     ) -> AskResult:
         user = caller(ctx)
         answer = None
@@ -120,8 +126,13 @@ def build_server(kb: KnowledgeBase, caller: Callable[[Context], User]) -> MCPSer
             raise _tool_error(exc) from None
         if answer is None:
             raise ToolError("the answer ended before it was complete")
-        return AskResult(answer=answer.text, supported=answer.supported, extractive=answer.extractive,
-                         sources=cited_passages(answer), quote=answer.quote)
+        return AskResult(
+            answer=answer.text,
+            supported=answer.supported,
+            extractive=answer.extractive,
+            sources=cited_passages(answer),
+            quote=answer.quote,
+        )
 
     return server
 
@@ -164,9 +175,13 @@ class TokenGate:
             scope[USER_KEY] = await run_sync(self._caller, Headers(scope=scope).get("authorization"))
         except AuthError as exc:
             refusal = JSONResponse(
-                {"error": "invalid_token", "error_description": f"{exc}: send your mmkb API token as 'Authorization: Bearer "
-                                                                "<token>' (POST /api/tokens or `kb admin token NAME`)"},
-                status_code=401, headers={"WWW-Authenticate": 'Bearer error="invalid_token"'},
+                {
+                    "error": "invalid_token",
+                    "error_description": f"{exc}: send your mmkb API token as 'Authorization: Bearer "
+                    "<token>' (POST /api/tokens or `kb admin token NAME`)",
+                },
+                status_code=401,
+                headers={"WWW-Authenticate": 'Bearer error="invalid_token"'},
             )
             await refusal(scope, receive, send)
             return

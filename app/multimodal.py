@@ -82,8 +82,13 @@ def decode_image_part(part: dict[str, Any]) -> DecodedImage:
 
 
 def image_parts(messages: list[Message]) -> list[dict[str, Any]]:
-    return [part for message in messages if isinstance(message["content"], list)
-            for part in message["content"] if part.get("type") == "image_url"]
+    return [
+        part
+        for message in messages
+        if isinstance(message["content"], list)
+        for part in message["content"]
+        if part.get("type") == "image_url"
+    ]
 
 
 def text_only(messages: list[Message]) -> list[dict[str, str]]:

@@ -25,7 +25,7 @@ import time
 import uuid
 from collections.abc import AsyncIterator, Callable, Iterator
 from contextlib import aclosing
-from datetime import timezone
+from datetime import UTC
 from typing import Annotated, Any
 
 import anyio
@@ -72,8 +72,9 @@ class ChatCompletionRequest(BaseModel):
 class OpenAIError(Exception):
     """An error in OpenAI's shape, which OpenAI clients turn into their own exceptions."""
 
-    def __init__(self, status: int, message: str, kind: str, code: str, param: str | None = None,
-                 headers: dict[str, str] | None = None) -> None:
+    def __init__(
+        self, status: int, message: str, kind: str, code: str, param: str | None = None, headers: dict[str, str] | None = None
+    ) -> None:
         super().__init__(message)
         self.status, self.kind, self.code, self.param, self.headers = status, kind, code, param, headers
 
@@ -86,14 +87,24 @@ class OpenAIError(Exception):
 
 def _model_not_found(model: str) -> OpenAIError:
     # One wording whether the collection is missing or someone else's: a model id reveals nothing.
-    return OpenAIError(404, f"The model '{model}' does not exist or you do not have access to it.",
-                       "invalid_request_error", "model_not_found", "model")
+    return OpenAIError(
+        404,
+        f"The model '{model}' does not exist or you do not have access to it.",
+        "invalid_request_error",
+        "model_not_found",
+        "model",
+    )
 
 
 def _busy(exc: Busy) -> OpenAIError:
     # 429: this caller is over their share; 503: the server is; either way, when to retry.
-    return OpenAIError(429 if exc.per_asker else 503, str(exc), "rate_limit_error" if exc.per_asker else "server_error",
-                       "asker_busy" if exc.per_asker else "server_busy", headers={"Retry-After": str(exc.retry_after_s)})
+    return OpenAIError(
+        429 if exc.per_asker else 503,
+        str(exc),
+        "rate_limit_error" if exc.per_asker else "server_error",
+        "asker_busy" if exc.per_asker else "server_busy",
+        headers={"Retry-After": str(exc.retry_after_s)},
+    )
 
 
 def _refusal(exc: Exception, model: str) -> OpenAIError:
@@ -104,8 +115,13 @@ def _refusal(exc: Exception, model: str) -> OpenAIError:
         return _model_not_found(model)
     if isinstance(exc, ModelNotAvailable):
         return OpenAIError(503, str(exc), "server_error", "model_not_available")
-    return OpenAIError(400, str(exc), "invalid_request_error",
-                       "empty_collection" if isinstance(exc, EmptyCollection) else "invalid_request", "messages")
+    return OpenAIError(
+        400,
+        str(exc),
+        "invalid_request_error",
+        "empty_collection" if isinstance(exc, EmptyCollection) else "invalid_request",
+        "messages",
+    )
 
 
 class OpenAIRoute(APIRoute):
@@ -123,8 +139,13 @@ class OpenAIRoute(APIRoute):
             except RequestValidationError as exc:
                 first = exc.errors()[0] if exc.errors() else {}
                 where = ".".join(str(part) for part in first.get("loc", ())[1:])
-                return OpenAIError(400, f"{where or 'request'}: {first.get('msg', 'invalid request')}",
-                                   "invalid_request_error", "invalid_request", where or None).response()
+                return OpenAIError(
+                    400,
+                    f"{where or 'request'}: {first.get('msg', 'invalid request')}",
+                    "invalid_request_error",
+                    "invalid_request",
+                    where or None,
+                ).response()
 
         return with_openai_errors
 
@@ -135,8 +156,13 @@ def _text(message: ChatMessage) -> str:
     texts = []
     for part in message.content:
         if part.get("type") != "text":
-            raise OpenAIError(400, f"only text is read: a message part of type {part.get('type')!r} cannot be asked",
-                              "invalid_request_error", "invalid_request", "messages")
+            raise OpenAIError(
+                400,
+                f"only text is read: a message part of type {part.get('type')!r} cannot be asked",
+                "invalid_request_error",
+                "invalid_request",
+                "messages",
+            )
         texts.append(str(part.get("text", "")))
     return "\n".join(texts)
 
@@ -146,11 +172,18 @@ def conversation(messages: list[ChatMessage]) -> tuple[str, list[Turn]]:
     System and tool messages are left out: the answering rules are the server's, and a
     client's system prompt must not loosen them."""
     if messages[-1].role != "user":
-        raise OpenAIError(400, "the last message must be the user's question", "invalid_request_error", "invalid_request", "messages")
+        raise OpenAIError(
+            400, "the last message must be the user's question", "invalid_request_error", "invalid_request", "messages"
+        )
     question = _text(messages[-1]).strip()
     if len(question) > MAX_QUESTION_CHARS:
-        raise OpenAIError(400, f"the question is longer than {MAX_QUESTION_CHARS} characters", "invalid_request_error",
-                          "invalid_request", "messages")
+        raise OpenAIError(
+            400,
+            f"the question is longer than {MAX_QUESTION_CHARS} characters",
+            "invalid_request_error",
+            "invalid_request",
+            "messages",
+        )
     turns: list[Turn] = []
     asked: str | None = None
     for message in messages[:-1]:
@@ -172,7 +205,7 @@ def _models(kb: KnowledgeBase, user: User) -> dict[str, tuple[list[str] | None, 
 
     def created(collection) -> int:
         stamp = collection.created_at
-        return int((stamp if stamp.tzinfo else stamp.replace(tzinfo=timezone.utc)).timestamp())
+        return int((stamp if stamp.tzinfo else stamp.replace(tzinfo=UTC)).timestamp())
 
     models = {c.name: ([c.name], created(c)) for c in readable}
     if readable and ALL_COLLECTIONS_MODEL not in models:
@@ -224,9 +257,13 @@ def openai_router(kb: KnowledgeBase) -> APIRouter:
         try:
             return kb.accounts.authenticate(credentials.credentials if credentials else None)
         except AuthError as exc:
-            raise OpenAIError(401, f"{exc}: send your mmkb API token as 'Authorization: Bearer <token>' "
-                                   "(POST /api/tokens or `kb admin token NAME`)", "invalid_request_error",
-                              "invalid_api_key", headers={"WWW-Authenticate": "Bearer"}) from None
+            raise OpenAIError(
+                401,
+                f"{exc}: send your mmkb API token as 'Authorization: Bearer <token>' (POST /api/tokens or `kb admin token NAME`)",
+                "invalid_request_error",
+                "invalid_api_key",
+                headers={"WWW-Authenticate": "Bearer"},
+            ) from None
 
     Caller = Annotated[User, Depends(caller)]
 
@@ -258,18 +295,30 @@ def openai_router(kb: KnowledgeBase) -> APIRouter:
         completion = {"id": f"chatcmpl-{uuid.uuid4().hex[:24]}", "created": int(time.time()), "model": body.model}
         events = _continued(first, events)
         if body.stream:
-            return _ClosingStream(_chunks(completion, events), media_type="text/event-stream", headers={"Cache-Control": "no-cache"})
+            return _ClosingStream(
+                _chunks(completion, events), media_type="text/event-stream", headers={"Cache-Control": "no-cache"}
+            )
         try:
             answer = next(event.answer for event in events if event.done)
         except Busy as exc:  # waited its whole allowance for the generator
             raise _busy(exc) from None
         finally:
             events.close()
-        return JSONResponse({
-            **completion, "object": "chat.completion",
-            "choices": [{"index": 0, "message": {"role": "assistant", "content": answer.text}, "finish_reason": "stop", "logprobs": None}],
-            **_mmkb_fields(answer),
-        })
+        return JSONResponse(
+            {
+                **completion,
+                "object": "chat.completion",
+                "choices": [
+                    {
+                        "index": 0,
+                        "message": {"role": "assistant", "content": answer.text},
+                        "finish_reason": "stop",
+                        "logprobs": None,
+                    }
+                ],
+                **_mmkb_fields(answer),
+            }
+        )
 
     return router
 
@@ -278,8 +327,12 @@ async def _chunks(completion: dict, events: Iterator[AnswerEvent]) -> AsyncItera
     """`chat.completion.chunk` events, then `data: [DONE]`."""
 
     def chunk(delta: dict, finish_reason: str | None = None, **extra) -> str:
-        body = {**completion, "object": "chat.completion.chunk",
-                "choices": [{"index": 0, "delta": delta, "finish_reason": finish_reason, "logprobs": None}], **extra}
+        body = {
+            **completion,
+            "object": "chat.completion.chunk",
+            "choices": [{"index": 0, "delta": delta, "finish_reason": finish_reason, "logprobs": None}],
+            **extra,
+        }
         return f"data: {json.dumps(body, ensure_ascii=False)}\n\n"
 
     yield chunk({"role": "assistant", "content": ""})
@@ -291,17 +344,22 @@ async def _chunks(completion: dict, events: Iterator[AnswerEvent]) -> AsyncItera
                 if not quoted and answer.quote is not None:
                     # Once, right after retrieval, before the model writes (as the chat shows it).
                     quoted = True
-                    yield chunk({"reasoning_content": f"Verified quote: {quote_line(answer.quote)}\n\n"}, quote=answer.quote.model_dump())
+                    yield chunk(
+                        {"reasoning_content": f"Verified quote: {quote_line(answer.quote)}\n\n"}, quote=answer.quote.model_dump()
+                    )
                 if event.ahead is not None:
                     if event.ahead != ahead:
                         ahead = event.ahead
-                        yield chunk({"reasoning_content": f"Waiting for the model: {ahead} answer(s) ahead of yours\n"}, queue={"ahead": ahead})
+                        yield chunk(
+                            {"reasoning_content": f"Waiting for the model: {ahead} answer(s) ahead of yours\n"},
+                            queue={"ahead": ahead},
+                        )
                     continue
                 if event.done:
                     yield chunk({"content": answer.text})
                     yield chunk({}, "stop", **_mmkb_fields(answer))
                     break
-                piece, written = answer.text[len(written):], answer.text
+                piece, written = answer.text[len(written) :], answer.text
                 if piece:
                     yield chunk({"reasoning_content": piece})
         except Busy as exc:  # waited its whole allowance for the generator

@@ -100,8 +100,13 @@ def build_openai_app(generator: Generator, model_name: str, default_max_tokens: 
                     "choices": [{"index": 0, "delta": {"content": piece}, "finish_reason": None}],
                 }
                 yield f"data: {json.dumps(chunk)}\n\n"
-            done = {"id": completion_id, "object": "chat.completion.chunk", "created": created, "model": model_name,
-                    "choices": [{"index": 0, "delta": {}, "finish_reason": "stop"}]}
+            done = {
+                "id": completion_id,
+                "object": "chat.completion.chunk",
+                "created": created,
+                "model": model_name,
+                "choices": [{"index": 0, "delta": {}, "finish_reason": "stop"}],
+            }
             yield f"data: {json.dumps(done)}\n\ndata: [DONE]\n\n"
 
         return StreamingResponse(events(), media_type="text/event-stream")

@@ -166,9 +166,9 @@ def locate_passage(page: fitz.Page, passage: str, span: tuple[int, int] | None =
     wanted = [m.group(0).lower() for m in found]
     if not wanted:
         return []
-    keep = set(range(len(wanted))) if span is None else {
-        i for i, m in enumerate(found) if m.start() < span[1] and m.end() > span[0]
-    }
+    keep = (
+        set(range(len(wanted))) if span is None else {i for i, m in enumerate(found) if m.start() < span[1] and m.end() > span[0]}
+    )
     # The page's words in the order ingestion read them (column by column on multi-column pages).
     words = page.get_text("words", sort=not is_multi_column(page))  # x0, y0, x1, y1, text, block, line, word
     page_tokens: list[str] = []

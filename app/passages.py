@@ -25,8 +25,17 @@ class Passage(BaseModel):
 
 def passage(source: Source, quote: Quote | None = None) -> Passage:
     quoted = quote.text if quote is not None and quote.source_number == source.number else None
-    return Passage(number=source.number, file=source.filename, page=source.page, collection=source.collection,
-                   section=source.heading_path, score=source.score, text=source.text, chunk_id=source.chunk_id, quote=quoted)
+    return Passage(
+        number=source.number,
+        file=source.filename,
+        page=source.page,
+        collection=source.collection,
+        section=source.heading_path,
+        score=source.score,
+        text=source.text,
+        chunk_id=source.chunk_id,
+        quote=quoted,
+    )
 
 
 def cited_passages(answer: Answer) -> list[Passage]:

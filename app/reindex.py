@@ -30,7 +30,7 @@ import shutil
 from collections.abc import Iterable, Iterator
 from concurrent.futures import Future
 from dataclasses import dataclass, field
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 from pathlib import Path
 
 from sqlalchemy import delete, select
@@ -74,11 +74,13 @@ class _Plan:
 
 
 def _utcnow() -> datetime:
-    return datetime.now(timezone.utc)
+    return datetime.now(UTC)
 
 
 class Reindexer:
-    def __init__(self, settings: Settings, database: Database, indexes: IndexManager, models, reader: FileReader | None = None) -> None:
+    def __init__(
+        self, settings: Settings, database: Database, indexes: IndexManager, models, reader: FileReader | None = None
+    ) -> None:
         self.settings = settings
         self.database = database
         self.indexes = indexes
@@ -98,7 +100,9 @@ class Reindexer:
         embedder = self.models.embedder_name(text_embedder)
         return {
             "chunk_tokens": collection.chunk_tokens or s.chunk_tokens,
-            "chunk_overlap_tokens": s.chunk_overlap_tokens if collection.chunk_overlap_tokens is None else collection.chunk_overlap_tokens,
+            "chunk_overlap_tokens": s.chunk_overlap_tokens
+            if collection.chunk_overlap_tokens is None
+            else collection.chunk_overlap_tokens,
             "ocr_engine": s.ocr_engine,
             "ocr_scanned_pages": s.ocr_scanned_pages,
             "text_embedder": embedder,
@@ -111,15 +115,21 @@ class Reindexer:
         }
 
     def run(
-        self, collections: list[Collection], progress: ProgressCallback | None = None, use_ray: bool = False,
-        text_embedder: str | None = None, force: bool = False,
+        self,
+        collections: list[Collection],
+        progress: ProgressCallback | None = None,
+        use_ray: bool = False,
+        text_embedder: str | None = None,
+        force: bool = False,
     ) -> ReindexReport:
         """text_embedder: move the collections to this embedder (a registry name, checked by
         the caller); None keeps each collection's own. force: swap even where the collection's
         evaluation set does worse on the new index."""
         self._remove_leftovers()
         plans = [self._plan(collection, text_embedder or collection.text_embedder) for collection in collections]
-        report = ReindexReport(job_ids=[p.job_id for p in plans], collections=[p.collection.name for p in plans], used_ray=use_ray)
+        report = ReindexReport(
+            job_ids=[p.job_id for p in plans], collections=[p.collection.name for p in plans], used_ray=use_ray
+        )
         total = sum(len(p.tasks) for p in plans)
         done = sum(len(p.staged_before) for p in plans)
         if progress:
@@ -137,7 +147,12 @@ class Reindexer:
                 progress(done, total, staged.filename)
         for plan in plans:
             judged = self.guard.judge(
-                plan.collection, plan.job_id, plan.folder, lambda: self._staged(plan), plan.text_embedder, force
+                plan.collection,
+                plan.job_id,
+                plan.folder,
+                lambda: self._staged(plan),  # noqa: B023 - judged in this turn
+                plan.text_embedder,
+                force,
             )
             held = judged is not None and judged.verdict == "kept"
             report.documents.extend(self._hold(plan, judged) if held else self._swap(plan))
@@ -203,11 +218,21 @@ class Reindexer:
             job.total_files = len(documents)
             job_id = job.id
         tasks = [
-            DocumentTask(d.id, d.sha256, d.filename, d.mime or "", d.stored_path or "", collection.chunk_tokens,
-                         collection.chunk_overlap_tokens, text_embedder)
+            DocumentTask(
+                d.id,
+                d.sha256,
+                d.filename,
+                d.mime or "",
+                d.stored_path or "",
+                collection.chunk_tokens,
+                collection.chunk_overlap_tokens,
+                text_embedder,
+            )
             for d in documents
         ]
-        plan = _Plan(collection=collection, job_id=job_id, folder=self.root / str(job_id), tasks=tasks, text_embedder=text_embedder)
+        plan = _Plan(
+            collection=collection, job_id=job_id, folder=self.root / str(job_id), tasks=tasks, text_embedder=text_embedder
+        )
         staged = self._staged(plan)
         plan.staged_before = {s.document_id for s in staged}
         plan.done, plan.failed = len(staged), sum(1 for s in staged if s.error)
@@ -261,8 +286,13 @@ class Reindexer:
             job.status, job.finished_at = JobStatus.held, _utcnow()
             job.message = f"held: {judged.message}"
         return [
-            ReindexedDocument(collection=plan.collection.name, document_id=s.document_id, filename=s.filename,
-                              outcome=ReindexOutcome.failed if s.error else ReindexOutcome.held, error=s.error)
+            ReindexedDocument(
+                collection=plan.collection.name,
+                document_id=s.document_id,
+                filename=s.filename,
+                outcome=ReindexOutcome.failed if s.error else ReindexOutcome.held,
+                error=s.error,
+            )
             for s in staged
         ]
 
@@ -275,8 +305,11 @@ class Reindexer:
         nothing is swapped and the collection stays on its old embedder and index."""
         with self.database.session() as session:
             staged = [
-                s for s in self._staged(plan)
-                if (d := session.get(Document, s.document_id)) is not None and d.sha256 == s.sha256 and d.status == DocumentStatus.ready
+                s
+                for s in self._staged(plan)
+                if (d := session.get(Document, s.document_id)) is not None
+                and d.sha256 == s.sha256
+                and d.status == DocumentStatus.ready
             ]
             failed = [s for s in staged if s.error]
             if not failed:
@@ -292,8 +325,13 @@ class Reindexer:
         shutil.rmtree(plan.folder, ignore_errors=True)
         name = plan.collection.name
         return [
-            ReindexedDocument(collection=name, document_id=s.document_id, filename=s.filename,
-                              outcome=ReindexOutcome.failed if s.error else ReindexOutcome.not_swapped, error=s.error)
+            ReindexedDocument(
+                collection=name,
+                document_id=s.document_id,
+                filename=s.filename,
+                outcome=ReindexOutcome.failed if s.error else ReindexOutcome.not_swapped,
+                error=s.error,
+            )
             for s in staged
         ]
 
@@ -357,7 +395,9 @@ class Reindexer:
                 session.get(Collection, collection_id).text_embedder = plan.text_embedder
             session.flush()
             dims = {**self.indexes.dims, TEXT_SPACE: self.models.text_embedder_for(plan.text_embedder).dim}
-            replacements = {space: self.indexes.build_replacement(session, collection_id, space, dims[space]) for space in self.indexes.dims}
+            replacements = {
+                space: self.indexes.build_replacement(session, collection_id, space, dims[space]) for space in self.indexes.dims
+            }
             job = session.get(IngestJob, plan.job_id)
             failed = [r for r in results if r.outcome == ReindexOutcome.failed]
             job.status, job.finished_at = JobStatus.done, _utcnow()

@@ -53,8 +53,13 @@ class RegressionGuard:
         self.sets = EvalSets(database)
 
     def judge(
-        self, collection: Collection, job_id: int, folder: Path, staged: Callable[[], list[StagedDocument]],
-        text_embedder: str | None, force: bool = False,
+        self,
+        collection: Collection,
+        job_id: int,
+        folder: Path,
+        staged: Callable[[], list[StagedDocument]],
+        text_embedder: str | None,
+        force: bool = False,
     ) -> GuardReport | None:
         """The verdict on a re-index of `collection` whose results are staged in `folder`
         (`staged` reads them) and embedded with `text_embedder`; None when the collection has
@@ -74,8 +79,15 @@ class RegressionGuard:
         margin = self.settings.reindex_guard_margin
         worse = live is not None and candidate.recall_at_5 < live.recall_at_5 - margin - EPSILON
         verdict = ("forced" if force else "kept") if worse else "swapped"
-        return GuardReport(collection=collection.name, job_id=job_id, live=live, candidate=candidate, margin=margin,
-                           verdict=verdict, message=self._message(collection, job_id, live, candidate, margin, verdict, trouble))
+        return GuardReport(
+            collection=collection.name,
+            job_id=job_id,
+            live=live,
+            candidate=candidate,
+            margin=margin,
+            verdict=verdict,
+            message=self._message(collection, job_id, live, candidate, margin, verdict, trouble),
+        )
 
     def record(self, collection: Collection, report: GuardReport) -> GuardReport:
         """Both scores into the collection's history, with what was done; call once it is done."""
@@ -86,13 +98,20 @@ class RegressionGuard:
 
     @staticmethod
     def _message(
-        collection: Collection, job_id: int, live: EvalScores | None, candidate: EvalScores, margin: float, verdict: str,
+        collection: Collection,
+        job_id: int,
+        live: EvalScores | None,
+        candidate: EvalScores,
+        margin: float,
+        verdict: str,
         trouble: str,
     ) -> str:
         count = f"{candidate.questions} evaluation question{'s' if candidate.questions != 1 else ''}"
         if live is None:
-            return (f"the live index could not be searched ({trouble}), so there is nothing to compare with; the new index "
-                    f"({_scores(candidate)} on {count}) went live")
+            return (
+                f"the live index could not be searched ({trouble}), so there is nothing to compare with; the new index "
+                f"({_scores(candidate)} on {count}) went live"
+            )
         compared = f"{_scores(candidate)} on the new index against {_scores(live)} on the live one ({count})"
         if verdict == "swapped":
             return f"{compared}: the new index went live"
@@ -100,9 +119,11 @@ class RegressionGuard:
         lost_line = "\nno longer in the first 5: " + "; ".join(lost) if lost else ""
         if verdict == "forced":
             return f"{compared}: recall@5 fell by more than {margin:.2f}, and the new index went live anyway (--force){lost_line}"
-        return (f"{compared}: recall@5 fell by more than {margin:.2f} (MMKB_REINDEX_GUARD_MARGIN), so the live index stays. "
-                f"The new one is kept staged as job {job_id}: `kb reindex --collection {collection.name} --force` puts it "
-                f"in place without rebuilding{lost_line}")
+        return (
+            f"{compared}: recall@5 fell by more than {margin:.2f} (MMKB_REINDEX_GUARD_MARGIN), so the live index stays. "
+            f"The new one is kept staged as job {job_id}: `kb reindex --collection {collection.name} --force` puts it "
+            f"in place without rebuilding{lost_line}"
+        )
 
     # --- the candidate ---------------------------------------------------------------
 
@@ -140,21 +161,34 @@ class RegressionGuard:
         with self.database.session() as source, target.session() as session:
             row = dict(source.execute(select(collections).where(collections.c.id == collection.id)).mappings().one())
             session.execute(insert(collections), [{**row, "text_embedder": text_embedder}])
-            ready = [dict(r) for r in source.execute(
-                select(documents).where(documents.c.collection_id == collection.id, documents.c.status == DocumentStatus.ready)
-            ).mappings()]
+            ready = [
+                dict(r)
+                for r in source.execute(
+                    select(documents).where(
+                        documents.c.collection_id == collection.id, documents.c.status == DocumentStatus.ready
+                    )
+                ).mappings()
+            ]
             if ready:
                 session.execute(insert(documents), ready)
             by_id = {d["id"]: d for d in ready}
             # The swap's own rule (Reindexer._swap): a result replaces the chunks of the very bytes
             # it was built from, still ready in this collection, and only if it was built at all.
             replaced = {
-                s.document_id: s for s in staged
+                s.document_id: s
+                for s in staged
                 if not s.error and s.document_id in by_id and by_id[s.document_id]["sha256"] == s.sha256
             }
             for staged_document in replaced.values():
-                rows = [{**asdict(c), "kind": ChunkKind(c.kind), "document_id": staged_document.document_id,
-                         "collection_id": collection.id} for c in staged_document.chunks]
+                rows = [
+                    {
+                        **asdict(c),
+                        "kind": ChunkKind(c.kind),
+                        "document_id": staged_document.document_id,
+                        "collection_id": collection.id,
+                    }
+                    for c in staged_document.chunks
+                ]
                 if rows:
                     session.execute(insert(chunks), rows)
             kept = sorted(set(by_id) - set(replaced))

@@ -63,7 +63,9 @@ def build_on_ray(tasks: list[DocumentTask], settings: Settings) -> Iterator[Stag
     try:
         ray.data.DataContext.get_current().enable_progress_bars = False  # the CLI shows its own bar
         absolute = [replace(t, stored_path=str(Path(t.stored_path).resolve()) if t.stored_path else "") for t in tasks]
-        dataset = ray.data.from_items([{"task": json.dumps(asdict(t))} for t in absolute], override_num_blocks=len(absolute)).map_batches(
+        dataset = ray.data.from_items(
+            [{"task": json.dumps(asdict(t))} for t in absolute], override_num_blocks=len(absolute)
+        ).map_batches(
             _Builder,
             fn_constructor_kwargs={"settings_data": _worker_settings(settings)},
             batch_size=1,
@@ -76,7 +78,8 @@ def build_on_ray(tasks: list[DocumentTask], settings: Settings) -> Iterator[Stag
             # Figure paths as the local path records them (relative when the data dir is).
             staged.chunks = [
                 replace(c, image_path=str(settings.figures_dir / Path(c.image_path).name))
-                if c.image_path and Path(c.image_path).parent == figures else c
+                if c.image_path and Path(c.image_path).parent == figures
+                else c
                 for c in staged.chunks
             ]
             yield staged

@@ -21,23 +21,36 @@ from app import dashboard, folder_sync, leftovers, registry
 from app.accounts import Accounts
 from app.activity import InFlight, IngestTotals, run_at_low_priority
 from app.admission import Admission
-from app.archives import ArchiveLimits, expand_archives
 from app.answering import Answerer, AnswerEvent
+from app.archives import ArchiveLimits, expand_archives
 from app.collection_eval import EvalSets
-from app.followup import Turn
 from app.conversations import Conversations
-from app.llm import generate
 from app.db import Database
 from app.directory import Directory, DirectoryConfig
+from app.followup import Turn
 from app.indexes import TEXT_SPACE, IndexManager, KeywordIndexManager
 from app.ingestion import Ingestor, ProgressCallback, Upload, expand_paths, read_options
+from app.llm import generate
 from app.model_set import ModelSet
 from app.models import Chunk, ChunkKind, Collection, DirectoryGroup, Document, DocumentStatus, IngestJob, Membership, Role, User
 from app.page_view import SourceView
 from app.page_view import view as page_view
 from app.removal import RemovalResult, finish_removal, remove_in_session
-from app.schemas import Answer, CollectionInfo, Dashboard, IngestReport, JobInfo, MemberInfo, QueueLengths, ReindexReport, Source
-from app.schemas import EvalQuestionInfo, EvalRunInfo, EvalScores, NewEvalQuestion
+from app.schemas import (
+    Answer,
+    CollectionInfo,
+    Dashboard,
+    EvalQuestionInfo,
+    EvalRunInfo,
+    EvalScores,
+    IngestReport,
+    JobInfo,
+    MemberInfo,
+    NewEvalQuestion,
+    QueueLengths,
+    ReindexReport,
+    Source,
+)
 from app.settings import Settings
 from ingest.reading import FileReader
 from ingest.thumbnails import ensure_thumbnail
@@ -119,8 +132,12 @@ class KnowledgeBase:
             gpu = GpuResources() if resolve_faiss_device(self.settings.faiss_gpu) == "gpu" else None
             configure_faiss_threads(self.settings.faiss_threads)
             self._indexes = IndexManager(
-                self.database, self.settings.index_dir, self.models.dims(), hnsw_threshold=self.settings.hnsw_threshold if self.settings.hnsw_threshold > 0 else None,
-                gpu=gpu, text_dims=self._text_dim,
+                self.database,
+                self.settings.index_dir,
+                self.models.dims(),
+                hnsw_threshold=self.settings.hnsw_threshold if self.settings.hnsw_threshold > 0 else None,
+                gpu=gpu,
+                text_dims=self._text_dim,
             )
         return self._indexes
 
@@ -141,7 +158,9 @@ class KnowledgeBase:
 
                 options = read_options(self.settings)
                 workers = default_parse_workers(self.settings.parse_workers)
-                self._file_reader = WorkerPoolReader(options, workers) if workers else InProcessReader(options, lambda: self.models.ocr)
+                self._file_reader = (
+                    WorkerPoolReader(options, workers) if workers else InProcessReader(options, lambda: self.models.ocr)
+                )
             return self._file_reader
 
     def preload_models(self) -> threading.Thread:
@@ -219,8 +238,11 @@ class KnowledgeBase:
         if not group:
             raise ValueError("a directory group needs a name or DN")
         with self.database.session() as session:
-            mapping = session.scalar(select(DirectoryGroup).where(
-                DirectoryGroup.collection_id == collection.id, func.lower(DirectoryGroup.group_name) == group.lower()))
+            mapping = session.scalar(
+                select(DirectoryGroup).where(
+                    DirectoryGroup.collection_id == collection.id, func.lower(DirectoryGroup.group_name) == group.lower()
+                )
+            )
             if role is None:
                 if mapping is None:
                     raise NotFound(f"collection {collection_name} maps no directory group {group!r}")
@@ -233,8 +255,11 @@ class KnowledgeBase:
     def directory_groups(self, actor: User, collection_name: str) -> list[tuple[str, Role]]:
         collection = self._administrable(actor, collection_name)
         with self.database.session() as session:
-            rows = session.execute(select(DirectoryGroup.group_name, DirectoryGroup.role)
-                                   .where(DirectoryGroup.collection_id == collection.id).order_by(DirectoryGroup.group_name))
+            rows = session.execute(
+                select(DirectoryGroup.group_name, DirectoryGroup.role)
+                .where(DirectoryGroup.collection_id == collection.id)
+                .order_by(DirectoryGroup.group_name)
+            )
             return [(name, role) for name, role in rows]
 
     def manage_member(self, actor: User, collection_name: str, username: str, role: Role | None) -> None:
@@ -356,7 +381,9 @@ class KnowledgeBase:
             for collection in self.readable_collections(user):
                 counts = dict(
                     session.execute(
-                        select(Document.status, func.count()).where(Document.collection_id == collection.id).group_by(Document.status)
+                        select(Document.status, func.count())
+                        .where(Document.collection_id == collection.id)
+                        .group_by(Document.status)
                     ).all()
                 )
                 chunks = session.scalar(select(func.count()).select_from(Chunk).where(Chunk.collection_id == collection.id))
@@ -369,8 +396,11 @@ class KnowledgeBase:
                         failed_documents=counts.get(DocumentStatus.failed, 0),
                         chunks=chunks or 0,
                         chunk_tokens=collection.chunk_tokens or self.settings.chunk_tokens,
-                        chunk_overlap_tokens=(collection.chunk_overlap_tokens if collection.chunk_overlap_tokens is not None
-                                              else self.settings.chunk_overlap_tokens),
+                        chunk_overlap_tokens=(
+                            collection.chunk_overlap_tokens
+                            if collection.chunk_overlap_tokens is not None
+                            else self.settings.chunk_overlap_tokens
+                        ),
                         text_embedder=self.models.embedder_name(collection.text_embedder),
                     )
                 )
@@ -379,7 +409,9 @@ class KnowledgeBase:
     def documents(self, user: User, collection_name: str) -> list[Document]:
         (collection,) = self.readable_collections(user, [collection_name])
         with self.database.session() as session:
-            return list(session.scalars(select(Document).where(Document.collection_id == collection.id).order_by(Document.filename)))
+            return list(
+                session.scalars(select(Document).where(Document.collection_id == collection.id).order_by(Document.filename))
+            )
 
     def find_document(self, user: User, collection_name: str, filename_or_id: str) -> Document:
         """One document of a collection by its id or its file name; ambiguity is an error, never a guess."""
@@ -411,15 +443,21 @@ class KnowledgeBase:
     # --- ingest and ask ---------------------------------------------------------------
 
     def create_collection(
-        self, user: User, name: str, chunk_tokens: int | None = None, chunk_overlap_tokens: int | None = None,
+        self,
+        user: User,
+        name: str,
+        chunk_tokens: int | None = None,
+        chunk_overlap_tokens: int | None = None,
         text_embedder: str | None = None,
     ) -> Collection:
         """text_embedder: a registry name (`kb models`); None = MMKB_TEXT_EMBEDDER, followed as it changes."""
         if not user.is_admin:
             raise AccessDenied("only administrators create collections")
         # Checked before anything is written: a refused setting must not leave a collection behind.
-        self._check_chunking(chunk_tokens or self.settings.chunk_tokens,
-                             chunk_overlap_tokens if chunk_overlap_tokens is not None else self.settings.chunk_overlap_tokens)
+        self._check_chunking(
+            chunk_tokens or self.settings.chunk_tokens,
+            chunk_overlap_tokens if chunk_overlap_tokens is not None else self.settings.chunk_overlap_tokens,
+        )
         if text_embedder is not None:
             text_embedder = registry.check_text_embedder(text_embedder, self.settings)
             with self.database.session() as session:
@@ -459,8 +497,14 @@ class KnowledgeBase:
         with self.database.session() as session:
             collection = self._collection_by_name(session, name)
             tokens = chunk_tokens if chunk_tokens is not None else (collection.chunk_tokens or self.settings.chunk_tokens)
-            overlap = chunk_overlap_tokens if chunk_overlap_tokens is not None else (
-                collection.chunk_overlap_tokens if collection.chunk_overlap_tokens is not None else self.settings.chunk_overlap_tokens
+            overlap = (
+                chunk_overlap_tokens
+                if chunk_overlap_tokens is not None
+                else (
+                    collection.chunk_overlap_tokens
+                    if collection.chunk_overlap_tokens is not None
+                    else self.settings.chunk_overlap_tokens
+                )
             )
             self._check_chunking(tokens, overlap)
             if chunk_tokens is not None:
@@ -532,8 +576,9 @@ class KnowledgeBase:
             raise AccessDenied(f"{actor.username} administers no collection")
         ids = None if actor.is_admin else [c.id for c in collections]
         return Dashboard(
-            collections=dashboard.collection_stats(self.database, self.settings.index_dir, collections,
-                                                 self.settings.text_embedder),
+            collections=dashboard.collection_stats(
+                self.database, self.settings.index_dir, collections, self.settings.text_embedder
+            ),
             jobs=dashboard.job_infos(self.database, ids, limit=job_limit),
             models=dashboard.models_in_use(self.settings, self.models),
         )
@@ -542,7 +587,9 @@ class KnowledgeBase:
         """Server-wide totals for /metrics (no names, so no permission involved)."""
         active = dashboard.active_jobs(self.database)
         return QueueLengths(
-            ingest_queued=active.get("queued", 0), ingest_running=active.get("running", 0), asks_in_flight=self.asks_in_flight.count
+            ingest_queued=active.get("queued", 0),
+            ingest_running=active.get("running", 0),
+            asks_in_flight=self.asks_in_flight.count,
         )
 
     def ingest(
@@ -724,9 +771,9 @@ class KnowledgeBase:
             raise AccessDenied("you cannot read any collection yet; ask an administrator for access")
         with self.database.session() as session:
             ready = session.scalar(
-                select(func.count()).select_from(Document).where(
-                    Document.collection_id.in_([c.id for c in collections]), Document.status == DocumentStatus.ready
-                )
+                select(func.count())
+                .select_from(Document)
+                .where(Document.collection_id.in_([c.id for c in collections]), Document.status == DocumentStatus.ready)
             )
         if not ready:
             names = ", ".join(c.name for c in collections)
@@ -828,4 +875,3 @@ class KnowledgeBase:
 
     def _answerer(self) -> Answerer:
         return Answerer(self.settings, self.database, self.indexes, self.models, self.keyword_indexes, self.hyde, self.admission)
-

@@ -140,19 +140,32 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--questions", type=int, default=8)
     parser.add_argument("--models", help="comma-separated packaged generator names (default: every installed one)")
     parser.add_argument("--prompt-lookup", default=None, help="comma-separated values (default: MMKB_GENERATOR_PROMPT_LOOKUP)")
-    parser.add_argument("--threads", default=None,
-                        help="comma-separated n_threads values, 'auto' = one per free core per answer (default: MMKB_GENERATOR_THREADS)")
-    parser.add_argument("--background-load", type=int, default=0,
-                        help="busy-loop processes running beside the answers (other work on the machine)")
+    parser.add_argument(
+        "--threads",
+        default=None,
+        help="comma-separated n_threads values, 'auto' = one per free core per answer (default: MMKB_GENERATOR_THREADS)",
+    )
+    parser.add_argument(
+        "--background-load",
+        type=int,
+        default=0,
+        help="busy-loop processes running beside the answers (other work on the machine)",
+    )
     parser.add_argument("--max-new-tokens", type=int, default=None)
-    parser.add_argument("--data-dir", type=Path, help="ingest the samples here (default: a temporary dir; never your knowledge base)")
+    parser.add_argument(
+        "--data-dir", type=Path, help="ingest the samples here (default: a temporary dir; never your knowledge base)"
+    )
     parser.add_argument("--show-answers", action="store_true")
     args = parser.parse_args(argv)
 
     settings = Settings()
     max_new = args.max_new_tokens or settings.max_new_tokens
     lookups = [int(v) for v in args.prompt_lookup.split(",")] if args.prompt_lookup else [settings.generator_prompt_lookup]
-    threads = [int(v) if v not in ("auto", "default") else None for v in args.threads.split(",")] if args.threads else [settings.generator_threads]
+    threads = (
+        [int(v) if v not in ("auto", "default") else None for v in args.threads.split(",")]
+        if args.threads
+        else [settings.generator_threads]
+    )
     names = args.models.split(",") if args.models else [n for role, n in PACKAGED_MODELS if role == "generator"]
 
     with tempfile.TemporaryDirectory(prefix="mmkb-latency-") as tmp:
@@ -160,7 +173,9 @@ def main(argv: list[str] | None = None) -> int:
         started = time.perf_counter()
         load_at_start = " / ".join(f"{v:.1f}" for v in os.getloadavg())
         prompts = sample_prompts(args.questions, data_dir / "kb")
-        print(f"ingested the samples and retrieved {len(prompts)} prompts in {time.perf_counter() - started:.0f} s", file=sys.stderr)
+        print(
+            f"ingested the samples and retrieved {len(prompts)} prompts in {time.perf_counter() - started:.0f} s", file=sys.stderr
+        )
         spinners = background_load(args.background_load)
 
         rows = []
@@ -182,7 +197,7 @@ def main(argv: list[str] | None = None) -> int:
             prompt_sizes = [variants[0].generator.prompt_tokens(messages) for _, messages in prompts]
             for index, (question, messages) in enumerate(prompts):
                 # Rotate the order per question so no variant always goes first.
-                for variant in variants[index % len(variants):] + variants[: index % len(variants)]:
+                for variant in variants[index % len(variants) :] + variants[: index % len(variants)]:
                     answer_once(variant, messages, max_new)
                 print(f"{name}: {index + 1}/{len(prompts)} {question[:60]!r}", file=sys.stderr)
             for variant in variants:
@@ -196,11 +211,15 @@ def main(argv: list[str] | None = None) -> int:
             spinner.terminate()
 
     load = " / ".join(f"{v:.1f}" for v in os.getloadavg())
-    print(f"\n{len(prompts)} sample questions, 5 retrieved sources each, max_new_tokens={max_new}, "
-          f"llama-cpp-python {llama_cpp.__version__}, {os.cpu_count()} CPUs, load average at the end {load} "
-          f"(at the start {load_at_start}); {args.background_load} busy-loop processes beside; "
-          f"{time.perf_counter() - started:.0f} s in all\n")
-    print("| model | prompt tokens p50 | load + warm s | TTFT p50 / p95 s | full answer p50 / p95 s | answer tokens p50 | decode tokens/s | answers differing from first variant |")
+    print(
+        f"\n{len(prompts)} sample questions, 5 retrieved sources each, max_new_tokens={max_new}, "
+        f"llama-cpp-python {llama_cpp.__version__}, {os.cpu_count()} CPUs, load average at the end {load} "
+        f"(at the start {load_at_start}); {args.background_load} busy-loop processes beside; "
+        f"{time.perf_counter() - started:.0f} s in all\n"
+    )
+    print(
+        "| model | prompt tokens p50 | load + warm s | TTFT p50 / p95 s | full answer p50 / p95 s | answer tokens p50 | decode tokens/s | answers differing from first variant |"
+    )
     print("| --- | --- | --- | --- | --- | --- | --- | --- |")
     for variant, prompt_p50, differ in rows:
         rate = sum(variant.tokens) / max(sum(variant.decode_s), 1e-9)

@@ -64,8 +64,13 @@ def maintenance_logs(folder: Path, count: int) -> list[Path]:
 def _ask(url: str, headers: dict, question: str, outcome: dict) -> None:
     started = time.perf_counter()
     try:
-        with httpx.stream("POST", f"{url}/api/ask/stream", json={"question": question, "collections": ["samples"]},
-                          headers=headers, timeout=1800) as response:
+        with httpx.stream(
+            "POST",
+            f"{url}/api/ask/stream",
+            json={"question": question, "collections": ["samples"]},
+            headers=headers,
+            timeout=1800,
+        ) as response:
             outcome["status"] = response.status_code
             name = None
             for line in response.iter_lines():
@@ -109,8 +114,10 @@ def run(niceness: int, askers: int, questions: list[str], work: Path) -> dict:
         uploader.start()
         time.sleep(2.0)
         outcomes = [dict() for _ in range(askers)]
-        threads = [threading.Thread(target=_ask, args=(url, tokens[f"reader{n}"], questions[n % len(questions)], outcomes[n]))
-                   for n in range(askers)]
+        threads = [
+            threading.Thread(target=_ask, args=(url, tokens[f"reader{n}"], questions[n % len(questions)], outcomes[n]))
+            for n in range(askers)
+        ]
         for t in threads:
             t.start()
         for t in threads:
@@ -123,10 +130,16 @@ def run(niceness: int, askers: int, questions: list[str], work: Path) -> dict:
     quotes = [o["quote_s"] for o in outcomes if "quote_s" in o]
     answers = [o["answer_s"] for o in outcomes if "answer_s" in o]
     return {
-        "niceness": niceness, "askers": askers, "answered": len(answers), "quotes": len(quotes),
-        "quote_p50": percentile(quotes, 0.5), "quote_max": max(quotes, default=float("nan")),
-        "answer_p50": percentile(answers, 0.5), "answer_max": max(answers, default=float("nan")),
-        "upload_s": upload.get("seconds", float("nan")), "upload_status": upload.get("status"),
+        "niceness": niceness,
+        "askers": askers,
+        "answered": len(answers),
+        "quotes": len(quotes),
+        "quote_p50": percentile(quotes, 0.5),
+        "quote_max": max(quotes, default=float("nan")),
+        "answer_p50": percentile(answers, 0.5),
+        "answer_max": max(answers, default=float("nan")),
+        "upload_s": upload.get("seconds", float("nan")),
+        "upload_status": upload.get("status"),
     }
 
 
@@ -144,8 +157,10 @@ def main() -> None:
     print("\n| ingest niceness | askers | answered | quote p50 s | quote max s | answer p50 s | answer max s | upload s |")
     print("| --- | --- | --- | --- | --- | --- | --- | --- |")
     for r in rows:
-        print(f"| {r['niceness']} | {r['askers']} | {r['answered']}/{r['askers']} | {r['quote_p50']:.2f} | {r['quote_max']:.2f} "
-              f"| {r['answer_p50']:.1f} | {r['answer_max']:.1f} | {r['upload_s']:.1f} ({r['upload_status']}) |")
+        print(
+            f"| {r['niceness']} | {r['askers']} | {r['answered']}/{r['askers']} | {r['quote_p50']:.2f} | {r['quote_max']:.2f} "
+            f"| {r['answer_p50']:.1f} | {r['answer_max']:.1f} | {r['upload_s']:.1f} ({r['upload_status']}) |"
+        )
 
 
 if __name__ == "__main__":

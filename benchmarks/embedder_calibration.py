@@ -126,18 +126,34 @@ def add_collection(kb: KnowledgeBase, name: str, embedder: str, beir, corpus: Co
         session.add(collection)
         session.flush()
         documents = {}
-        for doc_id, (title, text) in beir.corpus.items():
+        for doc_id, (_title, text) in beir.corpus.items():
             if doc_id in keep:
                 documents[doc_id] = Document(
-                    collection_id=collection.id, sha256=hashlib.sha256(doc_id.encode()).hexdigest(), filename=doc_id,
-                    mime="text/plain", size_bytes=len(text.encode()), status=DocumentStatus.ready, page_count=1)
+                    collection_id=collection.id,
+                    sha256=hashlib.sha256(doc_id.encode()).hexdigest(),
+                    filename=doc_id,
+                    mime="text/plain",
+                    size_bytes=len(text.encode()),
+                    status=DocumentStatus.ready,
+                    page_count=1,
+                )
         session.add_all(documents.values())
         session.flush()
         session.add_all(
-            Chunk(document_id=documents[doc_id].id, collection_id=collection.id, page=1, kind=ChunkKind.text,
-                  ordinal=piece.ordinal, text=piece.text, char_start=piece.char_start, char_end=piece.char_end,
-                  vector_space=TEXT_SPACE, embedding=np.asarray(corpus.vectors[row], dtype=np.float32).tobytes())
-            for row, (doc_id, piece) in enumerate(corpus.pieces) if doc_id in keep
+            Chunk(
+                document_id=documents[doc_id].id,
+                collection_id=collection.id,
+                page=1,
+                kind=ChunkKind.text,
+                ordinal=piece.ordinal,
+                text=piece.text,
+                char_start=piece.char_start,
+                char_end=piece.char_end,
+                vector_space=TEXT_SPACE,
+                embedding=np.asarray(corpus.vectors[row], dtype=np.float32).tobytes(),
+            )
+            for row, (doc_id, piece) in enumerate(corpus.pieces)
+            if doc_id in keep
         )
     kb.indexes.sync(collection.id, TEXT_SPACE)
     return collection
@@ -166,8 +182,12 @@ def ingest_qa(kb: KnowledgeBase, qa_dir: Path, embedder: str, times: dict | None
     wall, cpu = time.perf_counter(), time.process_time()
     report = kb.ingest(admin, name, paths=sorted((qa_dir / "docs").glob("*.pdf")))
     if times is not None:
-        times[embedder] = (sum(f.pages or 0 for f in report.ingested), sum(f.text_chunks for f in report.ingested),
-                           time.perf_counter() - wall, time.process_time() - cpu)
+        times[embedder] = (
+            sum(f.pages or 0 for f in report.ingested),
+            sum(f.text_chunks for f in report.ingested),
+            time.perf_counter() - wall,
+            time.process_time() - cpu,
+        )
     assert not report.failed, report.failed
     return kb.readable_collections(admin, [name])
 
@@ -224,13 +244,17 @@ def main() -> None:
         gaps = {name: language_gap(models.text_embedder_for(name)) for name in names}
         maps = {name: fit(anchors[name], anchors[REFERENCE], gaps[name] if name != REFERENCE else None) for name in names}
         print(f"{args.scifact}: {len(beir.corpus)} documents, {len(beir.queries)} queries; pairs: {len(PAIRS)}\n")
-        print(f"| embedder | SciFact: median best cosine | median {settings.dense_top_k}th | pairs: question·own passage, "
-              "same language | across | fitted map: scale, offset, cross-lingual | corpus chunks | embed time (s) |")
+        print(
+            f"| embedder | SciFact: median best cosine | median {settings.dense_top_k}th | pairs: question·own passage, "
+            "same language | across | fitted map: scale, offset, cross-lingual | corpus chunks | embed time (s) |"
+        )
         print("| --- " * 8 + "|")
         for name in names:
             m = maps[name]
-            print(f"| {name} | {anchors[name][0]:.3f} | {anchors[name][1]:.3f} | {gaps[name][0]:.3f} | {gaps[name][1]:.3f} | "
-                  f"{m.scale:.3f}, {m.offset:+.3f}, {m.cross_lingual:+.3f} | {len(corpora[name].pieces)} | {corpora[name].seconds:.0f} |")
+            print(
+                f"| {name} | {anchors[name][0]:.3f} | {anchors[name][1]:.3f} | {gaps[name][0]:.3f} | {gaps[name][1]:.3f} | "
+                f"{m.scale:.3f}, {m.offset:+.3f}, {m.cross_lingual:+.3f} | {len(corpora[name].pieces)} | {corpora[name].seconds:.0f} |"
+            )
         sys.stdout.flush()
 
         identity = lambda name: registry.IDENTITY  # noqa: E731 - the raw cosines
@@ -255,17 +279,23 @@ def main() -> None:
                 rows.append((name, label, ndcg_alone, ndcg_mixed, share, floor))
                 print(f"done: {name} {label}", file=sys.stderr, flush=True)
         kb.close()
-    print("\n| embedder | scores | alone nDCG@10 | mixed with MiniLM nDCG@10 | mixed: top-10 share from its half |"
-          + (" QA: answerable over the floor (en / zh) | QA: unanswerable refused | QA: page R@5 (en / zh) |" if args.qa else ""))
+    print(
+        "\n| embedder | scores | alone nDCG@10 | mixed with MiniLM nDCG@10 | mixed: top-10 share from its half |"
+        + (" QA: answerable over the floor (en / zh) | QA: unanswerable refused | QA: page R@5 (en / zh) |" if args.qa else "")
+    )
     print("| --- " * (5 + 3 * bool(args.qa)) + "|")
     for name, label, alone, mixed, share, floor in rows:
-        cells = (f" {floor['cleared']} / {floor['cleared zh']} | {floor['refused']} | {floor['page R@5']} / {floor['page R@5 zh']} |"
-                 if floor else "")
+        cells = (
+            f" {floor['cleared']} / {floor['cleared zh']} | {floor['refused']} | {floor['page R@5']} / {floor['page R@5 zh']} |"
+            if floor
+            else ""
+        )
         print(f"| {name} | {label} | {alone:.3f} | {mixed:.3f} | {share:.2f} |" + cells)
     if args.qa:
-        print("\nQA: the us-public-records PDFs ingested with the embedder alone; each question's best score against the "
-              "refusal floor (the lexical reranker's 0.3). zh: its 8 Chinese questions (6 on a Chinese page, 2 on English ones).")
-
+        print(
+            "\nQA: the us-public-records PDFs ingested with the embedder alone; each question's best score against the "
+            "refusal floor (the lexical reranker's 0.3). zh: its 8 Chinese questions (6 on a Chinese page, 2 on English ones)."
+        )
 
 
 def index_times(qa_dir: Path, names: list[str]) -> None:

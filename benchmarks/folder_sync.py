@@ -89,7 +89,7 @@ def main() -> None:
                 os.utime(path, (LONG_AGO + 60, LONG_AGO + 60))
             seconds, summary = timed(kb, root)
             rows.append(("1 % touched (same bytes)", seconds, summary))
-            for number, path in enumerate(paths[share:2 * share]):
+            for number, path in enumerate(paths[share : 2 * share]):
                 path.write_bytes(pdf_bytes(4, f"Maintenance log {number}. Valve V-{number} was replaced in March."))
                 os.utime(path, (LONG_AGO + 120, LONG_AGO + 120))
             seconds, summary = timed(kb, root)
@@ -97,13 +97,17 @@ def main() -> None:
         finally:
             kb.close()
 
-    print(f"\n{args.files} files of {args.kb} KB ({args.files * args.kb / 1024:.0f} MB) in {args.folders} folders, "
-          f"load average {os.getloadavg()[0]:.1f}\n")
+    print(
+        f"\n{args.files} files of {args.kb} KB ({args.files * args.kb / 1024:.0f} MB) in {args.folders} folders, "
+        f"load average {os.getloadavg()[0]:.1f}\n"
+    )
     print("| run | seconds | files hashed | added | replaced | unchanged | failed |")
     print("| --- | --- | --- | --- | --- | --- | --- |")
     for name, seconds, summary in rows:
-        print(f"| {name} | {seconds:.2f} | {summary.hashed} | {len(summary.added)} | {len(summary.replaced)} | "
-              f"{summary.unchanged} | {len(summary.failed)} |")
+        print(
+            f"| {name} | {seconds:.2f} | {summary.hashed} | {len(summary.added)} | {len(summary.replaced)} | "
+            f"{summary.unchanged} | {len(summary.failed)} |"
+        )
 
 
 if __name__ == "__main__":

@@ -177,10 +177,17 @@ def child(args) -> None:
     files = [Path(p) for p in json.loads(Path(args.files).read_text())]
     tree = TreeMemory()
     if args.pipeline.startswith("langchain"):
-        result = run_langchain(files, threads=1 if args.pipeline == "langchain-1-thread" else None, bf16=args.pipeline == "langchain-bf16")
+        result = run_langchain(
+            files, threads=1 if args.pipeline == "langchain-1-thread" else None, bf16=args.pipeline == "langchain-bf16"
+        )
     else:
-        result = run_mmkb(files, Path(args.data_dir), ocr=args.pipeline != "mmkb-no-ocr", serial_fp32=args.pipeline == "mmkb-serial-fp32",
-                          clip_shapes="vit-b-32" if args.pipeline == "images-clip-vit-b-32" else None)
+        result = run_mmkb(
+            files,
+            Path(args.data_dir),
+            ocr=args.pipeline != "mmkb-no-ocr",
+            serial_fp32=args.pipeline == "mmkb-serial-fp32",
+            clip_shapes="vit-b-32" if args.pipeline == "images-clip-vit-b-32" else None,
+        )
     result["peak_rss_mb"] = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
     result["tree_rss_mb"] = tree.stop()
     print("RESULT " + json.dumps(result))
@@ -190,7 +197,9 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--copies", type=int, default=4, help="copies of each sample PDF")
     parser.add_argument("--pipelines", default=",".join(PIPELINES), help="comma-separated subset of " + ", ".join(PIPELINES))
-    parser.add_argument("--image-copies", type=int, default=8, help="copies of each sample image for the image-path table (0: skip it)")
+    parser.add_argument(
+        "--image-copies", type=int, default=8, help="copies of each sample image for the image-path table (0: skip it)"
+    )
     parser.add_argument("--pipeline", help=argparse.SUPPRESS)
     parser.add_argument("--files", help=argparse.SUPPRESS)
     parser.add_argument("--data-dir", help=argparse.SUPPRESS)
@@ -207,7 +216,9 @@ def main() -> None:
     print("| pipeline | pages/s | ingest s | model load s | chunks | peak RSS MB, main process | peak RSS MB, with workers |")
     print("| --- | --- | --- | --- | --- | --- | --- |")
     for name, r in results.items():
-        print(f"| {name} | {pages / r['ingest_s']:.2f} | {r['ingest_s']:.1f} | {r['load_s']:.1f} | {r['chunks']} | {r['peak_rss_mb']:.0f} | {r['tree_rss_mb']:.0f} |")
+        print(
+            f"| {name} | {pages / r['ingest_s']:.2f} | {r['ingest_s']:.1f} | {r['load_s']:.1f} | {r['chunks']} | {r['peak_rss_mb']:.0f} | {r['tree_rss_mb']:.0f} |"
+        )
     if "langchain" in results:
         base = pages / results["langchain"]["ingest_s"]
         for name in ("mmkb", "mmkb-no-ocr", "mmkb-serial-fp32"):
@@ -215,11 +226,15 @@ def main() -> None:
                 print(f"{name} / langchain pages/s: {pages / results[name]['ingest_s'] / base:.2f}")
     if image_results:
         print(f"\n{len(images)} images (the sample PNG/JPEG figures, one pixel changed per copy)")
-        print("| image path | images/s (ingest) | CLIP image embedding alone, images/s | ingest s | peak RSS MB, main process | peak RSS MB, with workers |")
+        print(
+            "| image path | images/s (ingest) | CLIP image embedding alone, images/s | ingest s | peak RSS MB, main process | peak RSS MB, with workers |"
+        )
         print("| --- | --- | --- | --- | --- | --- |")
         for name, r in image_results.items():
             clip = f"{r['clip_embed_images_per_s']:.1f}" if "clip_embed_images_per_s" in r else "–"
-            print(f"| {name} | {len(images) / r['ingest_s']:.2f} | {clip} | {r['ingest_s']:.1f} | {r['peak_rss_mb']:.0f} | {r['tree_rss_mb']:.0f} |")
+            print(
+                f"| {name} | {len(images) / r['ingest_s']:.2f} | {clip} | {r['ingest_s']:.1f} | {r['peak_rss_mb']:.0f} | {r['tree_rss_mb']:.0f} |"
+            )
 
 
 def run_children(tmp: Path, label: str, files: list[Path], pipelines: list[str]) -> dict:
@@ -235,6 +250,7 @@ def run_children(tmp: Path, label: str, files: list[Path], pipelines: list[str])
             sys.exit(f"{pipeline} failed:\n{done.stderr[-3000:]}")
         results[pipeline] = json.loads(done.stdout.split("RESULT ", 1)[1])
     return results
+
 
 if __name__ == "__main__":
     main()

@@ -115,7 +115,9 @@ def samples() -> list[Sample]:
             result.append(Sample(language, "clean", text, png_bytes(clean)))
             result.append(Sample(language, "scan", text, png_bytes(as_scan(clean, seed=index))))
             # A low-resolution, more skewed copy: a fax or a phone photo of a page.
-            result.append(Sample(language, "poor scan", text, png_bytes(as_scan(render(text, small, 700), seed=index, angle=3.0))))
+            result.append(
+                Sample(language, "poor scan", text, png_bytes(as_scan(render(text, small, 700), seed=index, angle=3.0)))
+            )
         # A whole page: every passage as its own paragraph, twice, degraded like a scan.
         page_text = (" " if language == "en" else "").join(texts * 2)
         page = render(page_text, ImageFont.truetype(families[language], 24), width=1650)
@@ -171,12 +173,23 @@ def main() -> None:
             output = engine.read(sample.png)
             seconds = time.perf_counter() - started
             word_error = wer(sample.reference, output) if sample.language == "en" else None
-            results.setdefault((sample.language, sample.condition), []).append((cer(sample.reference, output), word_error, seconds))
+            results.setdefault((sample.language, sample.condition), []).append(
+                (cer(sample.reference, output), word_error, seconds)
+            )
         groups = list(results.items()) + [(("all", "all"), [v for values in results.values() for v in values])]
         for (language, condition), values in groups:
             word_errors = [v[1] for v in values if v[1] is not None]
-            rows.append((name, language, condition, len(values), sum(v[0] for v in values) / len(values),
-                         sum(word_errors) / len(word_errors) if word_errors else None, sum(v[2] for v in values) / len(values)))
+            rows.append(
+                (
+                    name,
+                    language,
+                    condition,
+                    len(values),
+                    sum(v[0] for v in values) / len(values),
+                    sum(word_errors) / len(word_errors) if word_errors else None,
+                    sum(v[2] for v in values) / len(values),
+                )
+            )
         print(f"{name}: load + first image {load_s:.1f} s", file=sys.stderr)
     print("| engine | language | condition | images | CER | WER (en) | s/image |")
     print("|---|---|---|---:|---:|---:|---:|")

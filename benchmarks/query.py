@@ -72,15 +72,31 @@ def populate(kb: KnowledgeBase, texts: list[str], vectors: np.ndarray) -> None:
     collection = kb.get_or_create_collection("bench")
     with kb.database.session() as session:
         for start in range(0, len(texts), CHUNKS_PER_DOCUMENT):
-            document = Document(collection_id=collection.id, sha256=hashlib.sha256(str(start).encode()).hexdigest(),
-                                filename=f"doc-{start // CHUNKS_PER_DOCUMENT:05d}.pdf", status=DocumentStatus.ready, page_count=10)
+            document = Document(
+                collection_id=collection.id,
+                sha256=hashlib.sha256(str(start).encode()).hexdigest(),
+                filename=f"doc-{start // CHUNKS_PER_DOCUMENT:05d}.pdf",
+                status=DocumentStatus.ready,
+                page_count=10,
+            )
             session.add(document)
             session.flush()
-            session.execute(insert(Chunk), [
-                {"document_id": document.id, "collection_id": collection.id, "page": 1 + (i - start) // 10, "kind": ChunkKind.text,
-                 "ordinal": i - start, "text": texts[i], "vector_space": TEXT_SPACE, "embedding": vectors[i].tobytes()}
-                for i in range(start, min(start + CHUNKS_PER_DOCUMENT, len(texts)))
-            ])
+            session.execute(
+                insert(Chunk),
+                [
+                    {
+                        "document_id": document.id,
+                        "collection_id": collection.id,
+                        "page": 1 + (i - start) // 10,
+                        "kind": ChunkKind.text,
+                        "ordinal": i - start,
+                        "text": texts[i],
+                        "vector_space": TEXT_SPACE,
+                        "embedding": vectors[i].tobytes(),
+                    }
+                    for i in range(start, min(start + CHUNKS_PER_DOCUMENT, len(texts)))
+                ],
+            )
 
 
 Timings = dict[tuple[str, int], dict[str, list[float]]]  # (embedder, torch threads) -> stage -> ms per query
@@ -134,13 +150,20 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--chunks", type=int, default=100_000)
     parser.add_argument("--queries", type=int, default=200)
-    parser.add_argument("--rerank-top", type=int, default=None,
-                        help="candidates per list and for the reranker; default: the settings' own (shipped: 40)")
+    parser.add_argument(
+        "--rerank-top",
+        type=int,
+        default=None,
+        help="candidates per list and for the reranker; default: the settings' own (shipped: 40)",
+    )
     parser.add_argument("--modes", default="flat,hnsw", help="FAISS modes to measure: flat, hnsw or both")
     parser.add_argument("--threads", default="", help="torch thread counts to compare, interleaved, e.g. 1,2")
-    parser.add_argument("--embedders", default="",
-                        help="packaged text embedders to compare in one run, interleaved per query, e.g. "
-                             "all-MiniLM-L6-v2,multilingual-e5-small-q4,use-multilingual-v3; default: the configured one")
+    parser.add_argument(
+        "--embedders",
+        default="",
+        help="packaged text embedders to compare in one run, interleaved per query, e.g. "
+        "all-MiniLM-L6-v2,multilingual-e5-small-q4,use-multilingual-v3; default: the configured one",
+    )
     args = parser.parse_args()
 
     base = get_settings()
@@ -167,7 +190,8 @@ def main() -> None:
     questions = [q["question"] for q in json.loads((ROOT / "samples" / "questions.json").read_text())]
     picks = rng.choice(args.chunks, size=args.queries, replace=False)
     queries = [
-        f"{' '.join(texts[i].split()[:4])} {codes[i]}" if n % 2 == 0 else questions[n % len(questions)] for n, i in enumerate(picks)
+        f"{' '.join(texts[i].split()[:4])} {codes[i]}" if n % 2 == 0 else questions[n % len(questions)]
+        for n, i in enumerate(picks)
     ]
     vectors_by_dim: dict[int, np.ndarray] = {}
     for models in model_sets.values():
@@ -183,8 +207,9 @@ def main() -> None:
             kbs, builds = {}, {}
             for name, models in model_sets.items():
                 update = {"data_dir": Path(tmp) / name, "database_url": None, "hnsw_threshold": threshold, **depth}
-                kbs[name], builds[name] = build(models, models.settings.model_copy(update=update), texts,
-                                                vectors_by_dim[models.text_embedder.dim])
+                kbs[name], builds[name] = build(
+                    models, models.settings.model_copy(update=update), texts, vectors_by_dim[models.text_embedder.dim]
+                )
                 built = ", ".join(f"{k} {v:.1f}" for k, v in builds[name].items())
                 print(f"built {mode} for {name}: {built}", file=sys.stderr, flush=True)
             timings = measure(kbs, queries, thread_counts)

@@ -34,8 +34,8 @@ from app.models import Chunk, Document  # noqa: E402
 from app.reindex_build import StagedChunk, StagedDocument  # noqa: E402
 from app.reindex_guard import RegressionGuard  # noqa: E402
 from app.schemas import NewEvalQuestion  # noqa: E402
-from app.settings import get_settings  # noqa: E402
 from app.service import KnowledgeBase  # noqa: E402
+from app.settings import get_settings  # noqa: E402
 from benchmarks.query import populate, synthetic_corpus  # noqa: E402
 
 
@@ -46,8 +46,20 @@ def staged_copy(kb: KnowledgeBase) -> list[StagedDocument]:
         for document in session.scalars(select(Document)):
             staged[document.id] = StagedDocument(document.id, document.sha256, document.filename, document.page_count)
         for c in session.scalars(select(Chunk).order_by(Chunk.id)):
-            staged[c.document_id].chunks.append(StagedChunk(c.page, c.kind.value, c.ordinal, c.text, c.char_start, c.char_end,
-                                                            c.image_path, c.heading_path or "", c.vector_space, c.embedding))
+            staged[c.document_id].chunks.append(
+                StagedChunk(
+                    c.page,
+                    c.kind.value,
+                    c.ordinal,
+                    c.text,
+                    c.char_start,
+                    c.char_end,
+                    c.image_path,
+                    c.heading_path or "",
+                    c.vector_space,
+                    c.embedding,
+                )
+            )
     return list(staged.values())
 
 
@@ -65,21 +77,35 @@ def measure(models: ModelSet, chunks: int, questions: int, tmp: Path) -> dict:
         # populate() writes chunk i of the corpus as the i-th row.
         place = session.execute(select(Document.filename, Chunk.page).join(Document).order_by(Chunk.id)).all()
     picks = rng.choice(chunks, size=questions, replace=False)
-    kb.add_eval_questions(kb.system_user(), "bench", [
-        NewEvalQuestion(question=f"{' '.join(texts[i].split()[:4])} {codes[i]}", file=place[i][0], page=place[i][1]) for i in picks
-    ])
+    kb.add_eval_questions(
+        kb.system_user(),
+        "bench",
+        [
+            NewEvalQuestion(question=f"{' '.join(texts[i].split()[:4])} {codes[i]}", file=place[i][0], page=place[i][1])
+            for i in picks
+        ],
+    )
     staged = staged_copy(kb)
     guard = RegressionGuard(kb.settings, kb.database, kb.indexes, kb.models)
     asked = guard.sets.questions(collection.id)
     started = time.perf_counter()
-    live = evaluate(Answerer(kb.settings, kb.database, kb.indexes, kb.models, KeywordIndexManager(kb.database)), collection, asked)
+    live = evaluate(
+        Answerer(kb.settings, kb.database, kb.indexes, kb.models, KeywordIndexManager(kb.database)), collection, asked
+    )
     live_s = time.perf_counter() - started
     started = time.perf_counter()
     report = guard.judge(collection, 0, tmp / f"job-{chunks}", lambda: staged, collection.text_embedder)
     judge_s = time.perf_counter() - started
     kb.close()
-    return {"chunks": chunks, "questions": questions, "live_s": live_s, "judge_s": judge_s, "live": live.recall_at_5,
-            "candidate": report.candidate.recall_at_5, "verdict": report.verdict}
+    return {
+        "chunks": chunks,
+        "questions": questions,
+        "live_s": live_s,
+        "judge_s": judge_s,
+        "live": live.recall_at_5,
+        "candidate": report.candidate.recall_at_5,
+        "verdict": report.verdict,
+    }
 
 
 def main() -> None:
@@ -96,10 +122,14 @@ def main() -> None:
             results.append(measure(models, chunks, args.questions, Path(tmp)))
             print(f"measured {chunks} chunks", file=sys.stderr, flush=True)
     print(f"load average {load:.1f} at the start, {os.getloadavg()[0]:.1f} at the end\n")
-    print("| chunks | questions | live set alone (s) | whole guard: live + candidate copy, index, set (s) | recall@5 live / candidate | verdict |")
+    print(
+        "| chunks | questions | live set alone (s) | whole guard: live + candidate copy, index, set (s) | recall@5 live / candidate | verdict |"
+    )
     print("| --- | --- | --- | --- | --- | --- |")
     for r in results:
-        print(f"| {r['chunks']:,} | {r['questions']} | {r['live_s']:.1f} | {r['judge_s']:.1f} | {r['live']:.2f} / {r['candidate']:.2f} | {r['verdict']} |")
+        print(
+            f"| {r['chunks']:,} | {r['questions']} | {r['live_s']:.1f} | {r['judge_s']:.1f} | {r['live']:.2f} / {r['candidate']:.2f} | {r['verdict']} |"
+        )
 
 
 if __name__ == "__main__":

@@ -134,8 +134,12 @@ def main() -> None:
         gold = q["answer"] if column is not None else labels[0]
         chunks = chunks_by_file[q["file"]]
         together_labels = labels or (column,)
-        holding = [c for c in chunks if squeeze(gold).rstrip(".") in squeeze(c.text)
-                   and all(squeeze(label) in squeeze(c.text) for label in together_labels)]
+        holding = [
+            c
+            for c in chunks
+            if squeeze(gold).rstrip(".") in squeeze(c.text)
+            and all(squeeze(label) in squeeze(c.text) for label in together_labels)
+        ]
         together = bool(holding)
         if column is None:
             good = holding  # a page-text answer: the sentence is the evidence
@@ -144,8 +148,10 @@ def main() -> None:
         together_count += together
         readable_count += bool(good)
         kind = ("table" if (good or holding)[0].char_start is None else "text") if (good or holding) else "-"
-        print(f"| {q['id']} | {q['answer']} | {' + '.join(labels) or '-'} | {column or '(page text)'} | "
-              f"{'yes' if together else 'no'} | {'yes' if good else 'no'} | {kind} |")
+        print(
+            f"| {q['id']} | {q['answer']} | {' + '.join(labels) or '-'} | {column or '(page text)'} | "
+            f"{'yes' if together else 'no'} | {'yes' if good else 'no'} | {kind} |"
+        )
         if args.show and (good or holding):
             print("    " + (good or holding)[0].text.replace("\n", "\n    ")[:1500])
     print(f"\ntogether: {together_count}/{len(questions)}   readable: {readable_count}/{len(questions)}")

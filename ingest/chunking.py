@@ -130,8 +130,16 @@ def chunk_pages(
                 text = " ".join(page.text[char_start:char_end].split())
                 if text:
                     path = sections.path_at(page.page, char_end - 1)
-                    chunks.append(TextChunk(page=page.page, ordinal=len(chunks), text=text, char_start=char_start,
-                                            char_end=char_end, heading_path=path))
+                    chunks.append(
+                        TextChunk(
+                            page=page.page,
+                            ordinal=len(chunks),
+                            text=text,
+                            char_start=char_start,
+                            char_end=char_end,
+                            heading_path=path,
+                        )
+                    )
     return chunks
 
 
@@ -211,10 +219,40 @@ def _split_long_units(
 # Column names that say nothing about the values ("Parameter | Value"): such a two-column
 # table is a list of label/value pairs and reads best as "label: value" lines.
 _GENERIC_NAMES = {
-    "parameter", "parameters", "value", "values", "item", "items", "description", "field", "fields", "property",
-    "attribute", "key", "name", "setting", "settings", "specification", "specifications", "characteristic",
-    "feature", "detail", "details", "data", "information", "info", "label", "entry", "参数", "数值", "项目", "内容",
-    "名称", "值", "说明", "指标",
+    "parameter",
+    "parameters",
+    "value",
+    "values",
+    "item",
+    "items",
+    "description",
+    "field",
+    "fields",
+    "property",
+    "attribute",
+    "key",
+    "name",
+    "setting",
+    "settings",
+    "specification",
+    "specifications",
+    "characteristic",
+    "feature",
+    "detail",
+    "details",
+    "data",
+    "information",
+    "info",
+    "label",
+    "entry",
+    "参数",
+    "数值",
+    "项目",
+    "内容",
+    "名称",
+    "值",
+    "说明",
+    "指标",
 }
 
 

@@ -33,24 +33,53 @@ OPENCLIP_CONFIG = "open_clip_config.json"
 OPENCLIP_WEIGHTS = ("open_clip_model.safetensors", "open_clip_pytorch_model.bin")
 OPENAI_MEAN = (0.48145466, 0.4578275, 0.40821073)
 OPENAI_STD = (0.26862954, 0.26130258, 0.27577711)
-_SETUP = ("MMKB_IMAGE_EMBEDDER_PATH must name a CLIP folder: a Hugging Face transformers one (config.json with "
-          "\"model_type\": \"clip\") or an OpenCLIP one (open_clip_config.json + open_clip_model.safetensors or "
-          "open_clip_pytorch_model.bin)")
+_SETUP = (
+    "MMKB_IMAGE_EMBEDDER_PATH must name a CLIP folder: a Hugging Face transformers one (config.json with "
+    '"model_type": "clip") or an OpenCLIP one (open_clip_config.json + open_clip_model.safetensors or '
+    "open_clip_pytorch_model.bin)"
+)
 
 # OpenCLIP settings that change the architecture away from transformers' CLIP, with the value
 # that keeps it (open_clip's defaults). Anything else in the config only sizes the model.
 _VISION_PLAIN: dict[str, Any] = {
-    "timm_model_name": None, "ls_init_value": None, "attentional_pool": False, "no_ln_pre": False,
-    "pos_embed_type": "learnable", "final_ln_after_pool": False, "pool_type": "tok", "act_kwargs": None,
-    "norm_kwargs": None, "block_type": None, "qk_norm": False, "scaled_cosine_attn": False, "scale_heads": False,
-    "scale_attn_inner": False, "scale_attn": False, "scale_fc": False, "input_patchnorm": False,
+    "timm_model_name": None,
+    "ls_init_value": None,
+    "attentional_pool": False,
+    "no_ln_pre": False,
+    "pos_embed_type": "learnable",
+    "final_ln_after_pool": False,
+    "pool_type": "tok",
+    "act_kwargs": None,
+    "norm_kwargs": None,
+    "block_type": None,
+    "qk_norm": False,
+    "scaled_cosine_attn": False,
+    "scale_heads": False,
+    "scale_attn_inner": False,
+    "scale_attn": False,
+    "scale_fc": False,
+    "input_patchnorm": False,
 }
 _TEXT_PLAIN: dict[str, Any] = {
-    "hf_model_name": None, "hf_tokenizer_name": None, "tokenizer_mode": None, "ls_init_value": None,
-    "embed_cls": False, "no_causal_mask": False, "final_ln_after_pool": False, "pool_type": "argmax",
-    "proj_bias": False, "proj_type": "linear", "act_kwargs": None, "norm_kwargs": None, "block_type": None,
-    "qk_norm": False, "scaled_cosine_attn": False, "scale_heads": False, "scale_attn_inner": False,
-    "scale_attn": False, "scale_fc": False,
+    "hf_model_name": None,
+    "hf_tokenizer_name": None,
+    "tokenizer_mode": None,
+    "ls_init_value": None,
+    "embed_cls": False,
+    "no_causal_mask": False,
+    "final_ln_after_pool": False,
+    "pool_type": "argmax",
+    "proj_bias": False,
+    "proj_type": "linear",
+    "act_kwargs": None,
+    "norm_kwargs": None,
+    "block_type": None,
+    "qk_norm": False,
+    "scaled_cosine_attn": False,
+    "scale_heads": False,
+    "scale_attn_inner": False,
+    "scale_attn": False,
+    "scale_fc": False,
 }
 _MODEL_PLAIN: dict[str, Any] = {"multimodal_cfg": None, "init_logit_bias": None}
 

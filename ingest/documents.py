@@ -62,8 +62,11 @@ def markdown_headings(text: str) -> list[Heading]:
         return any(start <= offset < end for start, end in fenced)
 
     found = [Heading(m.start(), len(m.group(1)), m.group(2).strip()) for m in _ATX_RE.finditer(text)]
-    found += [Heading(m.start(), 1 if m.group(2)[0] == "=" else 2, m.group(1).strip())
-              for m in _SETEXT_RE.finditer(text) if not m.group(1).lstrip().startswith(("#", "|", "-", "*", ">"))]
+    found += [
+        Heading(m.start(), 1 if m.group(2)[0] == "=" else 2, m.group(1).strip())
+        for m in _SETEXT_RE.finditer(text)
+        if not m.group(1).lstrip().startswith(("#", "|", "-", "*", ">"))
+    ]
     return sorted((h for h in found if not in_fence(h.start)), key=lambda h: h.start)
 
 
@@ -92,8 +95,35 @@ class _HtmlText(HTMLParser):
     block elements on their own lines (headings and paragraphs end a chunking unit)."""
 
     _SKIP = {"script", "style", "noscript", "template", "svg", "head", "iframe", "object"}
-    _BLOCK = {"p", "div", "section", "article", "header", "footer", "li", "ul", "ol", "tr", "table", "br", "hr",
-              "h1", "h2", "h3", "h4", "h5", "h6", "pre", "blockquote", "dd", "dt", "title", "main", "nav", "aside"}
+    _BLOCK = {
+        "p",
+        "div",
+        "section",
+        "article",
+        "header",
+        "footer",
+        "li",
+        "ul",
+        "ol",
+        "tr",
+        "table",
+        "br",
+        "hr",
+        "h1",
+        "h2",
+        "h3",
+        "h4",
+        "h5",
+        "h6",
+        "pre",
+        "blockquote",
+        "dd",
+        "dt",
+        "title",
+        "main",
+        "nav",
+        "aside",
+    }
     _HEADINGS = {"h1", "h2", "h3", "h4", "h5", "h6"}
 
     def __init__(self) -> None:
@@ -170,7 +200,9 @@ def check_zip(path: Path) -> None:
     except (zipfile.BadZipFile, OSError) as exc:
         raise IngestError(f"the Office file is damaged (not a readable zip archive: {exc})") from exc
     if inflated > MAX_UNZIPPED_BYTES:
-        raise IngestError(f"the Office file would unpack to {inflated / 1e9:.1f} GB, over the {MAX_UNZIPPED_BYTES >> 20} MB limit")
+        raise IngestError(
+            f"the Office file would unpack to {inflated / 1e9:.1f} GB, over the {MAX_UNZIPPED_BYTES >> 20} MB limit"
+        )
 
 
 def parse_docx(path: Path, mime: str) -> ParsedFile:

@@ -83,7 +83,11 @@ class TextEmbedder:
         self.batch_size = batch_size
         self.bf16 = use_bf16(precision, device)
         self._device_type = "cuda" if device.startswith("cuda") else "cpu"
-        self.dim = int(self.model.get_embedding_dimension() if hasattr(self.model, "get_embedding_dimension") else self.model.get_sentence_embedding_dimension())
+        self.dim = int(
+            self.model.get_embedding_dimension()
+            if hasattr(self.model, "get_embedding_dimension")
+            else self.model.get_sentence_embedding_dimension()
+        )
         self.max_tokens = int(self.model.max_seq_length)
 
     def count_tokens(self, texts: Sequence[str]) -> list[int]:
@@ -146,7 +150,9 @@ class E5Embedder:
         if not texts:
             return np.zeros((0, self.dim), dtype=np.float32)
         parts = [
-            np.asarray(self.model.encode(list(texts[start : start + self.batch_size]), is_query), dtype=np.float32).reshape(-1, self.dim)
+            np.asarray(self.model.encode(list(texts[start : start + self.batch_size]), is_query), dtype=np.float32).reshape(
+                -1, self.dim
+            )
             for start in range(0, len(texts), self.batch_size)
         ]
         return _normalised(np.vstack(parts))
@@ -275,6 +281,10 @@ class ClipEmbedder:
     def embed_texts(self, texts: Sequence[str]) -> np.ndarray:
         import torch
 
-        inputs = self.tokenizer([self.clean(t) for t in texts], return_tensors="pt", padding=True, truncation=True).to(self.device)
+        inputs = self.tokenizer([self.clean(t) for t in texts], return_tensors="pt", padding=True, truncation=True).to(
+            self.device
+        )
         with torch.inference_mode():  # only what the text tower takes (some tokenizers add token_type_ids)
-            return self._normalised(self.model.get_text_features(input_ids=inputs["input_ids"], attention_mask=inputs["attention_mask"]))
+            return self._normalised(
+                self.model.get_text_features(input_ids=inputs["input_ids"], attention_mask=inputs["attention_mask"])
+            )

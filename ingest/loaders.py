@@ -41,8 +41,17 @@ DOCX_MIME = "application/vnd.openxmlformats-officedocument.wordprocessingml.docu
 PPTX_MIME = "application/vnd.openxmlformats-officedocument.presentationml.presentation"
 SUPPORTED_MIMES = (PDF_MIME, *IMAGE_MIMES, TEXT_MIME, HTML_MIME, DOCX_MIME, PPTX_MIME)
 # What a stored original is called after its content hash.
-EXTENSIONS = {PDF_MIME: ".pdf", PNG_MIME: ".png", JPEG_MIME: ".jpg", TIFF_MIME: ".tif", WEBP_MIME: ".webp",
-              TEXT_MIME: ".txt", HTML_MIME: ".html", DOCX_MIME: ".docx", PPTX_MIME: ".pptx"}
+EXTENSIONS = {
+    PDF_MIME: ".pdf",
+    PNG_MIME: ".png",
+    JPEG_MIME: ".jpg",
+    TIFF_MIME: ".tif",
+    WEBP_MIME: ".webp",
+    TEXT_MIME: ".txt",
+    HTML_MIME: ".html",
+    DOCX_MIME: ".docx",
+    PPTX_MIME: ".pptx",
+}
 # A multi-page TIFF (a fax, a scanned binder) is indexed up to this many pages.
 MAX_IMAGE_FRAMES = 500
 
@@ -137,8 +146,12 @@ def parse_file(path: Path, mime: str, ocr: OcrReader | None = None) -> ParsedFil
         return parse_image(path, mime)
     from ingest import documents
 
-    text_parsers = {TEXT_MIME: documents.parse_text, HTML_MIME: documents.parse_html,
-                    DOCX_MIME: documents.parse_docx, PPTX_MIME: documents.parse_pptx}
+    text_parsers = {
+        TEXT_MIME: documents.parse_text,
+        HTML_MIME: documents.parse_html,
+        DOCX_MIME: documents.parse_docx,
+        PPTX_MIME: documents.parse_pptx,
+    }
     if mime in text_parsers:
         return text_parsers[mime](path, mime)
     raise IngestError(f"unsupported file type {mime}")
@@ -418,8 +431,9 @@ class _Grid:
 
     def owner_words(self, o: int) -> list[tuple]:
         r0, r1, c0, c1 = self.span[o]
-        return [w for r in range(r0, r1 + 1) for c in range(c0, c1 + 1) if self.owner[r][c] == o
-                for w in self.words.get((r, c), [])]
+        return [
+            w for r in range(r0, r1 + 1) for c in range(c0, c1 + 1) if self.owner[r][c] == o for w in self.words.get((r, c), [])
+        ]
 
     def filled_owners(self, r: int) -> set[int]:
         return {self.owner[r][c] for c in range(self.n_cols) if self.words.get((r, c))}
@@ -471,8 +485,9 @@ def _read_table(page: fitz.Page, table, words: list[tuple]) -> tuple[fitz.Rect, 
             first += 1
     while last > first:
         owners = grid.filled_owners(last)
-        if grid.row_words(last) and not (len(owners) == 1 and grid.spans_row(next(iter(owners)))
-                                         and _is_prose(grid, next(iter(owners)))):
+        if grid.row_words(last) and not (
+            len(owners) == 1 and grid.spans_row(next(iter(owners))) and _is_prose(grid, next(iter(owners)))
+        ):
             break
         last -= 1
     header_rows = _header_rows(grid, first, last)
@@ -627,9 +642,15 @@ def _reads_as_text(body: list[list[str]]) -> bool:
 
 def _styled_header(page: fitz.Page, grid: _Grid, header_rows: list[int], body_start: int, last: int) -> bool:
     """Whether the header rows are set apart in type (bold where the body is not)."""
+
     def bold_share(y0: float, y1: float) -> float:
-        spans = [s for block in page.get_text("dict", clip=fitz.Rect(grid.rect.x0, y0, grid.rect.x1, y1))["blocks"]
-                 for line in block.get("lines", []) for s in line["spans"] if s["text"].strip()]
+        spans = [
+            s
+            for block in page.get_text("dict", clip=fitz.Rect(grid.rect.x0, y0, grid.rect.x1, y1))["blocks"]
+            for line in block.get("lines", [])
+            for s in line["spans"]
+            if s["text"].strip()
+        ]
         if not spans:
             return 0.0
         bold = sum(len(s["text"]) for s in spans if s["flags"] & 16 or "bold" in s["font"].lower())
@@ -781,8 +802,14 @@ def _page_images(document: fitz.Document, page: fitz.Page, page_number: int) -> 
         rects = page.get_image_rects(xref)
         caption = _caption_near(rects[0], text_blocks) if rects else ""
         context = _text_above(rects[0], text_blocks) if rects else ""
-        image = ExtractedImage(page=page_number, png_bytes=png, width=pixmap.width, height=pixmap.height, caption=caption,
-                               context="" if context == caption else context)
+        image = ExtractedImage(
+            page=page_number,
+            png_bytes=png,
+            width=pixmap.width,
+            height=pixmap.height,
+            caption=caption,
+            context="" if context == caption else context,
+        )
         images.append((image, rects[0].y0 if rects else 0.0))
     return images
 
@@ -829,8 +856,11 @@ def parse_image(path: Path, mime: str) -> ParsedFile:
                     rgb = scaled_rgb(frame)
                     buffer = io.BytesIO()
                     rgb.save(buffer, format="PNG")  # encoded at once: 500 decoded pages would not fit in memory
-                    images.append(ExtractedImage(page=number, png_bytes=buffer.getvalue(), width=rgb.width,
-                                                 height=rgb.height, standalone=single))
+                    images.append(
+                        ExtractedImage(
+                            page=number, png_bytes=buffer.getvalue(), width=rgb.width, height=rgb.height, standalone=single
+                        )
+                    )
     except (Image.DecompressionBombError, Image.DecompressionBombWarning) as exc:
         raise _too_large(exc) from exc
     except (UnidentifiedImageError, OSError, SyntaxError, ValueError) as exc:

@@ -71,8 +71,13 @@ def _is_heading(line: StyledLine, body: float) -> str | None:
         return None
     if line.size >= body * _LARGER and len(words) <= _MAX_HEADING_WORDS:
         return "size"
-    if (line.bold and line.alone and abs(line.size - body) < 0.6 and len(words) <= _MAX_BOLD_HEADING_WORDS
-            and not line.text.endswith((".", ":", ",", ";"))):
+    if (
+        line.bold
+        and line.alone
+        and abs(line.size - body) < 0.6
+        and len(words) <= _MAX_BOLD_HEADING_WORDS
+        and not line.text.endswith((".", ":", ",", ";"))
+    ):
         return "bold"
     return None
 
@@ -95,8 +100,13 @@ def headings_by_style(lines_by_page: dict[int, list[StyledLine]]) -> dict[int, l
                 continue
             level = level_of[line.size] if kind == "size" else bold_level
             # A title wrapped over two lines is one heading: same size, right below the last.
-            if previous is not None and placed and placed[-1].level == level and line.size == previous.size \
-                    and 0 < line.y0 - previous.y0 < line.size * 2:
+            if (
+                previous is not None
+                and placed
+                and placed[-1].level == level
+                and line.size == previous.size
+                and 0 < line.y0 - previous.y0 < line.size * 2
+            ):
                 last = placed[-1]
                 placed[-1] = PlacedHeading(last.y0, level, f"{last.title} {line.text}", last.first_line)
             else:

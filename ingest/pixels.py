@@ -54,5 +54,7 @@ def scaled_rgb(image: Image.Image, max_pixels: int = WORKING_MAX_PIXELS) -> Imag
     image.draft(None, target)  # JPEG: the decoder scales; other formats ignore it
     if image.mode in ("1", "P", "I;16", "I;16B", "I", "F"):
         # Pillow resizes these with nearest-neighbour only, which breaks thin strokes of text.
-        image = image.convert("RGBA" if image.mode == "P" and "transparency" in image.info else ("RGB" if image.mode == "P" else "L"))
+        image = image.convert(
+            "RGBA" if image.mode == "P" and "transparency" in image.info else ("RGB" if image.mode == "P" else "L")
+        )
     return image.resize(target, Image.Resampling.LANCZOS, reducing_gap=3.0).convert("RGB")

@@ -16,7 +16,8 @@ from __future__ import annotations
 import io
 import struct
 import zlib
-from typing import BinaryIO, Iterator
+from collections.abc import Iterator
+from typing import BinaryIO
 
 from PIL import Image
 
@@ -103,7 +104,13 @@ def _decode(fp: BinaryIO, factor: int, strip_pixels: int) -> Image.Image:
         lead = b"" if above is None else b"\x00" + above
         total = rows + (above is not None)
         header = struct.pack(">IIBBBBB", width, total, depth, colour, 0, 0, 0)
-        png = SIGNATURE + _chunk(b"IHDR", header) + palette + _chunk(b"IDAT", zlib.compress(lead + filtered, 0)) + _chunk(b"IEND", b"")
+        png = (
+            SIGNATURE
+            + _chunk(b"IHDR", header)
+            + palette
+            + _chunk(b"IDAT", zlib.compress(lead + filtered, 0))
+            + _chunk(b"IEND", b"")
+        )
         with Image.open(io.BytesIO(png)) as opened:
             opened.load()
             decoded = opened.crop((0, total - rows, width, total))

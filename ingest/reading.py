@@ -191,7 +191,9 @@ class WorkerPoolReader:
         # spawn, not fork: the parent holds torch's and FAISS's thread pools, which a forked
         # child inherits in an undefined state.
         return ProcessPoolExecutor(
-            workers, mp_context=multiprocessing.get_context("spawn"), initializer=_start_worker,
+            workers,
+            mp_context=multiprocessing.get_context("spawn"),
+            initializer=_start_worker,
             initargs=(self.options, os.getpid()),
         )
 

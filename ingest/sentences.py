@@ -148,7 +148,7 @@ _LATIN_WORD_RE = re.compile(r"[A-Za-z]{2,}")
 
 
 def text_language(text: str) -> str:
-    """"zh" where Chinese characters are at least twice as many as Latin words (a Chinese word
+    """ "zh" where Chinese characters are at least twice as many as Latin words (a Chinese word
     is about two characters; a Chinese sentence may name "FAA", an English one may copy a
     Chinese title), else "en"."""
     chinese = len(_CJK_CHAR_RE.findall(text))

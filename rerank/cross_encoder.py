@@ -34,7 +34,9 @@ class CrossEncoderReranker:
         if not passages:
             return []
         scores = self.model.predict(
-            [(query, passage) for passage in passages], batch_size=self.batch_size, show_progress_bar=False,
+            [(query, passage) for passage in passages],
+            batch_size=self.batch_size,
+            show_progress_bar=False,
             convert_to_numpy=True,
         )
         return [float(s) for s in scores]

@@ -62,3 +62,12 @@ def browser():
 
     with chromium() as launched:
         yield launched
+
+
+def pytest_collection_modifyitems(config, items):
+    """The fast tier (`pytest -m "not slow"`) is every test that loads no real model: a test
+    that takes the shared `models` fixture, or whose module says `pytestmark = pytest.mark.slow`
+    (it loads them itself), is slow."""
+    for item in items:
+        if "models" in getattr(item, "fixturenames", ()):
+            item.add_marker(pytest.mark.slow)

@@ -74,8 +74,12 @@ def build(out: Path, captions: list[str], pixels) -> Path:
     torch.manual_seed(0)
     model = model_module.CLIP(**config).eval()  # open_clip's own random initialisation
     out.mkdir(parents=True, exist_ok=True)
-    preprocess = {"mean": [0.48145466, 0.4578275, 0.40821073], "std": [0.26862954, 0.26130258, 0.27577711],
-                  "interpolation": "bicubic", "resize_mode": "shortest"}
+    preprocess = {
+        "mean": [0.48145466, 0.4578275, 0.40821073],
+        "std": [0.26862954, 0.26130258, 0.27577711],
+        "interpolation": "bicubic",
+        "resize_mode": "shortest",
+    }
     (out / "open_clip_config.json").write_text(json.dumps({"model_cfg": config, "preprocess_cfg": preprocess}, indent=2))
     from safetensors.torch import save_file
 

@@ -50,7 +50,10 @@ def test_a_zip_ingests_each_entry_under_its_own_name_inside_the_data_directory(k
         archive.writestr("../../escaped-note.txt", "Pump P-7 is lubricated every Monday.")
         archive.writestr("nested/checklist.md", "# Checklist\n- close valve V-3 before draining")
     report = kb.ingest(kb.system_user(), "zips", paths=[bundle])
-    assert [(f.filename, f.outcome.value) for f in report.files] == [("escaped-note.txt", "ingested"), ("checklist.md", "ingested")]
+    assert [(f.filename, f.outcome.value) for f in report.files] == [
+        ("escaped-note.txt", "ingested"),
+        ("checklist.md", "ingested"),
+    ]
     stored = [Path(d.stored_path) for d in kb.documents(kb.system_user(), "zips")]
     assert all(kb.settings.files_dir.resolve() in p.resolve().parents for p in stored)
     assert not (tmp_path.parent / "escaped-note.txt").exists()

@@ -35,12 +35,20 @@ def make_fact_pdf(path: Path) -> Path:
     document = pymupdf.open()
     page = document.new_page()
     page.insert_text((72, 90), "Plant maintenance handbook", fontsize=18)
-    page.insert_textbox(pymupdf.Rect(72, 120, 520, 400), "This handbook covers the pumps, filters and valves of the north plant. "
-                        "Inspect every pump housing for cracks before the start of each shift.", fontsize=11)
+    page.insert_textbox(
+        pymupdf.Rect(72, 120, 520, 400),
+        "This handbook covers the pumps, filters and valves of the north plant. "
+        "Inspect every pump housing for cracks before the start of each shift.",
+        fontsize=11,
+    )
     page = document.new_page()
     page.insert_text((72, 90), "Coolant loop", fontsize=16)
-    page.insert_textbox(pymupdf.Rect(72, 120, 520, 400), "The Zephyr-9 coolant loop must be flushed every 41 days with "
-                        "distilled water. Flushing it less often lets scale block the heat exchanger.", fontsize=11)
+    page.insert_textbox(
+        pymupdf.Rect(72, 120, 520, 400),
+        "The Zephyr-9 coolant loop must be flushed every 41 days with "
+        "distilled water. Flushing it less often lets scale block the heat exchanger.",
+        fontsize=11,
+    )
     document.save(path)
     return path
 
@@ -164,7 +172,9 @@ def test_admin_uploads_and_grants_then_only_the_reader_gets_cited_answers(site, 
     reader.locator("#ask").click()
     # the answer streams: partial text with the typing cursor before the final, cited answer
     # (functions, not bare expressions: Playwright polls those with eval(), which the app's CSP forbids)
-    reader.wait_for_function("() => document.querySelector('#chat') && document.querySelector('#chat').innerText.includes('▌')", timeout=240_000)
+    reader.wait_for_function(
+        "() => document.querySelector('#chat') && document.querySelector('#chat').innerText.includes('▌')", timeout=240_000
+    )
     reader.locator("#sources").get_by_text("Sources", exact=True).wait_for(timeout=240_000)
     reader.screenshot(path=str(SCREENSHOTS / "reader-answer.png"), full_page=True)
     answer = reader.locator("#chat .message").last.inner_text()
@@ -187,8 +197,12 @@ def test_admin_uploads_and_grants_then_only_the_reader_gets_cited_answers(site, 
     assert COLLECTION not in options and options == ["All collections"]
     outsider_context.close()
     token = httpx.post(f"{url}/api/tokens", json={"username": "eve", "password": "eve-password"}).json()["token"]
-    refused = httpx.post(f"{url}/api/ask", json={"question": FACT_QUESTION, "collections": [COLLECTION]},
-                         headers={"Authorization": f"Bearer {token}"}, timeout=60)
+    refused = httpx.post(
+        f"{url}/api/ask",
+        json={"question": FACT_QUESTION, "collections": [COLLECTION]},
+        headers={"Authorization": f"Bearer {token}"},
+        timeout=60,
+    )
     assert refused.status_code == 404 and "41" not in refused.text  # to a non-member the collection does not exist
 
 
@@ -210,7 +224,9 @@ def test_admin_deletes_a_document_renames_and_deletes_a_collection(site, browser
     page.get_by_role("tab", name="Dashboard").click()
     page.locator("#reindex").click()
     page.locator("#reindex-status").get_by_text("Re-indexed scratch: 1 rebuilt").wait_for(timeout=120_000)
-    page.wait_for_function("() => document.querySelector('#jobs-table').innerText.includes('1 re-indexed, 0 failed')", timeout=30_000)
+    page.wait_for_function(
+        "() => document.querySelector('#jobs-table').innerText.includes('1 re-indexed, 0 failed')", timeout=30_000
+    )
     page.screenshot(path=str(SCREENSHOTS / "admin-reindex.png"), full_page=True)
 
     page.get_by_role("tab", name="Documents").click()

@@ -54,12 +54,15 @@ def site(tmp_path_factory, models):
     assert client.post("/api/collections", json={"name": "docs"}, headers=alice).status_code == 201
     with (SAMPLES / "solar-inverter-manual.pdf").open("rb") as pdf, (SAMPLES / "danger-high-voltage-sign.jpg").open("rb") as jpg:
         upload = client.post(
-            "/api/collections/docs/documents", headers=alice,
+            "/api/collections/docs/documents",
+            headers=alice,
             files=[("files", ("../../manual.pdf", pdf, "application/pdf")), ("files", ("sign.jpg", jpg, "image/jpeg"))],
         )
     assert upload.status_code == 200, upload.text
     assert [f["outcome"] for f in upload.json()["files"]] == ["ingested", "ingested"]
-    assert client.put("/api/collections/docs/members", json={"username": "bob", "role": "reader"}, headers=alice).status_code == 200
+    assert (
+        client.put("/api/collections/docs/members", json={"username": "bob", "role": "reader"}, headers=alice).status_code == 200
+    )
     yield {"client": client, "kb": kb, "alice": alice, "bob": bob, "eve": eve}
     kb.close()
 
@@ -95,12 +98,23 @@ def test_members_see_their_collections_and_others_get_403_or_404(site):
     assert client.get("/api/collections", headers=site["eve"]).json() == []
     # To a non-member the collection does not exist (tests/test_permissions.py).
     assert client.get("/api/collections/docs/documents", headers=site["eve"]).status_code == 404
-    assert client.post("/api/ask", json={"question": "What is the fan part number?", "collections": ["docs"]}, headers=site["eve"]).status_code == 404
+    assert (
+        client.post(
+            "/api/ask", json={"question": "What is the fan part number?", "collections": ["docs"]}, headers=site["eve"]
+        ).status_code
+        == 404
+    )
     assert client.post("/api/ask", json={"question": "anything"}, headers=site["eve"]).status_code == 403
     assert client.post("/api/collections", json={"name": "mine"}, headers=site["bob"]).status_code == 403
-    assert client.put("/api/collections/docs/members", json={"username": "eve", "role": "reader"}, headers=site["bob"]).status_code == 403
+    assert (
+        client.put("/api/collections/docs/members", json={"username": "eve", "role": "reader"}, headers=site["bob"]).status_code
+        == 403
+    )
     with (SAMPLES / "employee-travel-policy.pdf").open("rb") as pdf:
-        assert client.post("/api/collections/docs/documents", headers=site["bob"], files=[("files", ("p.pdf", pdf))]).status_code == 403
+        assert (
+            client.post("/api/collections/docs/documents", headers=site["bob"], files=[("files", ("p.pdf", pdf))]).status_code
+            == 403
+        )
 
 
 def test_uploaded_names_are_cleaned_and_listed_with_status(site):
@@ -112,7 +126,11 @@ def test_uploaded_names_are_cleaned_and_listed_with_status(site):
 def test_asking_streams_tokens_then_a_cited_answer_stored_in_a_conversation(site):
     client = site["client"]
     conversation = client.post("/api/conversations", json={"title": "fans"}, headers=site["bob"]).json()
-    body = {"question": "What is the part number of the replacement cooling fan for the SX-400?", "collections": ["docs"], "conversation_id": conversation["id"]}
+    body = {
+        "question": "What is the part number of the replacement cooling fan for the SX-400?",
+        "collections": ["docs"],
+        "conversation_id": conversation["id"],
+    }
     with client.stream("POST", "/api/ask/stream", json=body, headers=site["bob"]) as response:
         assert response.status_code == 200
         assert response.headers["content-type"].startswith("text/event-stream")
@@ -125,7 +143,12 @@ def test_asking_streams_tokens_then_a_cited_answer_stored_in_a_conversation(site
     assert "HX-FAN-77" in answer["content"]
     assert any(s["filename"] == "manual.pdf" and s["page"] == 5 for s in answer["sources"])
     # feedback on one's own answer is stored; other users cannot see or rate it
-    assert client.post(f"/api/messages/{answer['id']}/feedback", json={"rating": 1, "comment": "right"}, headers=site["bob"]).status_code == 204
+    assert (
+        client.post(
+            f"/api/messages/{answer['id']}/feedback", json={"rating": 1, "comment": "right"}, headers=site["bob"]
+        ).status_code
+        == 204
+    )
     assert client.post(f"/api/messages/{answer['id']}/feedback", json={"rating": -1}, headers=site["eve"]).status_code == 404
     assert client.get(f"/api/conversations/{conversation['id']}", headers=site["eve"]).status_code == 404
 
@@ -202,8 +225,14 @@ def test_a_collection_admin_lists_members_and_renames_their_own_collection(site)
     site["kb"].accounts.create_user("carol", "carol-password")
     carol = _login(client, "carol")
     assert client.post("/api/collections", json={"name": "scratch"}, headers=alice).status_code == 201
-    assert client.put("/api/collections/scratch/members", json={"username": "carol", "role": "admin"}, headers=alice).status_code == 200
-    assert client.put("/api/collections/scratch/members", json={"username": "bob", "role": "editor"}, headers=carol).status_code == 200
+    assert (
+        client.put("/api/collections/scratch/members", json={"username": "carol", "role": "admin"}, headers=alice).status_code
+        == 200
+    )
+    assert (
+        client.put("/api/collections/scratch/members", json={"username": "bob", "role": "editor"}, headers=carol).status_code
+        == 200
+    )
     members = client.get("/api/collections/scratch/members", headers=carol).json()
     assert members == [{"username": "bob", "role": "editor"}, {"username": "carol", "role": "admin"}]
     assert client.get("/api/collections/docs/members", headers=carol).status_code == 404  # not hers: she is no member of docs
@@ -222,8 +251,11 @@ def test_deleting_a_collection_removes_its_documents_index_and_unshared_files(si
     assert client.post("/api/collections", json={"name": "temp"}, headers=alice).status_code == 201
     unique = b"The temp collection alone mentions the QX-TEMP-41 gasket.\n" * 20
     with (SAMPLES / "danger-high-voltage-sign.jpg").open("rb") as jpg:  # the same bytes as docs' sign.jpg
-        upload = client.post("/api/collections/temp/documents", headers=alice,
-                             files=[("files", ("temp-only.txt", unique)), ("files", ("sign-copy.jpg", jpg))])
+        upload = client.post(
+            "/api/collections/temp/documents",
+            headers=alice,
+            files=[("files", ("temp-only.txt", unique)), ("files", ("sign-copy.jpg", jpg))],
+        )
     assert [f["outcome"] for f in upload.json()["files"]] == ["ingested", "ingested"]
     admin = kb.user("alice")
     stored = {d.filename: Path(d.stored_path) for d in kb.documents(admin, "temp")}
@@ -234,7 +266,11 @@ def test_deleting_a_collection_removes_its_documents_index_and_unshared_files(si
     chunks = next(c["chunks"] for c in client.get("/api/collections", headers=alice).json() if c["name"] == "temp")
 
     deleted = client.delete("/api/collections/temp", headers=alice)
-    assert deleted.status_code == 200 and len(deleted.json()["deleted_documents"]) == 2 and deleted.json()["deleted_chunks"] == chunks > 0
+    assert (
+        deleted.status_code == 200
+        and len(deleted.json()["deleted_documents"]) == 2
+        and deleted.json()["deleted_chunks"] == chunks > 0
+    )
     assert not stored["temp-only.txt"].exists()
     assert stored["sign-copy.jpg"].exists()  # docs still holds these bytes
     assert not index_dir.exists()
@@ -262,7 +298,9 @@ def test_metrics_show_running_ingest_jobs_and_asks_in_flight(site, tmp_path):
     client, kb = site["client"], site["kb"]
 
     def queue(name: str) -> float:
-        line = next(l for l in client.get("/metrics").text.splitlines() if l.startswith(f'mmkb_queue_length{{queue="{name}"}}'))
+        line = next(
+            row for row in client.get("/metrics").text.splitlines() if row.startswith(f'mmkb_queue_length{{queue="{name}"}}')
+        )
         return float(line.split()[-1])
 
     assert queue("ingest_running") == 0 and queue("asks_in_flight") == 0
@@ -277,6 +315,8 @@ def test_metrics_show_running_ingest_jobs_and_asks_in_flight(site, tmp_path):
     assert queue("asks_in_flight") == 1
     events.close()  # the asker went away
     assert queue("asks_in_flight") == 0
+
+
 def test_a_cited_page_opens_as_a_png_for_readers_only(site):
     from sqlalchemy import select
 
@@ -285,7 +325,9 @@ def test_a_cited_page_opens_as_a_png_for_readers_only(site):
     client, kb = site["client"], site["kb"]
     with kb.database.session() as session:
         chunk_id = session.scalar(
-            select(Chunk.id).join(Document).where(Document.filename == "manual.pdf", Chunk.page == 5, Chunk.text.contains("HX-FAN-77"))
+            select(Chunk.id)
+            .join(Document)
+            .where(Document.filename == "manual.pdf", Chunk.page == 5, Chunk.text.contains("HX-FAN-77"))
         )
         figure_id = session.scalar(select(Chunk.id).join(Document).where(Document.filename == "sign.jpg"))
     page = client.get(f"/api/chunks/{chunk_id}/view", headers=site["bob"])
@@ -295,6 +337,8 @@ def test_a_cited_page_opens_as_a_png_for_readers_only(site):
     assert figure.status_code == 200 and figure.headers["x-mmkb-view"] == "figure"
     assert client.get(f"/api/chunks/{chunk_id}/view", headers=site["eve"]).status_code == 404
     assert client.get("/api/chunks/999999/view", headers=site["bob"]).status_code == 404
+
+
 def test_ask_takes_hyde_and_mmr_per_request_and_checks_them(site):
     client = site["client"]
     body = {"question": "Which fan does the SX-400 use?", "collections": ["docs"]}
@@ -370,7 +414,9 @@ def test_the_source_view_highlights_only_text_of_the_passage(site):
     client, kb = site["client"], site["kb"]
     with kb.database.session() as session:
         chunk = session.scalars(
-            select(Chunk).join(Document).where(Document.filename == "manual.pdf", Chunk.page == 5, Chunk.text.contains("HX-FAN-77"))
+            select(Chunk)
+            .join(Document)
+            .where(Document.filename == "manual.pdf", Chunk.page == 5, Chunk.text.contains("HX-FAN-77"))
         ).first()
     sentence = next(s for s in re.split(r"(?<=[.!?])\s+", chunk.text) if "HX-FAN-77" in s)
     assert sentence != chunk.text
@@ -394,8 +440,10 @@ def test_kb_ask_prints_the_quote_first_then_the_answer_and_its_sources(site, tra
     result = CliRunner().invoke(app.cli.cli, ["ask", EXPENSES_QUESTION, "--collection", travel])
     assert result.exit_code == 0, result.output
     lines = [line for line in result.output.splitlines() if line.strip()]
-    assert lines[0].startswith("“") and "30 calendar days" in lines[0] and lines[0].endswith("” — employee-travel-policy.pdf, p. 4")
+    assert (
+        lines[0].startswith("“") and "30 calendar days" in lines[0] and lines[0].endswith("” — employee-travel-policy.pdf, p. 4")
+    )
     assert len(lines) > 1  # the answer follows the quote
     if "Sources:" in lines:  # the checked answer cites (a refusal does not)
         assert lines.index("Sources:") > 1  # the answer sits between the quote and the sources
-        assert all(line.startswith(("  [", "  figure:")) for line in lines[lines.index("Sources:") + 1:])
+        assert all(line.startswith(("  [", "  figure:")) for line in lines[lines.index("Sources:") + 1 :])

@@ -24,19 +24,28 @@ def make_zip(path: Path, entries: dict[str, bytes], compression=zipfile.ZIP_DEFL
 def test_entries_become_uploads_named_by_entry_and_written_only_inside_staging(tmp_path):
     staging = tmp_path / "staging"
     staging.mkdir()
-    archive = make_zip(tmp_path / "bundle.zip", {
-        "guide.md": b"# Guide\nUse the blue valve.",
-        "sub/dir/notes.txt": b"plain notes",
-        "../../escape.txt": b"trying to leave the staging folder",
-        "/etc/absolute.txt": b"absolute path entry",
-        "__MACOSX/._guide.md": b"resource fork",
-        ".hidden": b"dotfile",
-    })
+    archive = make_zip(
+        tmp_path / "bundle.zip",
+        {
+            "guide.md": b"# Guide\nUse the blue valve.",
+            "sub/dir/notes.txt": b"plain notes",
+            "../../escape.txt": b"trying to leave the staging folder",
+            "/etc/absolute.txt": b"absolute path entry",
+            "__MACOSX/._guide.md": b"resource fork",
+            ".hidden": b"dotfile",
+        },
+    )
     plain = tmp_path / "loose.txt"
     plain.write_text("not an archive")
     uploads, refused = expand_archives([Upload(archive, "bundle.zip"), Upload(plain, "loose.txt")], staging, LIMITS)
     assert refused == []
-    assert [u.display_name for u in uploads] == ["guide.md", "sub/dir/notes.txt", "../../escape.txt", "/etc/absolute.txt", "loose.txt"]
+    assert [u.display_name for u in uploads] == [
+        "guide.md",
+        "sub/dir/notes.txt",
+        "../../escape.txt",
+        "/etc/absolute.txt",
+        "loose.txt",
+    ]
     # every expanded entry lives directly in staging, whatever its name said
     assert all(u.path.parent == staging for u in uploads[:4])
     assert uploads[2].path.read_bytes() == b"trying to leave the staging folder"

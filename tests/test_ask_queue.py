@@ -47,8 +47,9 @@ def _gauge(url: str, name: str) -> float:
 
 def _ask(url: str, headers: dict, outcome: dict) -> None:
     started = time.perf_counter()
-    with httpx.stream("POST", f"{url}/api/ask/stream", json={"question": QUESTION, "collections": ["travel"]},
-                      headers=headers, timeout=900) as response:
+    with httpx.stream(
+        "POST", f"{url}/api/ask/stream", json={"question": QUESTION, "collections": ["travel"]}, headers=headers, timeout=900
+    ) as response:
         outcome["status"] = response.status_code
         name = None
         for line in response.iter_lines():
@@ -99,8 +100,13 @@ def test_eight_askers_during_an_upload_are_all_answered_in_turn(crowd_site, tmp_
 
 def test_a_disconnected_asker_stops_generating_within_a_second(crowd_site):
     url, tokens = crowd_site["url"], crowd_site["tokens"]
-    with httpx.stream("POST", f"{url}/api/ask/stream", json={"question": QUESTION, "collections": ["travel"]},
-                      headers=tokens["reader0"], timeout=300) as response:
+    with httpx.stream(
+        "POST",
+        f"{url}/api/ask/stream",
+        json={"question": QUESTION, "collections": ["travel"]},
+        headers=tokens["reader0"],
+        timeout=300,
+    ) as response:
         for line in response.iter_lines():
             if line.startswith("event: token"):
                 break  # the model is writing
@@ -117,6 +123,7 @@ def test_one_asker_over_their_share_gets_429_with_retry_after(crowd_site):
     with kb.admission.admit("reader1"), kb.admission.admit("reader1"):  # two of reader1's questions in progress
         refused = httpx.post(f"{url}/api/ask", json={"question": QUESTION, "collections": ["travel"]}, headers=tokens["reader1"])
         assert refused.status_code == 429 and int(refused.headers["Retry-After"]) >= 1
-        other = httpx.post(f"{url}/api/ask", json={"question": QUESTION, "collections": ["travel"]}, headers=tokens["reader2"],
-                           timeout=300)
+        other = httpx.post(
+            f"{url}/api/ask", json={"question": QUESTION, "collections": ["travel"]}, headers=tokens["reader2"], timeout=300
+        )
         assert other.status_code == 200

@@ -22,8 +22,10 @@ from tests.conftest import ROOT, SAMPLES, make_settings
 
 NON_ASCII = "报告 Ünïcödé.pdf"
 NEEDLE = "The lighthouse keeper locks the lamp room with padlock QZ-4471."
-_WORDS = ("amber basalt cobalt dune ember fjord garnet harbor iris jasper krill lagoon mesa nectar onyx prairie "
-          "quartz reef saffron tundra umber velvet willow yarrow zephyr").split()
+_WORDS = (
+    "amber basalt cobalt dune ember fjord garnet harbor iris jasper krill lagoon mesa nectar onyx prairie "
+    "quartz reef saffron tundra umber velvet willow yarrow zephyr"
+).split()
 
 
 def _text_pdf(path: Path, text: str) -> Path:
@@ -83,7 +85,9 @@ def corpus(tmp_path) -> list[Upload]:
     (inbox / "empty.pdf").write_bytes(b"")
     shutil.copy(SAMPLES / "monthly-pv-yield-bar-chart.png", inbox / "chart-really-a-png.pdf")
     (inbox / "linux-program.pdf").write_bytes(b"\x7fELF\x02\x01\x01\x00" + bytes(range(256)) * 8)
-    (inbox / "windows-program.pdf").write_bytes(b"MZ\x90\x00\x03\x00\x00\x00" + b"\x00" * 512 + b"This program cannot be run in DOS mode")
+    (inbox / "windows-program.pdf").write_bytes(
+        b"MZ\x90\x00\x03\x00\x00\x00" + b"\x00" * 512 + b"This program cannot be run in DOS mode"
+    )
     _long_pdf(inbox / "two-thousand-pages.pdf", 2000, 1987, NEEDLE)
     _huge_png(inbox / "huge-image.png", 20_000)
     (inbox / "oversized.pdf").write_bytes(b"%PDF-1.7\n" + b"\x00" * (3 * 1024 * 1024))
@@ -135,9 +139,13 @@ def test_hostile_batch_fails_file_by_file_and_writes_only_inside_the_data_dir(tm
         assert not (place / "x.pdf").exists()
     for path in data.rglob("*"):
         assert path.resolve().is_relative_to(data.resolve())
-    sources, _ = kb._answerer().retrieve("How much paper did the Zürich office recycle?", kb.readable_collections(kb.system_user(), ["hostile"]))
+    sources, _ = kb._answerer().retrieve(
+        "How much paper did the Zürich office recycle?", kb.readable_collections(kb.system_user(), ["hostile"])
+    )
     assert sources[0].filename == NON_ASCII
-    sources, _ = kb._answerer().retrieve("Which padlock secures the lighthouse lamp room?", kb.readable_collections(kb.system_user(), ["hostile"]))
+    sources, _ = kb._answerer().retrieve(
+        "Which padlock secures the lighthouse lamp room?", kb.readable_collections(kb.system_user(), ["hostile"])
+    )
     assert (sources[0].filename, sources[0].page) == ("two-thousand-pages.pdf", 1987)
     assert elapsed < 90, f"the hostile batch took {elapsed:.0f} s"
     kb.close()
@@ -229,8 +237,11 @@ def _filtered_png(pixels, colour: int) -> bytes:
         x, up = rows[y], (rows[y - 1] if y else np.zeros_like(rows[y]))
         left, corner = shift(x), shift(up)
         estimate = left + up - corner
-        paeth = np.where((abs(estimate - left) <= abs(estimate - up)) & (abs(estimate - left) <= abs(estimate - corner)), left,
-                         np.where(abs(estimate - up) <= abs(estimate - corner), up, corner))
+        paeth = np.where(
+            (abs(estimate - left) <= abs(estimate - up)) & (abs(estimate - left) <= abs(estimate - corner)),
+            left,
+            np.where(abs(estimate - up) <= abs(estimate - corner), up, corner),
+        )
         kind = y % 5
         raw += bytes([kind]) + ([x, x - left, x - up, x - (left + up) // 2, x - paeth][kind] % 256).astype(np.uint8).tobytes()
     header = struct.pack(">IIBBBBB", width, height, 8, colour, 0, 0, 0)

@@ -100,7 +100,10 @@ def test_a_citation_opens_the_page_and_a_thumbs_down_with_a_comment_is_stored(si
     answer.locator('a[href*="#cite-"]').first.click()
     image = page.locator("#source-image img")
     image.wait_for(timeout=60_000)
-    page.wait_for_function("() => { const i = document.querySelector('#source-image img'); return i && i.complete && i.naturalWidth > 100; }", timeout=30_000)
+    page.wait_for_function(
+        "() => { const i = document.querySelector('#source-image img'); return i && i.complete && i.naturalWidth > 100; }",
+        timeout=30_000,
+    )
     assert "solar-inverter-manual.pdf, p. 5" in page.locator("#source-text").inner_text()
     assert "highlighted" in page.locator("#source-text").inner_text()
     page.screenshot(path=str(SCREENSHOTS / "chat-citation-opened.png"), full_page=True)
@@ -135,7 +138,10 @@ def test_a_past_conversation_reopens_after_a_reload_with_its_sources(site, brows
     wait_for_answer(page)  # the stored sources are listed again
     assert "solar-inverter-manual.pdf, p. 5" in page.locator("#sources").inner_text()
     page.locator("#sources label").filter(has_text="cited").first.click()
-    page.wait_for_function("() => { const i = document.querySelector('#source-image img'); return i && i.complete && i.naturalWidth > 100; }", timeout=60_000)
+    page.wait_for_function(
+        "() => { const i = document.querySelector('#source-image img'); return i && i.complete && i.naturalWidth > 100; }",
+        timeout=60_000,
+    )
     page.screenshot(path=str(SCREENSHOTS / "chat-conversation-reopened.png"), full_page=True)
     page.close()
 
@@ -172,7 +178,9 @@ def test_a_second_question_while_the_model_is_busy_is_searched_at_once_and_told_
     try:
         ask(first, FAN_QUESTION)
         # The first answer holds the generator: searching, or (quote shown) held while writing.
-        first.locator("#chat .message").last.get_by_text(re.compile("Searching the documents|Writing the answer")).first.wait_for(timeout=60_000)
+        first.locator("#chat .message").last.get_by_text(re.compile("Searching the documents|Writing the answer")).first.wait_for(
+            timeout=60_000
+        )
         ask(second, "What does the SX-400 communicate through?")
         # Searched at once (not held behind the whole first question), then told its place at the generator.
         second.locator("#chat").get_by_text("Waiting for the model: 1 answer ahead of yours").wait_for(timeout=60_000)
@@ -250,7 +258,8 @@ def test_the_quote_shows_before_the_model_writes_and_the_answer_streams_below_it
         message.locator('blockquote a[href*="#cite-"]').click()
         page.locator("#source-text").get_by_text("the quoted sentence is highlighted").wait_for(timeout=60_000)
         page.wait_for_function(
-            "() => { const i = document.querySelector('#source-image img'); return i && i.complete && i.naturalWidth > 100; }", timeout=60_000,
+            "() => { const i = document.querySelector('#source-image img'); return i && i.complete && i.naturalWidth > 100; }",
+            timeout=60_000,
         )
         assert "employee-travel-policy.pdf, p. 4" in page.locator("#source-text").inner_text()
         page.screenshot(path=str(SCREENSHOTS / "chat-quote-opened.png"), full_page=True)

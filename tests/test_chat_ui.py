@@ -2,13 +2,12 @@
 
 from __future__ import annotations
 
-
 import pytest
 
+from app.schemas import Answer, Quote, Source
 from ingest.thumbnails import MAX_SIDE_PX
 from tests.conftest import free_port
 from tests.servers import SCREENSHOTS, needs_chromium
-from app.schemas import Answer, Quote, Source
 from ui.chat import build_app, page_options, render_message
 
 pytestmark = needs_chromium
@@ -19,8 +18,12 @@ def chat_url(sample_kb):
     demo = build_app(sample_kb)
     port = free_port()
     demo.queue().launch(
-        server_name="127.0.0.1", server_port=port, prevent_thread_lock=True, quiet=True,
-        allowed_paths=[str(sample_kb.settings.figures_dir.resolve())], **page_options(),
+        server_name="127.0.0.1",
+        server_port=port,
+        prevent_thread_lock=True,
+        quiet=True,
+        allowed_paths=[str(sample_kb.settings.figures_dir.resolve())],
+        **page_options(),
     )
     yield f"http://127.0.0.1:{port}/"
     demo.close()
@@ -118,18 +121,28 @@ def test_the_quote_shows_in_the_chat_before_the_answer_is_written(chat_url, brow
 def test_quoted_document_text_renders_as_plain_text(browser):
     """A quote is document text: nothing in it may render as a link, image, tag or emphasis;
     only its [n] is a link (to the source view). An extractive answer is shown once."""
-    hostile = ("Read [the guide](http://evil.example/x) ![pixel](http://evil.example/p.png) at www.evil.example "
-               "or mail help@evil.example <b>now</b> <img src=x onerror=alert(1)> *very* _much_ `code` # 2.5 Nm | ok")
+    hostile = (
+        "Read [the guide](http://evil.example/x) ![pixel](http://evil.example/p.png) at www.evil.example "
+        "or mail help@evil.example <b>now</b> <img src=x onerror=alert(1)> *very* _much_ `code` # 2.5 Nm | ok"
+    )
     quote = Quote(source_number=2, chunk_id=9, filename="guide_[v2].pdf", page=4, text=hostile, score=0.8)
-    sources = [Source(number=2, chunk_id=9, collection="c", filename="guide_[v2].pdf", page=4, kind="text", text=hostile, score=0.8)]
+    sources = [
+        Source(number=2, chunk_id=9, collection="c", filename="guide_[v2].pdf", page=4, kind="text", text=hostile, score=0.8)
+    ]
     answered = Answer(question="q", text="Use 2.5 Nm [2].", sources=sources, cited=[2], quote=quote)
     extractive = Answer(question="q", text=hostile, sources=sources, cited=[2], quote=quote, extractive=True)
     import gradio as gr
 
     with gr.Blocks() as demo:
-        gr.Chatbot(value=[{"role": "user", "content": "q"}, {"role": "assistant", "content": render_message(answered, sources, 1)},
-                          {"role": "user", "content": "q"}, {"role": "assistant", "content": render_message(extractive, sources, 3)}],
-                   elem_id="chat")
+        gr.Chatbot(
+            value=[
+                {"role": "user", "content": "q"},
+                {"role": "assistant", "content": render_message(answered, sources, 1)},
+                {"role": "user", "content": "q"},
+                {"role": "assistant", "content": render_message(extractive, sources, 3)},
+            ],
+            elem_id="chat",
+        )
     port = free_port()
     demo.launch(server_name="127.0.0.1", server_port=port, prevent_thread_lock=True, quiet=True, **page_options())
     try:

@@ -59,8 +59,13 @@ def minilm_counter(texts):
 
 # One paragraph, no spaces, no stops until its end: how a scanned notice or a PDF paragraph
 # often reaches the chunker. Every clause names a number or a code.
-_CLAUSES = ["型号SX-400的逆变器每运行2,000小时须清洁风扇滤网", "备件编号HX-FAN-77的风扇单价为1,234.56元",
-            "绝缘电阻低于1.5兆欧时显示故障代码E-214", "直流输入电压不得超过600伏", "保修期自2025年3月18日起计算"]
+_CLAUSES = [
+    "型号SX-400的逆变器每运行2,000小时须清洁风扇滤网",
+    "备件编号HX-FAN-77的风扇单价为1,234.56元",
+    "绝缘电阻低于1.5兆欧时显示故障代码E-214",
+    "直流输入电压不得超过600伏",
+    "保修期自2025年3月18日起计算",
+]
 _LONG_PARAGRAPH = "，".join(_CLAUSES * 8) + "。"
 # Every number or code the paragraph holds, written whole.
 _WHOLE = {"SX-400", "2,000", "HX-FAN-77", "1,234.56", "1.5", "E-214", "600", "2025", "3", "18"}

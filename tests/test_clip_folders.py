@@ -83,9 +83,20 @@ def fake_tiny_openclip(tmp_path_factory, photos) -> tuple[Path, dict]:
     np.save(work / "pixels.npy", np.stack([_openclip_pixels(png) for png in photos.values()]))
     out = tmp_path_factory.mktemp("models") / "fake_tiny_openclip"
     subprocess.run(
-        [sys.executable, "-m", "tests.fake_openclip", str(out),
-         "--captions", str(work / "captions.json"), "--pixels", str(work / "pixels.npy")],
-        cwd=ROOT, check=True, capture_output=True, timeout=300,
+        [
+            sys.executable,
+            "-m",
+            "tests.fake_openclip",
+            str(out),
+            "--captions",
+            str(work / "captions.json"),
+            "--pixels",
+            str(work / "pixels.npy"),
+        ],
+        cwd=ROOT,
+        check=True,
+        capture_output=True,
+        timeout=300,
     )
     reference = json.loads((out / "reference.json").read_text())
     (out / "reference.json").unlink()  # the folder as OpenCLIP publishes one: config + weights only
@@ -99,6 +110,7 @@ def _open_clip_order(reference: dict, names: list[str]) -> dict[str, list[str]]:
     return {caption: [names[i] for i in np.argsort(-row)] for caption, row in zip(CAPTIONS, scores)}
 
 
+@pytest.mark.slow  # the CLI in a process of its own: real models, or the app's start
 def test_an_openclip_folder_loads_and_computes_what_open_clip_computes(fake_tiny_openclip, photos):
     folder, reference = fake_tiny_openclip
     assert clip_folder_kind(folder) == "openclip"
@@ -141,6 +153,7 @@ def test_a_transformers_clip_folder_still_loads(tmp_path):
     assert clip.embed_texts(["a bar chart"]).shape == (1, 24)
 
 
+@pytest.mark.slow  # the CLI in a process of its own: real models, or the app's start
 def test_a_folder_that_is_neither_is_refused_with_the_reason(tmp_path, fake_tiny_openclip):
     folder, _ = fake_tiny_openclip
     empty = tmp_path / "empty"
@@ -174,10 +187,30 @@ def test_a_folder_that_is_neither_is_refused_with_the_reason(tmp_path, fake_tiny
     with pytest.raises(ClipFolderError, match="holds neither"):
         ModelSet(make_settings(tmp_path / "m", image_embedder_path=empty)).image_embedder
     # And `kb ingest` with it: one line saying what to fix, not a traceback.
-    env = {"PATH": "/usr/bin:/bin", "PYTHONPATH": str(ROOT), "MMKB_DATA_DIR": str(tmp_path / "cli"),
-           "MMKB_IMAGE_EMBEDDER_PATH": str(empty), "MMKB_PARSE_WORKERS": "0", "HOME": str(tmp_path)}
-    done = subprocess.run([sys.executable, "-m", "app.cli", "ingest", str(ROOT / "samples" / "collection" / "danger-high-voltage-sign.jpg"),
-                           "-c", "photos"], env=env, cwd=ROOT, capture_output=True, text=True, timeout=600)
+    env = {
+        "PATH": "/usr/bin:/bin",
+        "PYTHONPATH": str(ROOT),
+        "MMKB_DATA_DIR": str(tmp_path / "cli"),
+        "MMKB_IMAGE_EMBEDDER_PATH": str(empty),
+        "MMKB_PARSE_WORKERS": "0",
+        "HOME": str(tmp_path),
+    }
+    done = subprocess.run(
+        [
+            sys.executable,
+            "-m",
+            "app.cli",
+            "ingest",
+            str(ROOT / "samples" / "collection" / "danger-high-voltage-sign.jpg"),
+            "-c",
+            "photos",
+        ],
+        env=env,
+        cwd=ROOT,
+        capture_output=True,
+        text=True,
+        timeout=600,
+    )
     assert done.returncode == 1, done.stdout + done.stderr
     assert "error:" in done.stderr and "holds neither" in done.stderr and "Traceback" not in done.stderr, done.stderr[-2000:]
 

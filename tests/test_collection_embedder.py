@@ -31,7 +31,11 @@ SUBJECTS = ["yangtze", "everest", "great-wall", "paper", "panda", "moon", "tea",
 PAIR = {pair[0]: pair for pair in PAIRS}
 POLICY_QUESTIONS = [
     ("What is the most the company will pay per night for a hotel in Munich?", "employee-travel-policy.pdf", 3),
-    ("Which error code does the inverter display when the PV array's insulation resistance is too low?", "solar-inverter-manual.pdf", 4),
+    (
+        "Which error code does the inverter display when the PV array's insulation resistance is too low?",
+        "solar-inverter-manual.pdf",
+        4,
+    ),
     ("How long after a trip do employees have to hand in their expense claim?", "employee-travel-policy.pdf", 4),
 ]
 
@@ -55,8 +59,11 @@ def world(tmp_path_factory, models):
     admin = kb.system_user()
     pdf = _world_pdf(root / "in")
     kb.create_collection(admin, "world", text_embedder=E5)
-    for name, paths in (("world", [pdf]), ("world-minilm", [pdf]),
-                        ("policies", [SAMPLES / "employee-travel-policy.pdf", SAMPLES / "solar-inverter-manual.pdf"])):
+    for name, paths in (
+        ("world", [pdf]),
+        ("world-minilm", [pdf]),
+        ("policies", [SAMPLES / "employee-travel-policy.pdf", SAMPLES / "solar-inverter-manual.pdf"]),
+    ):
         report = kb.ingest(admin, name, paths=paths)
         assert not report.failed, report.failed
     yield kb
@@ -97,14 +104,22 @@ def test_asking_two_collections_with_different_embedders_returns_each_ones_right
     # buried them under the world pages; on one scale, the policy page comes first.
     for question, filename, page in POLICY_QUESTIONS:
         top = _top(world, question, both)
-        assert (top.candidate.collection.name, top.candidate.document.filename, top.candidate.chunk.page) == ("policies", filename, page)
+        assert (top.candidate.collection.name, top.candidate.document.filename, top.candidate.chunk.page) == (
+            "policies",
+            filename,
+            page,
+        )
     # Chinese questions on e5's collection, asked across both.
     for page, subject in ((1, "yangtze"), (2, "everest"), (7, "tea")):
         top = _top(world, PAIR[subject][3], both)
         assert (top.candidate.collection.name, top.candidate.chunk.page) == ("world", page), subject
     # One search, both collections' right chunks.
-    sources = world.search(world.system_user(), "How long is the Yangtze, and what does the company pay per night for a hotel in Munich?",
-                           both, limit=5)
+    sources = world.search(
+        world.system_user(),
+        "How long is the Yangtze, and what does the company pay per night for a hotel in Munich?",
+        both,
+        limit=5,
+    )
     found = {(s.collection, s.filename, s.page) for s in sources}
     assert {("world", "world-facts.pdf", 1), ("policies", "employee-travel-policy.pdf", 3)} <= found
 
@@ -180,7 +195,9 @@ def test_a_switch_happens_whole_or_not_at_all(kb, tmp_path):
 
 def test_an_unknown_embedder_is_refused_with_the_choices(kb):
     admin = kb.system_user()
-    with pytest.raises(ValueError, match=r"unknown text embedder 'bert'; choose one of all-MiniLM-L6-v2, multilingual-e5-small-q4"):
+    with pytest.raises(
+        ValueError, match=r"unknown text embedder 'bert'; choose one of all-MiniLM-L6-v2, multilingual-e5-small-q4"
+    ):
         kb.create_collection(admin, "new", text_embedder="bert")
     assert kb.collection_info(admin) == []  # refused before anything was written
     kb.create_collection(admin, "docs")
@@ -202,7 +219,12 @@ def test_the_api_creates_and_moves_a_collection_between_embedders(kb, tmp_path):
     note = tmp_path / "tea.md"
     note.write_text(f"# Tea\n\n{PAIR['tea'][2]}\n", encoding="utf-8")
     with note.open("rb") as handle:
-        assert client.post("/api/collections/zh/documents", headers=headers, files=[("files", ("tea.md", handle, "text/markdown"))]).status_code == 200
+        assert (
+            client.post(
+                "/api/collections/zh/documents", headers=headers, files=[("files", ("tea.md", handle, "text/markdown"))]
+            ).status_code
+            == 200
+        )
     moved = client.patch("/api/collections/zh", json={"text_embedder": MINILM, "name": "tea"}, headers=headers)
     assert moved.status_code == 200, moved.text
     assert (moved.json()["name"], moved.json()["text_embedder"], moved.json()["ready_documents"]) == ("tea", MINILM, 1)
@@ -211,11 +233,14 @@ def test_the_api_creates_and_moves_a_collection_between_embedders(kb, tmp_path):
     assert listed == {"tea": MINILM}
 
 
+@pytest.mark.slow  # the CLI in a process of its own: real models, or the app's start
 def test_the_cli_creates_lists_and_refuses(tmp_path):
     env = {**os.environ, "MMKB_DATA_DIR": str(tmp_path / "data")}
 
     def kb(*args: str) -> subprocess.CompletedProcess:
-        return subprocess.run([sys.executable, "-m", "app.cli", *args], cwd=ROOT, env=env, capture_output=True, text=True, timeout=300)
+        return subprocess.run(
+            [sys.executable, "-m", "app.cli", *args], cwd=ROOT, env=env, capture_output=True, text=True, timeout=300
+        )
 
     created = kb("collections", "create", "zh", "--embedder", E5)
     assert created.returncode == 0 and f"text embedder {E5}" in created.stdout
@@ -228,7 +253,9 @@ def test_migration_0005_leaves_existing_collections_on_the_default(tmp_path):
     engine = make_engine(f"sqlite:///{tmp_path / 'old.sqlite3'}")
     _migrate(engine, "0004")
     with engine.begin() as connection:
-        connection.execute(text("INSERT INTO collections (id, name, description, created_at) VALUES (1, 'old', '', '2026-01-01')"))
+        connection.execute(
+            text("INSERT INTO collections (id, name, description, created_at) VALUES (1, 'old', '', '2026-01-01')")
+        )
     _migrate(engine, "0005")
     with engine.connect() as connection:
         assert connection.execute(text("SELECT name, text_embedder FROM collections")).one() == ("old", None)
@@ -259,7 +286,9 @@ def test_the_admin_console_shows_and_sets_a_collections_embedder(tmp_path, model
         choose(page, "collection-embedder", MINILM)
         page.locator("#change-embedder").click()
         message.get_by_text(f"zh-notes now uses the text embedder {MINILM}").wait_for(timeout=120_000)
-        page.wait_for_function(f"() => document.querySelector('#collections-table').innerText.includes('{MINILM}')", timeout=30_000)
+        page.wait_for_function(
+            f"() => document.querySelector('#collections-table').innerText.includes('{MINILM}')", timeout=30_000
+        )
         assert table_rows(page, "collections-table")[0][::5] == ["zh-notes", MINILM]
         context.close()
     kb.close()

@@ -136,8 +136,13 @@ def test_a_killed_kb_ingest_leaves_no_running_job_no_worker_and_no_staging(tmp_p
     batch = _batch(tmp_path / "batch")
     log = tmp_path / "ingest.log"
     with log.open("w") as out:
-        child = subprocess.Popen([sys.executable, "-m", "app.cli", "ingest", *map(str, batch), "-c", "docs"],
-                                 env=_env(data), cwd=ROOT, stdout=out, stderr=out)
+        child = subprocess.Popen(
+            [sys.executable, "-m", "app.cli", "ingest", *map(str, batch), "-c", "docs"],
+            env=_env(data),
+            cwd=ROOT,
+            stdout=out,
+            stderr=out,
+        )
     try:
         tree = _kill_mid_batch(child, data, log)
     finally:
@@ -165,8 +170,14 @@ def test_a_server_killed_mid_upload_leaves_no_running_job_no_worker_and_no_stagi
     batch = _batch(tmp_path / "batch")
     log = tmp_path / "server.log"
     port = free_port()
-    server = subprocess.Popen([sys.executable, "-c", SERVER, str(port)], env=_env(data), cwd=ROOT,
-                              stdout=subprocess.PIPE, stderr=log.open("w"), text=True)
+    server = subprocess.Popen(
+        [sys.executable, "-c", SERVER, str(port)],
+        env=_env(data),
+        cwd=ROOT,
+        stdout=subprocess.PIPE,
+        stderr=log.open("w"),
+        text=True,
+    )
     try:
         token = server.stdout.readline().strip()
         assert token, log.read_text()
@@ -257,9 +268,12 @@ def test_a_job_left_running_before_owners_were_recorded_is_marked_at_the_upgrade
     with engine.begin() as connection:
         config.attributes["connection"] = connection
         command.upgrade(config, "0003")
-        connection.execute(text(
-            "INSERT INTO ingest_jobs (id, kind, status, total_files, done_files, failed_files, created_at) "
-            "VALUES (1, 'ingest', 'running', 5, 2, 0, '2026-01-01'), (2, 'ingest', 'done', 1, 1, 0, '2026-01-01')"))
+        connection.execute(
+            text(
+                "INSERT INTO ingest_jobs (id, kind, status, total_files, done_files, failed_files, created_at) "
+                "VALUES (1, 'ingest', 'running', 5, 2, 0, '2026-01-01'), (2, 'ingest', 'done', 1, 1, 0, '2026-01-01')"
+            )
+        )
     engine.dispose()
     kb = KnowledgeBase(make_settings(data), models=models)
     try:

@@ -29,7 +29,12 @@ def _document(kb, collection: str, filename: str):
 
 def _figures(kb, document_id: int) -> set[Path]:
     with kb.database.session() as session:
-        return {Path(p) for p in session.scalars(select(Chunk.image_path).where(Chunk.document_id == document_id, Chunk.image_path.is_not(None)))}
+        return {
+            Path(p)
+            for p in session.scalars(
+                select(Chunk.image_path).where(Chunk.document_id == document_id, Chunk.image_path.is_not(None))
+            )
+        }
 
 
 def test_deleted_document_is_no_longer_retrieved_and_its_files_go(kb):

@@ -3,10 +3,14 @@
 from __future__ import annotations
 
 import numpy as np
+import pytest
 
 from app import registry
 from ingest.embedders import TextEmbedder, native_bf16, use_bf16
 from tests.conftest import make_settings
+
+# Loads the real text embedder: the full suite's, not the fast tier's.
+pytestmark = pytest.mark.slow
 
 PASSAGES = [
     "The hotel cap in Munich is 180 EUR per night, room only.",
@@ -15,8 +19,13 @@ PASSAGES = [
     "Lunch is reimbursed up to 20 EUR when the trip lasts more than eight hours.",
     "The DC isolator must be switched off before the front cover is opened.",
 ]
-QUESTIONS = ["How much may I spend on a hotel in Munich?", "How often is the filter cleaned?",
-             "Did the LED lights increase yield?", "What is the meal allowance?", "What do I switch off before opening the cover?"]
+QUESTIONS = [
+    "How much may I spend on a hotel in Munich?",
+    "How often is the filter cleaned?",
+    "Did the LED lights increase yield?",
+    "What is the meal allowance?",
+    "What do I switch off before opening the cover?",
+]
 
 
 def test_precision_setting():

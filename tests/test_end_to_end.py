@@ -72,25 +72,46 @@ def test_questions_the_documents_cannot_answer_are_refused(sample_kb, sample_que
 
 
 def test_figures_are_found_and_returned_with_the_answer(sample_kb):
-    text_sources, images = sample_kb._answerer().retrieve("Show me the red danger high voltage warning sign", sample_kb.readable_collections(sample_kb.system_user()))
+    text_sources, images = sample_kb._answerer().retrieve(
+        "Show me the red danger high voltage warning sign", sample_kb.readable_collections(sample_kb.system_user())
+    )
     assert images and images[0].filename == "danger-high-voltage-sign.jpg"
     assert os.path.isfile(images[0].image_path)
 
 
+@pytest.mark.slow  # the CLI in a process of its own: real models, or the app's start
 def test_cli_ingests_and_answers_with_citation(tmp_path):
     env = {**os.environ, "MMKB_DATA_DIR": str(tmp_path / "data")}
     kb = [sys.executable, "-m", "app.cli"]
-    ingest = subprocess.run(kb + ["ingest", str(SAMPLES / "solar-inverter-manual.pdf"), "--collection", "manuals"],
-                            cwd=ROOT, env=env, capture_output=True, text=True, timeout=600)
+    ingest = subprocess.run(
+        kb + ["ingest", str(SAMPLES / "solar-inverter-manual.pdf"), "--collection", "manuals"],
+        cwd=ROOT,
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=600,
+    )
     assert ingest.returncode == 0, ingest.stderr
     assert "1 ingested" in ingest.stdout and "100%" in ingest.stderr  # tqdm progress bar
-    ask = subprocess.run(kb + ["ask", "What is the maximum DC input voltage of the Helios SX-400?", "--collection", "manuals"],
-                         cwd=ROOT, env=env, capture_output=True, text=True, timeout=600)
+    ask = subprocess.run(
+        kb + ["ask", "What is the maximum DC input voltage of the Helios SX-400?", "--collection", "manuals"],
+        cwd=ROOT,
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=600,
+    )
     assert ask.returncode == 0, ask.stderr
     assert "600" in ask.stdout
     assert "solar-inverter-manual.pdf, p. 2" in ask.stdout
-    again = subprocess.run(kb + ["ingest", str(SAMPLES / "solar-inverter-manual.pdf"), "--collection", "manuals"],
-                           cwd=ROOT, env=env, capture_output=True, text=True, timeout=600)
+    again = subprocess.run(
+        kb + ["ingest", str(SAMPLES / "solar-inverter-manual.pdf"), "--collection", "manuals"],
+        cwd=ROOT,
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=600,
+    )
     assert "0 ingested, 1 unchanged" in again.stdout
 
 

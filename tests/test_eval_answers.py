@@ -41,7 +41,9 @@ def test_token_f1_and_exact_match_on_known_pairs():
     assert token_f1("The standard warranty is 10 years [1].", "10 years") == pytest.approx(2 * 0.4 * 1 / 1.4)
     assert token_f1("10 years [1].", "10 years") == 1.0
     assert token_f1("It is E-214.", "E-215") == 0.0  # "e214" vs "e215" share no token ("it", "is" are not gold)
-    assert token_f1("week 19 week", "week 19") == pytest.approx(2 * (2 / 3) * 1 / (2 / 3 + 1))  # a repeated word matches as often as gold has it
+    assert token_f1("week 19 week", "week 19") == pytest.approx(
+        2 * (2 / 3) * 1 / (2 / 3 + 1)
+    )  # a repeated word matches as often as gold has it
     assert token_f1("", "10 years") == 0.0
     assert exact_match("10 Years [1].", "10 years") and not exact_match("About 10 years [1].", "10 years")
 
@@ -66,8 +68,12 @@ def _source(number, filename, page):
 
 def test_scoring_an_answer_uses_its_cited_sources_not_all_sources():
     item = QaItem("q1", "Max DC voltage?", "600 V", frozenset({P("manual.pdf", 2)}))
-    answer = Answer(question=item.question, text="The maximum DC input is 600 V [2].",
-                    sources=[_source(1, "manual.pdf", 1), _source(2, "manual.pdf", 2), _source(3, "policy.pdf", 2)], cited=[2])
+    answer = Answer(
+        question=item.question,
+        text="The maximum DC input is 600 V [2].",
+        sources=[_source(1, "manual.pdf", 1), _source(2, "manual.pdf", 2), _source(3, "policy.pdf", 2)],
+        cited=[2],
+    )
     result = score_answer(item, answer, 1.5)
     assert result.cited == [("manual.pdf", 2)] and not result.refused
     assert result.precision == 1.0 and result.recall == 1.0 and result.contains and not result.exact
@@ -89,13 +95,16 @@ def test_summary_averages_only_where_a_metric_is_defined():
     def result(gold, refused, f1=None, exact=None, contains=None, precision=None, recall=None, latency=1.0):
         return QuestionResult("q", "?", gold, "a", refused, [], latency, f1, exact, contains, precision, recall)
 
-    summary = summarize("full", [
-        result("x", False, 1.0, True, True, 1.0, 1.0, latency=2.0),
-        result("y", False, 0.5, False, True, 0.5, 1.0, latency=4.0),
-        result("z", True, 0.0, False, False, None, 0.0, latency=0.5),  # a false refusal: no citations
-        result(None, True, latency=0.1),
-        result(None, False, latency=3.0),
-    ])
+    summary = summarize(
+        "full",
+        [
+            result("x", False, 1.0, True, True, 1.0, 1.0, latency=2.0),
+            result("y", False, 0.5, False, True, 0.5, 1.0, latency=4.0),
+            result("z", True, 0.0, False, False, None, 0.0, latency=0.5),  # a false refusal: no citations
+            result(None, True, latency=0.1),
+            result(None, False, latency=3.0),
+        ],
+    )
     assert (summary.answerable, summary.unanswerable, summary.false_refusals) == (3, 2, 1)
     assert summary.f1 == pytest.approx(0.5) and summary.exact == pytest.approx(1 / 3) and summary.contains == pytest.approx(2 / 3)
     assert summary.citation_precision == pytest.approx(0.75)  # the refusal has no precision
@@ -105,12 +114,22 @@ def test_summary_averages_only_where_a_metric_is_defined():
 
 def test_reads_jsonl_and_the_samples_question_list(tmp_path):
     qa = tmp_path / "qa.jsonl"
-    qa.write_text("\n".join(json.dumps(row) for row in [
-        {"id": "a", "question": "Cap?", "answer": "180 EUR", "file": "p.pdf", "page": 3},
-        {"question": "Where?", "answer": "TripDesk", "file": "p.pdf", "pages": [1, 2]},
-        {"question": "Both?", "answer": "yes", "sources": [{"file": "p.pdf", "pages": [1]}, {"file": "q.pdf", "page": 4}]},
-        {"question": "Tokyo meals?", "answerable": False},
-    ]) + "\n\n")
+    qa.write_text(
+        "\n".join(
+            json.dumps(row)
+            for row in [
+                {"id": "a", "question": "Cap?", "answer": "180 EUR", "file": "p.pdf", "page": 3},
+                {"question": "Where?", "answer": "TripDesk", "file": "p.pdf", "pages": [1, 2]},
+                {
+                    "question": "Both?",
+                    "answer": "yes",
+                    "sources": [{"file": "p.pdf", "pages": [1]}, {"file": "q.pdf", "page": 4}],
+                },
+                {"question": "Tokyo meals?", "answerable": False},
+            ]
+        )
+        + "\n\n"
+    )
     items = load_qa_set(qa).items
     assert [i.id for i in items] == ["a", "q2", "q3", "q4"]
     assert items[0].gold_pages == {P("p.pdf", 3)} and items[1].gold_pages == {P("p.pdf", 1), P("p.pdf", 2)}
@@ -120,13 +139,16 @@ def test_reads_jsonl_and_the_samples_question_list(tmp_path):
     assert samples.documents == ROOT / "samples" / "collection"
 
 
-@pytest.mark.parametrize("line, reason", [
-    ('{"question": "Cap?", "answer": "180 EUR"}', "gold 'file'"),
-    ('{"question": "Cap?", "answer": "180 EUR", "file": "p.pdf", "page": 0}', "pages must be whole numbers"),
-    ('{"question": "", "answerable": false}', "'question' is missing"),
-    ('{"question": "Cap?", "file": "p.pdf", "page": 2}', "non-empty 'answer'"),
-    ("not json", "not valid JSON"),
-])
+@pytest.mark.parametrize(
+    "line, reason",
+    [
+        ('{"question": "Cap?", "answer": "180 EUR"}', "gold 'file'"),
+        ('{"question": "Cap?", "answer": "180 EUR", "file": "p.pdf", "page": 0}', "pages must be whole numbers"),
+        ('{"question": "", "answerable": false}', "'question' is missing"),
+        ('{"question": "Cap?", "file": "p.pdf", "page": 2}', "non-empty 'answer'"),
+        ("not json", "not valid JSON"),
+    ],
+)
 def test_bad_lines_are_reported_with_file_and_line(tmp_path, line, reason):
     qa = tmp_path / "qa.jsonl"
     qa.write_text('{"question": "ok?", "answerable": false}\n' + line + "\n")
@@ -139,6 +161,7 @@ def test_a_folder_without_a_qa_file_is_refused_clearly(tmp_path):
         load_qa_set(tmp_path)
 
 
+@pytest.mark.slow  # the CLI in a process of its own: real models, or the app's start
 def test_the_command_answers_a_small_set_and_prints_both_configurations(tmp_path, monkeypatch):
     """One real run: the solar manual, two questions it answers and one it does not."""
     from app.cli import cli

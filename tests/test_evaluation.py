@@ -50,6 +50,7 @@ def test_hyde_configuration_calls_the_generator_and_is_timed(beir_dir, models):
     assert result.metrics["R@10"] == 1.0
 
 
+@pytest.mark.slow  # the CLI in a process of its own: real models, or the app's start
 def test_cli_prints_the_table(beir_dir, tmp_path, monkeypatch):
     from app.cli import cli
     from app.settings import get_settings
@@ -60,8 +61,19 @@ def test_cli_prints_the_table(beir_dir, tmp_path, monkeypatch):
     get_settings.cache_clear()
     assert result.exit_code == 0, result.output
     assert "14 documents" in result.output and "3 queries" in result.output
-    for header in ("R@1", "R@100", "MRR@10", "nDCG@10", "p95 ms", "| default |", "| BM25 only |", "| dense only |",
-                   "| + BM25 fusion |", "| + rerank |", "bm25"):
+    for header in (
+        "R@1",
+        "R@100",
+        "MRR@10",
+        "nDCG@10",
+        "p95 ms",
+        "| default |",
+        "| BM25 only |",
+        "| dense only |",
+        "| + BM25 fusion |",
+        "| + rerank |",
+        "bm25",
+    ):
         assert header in result.output
     assert "| + HyDE |" not in result.output
 
@@ -98,6 +110,7 @@ def test_default_row_uses_the_settings_depths_and_bm25_only_needs_no_embedding(b
     assert set(by_name[BM25_ONLY].stage_ms) == {"bm25", "load"} and by_name[BM25_ONLY].metrics["R@5"] >= 0.9
 
 
+@pytest.mark.slow  # the CLI in a process of its own: real models, or the app's start
 def test_cli_configs_option_runs_only_the_rows_named(beir_dir, tmp_path, monkeypatch):
     from app.cli import cli
     from app.settings import get_settings
@@ -106,10 +119,15 @@ def test_cli_configs_option_runs_only_the_rows_named(beir_dir, tmp_path, monkeyp
     get_settings.cache_clear()
     try:
         runner = CliRunner()
-        result = runner.invoke(cli, ["eval", "retrieval", "--data", str(beir_dir), "--limit", "2", "--configs", "BM25 only,default"])
+        result = runner.invoke(
+            cli, ["eval", "retrieval", "--data", str(beir_dir), "--limit", "2", "--configs", "BM25 only,default"]
+        )
         assert result.exit_code == 0, result.output
-        rows = [line.split("|")[1].strip() for line in result.output.splitlines() 
-                if line.startswith("| ") and not line.startswith(("| config", "| ---"))]
+        rows = [
+            line.split("|")[1].strip()
+            for line in result.output.splitlines()
+            if line.startswith("| ") and not line.startswith(("| config", "| ---"))
+        ]
         assert rows[:2] == [BM25_ONLY, DEFAULT] and "dense only" not in rows
         wrong = runner.invoke(cli, ["eval", "retrieval", "--data", str(beir_dir), "--configs", "nonsense"])
         assert wrong.exit_code == 1 and "nonsense" in wrong.output

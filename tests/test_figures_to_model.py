@@ -53,15 +53,26 @@ def signs_dir(models, tmp_path_factory):
 
 
 def _openai_kb(data: Path, models, url: str, images: bool) -> KnowledgeBase:
-    settings = make_settings(data, generator_backend="openai", openai_base_url=url, openai_model="mmkb-test", openai_images=images)
+    settings = make_settings(
+        data, generator_backend="openai", openai_base_url=url, openai_model="mmkb-test", openai_images=images
+    )
     model_set = ModelSet(settings)
     model_set.text_embedder = models.text_embedder  # shared, already loaded; the generator is the server
     return KnowledgeBase(settings, models=model_set)
 
 
 def _figure(path: Path, number: int = 2) -> Source:
-    return Source(number=number, chunk_id=7, collection="c", filename="plant.pdf", page=3, kind="image",
-                  text="Figure 2: pump wiring. Text in the image: PUMP K1", score=0.9, image_path=str(path))
+    return Source(
+        number=number,
+        chunk_id=7,
+        collection="c",
+        filename="plant.pdf",
+        page=3,
+        kind="image",
+        text="Figure 2: pump wiring. Text in the image: PUMP K1",
+        score=0.9,
+        image_path=str(path),
+    )
 
 
 def test_figure_sources_become_image_parts_only_for_image_backends(tmp_path):
@@ -69,7 +80,9 @@ def test_figure_sources_become_image_parts_only_for_image_backends(tmp_path):
     from PIL import Image
 
     Image.new("RGB", (50, 40), "green").save(png)
-    text = Source(number=1, chunk_id=3, collection="c", filename="plant.pdf", page=2, kind="text", text="The pump runs at 40 Hz.", score=1.0)
+    text = Source(
+        number=1, chunk_id=3, collection="c", filename="plant.pdf", page=2, kind="text", text="The pump runs at 40 Hz.", score=1.0
+    )
     as_text = build_messages("Which pump?", [text, _figure(png)])
     assert isinstance(as_text[1]["content"], str) and "Text in the image: PUMP K1" in as_text[1]["content"]
     with_images = build_messages("Which pump?", [text, _figure(png)], images=True)
@@ -79,7 +92,7 @@ def test_figure_sources_become_image_parts_only_for_image_backends(tmp_path):
     texts = "".join(p["text"] for p in parts if p["type"] == "text")
     assert "Image of source [2] (plant.pdf, p. 3)" in texts and texts.rstrip().endswith("Answer with citations:")
     # The same system prompt and the same numbered sources either way.
-    assert with_images[0] == as_text[0] and "<source id=\"2\"" in texts
+    assert with_images[0] == as_text[0] and '<source id="2"' in texts
 
 
 def test_the_openai_backend_sends_the_retrieved_figure_as_an_image(server, signs_dir, models):
@@ -112,8 +125,17 @@ def test_a_text_only_server_gets_the_figure_as_its_text(server, signs_dir, model
 
 def test_the_server_refuses_image_urls_it_would_have_to_fetch_or_cannot_decode(server):
     _, url = server
-    for image_url, reason in (("http://127.0.0.1:9/x.png", "data:image"), ("data:image/png;base64," + base64.b64encode(b"not a png").decode(), "does not decode")):
-        body = {"messages": [{"role": "user", "content": [{"type": "text", "text": "hi"},
-                                                          {"type": "image_url", "image_url": {"url": image_url}}]}]}
+    for image_url, reason in (
+        ("http://127.0.0.1:9/x.png", "data:image"),
+        ("data:image/png;base64," + base64.b64encode(b"not a png").decode(), "does not decode"),
+    ):
+        body = {
+            "messages": [
+                {
+                    "role": "user",
+                    "content": [{"type": "text", "text": "hi"}, {"type": "image_url", "image_url": {"url": image_url}}],
+                }
+            ]
+        }
         response = httpx.post(f"{url}/chat/completions", json=body, timeout=30)
         assert response.status_code == 400 and reason in response.text

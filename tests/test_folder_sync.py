@@ -20,8 +20,8 @@ from app.indexes import TEXT_SPACE
 from app.models import Chunk, Document, IngestJob, Role
 from app.service import AccessDenied, Hidden, KnowledgeBase, NotFound
 from tests.conftest import make_settings
-from tests.test_crash_recovery import _job
 from tests.servers import SCREENSHOTS, chromium, needs_chromium, serving
+from tests.test_crash_recovery import _job
 
 LONG_AGO = 1_600_000_000  # a modification time well before any sync (2020), so it is trusted
 
@@ -91,7 +91,8 @@ def test_a_collection_mirrors_its_folder_across_syncs(kb, tmp_path):
 
     assert first.added == ["finance/budget.txt", "hr/budget.txt", "hr/travel.pdf", "parking.md"]
     assert [(f.file, f.error) for f in first.failed] == [
-        ("outside-link.txt", "a link to a file outside the synced folder: not synced")]
+        ("outside-link.txt", "a link to a file outside the synced folder: not synced")
+    ]
     # Two files of the same name in two folders are two documents, cited by their path in the folder.
     assert names(kb) == dict.fromkeys(first.added, "ready")
     assert found(kb, "What is the nightly hotel cap in Munich?")[0][0] == "hr/travel.pdf"
@@ -218,7 +219,9 @@ def test_watch_picks_up_a_new_file_once_it_is_written(kb, tmp_path):
     results: list = []
     stop = threading.Event()
     watcher = threading.Thread(
-        target=watch, args=(lambda: sync(kb, folder), folder.resolve(), results.append), kwargs={"debounce_s": 0.5, "stop": stop},
+        target=watch,
+        args=(lambda: sync(kb, folder), folder.resolve(), results.append),
+        kwargs={"debounce_s": 0.5, "stop": stop},
         daemon=True,
     )
     watcher.start()
@@ -322,14 +325,17 @@ def test_kb_sync_killed_with_sigkill_mid_run_then_rerun_ends_consistent(tmp_path
     data, folder = tmp_path / "data", tmp_path / "share"
     topics = ["boiler", "lift", "roof", "garage", "canteen", "library", "gym", "archive", "lab", "studio", "chapel", "depot"]
     for number, topic in enumerate(topics):
-        write(folder / f"{number:02d}" / f"{topic}.md",
-              f"# The {topic}\nThe {topic} is serviced every {number + 2} weeks by team {topic.upper()}-{number}.\n" * 20)
+        write(
+            folder / f"{number:02d}" / f"{topic}.md",
+            f"# The {topic}\nThe {topic} is serviced every {number + 2} weeks by team {topic.upper()}-{number}.\n" * 20,
+        )
     env = {**os.environ, "PYTHONPATH": str(ROOT), "MMKB_DATA_DIR": str(data), "MMKB_PARSE_WORKERS": "0"}
     env.pop("DATABASE_URL", None)
     log = tmp_path / "sync.log"
     with log.open("w") as out:
-        child = subprocess.Popen([sys.executable, "-m", "app.cli", "sync", str(folder), "-c", "docs"],
-                                 env=env, cwd=ROOT, stdout=out, stderr=out)
+        child = subprocess.Popen(
+            [sys.executable, "-m", "app.cli", "sync", str(folder), "-c", "docs"], env=env, cwd=ROOT, stdout=out, stderr=out
+        )
     try:
         deadline = time.monotonic() + 600
         while True:

@@ -7,8 +7,12 @@ from tests.helpers import recording_kb
 
 def test_follow_up_is_made_standalone_and_finds_the_right_page(sample_kb):
     kb = recording_kb(sample_kb.settings, sample_kb.models)
-    history = [("What is the highest DC voltage the Helios SX-400 can accept on its input?",
-                "The Helios SX-400 accepts at most 600 V DC on its input [1].")]
+    history = [
+        (
+            "What is the highest DC voltage the Helios SX-400 can accept on its input?",
+            "The Helios SX-400 accepts at most 600 V DC on its input [1].",
+        )
+    ]
     answer = kb.ask(kb.system_user(), "How long is its warranty?", ["samples"], hyde=False, history=history)
 
     assert answer.question == "How long is its warranty?"

@@ -54,7 +54,11 @@ def make_pptx(path: Path) -> Path:
     from pptx.util import Inches
 
     deck = Presentation()
-    for title, body in [("Kick-off", "Welcome to the project."), ("Budget", "The pilot budget is 48,000 euros for the first year."), ("Next steps", "Hire two engineers.")]:
+    for title, body in [
+        ("Kick-off", "Welcome to the project."),
+        ("Budget", "The pilot budget is 48,000 euros for the first year."),
+        ("Next steps", "Hire two engineers."),
+    ]:
         slide = deck.slides.add_slide(deck.slide_layouts[1])
         slide.shapes.title.text = title
         slide.placeholders[1].text = body
@@ -128,7 +132,13 @@ def formats_kb(tmp_path_factory, models):
     from tests.conftest import make_settings
 
     folder = tmp_path_factory.mktemp("formats-in")
-    for make, name in [(make_txt, "notes.txt"), (make_md, "returns.md"), (make_html, "canteen.html"), (make_docx, "parking.docx"), (make_pptx, "kickoff.pptx")]:
+    for make, name in [
+        (make_txt, "notes.txt"),
+        (make_md, "returns.md"),
+        (make_html, "canteen.html"),
+        (make_docx, "parking.docx"),
+        (make_pptx, "kickoff.pptx"),
+    ]:
         make(folder / name)
     kb = KnowledgeBase(make_settings(tmp_path_factory.mktemp("formats-data")), models=models)
     report = kb.ingest(kb.system_user(), "formats", paths=[folder])

@@ -20,11 +20,12 @@ from app.service import KnowledgeBase
 from tests.conftest import free_port, make_settings
 
 
-
 @pytest.fixture(scope="module")
 def openai_url(models):
     port = free_port()
-    server = uvicorn.Server(uvicorn.Config(build_openai_app(models.generator, "mmkb-test"), host="127.0.0.1", port=port, log_level="warning"))
+    server = uvicorn.Server(
+        uvicorn.Config(build_openai_app(models.generator, "mmkb-test"), host="127.0.0.1", port=port, log_level="warning")
+    )
     thread = threading.Thread(target=server.run, daemon=True)
     thread.start()
     deadline = time.time() + 30
@@ -44,7 +45,9 @@ def test_openai_backend_streams_from_a_real_server(openai_url):
 
 
 def test_the_whole_pipeline_answers_through_the_openai_backend(openai_url, sample_kb):
-    settings = make_settings(sample_kb.settings.data_dir, generator_backend="openai", openai_base_url=openai_url, openai_model="mmkb-test")
+    settings = make_settings(
+        sample_kb.settings.data_dir, generator_backend="openai", openai_base_url=openai_url, openai_model="mmkb-test"
+    )
     kb = KnowledgeBase(settings)
     answer = kb.ask(kb.system_user(), "What is the part number of the replacement cooling fan for the SX-400?", ["samples"])
     kb.close()
@@ -71,13 +74,37 @@ def test_api_keys_never_appear_in_settings_output(tmp_path):
 
 QUESTION = "What is the part number of the replacement cooling fan for the SX-400?"
 SOURCES = [
-    Source(number=1, chunk_id=1, collection="c", filename="solar-inverter-manual.pdf", page=5, kind="text", score=0.9,
-           text="Replacement parts. The cooling fan of the Helios SX-400 has part number HX-FAN-77; order it from your "
-                "installer. The fan is held by four M4 screws and plugs into connector J7 on the control board."),
-    Source(number=2, chunk_id=2, collection="c", filename="solar-inverter-manual.pdf", page=2, kind="text", score=0.5,
-           text="Technical data. Maximum DC input voltage 600 V. Rated AC output 4.0 kW. Weight 17 kg."),
-    Source(number=3, chunk_id=3, collection="c", filename="employee-travel-policy.pdf", page=3, kind="text", score=0.2,
-           text="Hotel caps per night: Munich 180 EUR, Hamburg 150 EUR, Berlin 160 EUR, other cities 120 EUR."),
+    Source(
+        number=1,
+        chunk_id=1,
+        collection="c",
+        filename="solar-inverter-manual.pdf",
+        page=5,
+        kind="text",
+        score=0.9,
+        text="Replacement parts. The cooling fan of the Helios SX-400 has part number HX-FAN-77; order it from your "
+        "installer. The fan is held by four M4 screws and plugs into connector J7 on the control board.",
+    ),
+    Source(
+        number=2,
+        chunk_id=2,
+        collection="c",
+        filename="solar-inverter-manual.pdf",
+        page=2,
+        kind="text",
+        score=0.5,
+        text="Technical data. Maximum DC input voltage 600 V. Rated AC output 4.0 kW. Weight 17 kg.",
+    ),
+    Source(
+        number=3,
+        chunk_id=3,
+        collection="c",
+        filename="employee-travel-policy.pdf",
+        page=3,
+        kind="text",
+        score=0.2,
+        text="Hotel caps per night: Munich 180 EUR, Hamburg 150 EUR, Berlin 160 EUR, other cities 120 EUR.",
+    ),
 ]
 
 

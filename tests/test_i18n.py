@@ -94,8 +94,16 @@ def test_a_chinese_browser_gets_both_pages_in_chinese(site, browser):
     chat = open_page(context, f"{site}/", "已登录")
     shown = visible_text(chat)
     chat.screenshot(path=str(SCREENSHOTS / "i18n-chat-zh.png"), full_page=True)
-    for label in (ZH["chat_new_chat"], ZH["chat_past"], ZH["chat_collection"], ZH["chat_ask"], ZH["chat_send_comment"],
-                  ZH["chat_no_sources_yet"], ZH["chat_pick_source"], ZH["chat_figures"]):
+    for label in (
+        ZH["chat_new_chat"],
+        ZH["chat_past"],
+        ZH["chat_collection"],
+        ZH["chat_ask"],
+        ZH["chat_send_comment"],
+        ZH["chat_no_sources_yet"],
+        ZH["chat_pick_source"],
+        ZH["chat_figures"],
+    ):
         assert label in shown, label
     assert chat.locator(f'#question textarea[placeholder="{ZH["chat_placeholder"]}"]').count() == 1
     assert chat.locator("#collection input").input_value() == ZH["chat_all_collections"]

@@ -57,8 +57,11 @@ def image_set(tmp_path_factory) -> Path:
 def test_the_image_set_format_and_its_errors(tmp_path, image_set):
     loaded = load_image_set(image_set)
     assert len(loaded.images) == 3 and len(loaded.queries) == 3
-    assert {q.file for q in loaded.queries} == {"pump-control-wiring-diagram.png", "monthly-pv-yield-bar-chart.png",
-                                                "danger-high-voltage-sign.jpg"}
+    assert {q.file for q in loaded.queries} == {
+        "pump-control-wiring-diagram.png",
+        "monthly-pv-yield-bar-chart.png",
+        "danger-high-voltage-sign.jpg",
+    }
 
     broken = tmp_path / "broken"
     (broken / "images").mkdir(parents=True)
@@ -72,10 +75,11 @@ def test_the_image_set_format_and_its_errors(tmp_path, image_set):
     with pytest.raises(ImageSetError, match=r"captions.jsonl:1: .*missing.png does not exist"):
         load_image_set(broken)
     (broken / "captions.jsonl").write_text(json.dumps({"file": "a.png", "captions": []}) + "\n")
-    with pytest.raises(ImageSetError, match="needs \"captions\""):
+    with pytest.raises(ImageSetError, match='needs "captions"'):
         load_image_set(broken)
 
 
+@pytest.mark.slow  # the CLI in a process of its own: real models, or the app's start
 def test_cli_reports_the_text_path_without_a_clip_model(image_set, tmp_path, monkeypatch):
     from app.cli import cli
     from app.settings import get_settings
@@ -100,7 +104,10 @@ def test_a_configured_clip_folder_indexes_images_in_their_own_space_and_joins_th
     kb = KnowledgeBase(settings, models=clip_models)
     try:
         user = kb.system_user()
-        images = [SAMPLES / n for n in ("pump-control-wiring-diagram.png", "monthly-pv-yield-bar-chart.png", "danger-high-voltage-sign.jpg")]
+        images = [
+            SAMPLES / n
+            for n in ("pump-control-wiring-diagram.png", "monthly-pv-yield-bar-chart.png", "danger-high-voltage-sign.jpg")
+        ]
         report = kb.ingest(user, "figures", paths=images)
         assert not report.failed
         (collection,) = kb.readable_collections(user, ["figures"])

@@ -64,7 +64,9 @@ def test_a_file_over_the_size_cap_is_refused(tmp_path, models):
     from tests.conftest import make_settings
 
     kb = KnowledgeBase(make_settings(tmp_path / "data", max_upload_mb=0.05), models=models)
-    report = kb.ingest(kb.system_user(), "capped", paths=[SAMPLES / "solar-inverter-manual.pdf", SAMPLES / "danger-high-voltage-sign.jpg"])
+    report = kb.ingest(
+        kb.system_user(), "capped", paths=[SAMPLES / "solar-inverter-manual.pdf", SAMPLES / "danger-high-voltage-sign.jpg"]
+    )
     by_name = {f.filename: f for f in report.files}
     assert by_name["solar-inverter-manual.pdf"].outcome.value == "failed"
     assert "limit" in by_name["solar-inverter-manual.pdf"].error

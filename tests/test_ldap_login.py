@@ -27,15 +27,20 @@ from tests.servers import serving
 SLAPD = Path("/usr/sbin/slapd")
 SLAPADD = Path("/usr/sbin/slapadd")
 pytestmark = pytest.mark.skipif(
-    not SLAPD.exists(), reason="Debian slapd is not installed (scripts/setup.sh --with-test-services installs it)")
+    not SLAPD.exists(), reason="Debian slapd is not installed (scripts/setup.sh --with-test-services installs it)"
+)
 
 BASE = "dc=example,dc=org"
 ROOT_DN, ROOT_PASSWORD = f"cn=admin,{BASE}", "directory-root-secret"
 SEARCH_DN, SEARCH_PASSWORD = f"cn=mmkb-search,{BASE}", "search-account-secret"
 PEOPLE, GROUPS = f"ou=people,{BASE}", f"ou=groups,{BASE}"
 # name -> directory password; groups below. frank is only for the group-change test.
-PEOPLE_PASSWORDS = {"alice": "alice-directory-pw", "bob": "bob-directory-pw", "erin": "erin-directory-pw",
-                    "frank": "frank-directory-pw"}
+PEOPLE_PASSWORDS = {
+    "alice": "alice-directory-pw",
+    "bob": "bob-directory-pw",
+    "erin": "erin-directory-pw",
+    "frank": "frank-directory-pw",
+}
 GROUP_MEMBERS = {"engineering": ["alice", "erin", "frank"], "sales": ["bob"]}
 
 SLAPD_CONF = """\
@@ -67,8 +72,10 @@ def _ldif() -> str:
         f"userPassword: {SEARCH_PASSWORD}",
     ]
     for name, password in PEOPLE_PASSWORDS.items():
-        entries.append(f"dn: uid={name},{PEOPLE}\nobjectClass: inetOrgPerson\nuid: {name}\ncn: {name.title()}\nsn: {name}\n"
-                       f"userPassword: {password}")
+        entries.append(
+            f"dn: uid={name},{PEOPLE}\nobjectClass: inetOrgPerson\nuid: {name}\ncn: {name.title()}\nsn: {name}\n"
+            f"userPassword: {password}"
+        )
     for group, members in GROUP_MEMBERS.items():
         lines = "\n".join(f"member: uid={m},{PEOPLE}" for m in members)
         entries.append(f"dn: cn={group},{GROUPS}\nobjectClass: groupOfNames\ncn: {group}\n{lines}")
@@ -86,8 +93,9 @@ def ldap_url():
     port = free_port()
     url = f"ldap://127.0.0.1:{port}"
     # -d 0: stays in the foreground, so the test owns the process and stops it.
-    server = subprocess.Popen([str(SLAPD), "-f", str(conf), "-h", f"{url}/", "-d", "0"], stdout=subprocess.DEVNULL,
-                              stderr=subprocess.PIPE)
+    server = subprocess.Popen(
+        [str(SLAPD), "-f", str(conf), "-h", f"{url}/", "-d", "0"], stdout=subprocess.DEVNULL, stderr=subprocess.PIPE
+    )
     try:
         deadline = time.monotonic() + 30
         while not _answers(url):
@@ -115,8 +123,14 @@ def _answers(url: str) -> bool:
 
 def _directory_settings(ldap_url: str) -> dict:
     """An Active-Directory-like setup: a search account finds the user and their groups."""
-    return dict(ldap_url=ldap_url, ldap_user_search_base=PEOPLE, ldap_user_filter="(uid={username})",
-                ldap_bind_dn=SEARCH_DN, ldap_bind_password=SEARCH_PASSWORD, ldap_group_search_base=GROUPS)
+    return dict(
+        ldap_url=ldap_url,
+        ldap_user_search_base=PEOPLE,
+        ldap_user_filter="(uid={username})",
+        ldap_bind_dn=SEARCH_DN,
+        ldap_bind_password=SEARCH_PASSWORD,
+        ldap_group_search_base=GROUPS,
+    )
 
 
 def _change_group(ldap_url: str, group: str, username: str, add: bool) -> None:
@@ -148,8 +162,10 @@ def site(ldap_url, tmp_path_factory, models):
     kb.grant("carol", "sales")
     kb.accounts.create_user("erin", "erin-local-pw")  # local, with a namesake in the directory
     with kb.database.session() as session:
-        chunks = {name: session.scalar(select(Chunk.id).join(Collection).where(Collection.name == name))
-                  for name in ("engineering", "sales")}
+        chunks = {
+            name: session.scalar(select(Chunk.id).join(Collection).where(Collection.name == name))
+            for name in ("engineering", "sales")
+        }
     with serving(create_app(kb)) as url, httpx.Client(base_url=url, timeout=120) as client:
         yield client, chunks
     kb.close()
@@ -180,18 +196,22 @@ def test_a_directory_user_gets_exactly_the_role_their_group_maps_to(site):
     assert upload.status_code == 403
     assert client.get("/api/collections/engineering/members", headers=alice).status_code == 403
     # The other collection does not exist for her: its text never comes back.
-    for response in (client.get(f"/api/chunks/{chunks['sales']}/view", headers=alice),
-                     client.get("/api/collections/sales/documents", headers=alice),
-                     client.post("/api/ask", headers=alice,
-                                 json={"question": "What is the discount code?", "collections": ["sales"]})):
+    for response in (
+        client.get(f"/api/chunks/{chunks['sales']}/view", headers=alice),
+        client.get("/api/collections/sales/documents", headers=alice),
+        client.post("/api/ask", headers=alice, json={"question": "What is the discount code?", "collections": ["sales"]}),
+    ):
         assert response.status_code == 404
         assert "SALES-4411" not in response.text
 
     # bob's group maps (by its DN) to editor of sales: he may add documents there.
     bob = _token(client, "bob", "bob-directory-pw")
     assert _readable(client, bob) == ["sales"]
-    upload = client.post("/api/collections/sales/documents", headers=bob,
-                         files=[("files", ("price-list.txt", b"Partner price list: the SX-400 inverter costs 1200 euros.\n"))])
+    upload = client.post(
+        "/api/collections/sales/documents",
+        headers=bob,
+        files=[("files", ("price-list.txt", b"Partner price list: the SX-400 inverter costs 1200 euros.\n"))],
+    )
     assert upload.status_code == 200, upload.text
     assert client.get("/api/collections/sales/members", headers=bob).status_code == 403  # editor, not admin
     assert client.get(f"/api/chunks/{chunks['engineering']}/view", headers=bob).status_code == 404
@@ -200,8 +220,13 @@ def test_a_directory_user_gets_exactly_the_role_their_group_maps_to(site):
 def test_a_wrong_password_or_an_unknown_name_is_refused_and_never_logged(site, caplog):
     client, _ = site
     caplog.set_level(logging.DEBUG)
-    for username, password in (("alice", "not-alices-password"), ("alice", ""), ("nobody", "alice-directory-pw"),
-                               ("*", "alice-directory-pw"), ("alice)(uid=*", "alice-directory-pw")):
+    for username, password in (
+        ("alice", "not-alices-password"),
+        ("alice", ""),
+        ("nobody", "alice-directory-pw"),
+        ("*", "alice-directory-pw"),
+        ("alice)(uid=*", "alice-directory-pw"),
+    ):
         response = client.post("/api/tokens", json={"username": username, "password": password})
         assert response.status_code == 401, (username, response.text)
         assert response.json()["detail"] == "wrong user name or password"
@@ -271,8 +296,12 @@ def test_an_unreachable_directory_is_a_clear_error_and_local_accounts_still_log_
 def test_a_dn_template_binds_without_a_search_account(ldap_url):
     """The simpler setup (OpenLDAP style): the user's DN is built from the name, the groups are
     read as the user."""
-    settings = make_settings(Path(tempfile.gettempdir()), ldap_url=ldap_url, ldap_user_dn_template=f"uid={{username}},{PEOPLE}",
-                             ldap_group_search_base=GROUPS)
+    settings = make_settings(
+        Path(tempfile.gettempdir()),
+        ldap_url=ldap_url,
+        ldap_user_dn_template=f"uid={{username}},{PEOPLE}",
+        ldap_group_search_base=GROUPS,
+    )
     directory = Directory(DirectoryConfig.from_settings(settings))
     found = directory.authenticate("bob", "bob-directory-pw")
     assert found is not None and found.dn == f"uid=bob,{PEOPLE}"

@@ -19,7 +19,14 @@ def test_type_is_sniffed_from_content_not_name(tmp_path):
 
 @pytest.mark.parametrize(
     "raw, expected",
-    [("../../x.pdf", "x.pdf"), ("C:\\Users\\a\\report.pdf", "report.pdf"), ("...hidden.pdf", "hidden.pdf"), ("bad\x00name.pdf", "badname.pdf"), ("", "unnamed"), ("Ünïcödé 报告.pdf", "Ünïcödé 报告.pdf")],
+    [
+        ("../../x.pdf", "x.pdf"),
+        ("C:\\Users\\a\\report.pdf", "report.pdf"),
+        ("...hidden.pdf", "hidden.pdf"),
+        ("bad\x00name.pdf", "badname.pdf"),
+        ("", "unnamed"),
+        ("Ünïcödé 报告.pdf", "Ünïcödé 报告.pdf"),
+    ],
 )
 def test_filenames_lose_directories_and_control_characters(raw, expected):
     assert safe_filename(raw) == expected

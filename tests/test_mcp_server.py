@@ -75,8 +75,10 @@ async def permission_checks(client: Client) -> None:
     passages = (await call(client, "search", query=FAN_QUESTION, k=10))["passages"]
     assert passages and all(p["collection"] == "travel" and p["file"] != MANUAL for p in passages)
     assert not any(FAN_PART in p["text"] for p in passages)
-    refusal_reads_as_missing(await call(client, "search", query=FAN_QUESTION, collection="manual"),
-                             await call(client, "search", query=FAN_QUESTION, collection="no-such-collection"))
+    refusal_reads_as_missing(
+        await call(client, "search", query=FAN_QUESTION, collection="manual"),
+        await call(client, "search", query=FAN_QUESTION, collection="no-such-collection"),
+    )
 
 
 def test_http_refuses_requests_without_a_valid_token(site):
@@ -94,14 +96,18 @@ def test_http_without_accounts_acts_as_the_local_administrator_until_the_first_a
     kb.get_or_create_collection("notes")
     try:
         with serving(http_app(kb, "127.0.0.1", open_without_accounts=True)) as url:
+
             async def anonymous_collections():
                 async with Client(f"{url}/mcp") as client:
                     return await call(client, "collections")
 
             assert anyio.run(anonymous_collections) == {"collections": ["notes"]}  # the single-user local app
             kb.accounts.create_user("alice", "alice-password", is_admin=True)
-            refused = httpx.post(f"{url}/mcp", json={"jsonrpc": "2.0", "id": 1, "method": "initialize", "params": {}},
-                                 headers={"Accept": "application/json, text/event-stream"})
+            refused = httpx.post(
+                f"{url}/mcp",
+                json={"jsonrpc": "2.0", "id": 1, "method": "initialize", "params": {}},
+                headers={"Accept": "application/json, text/event-stream"},
+            )
             assert refused.status_code == 401  # at once, without a restart
     finally:
         kb.close()
@@ -131,8 +137,10 @@ def test_http_ask_gives_a_cited_answer_and_nothing_from_a_forbidden_collection(s
             # Refused before the model writes: nothing of the manual in bob's documents.
             everything = await call(bob, "ask", question=FAN_QUESTION)
             assert everything["supported"] is False and FAN_PART not in str(everything) and MANUAL not in str(everything)
-            refusal_reads_as_missing(await call(bob, "ask", question=FAN_QUESTION, collection="manual"),
-                                     await call(bob, "ask", question=FAN_QUESTION, collection="no-such-collection"))
+            refusal_reads_as_missing(
+                await call(bob, "ask", question=FAN_QUESTION, collection="manual"),
+                await call(bob, "ask", question=FAN_QUESTION, collection="no-such-collection"),
+            )
 
     run(check)
 
@@ -148,13 +156,20 @@ def test_stdio_runs_as_the_user_it_is_started_for(site, tmp_path):
     run(check)
 
 
+@pytest.mark.slow  # the CLI in a process of its own: real models, or the app's start
 def test_kb_mcp_refuses_an_open_network_address_and_an_unknown_user(tmp_path):
     def kb_mcp(*args: str) -> subprocess.CompletedProcess:
-        return subprocess.run([str(KB), "mcp", *args], env=kb_env(tmp_path / "data"), cwd=ROOT, capture_output=True, text=True,
-                              timeout=300, stdin=subprocess.DEVNULL)
+        return subprocess.run(
+            [str(KB), "mcp", *args],
+            env=kb_env(tmp_path / "data"),
+            cwd=ROOT,
+            capture_output=True,
+            text=True,
+            timeout=300,
+            stdin=subprocess.DEVNULL,
+        )
 
     exposed = kb_mcp("--transport", "http", "--host", "0.0.0.0", "--port", "1")
     assert exposed.returncode == 1 and "kb admin create NAME" in exposed.stderr and "--insecure-no-auth" in exposed.stderr
     stranger = kb_mcp("--user", "nobody")
     assert stranger.returncode == 1 and "no user 'nobody'" in stranger.stderr and "kb admin create nobody" in stranger.stderr
-

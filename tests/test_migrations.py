@@ -30,11 +30,18 @@ def test_0003_keeps_existing_chunks_and_collections_and_downgrades(tmp_path):
     engine = make_engine(f"sqlite:///{tmp_path / 'old.sqlite3'}")
     _migrate(engine, "0002")
     with engine.begin() as connection:
-        connection.execute(text("INSERT INTO collections (id, name, description, created_at) VALUES (1, 'old', '', '2026-01-01')"))
-        connection.execute(text(
-            "INSERT INTO documents (id, collection_id, sha256, filename, size_bytes, status, created_at, updated_at) "
-            "VALUES (1, 1, 'ab', 'a.pdf', 1, 'ready', '2026-01-01', '2026-01-01')"))
-        connection.execute(text("INSERT INTO chunks (id, document_id, collection_id, kind, ordinal, text) VALUES (1, 1, 1, 'text', 0, 'hello')"))
+        connection.execute(
+            text("INSERT INTO collections (id, name, description, created_at) VALUES (1, 'old', '', '2026-01-01')")
+        )
+        connection.execute(
+            text(
+                "INSERT INTO documents (id, collection_id, sha256, filename, size_bytes, status, created_at, updated_at) "
+                "VALUES (1, 1, 'ab', 'a.pdf', 1, 'ready', '2026-01-01', '2026-01-01')"
+            )
+        )
+        connection.execute(
+            text("INSERT INTO chunks (id, document_id, collection_id, kind, ordinal, text) VALUES (1, 1, 1, 'text', 0, 'hello')")
+        )
     _migrate(engine, "head")
     with engine.connect() as connection:
         assert connection.execute(text("SELECT text, heading_path FROM chunks")).one() == ("hello", "")

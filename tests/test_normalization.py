@@ -13,12 +13,14 @@ from retrieval.tokenize import tokenize
 
 
 def test_a_traditional_character_question_finds_the_simplified_page_by_bm25():
-    index = KeywordIndex([
-        # Shares only the characters both scripts write alike (多久一次, 定, 程) with the question.
-        (1, "多久一次的定期检查由工程师决定，检查记录保存一年。"),
-        (2, "设备维护规程规定：滤网每两周清洁一次。"),
-        (3, "差旅政策：酒店每晚上限180欧元。"),
-    ])
+    index = KeywordIndex(
+        [
+            # Shares only the characters both scripts write alike (多久一次, 定, 程) with the question.
+            (1, "多久一次的定期检查由工程师决定，检查记录保存一年。"),
+            (2, "设备维护规程规定：滤网每两周清洁一次。"),
+            (3, "差旅政策：酒店每晚上限180欧元。"),
+        ]
+    )
     hits = search_keyword([index], "設備維護規程規定濾網多久清潔一次？", k=3)
     assert hits[0].chunk_id == 2, hits
     assert tokenize("設備維護") == tokenize("设备维护")
@@ -42,8 +44,7 @@ def test_chinese_english_codes_tokenize_to_the_code_with_or_without_a_space():
 
 def test_match_forms_agree_across_scripts_widths_and_spacing():
     assert normalize_for_match("設備維護規程") == normalize_for_match("设备维护规程")
-    assert (normalize_for_match("型号SX-400") == normalize_for_match("型号 SX-400")
-            == normalize_for_match("型號 ＳＸ－４００"))
+    assert normalize_for_match("型号SX-400") == normalize_for_match("型号 SX-400") == normalize_for_match("型號 ＳＸ－４００")
     assert normalize_for_match("三架飞机") == "3架飞机"  # digits next to Chinese stay joined
 
 
@@ -64,8 +65,10 @@ def test_a_traditional_full_width_answer_is_supported_by_the_simplified_source()
 
 
 def test_matching_forms_never_reach_the_stored_chunk_text():
-    pages = [PageText(page=1, text="設備維護規程：型號ＳＸ－４００的濾網每兩週清潔一次。"),
-             PageText(page=2, text="差旅規定：出差多久需要審批，由部門經理決定的。")]
+    pages = [
+        PageText(page=1, text="設備維護規程：型號ＳＸ－４００的濾網每兩週清潔一次。"),
+        PageText(page=2, text="差旅規定：出差多久需要審批，由部門經理決定的。"),
+    ]
     chunks = chunk_pages(pages)
     hits = search_keyword([KeywordIndex((c.ordinal, c.text) for c in chunks)], "型号 SX-400 的滤网多久清洁", k=2)
     found = chunks[hits[0].chunk_id]

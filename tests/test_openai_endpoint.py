@@ -70,9 +70,14 @@ def test_no_token_or_a_forged_one_is_refused_with_openais_error_shape(site):
     with pytest.raises(openai.AuthenticationError) as refused:
         client(site, api_key="mmkb_forged").models.list()
     assert refused.value.status_code == 401 and refused.value.code == "invalid_api_key"
-    bare = httpx.post(f"{site['url']}/v1/chat/completions", json={"model": "travel", "messages": [{"role": "user", "content": "hi"}]})
+    bare = httpx.post(
+        f"{site['url']}/v1/chat/completions", json={"model": "travel", "messages": [{"role": "user", "content": "hi"}]}
+    )
     assert bare.status_code == 401 and bare.headers["www-authenticate"] == "Bearer"
-    assert set(bare.json()["error"]) == {"message", "type", "param", "code"} and "missing API token" in bare.json()["error"]["message"]
+    assert (
+        set(bare.json()["error"]) == {"message", "type", "param", "code"}
+        and "missing API token" in bare.json()["error"]["message"]
+    )
 
 
 def test_a_forbidden_collection_is_answered_like_a_missing_one(site):
@@ -95,8 +100,12 @@ def test_asking_a_readable_collection_never_returns_the_other_collections_text(s
     manual_chunks = {s.text for s in found}
     # ...but bob, asking his collection and all he may read, gets nothing of it, streamed or not.
     for model in ("travel", ALL_COLLECTIONS_MODEL):
-        response = httpx.post(f"{site['url']}/v1/chat/completions", headers={"Authorization": f"Bearer {site['tokens']['bob']}"},
-                              json={"model": model, "messages": [{"role": "user", "content": FAN_QUESTION}]}, timeout=900)
+        response = httpx.post(
+            f"{site['url']}/v1/chat/completions",
+            headers={"Authorization": f"Bearer {site['tokens']['bob']}"},
+            json={"model": model, "messages": [{"role": "user", "content": FAN_QUESTION}]},
+            timeout=900,
+        )
         assert response.status_code == 200, response.text
         assert FAN_PART not in response.text and MANUAL not in response.text
         assert not any(text in response.text for text in manual_chunks)
@@ -155,7 +164,9 @@ def test_a_follow_up_is_answered_as_a_chat_completion_with_structured_sources(si
 def test_bad_requests_get_openai_errors(site):
     bob = client(site)
     with pytest.raises(openai.BadRequestError) as last_is_not_a_question:
-        bob.chat.completions.create(model="travel", messages=[{"role": "user", "content": "hi"}, {"role": "assistant", "content": "hello"}])
+        bob.chat.completions.create(
+            model="travel", messages=[{"role": "user", "content": "hi"}, {"role": "assistant", "content": "hello"}]
+        )
     assert "last message" in last_is_not_a_question.value.body["message"]
     image = {"type": "image_url", "image_url": {"url": "data:image/png;base64,AAAA"}}
     with pytest.raises(openai.BadRequestError) as with_an_image:
@@ -164,8 +175,11 @@ def test_bad_requests_get_openai_errors(site):
     with pytest.raises(openai.BadRequestError) as empty:
         ask(site, "empty", HOTEL_QUESTION)
     assert empty.value.code == "empty_collection" and "no ready documents" in empty.value.body["message"]
-    invalid = httpx.post(f"{site['url']}/v1/chat/completions", headers={"Authorization": f"Bearer {site['tokens']['bob']}"},
-                         json={"model": "travel", "messages": []})
+    invalid = httpx.post(
+        f"{site['url']}/v1/chat/completions",
+        headers={"Authorization": f"Bearer {site['tokens']['bob']}"},
+        json={"model": "travel", "messages": []},
+    )
     assert invalid.status_code == 400 and invalid.json()["error"]["param"] == "messages"
 
 

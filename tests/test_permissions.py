@@ -115,6 +115,7 @@ def api_site(tmp_path_factory, models):
 
 def _routes(ids: dict, collection: str, missing: bool) -> list[tuple[str, str, dict]]:
     """(method, path, request keywords) for one existing or missing thing of each kind."""
+
     def n(kind: str) -> int:
         return MISSING if missing else ids[kind]
 
@@ -151,8 +152,12 @@ def test_a_non_member_cannot_tell_an_existing_thing_from_a_missing_one(api_site)
         absent = _answer(client, method, missing_path, headers["eve"], **missing_kwargs)
         assert existing == absent and existing[0] == 404, (path, existing, absent)
     # They do exist: their owner reads them.
-    for path in (f"/api/chunks/{ids['chunk']}/view", f"/api/conversations/{ids['conversation']}", f"/api/jobs/{ids['job']}",
-                 "/api/collections/private/documents"):
+    for path in (
+        f"/api/chunks/{ids['chunk']}/view",
+        f"/api/conversations/{ids['conversation']}",
+        f"/api/jobs/{ids['job']}",
+        "/api/collections/private/documents",
+    ):
         assert client.get(path, headers=headers["alice"]).status_code == 200, path
 
 

@@ -16,8 +16,9 @@ from app.service import KnowledgeBase
 from tests.conftest import SAMPLES, free_port, make_settings
 
 PG_BIN = sorted(glob.glob("/usr/lib/postgresql/*/bin"))
-pytestmark = pytest.mark.skipif(not PG_BIN, reason="Debian postgresql is not installed (scripts/setup.sh --with-test-services installs it)")
-
+pytestmark = pytest.mark.skipif(
+    not PG_BIN, reason="Debian postgresql is not installed (scripts/setup.sh --with-test-services installs it)"
+)
 
 
 def _as_postgres(command: list[str]) -> list[str]:
@@ -36,13 +37,33 @@ def postgres_url():
         shutil.chown(sockets, "postgres")
         root.chmod(0o755)
     port = free_port()
-    subprocess.run(_as_postgres([str(bin_dir / "initdb"), "-D", str(data), "-U", "mmkb", "--auth=trust", "-E", "UTF8"]),
-                   check=True, capture_output=True)
-    subprocess.run(_as_postgres([str(bin_dir / "pg_ctl"), "-D", str(data), "-l", str(root / "log"), "-w", "-o",
-                                 f"-p {port} -k {sockets} -c listen_addresses=127.0.0.1", "start"]), check=True, capture_output=True)
+    subprocess.run(
+        _as_postgres([str(bin_dir / "initdb"), "-D", str(data), "-U", "mmkb", "--auth=trust", "-E", "UTF8"]),
+        check=True,
+        capture_output=True,
+    )
+    subprocess.run(
+        _as_postgres(
+            [
+                str(bin_dir / "pg_ctl"),
+                "-D",
+                str(data),
+                "-l",
+                str(root / "log"),
+                "-w",
+                "-o",
+                f"-p {port} -k {sockets} -c listen_addresses=127.0.0.1",
+                "start",
+            ]
+        ),
+        check=True,
+        capture_output=True,
+    )
     try:
         deadline = time.time() + 30
-        while subprocess.run([str(bin_dir / "pg_isready"), "-h", "127.0.0.1", "-p", str(port)], capture_output=True).returncode != 0:
+        while (
+            subprocess.run([str(bin_dir / "pg_isready"), "-h", "127.0.0.1", "-p", str(port)], capture_output=True).returncode != 0
+        ):
             assert time.time() < deadline, "postgres did not start"
             time.sleep(0.3)
         subprocess.run([str(bin_dir / "createdb"), "-h", "127.0.0.1", "-p", str(port), "-U", "mmkb", "mmkb"], check=True)
@@ -56,7 +77,9 @@ def test_ingest_dedup_permissions_and_answers_work_on_postgresql(postgres_url, t
     settings = make_settings(tmp_path / "data").model_copy(update={"database_url": postgres_url})
     kb = KnowledgeBase(settings, models=models)
     assert kb.database.engine.dialect.name == "postgresql"
-    report = kb.ingest(kb.system_user(), "pg", paths=[SAMPLES / "solar-inverter-manual.pdf", SAMPLES / "danger-high-voltage-sign.jpg"])
+    report = kb.ingest(
+        kb.system_user(), "pg", paths=[SAMPLES / "solar-inverter-manual.pdf", SAMPLES / "danger-high-voltage-sign.jpg"]
+    )
     assert [f.outcome.value for f in report.files] == ["ingested", "ingested"]
     again = kb.ingest(kb.system_user(), "pg", paths=[SAMPLES / "solar-inverter-manual.pdf"])
     assert again.files[0].outcome.value == "skipped_duplicate"

@@ -27,8 +27,18 @@ def _chunk_rows(kb) -> list[tuple]:
     """Every chunk as a reader would see it (no ids), in a stable order, with its vector."""
     with kb.database.session() as session:
         rows = session.execute(
-            select(Document.filename, Chunk.vector_space, Chunk.kind, Chunk.page, Chunk.ordinal, Chunk.text,
-                   Chunk.char_start, Chunk.char_end, Chunk.image_path, Chunk.embedding)
+            select(
+                Document.filename,
+                Chunk.vector_space,
+                Chunk.kind,
+                Chunk.page,
+                Chunk.ordinal,
+                Chunk.text,
+                Chunk.char_start,
+                Chunk.char_end,
+                Chunk.image_path,
+                Chunk.embedding,
+            )
             .join(Document, Document.id == Chunk.document_id)
             .order_by(Document.filename, Chunk.vector_space, Chunk.kind, Chunk.ordinal)
         ).all()
@@ -45,8 +55,12 @@ def _assert_index_matches_sql(kb, collection_name: str) -> None:
     with kb.database.session() as session:
         wanted = set(
             session.scalars(
-                select(Chunk.id).join(Document).where(
-                    Chunk.collection_id == collection.id, Chunk.vector_space == TEXT_SPACE, Document.status == DocumentStatus.ready
+                select(Chunk.id)
+                .join(Document)
+                .where(
+                    Chunk.collection_id == collection.id,
+                    Chunk.vector_space == TEXT_SPACE,
+                    Document.status == DocumentStatus.ready,
                 )
             )
         )
@@ -90,8 +104,10 @@ def test_reindex_after_a_chunk_size_change_gives_the_new_chunking(tmp_path, mode
     assert max(kb.models.text_embedder.count_tokens([r[5] for r in new_text_chunks])) <= 40
     assert not (_chunk_ids(kb) & old_ids)  # every old chunk went, in the same swap
     _assert_index_matches_sql(kb, "docs")
-    for question in ("What is the most the company will pay per night for a hotel in Munich?",
-                     "How long is the standard warranty on the Helios SX-400 inverter?"):
+    for question in (
+        "What is the most the company will pay per night for a hotel in Munich?",
+        "How long is the standard warranty on the Helios SX-400 inverter?",
+    ):
         expected = QUESTIONS[question]
         assert _answers_from(kb, question, "docs")[:2] == (expected["file"], expected["page"])
     assert calls[0][:2] == (0, 2) and calls[-1] == (2, 2, "")
@@ -143,18 +159,29 @@ def test_a_reindex_killed_mid_run_leaves_the_old_index_serving_and_the_rerun_res
     data = tmp_path / "data"
     kb = KnowledgeBase(make_settings(data), models=models)
     admin = kb.system_user()
-    files = [SAMPLES / "solar-inverter-manual.pdf", SAMPLES / "employee-travel-policy.pdf", SAMPLES / "pump-control-wiring-diagram.png"]
+    files = [
+        SAMPLES / "solar-inverter-manual.pdf",
+        SAMPLES / "employee-travel-policy.pdf",
+        SAMPLES / "pump-control-wiring-diagram.png",
+    ]
     assert not kb.ingest(admin, "docs", paths=files).failed
     documents = kb.documents(admin, "docs")
     old_ids = _chunk_ids(kb)
     question = "How long is the standard warranty on the Helios SX-400 inverter?"
     before = _answers_from(kb, question, "docs")
 
-    env = {**os.environ, "PYTHONPATH": str(ROOT), "MMKB_DATA_DIR": str(data), "MMKB_CHUNK_TOKENS": "48",
-           "MMKB_CHUNK_OVERLAP_TOKENS": "8"}
+    env = {
+        **os.environ,
+        "PYTHONPATH": str(ROOT),
+        "MMKB_DATA_DIR": str(data),
+        "MMKB_CHUNK_TOKENS": "48",
+        "MMKB_CHUNK_OVERLAP_TOKENS": "8",
+    }
     env.pop("DATABASE_URL", None)
     log = (tmp_path / "reindex.log").open("w")
-    child = subprocess.Popen([sys.executable, "-m", "app.cli", "reindex", "-c", "docs"], env=env, cwd=ROOT, stdout=log, stderr=log)
+    child = subprocess.Popen(
+        [sys.executable, "-m", "app.cli", "reindex", "-c", "docs"], env=env, cwd=ROOT, stdout=log, stderr=log
+    )
     try:
         deadline = time.monotonic() + 600
         while not _staged_files(data):
@@ -229,8 +256,12 @@ def test_the_ray_data_path_yields_the_same_chunks_as_the_local_path(tmp_path, mo
     assert len(local.rebuilt) == 2 and not local.used_ray
     by_local = _chunk_rows(kb)
 
-    ray.init(num_cpus=2, include_dashboard=False, log_to_driver=False,
-             runtime_env={"env_vars": {"PYTHONPATH": str(ROOT), "OMP_NUM_THREADS": "1"}})
+    ray.init(
+        num_cpus=2,
+        include_dashboard=False,
+        log_to_driver=False,
+        runtime_env={"env_vars": {"PYTHONPATH": str(ROOT), "OMP_NUM_THREADS": "1"}},
+    )
     try:
         on_ray = kb.reindex(admin, "docs", use_ray=True)
     finally:

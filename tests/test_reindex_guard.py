@@ -36,11 +36,17 @@ KEY_QUESTION = "Who keeps the archive room key?"
 QUESTIONS = [
     NewEvalQuestion(question=KEY_QUESTION, file=SCAN, page=1),
     NewEvalQuestion(question="How often do forklift drivers have to renew their licence?", file=SCAN, page=2),
-    NewEvalQuestion(question="What is the most the company will pay per night for a hotel in Munich?",
-                    file="employee-travel-policy.pdf", page=3),
-    NewEvalQuestion(question="How long is the standard warranty on the Helios SX-400 inverter?", file="solar-inverter-manual.pdf", page=1),
-    NewEvalQuestion(question="Which system do Northwind employees have to use to book flights and hotels?",
-                    file="employee-travel-policy.pdf"),  # no page: any page of the file counts
+    NewEvalQuestion(
+        question="What is the most the company will pay per night for a hotel in Munich?",
+        file="employee-travel-policy.pdf",
+        page=3,
+    ),
+    NewEvalQuestion(
+        question="How long is the standard warranty on the Helios SX-400 inverter?", file="solar-inverter-manual.pdf", page=1
+    ),
+    NewEvalQuestion(
+        question="Which system do Northwind employees have to use to book flights and hotels?", file="employee-travel-policy.pdf"
+    ),  # no page: any page of the file counts
 ]
 OCR_OFF = {"ocr_scanned_pages": False, "ocr_images": False}
 
@@ -49,8 +55,10 @@ def make_scan(path: Path) -> Path:
     """Two scanned pages (full-page images, no text layer), one fact each; a neutral file name,
     so that nothing but the OCR text can lead a question there."""
     document = pymupdf.open()
-    for lines in (["Keys and access", "", "The archive room key is kept by Doctor Okonkwo in cabinet 7.", "Spare keys are at reception."],
-                  ["Forklifts", "", "Forklift drivers renew their licence every 18 months at the Delft depot.", "Bring the old card."]):
+    for lines in (
+        ["Keys and access", "", "The archive room key is kept by Doctor Okonkwo in cabinet 7.", "Spare keys are at reception."],
+        ["Forklifts", "", "Forklift drivers renew their licence every 18 months at the Delft depot.", "Bring the old card."],
+    ):
         page = document.new_page()
         page.insert_image(page.rect, stream=png(text_image(lines)))
     document.save(path)
@@ -99,15 +107,29 @@ def test_a_reindex_that_loses_questions_keeps_the_live_index_until_forced_and_on
     assert not (data / "reindex" / str(job_id) / "candidate").exists()  # the throwaway copy is gone
     runs = harmful.eval_runs(harmful.system_user(), "docs")
     assert [(r.index, r.recall_at_5, r.job_id, r.verdict) for r in runs[:2]] == [
-        ("candidate", pytest.approx(0.6), job_id, "kept"), ("live", 1.0, job_id, "kept")]
+        ("candidate", pytest.approx(0.6), job_id, "kept"),
+        ("live", 1.0, job_id, "kept"),
+    ]
     harmful.close()
 
     # --- `kb reindex --force`: the held job is swapped in without rebuilding; both scores printed
-    env = {**os.environ, "PYTHONPATH": str(ROOT), "MMKB_DATA_DIR": str(data), "MMKB_OCR_SCANNED_PAGES": "false",
-           "MMKB_OCR_IMAGES": "false", "MMKB_PARSE_WORKERS": "0"}
+    env = {
+        **os.environ,
+        "PYTHONPATH": str(ROOT),
+        "MMKB_DATA_DIR": str(data),
+        "MMKB_OCR_SCANNED_PAGES": "false",
+        "MMKB_OCR_IMAGES": "false",
+        "MMKB_PARSE_WORKERS": "0",
+    }
     env.pop("DATABASE_URL", None)
-    forced = subprocess.run([sys.executable, "-m", "app.cli", "reindex", "-c", "docs", "--force"], env=env, cwd=ROOT,
-                            capture_output=True, text=True, timeout=600)
+    forced = subprocess.run(
+        [sys.executable, "-m", "app.cli", "reindex", "-c", "docs", "--force"],
+        env=env,
+        cwd=ROOT,
+        capture_output=True,
+        text=True,
+        timeout=600,
+    )
     assert forced.returncode == 0, forced.stderr
     assert "recall@5 0.600" in forced.stdout and "recall@5 1.000" in forced.stdout and "anyway (--force)" in forced.stdout
     assert "0 rebuilt, 3 taken from the interrupted run" in forced.stdout
@@ -121,7 +143,9 @@ def test_a_reindex_that_loses_questions_keeps_the_live_index_until_forced_and_on
     fixed = KnowledgeBase(make_settings(data, chunk_tokens=96), models=models)
     report = fixed.reindex(fixed.system_user(), "docs")
     (guarded,) = report.guard
-    assert guarded.verdict == "swapped" and guarded.live.recall_at_5 == pytest.approx(0.6) and guarded.candidate.recall_at_5 == 1.0
+    assert (
+        guarded.verdict == "swapped" and guarded.live.recall_at_5 == pytest.approx(0.6) and guarded.candidate.recall_at_5 == 1.0
+    )
     assert len(report.rebuilt) == 3 and not report.held
     assert _top_places(fixed, KEY_QUESTION, 1) == [(SCAN, 1)]
     with fixed.database.session() as session:
@@ -140,12 +164,26 @@ def test_questions_must_name_a_ready_file_and_a_page_it_has_and_a_file_of_them_i
         kb.add_eval_questions(admin, "docs", [NewEvalQuestion(question="Flush?", file="zephyr-maintenance.pdf", page=3)])
 
     qa = tmp_path / "set.jsonl"
-    qa.write_text("\n".join(json.dumps(row) for row in [
-        {"question": "How often must the Zephyr-9 coolant loop be flushed?", "answer": "every 41 days",
-         "file": "zephyr-maintenance.pdf", "pages": [2]},
-        {"question": "What must be inspected before each shift?", "file": "zephyr-maintenance.pdf"},
-        {"question": "What is the meal allowance in Tokyo?", "answer": None, "file": None, "page": None},  # nothing to find
-    ]))
+    qa.write_text(
+        "\n".join(
+            json.dumps(row)
+            for row in [
+                {
+                    "question": "How often must the Zephyr-9 coolant loop be flushed?",
+                    "answer": "every 41 days",
+                    "file": "zephyr-maintenance.pdf",
+                    "pages": [2],
+                },
+                {"question": "What must be inspected before each shift?", "file": "zephyr-maintenance.pdf"},
+                {
+                    "question": "What is the meal allowance in Tokyo?",
+                    "answer": None,
+                    "file": None,
+                    "page": None,
+                },  # nothing to find
+            ]
+        )
+    )
     env = {**os.environ, "PYTHONPATH": str(ROOT), "MMKB_DATA_DIR": str(kb.settings.data_dir)}
     env.pop("DATABASE_URL", None)
     cli = [sys.executable, "-m", "app.cli", "collections", "eval"]
@@ -157,7 +195,10 @@ def test_questions_must_name_a_ready_file_and_a_page_it_has_and_a_file_of_them_i
     listed = subprocess.run(cli + ["list", "docs"], env=env, cwd=ROOT, capture_output=True, text=True, timeout=300)
     assert "zephyr-maintenance.pdf, p. 2: How often must the Zephyr-9 coolant loop be flushed?" in listed.stdout
     assert "zephyr-maintenance.pdf, p. any: What must be inspected before each shift?" in listed.stdout
-    assert [(q.file, q.page) for q in kb.eval_questions(admin, "docs")] == [("zephyr-maintenance.pdf", 2), ("zephyr-maintenance.pdf", None)]
+    assert [(q.file, q.page) for q in kb.eval_questions(admin, "docs")] == [
+        ("zephyr-maintenance.pdf", 2),
+        ("zephyr-maintenance.pdf", None),
+    ]
 
     two_pages = tmp_path / "two-pages.jsonl"
     two_pages.write_text(json.dumps({"question": "Where?", "file": "zephyr-maintenance.pdf", "pages": [1, 2]}) + "\n")
@@ -202,7 +243,11 @@ def test_the_api_lets_editors_change_the_set_readers_see_it_and_others_not_know_
     assert (refused.status_code, refused.json()["code"]) == (403, "access_denied")
     assert [q["question"] for q in client.get(questions, headers=rita).json()] == [FLUSH["question"]]
     # Not a member: the collection, its questions and its scores do not exist.
-    for response in (client.get(questions, headers=eve), client.post(questions, json=FLUSH, headers=eve), client.get(runs, headers=eve)):
+    for response in (
+        client.get(questions, headers=eve),
+        client.post(questions, json=FLUSH, headers=eve),
+        client.get(runs, headers=eve),
+    ):
         assert (response.status_code, response.json()["code"]) == (404, "not_found")
     # Eve administers `other`: her questions there cannot point at a file of docs.
     wrong = client.post("/api/collections/other/eval/questions", json=FLUSH, headers=eve)
@@ -213,9 +258,20 @@ def test_the_api_lets_editors_change_the_set_readers_see_it_and_others_not_know_
     assert client.post(runs, headers=rita).status_code == 403
     done = client.post(runs, headers=ed)
     assert done.status_code == 201, done.text
-    assert (done.json()["index"], done.json()["recall_at_5"], done.json()["questions"], done.json()["missed"]) == ("live", 1.0, 1, [])
+    assert (done.json()["index"], done.json()["recall_at_5"], done.json()["questions"], done.json()["missed"]) == (
+        "live",
+        1.0,
+        1,
+        [],
+    )
     (seen,) = client.get(runs, headers=rita).json()
-    assert (seen["index"], seen["recall_at_5"], seen["mrr_at_10"], seen["job_id"], seen["verdict"]) == ("live", 1.0, 1.0, None, None)
+    assert (seen["index"], seen["recall_at_5"], seen["mrr_at_10"], seen["job_id"], seen["verdict"]) == (
+        "live",
+        1.0,
+        1.0,
+        None,
+        None,
+    )
 
     question_id = added.json()["id"]
     assert client.delete(f"{questions}/{question_id}", headers=rita).status_code == 403
@@ -237,7 +293,8 @@ def test_the_console_adds_a_question_runs_the_set_and_shows_the_scores(site, bro
         page.locator("#eval-add").click()
         page.locator("#eval-message").get_by_text("Added question").wait_for(timeout=30_000)
         assert ["Which part of the plant is covered by this handbook?", "zephyr-maintenance.pdf", "1", "alice"] in [
-            row[1:5] for row in table_rows(page, "eval-questions")]
+            row[1:5] for row in table_rows(page, "eval-questions")
+        ]
 
         page.locator("#eval-run").click()
         page.locator("#eval-message").get_by_text("live index: recall@5").wait_for(timeout=60_000)

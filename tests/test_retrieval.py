@@ -71,8 +71,14 @@ def test_bm25_scores_are_exact_over_the_union_of_collections():
     # Two collections searched together score like one index holding both.
     left = KeywordIndex([(1, "inverter fan replacement HX-FAN-77"), (2, "travel policy hotel cap")])
     right = KeywordIndex([(3, "fan speed curve"), (4, "hotel booking through TripDesk")])
-    union = KeywordIndex([(1, "inverter fan replacement HX-FAN-77"), (2, "travel policy hotel cap"),
-                          (3, "fan speed curve"), (4, "hotel booking through TripDesk")])
+    union = KeywordIndex(
+        [
+            (1, "inverter fan replacement HX-FAN-77"),
+            (2, "travel policy hotel cap"),
+            (3, "fan speed curve"),
+            (4, "hotel booking through TripDesk"),
+        ]
+    )
     split = search_keyword([left, right], "fan hotel", k=10)
     joined = search_keyword([union], "fan hotel", k=10)
     assert [(h.chunk_id, round(h.score, 5)) for h in split] == [(h.chunk_id, round(h.score, 5)) for h in joined]
@@ -81,8 +87,13 @@ def test_bm25_scores_are_exact_over_the_union_of_collections():
 def test_chinese_text_is_searchable_by_words_without_spaces():
     tokens = tokenize("逆变器显示故障代码E-214")
     assert {"逆变", "变器", "故障", "e-214", "214"} <= set(tokens)
-    index = KeywordIndex([(1, "逆变器显示故障代码E-214时，请检查绝缘电阻。"), (2, "差旅政策：酒店每晚上限180欧元。"),
-                          (3, "变压器的维护周期为一年。")])
+    index = KeywordIndex(
+        [
+            (1, "逆变器显示故障代码E-214时，请检查绝缘电阻。"),
+            (2, "差旅政策：酒店每晚上限180欧元。"),
+            (3, "变压器的维护周期为一年。"),
+        ]
+    )
     hits = search_keyword([index], "逆变器故障", k=3)
     assert hits[0].chunk_id == 1
 

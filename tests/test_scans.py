@@ -14,6 +14,9 @@ from app.models import Chunk, ChunkKind
 from ingest.loaders import PDF_MIME, TIFF_MIME, WEBP_MIME, parse_file, sniff_mime
 from ingest.ocr import ENGINES, OcrUnavailable, TesseractOcr, load_ocr
 
+# Loads the OCR engines' models: the full suite's, not the fast tier's.
+pytestmark = pytest.mark.slow
+
 SCANNED_FACT = "The archive room key is kept by Doctor Okonkwo in cabinet 7."
 
 
@@ -38,7 +41,9 @@ def make_scanned_pdf(path: Path) -> Path:
     document = fitz.open()
     document.new_page().insert_text((72, 72), "Facilities handbook. The canteen opens at 11:30 on weekdays.", fontsize=11)
     scan = document.new_page()
-    scan.insert_image(scan.rect, stream=png(text_image(["Keys and access", "", SCANNED_FACT, "Spare keys are at reception."], angle=0.8)))
+    scan.insert_image(
+        scan.rect, stream=png(text_image(["Keys and access", "", SCANNED_FACT, "Spare keys are at reception."], angle=0.8))
+    )
     document.new_page().insert_text((72, 72), "Parking is on level minus two of the north garage.", fontsize=11)
     document.save(path)
     return path

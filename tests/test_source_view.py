@@ -41,11 +41,14 @@ FAN_SENTENCES = [
 FAN_SENTENCE = FAN_SENTENCES[0]
 
 
-ROOMS_TEXT = "\n".join(
-    [f"Room {n} on the ground floor is booked through the facilities desk and seats {n + 4} people." for n in range(1, 25)]
-    + ["The server room door code was changed to 5812 in October."]
-    + [f"Room {n} on the first floor has a projector and a whiteboard for {n + 2} people." for n in range(30, 50)]
-) + "\n"
+ROOMS_TEXT = (
+    "\n".join(
+        [f"Room {n} on the ground floor is booked through the facilities desk and seats {n + 4} people." for n in range(1, 25)]
+        + ["The server room door code was changed to 5812 in October."]
+        + [f"Room {n} on the first floor has a projector and a whiteboard for {n + 2} people." for n in range(30, 50)]
+    )
+    + "\n"
+)
 
 
 def make_pdf(path: Path) -> Path:
@@ -63,8 +66,12 @@ def site(tmp_path_factory, models):
     folder = tmp_path_factory.mktemp("view-files")
     kb = KnowledgeBase(make_settings(tmp_path_factory.mktemp("view-data")), models=models)
     (folder / "rooms.txt").write_text(ROOMS_TEXT, encoding="utf-8")
-    files = [make_pdf(folder / "pump-handbook.pdf"), folder / "rooms.txt", make_docx(folder / "parking.docx"),
-             SAMPLES / "danger-high-voltage-sign.jpg"]
+    files = [
+        make_pdf(folder / "pump-handbook.pdf"),
+        folder / "rooms.txt",
+        make_docx(folder / "parking.docx"),
+        SAMPLES / "danger-high-voltage-sign.jpg",
+    ]
     report = kb.ingest(kb.system_user(), "handbooks", paths=files)
     assert not report.failed, report.failed
     kb.get_or_create_collection("empty")
@@ -95,13 +102,15 @@ def test_the_cited_pdf_page_is_rendered_with_the_passage_highlighted(site):
     highlighted = np.asarray(Image.open(io.BytesIO(shown.png)).convert("RGB")).astype(int)
     with pymupdf.open(document.stored_path) as pdf:
         page = pdf[1]
-        plain = np.asarray(Image.open(io.BytesIO(page.get_pixmap(matrix=pymupdf.Matrix(ZOOM, ZOOM)).tobytes("png"))).convert("RGB")).astype(int)
+        plain = np.asarray(
+            Image.open(io.BytesIO(page.get_pixmap(matrix=pymupdf.Matrix(ZOOM, ZOOM)).tobytes("png"))).convert("RGB")
+        ).astype(int)
         where = {sentence: [r * ZOOM for r in page.search_for(sentence)] for sentence in INTRO_SENTENCES + FAN_SENTENCES}
     assert highlighted.shape == plain.shape
     changed = np.abs(highlighted - plain).sum(axis=2) > 30
 
     def share_changed(rects) -> float:
-        inside = [changed[int(r.y0):int(r.y1), int(r.x0):int(r.x1)] for r in rects]
+        inside = [changed[int(r.y0) : int(r.y1), int(r.x0) : int(r.x1)] for r in rects]
         return sum(int(a.sum()) for a in inside) / sum(a.size for a in inside)
 
     cited = [s for s in where if s in chunk.text]
@@ -198,12 +207,14 @@ def changed_shares(shown, document) -> dict[str, float]:
     highlighted = np.asarray(Image.open(io.BytesIO(shown.png)).convert("RGB")).astype(int)
     with pymupdf.open(document.stored_path) as pdf:
         page = pdf[shown.page - 1]
-        plain = np.asarray(Image.open(io.BytesIO(page.get_pixmap(matrix=pymupdf.Matrix(ZOOM, ZOOM)).tobytes("png"))).convert("RGB")).astype(int)
+        plain = np.asarray(
+            Image.open(io.BytesIO(page.get_pixmap(matrix=pymupdf.Matrix(ZOOM, ZOOM)).tobytes("png"))).convert("RGB")
+        ).astype(int)
         where = {sentence: [r * ZOOM for r in page.search_for(sentence)] for sentence in INTRO_SENTENCES + FAN_SENTENCES}
     changed = np.abs(highlighted - plain).sum(axis=2) > 30
     shares = {}
     for sentence, rects in where.items():
-        inside = [changed[int(r.y0):int(r.y1), int(r.x0):int(r.x1)] for r in rects]
+        inside = [changed[int(r.y0) : int(r.y1), int(r.x0) : int(r.x1)] for r in rects]
         shares[sentence] = sum(int(a.sum()) for a in inside) / sum(a.size for a in inside)
     return shares
 

@@ -60,15 +60,31 @@ def test_a_heading_directly_above_a_subheading_is_not_a_chunk_of_its_own():
 
 
 def test_section_map_pops_to_the_right_level():
-    pages = [PageText(1, "x" * 100, (Heading(0, 1, "A"), Heading(10, 2, "A1"), Heading(20, 3, "A1a"), Heading(30, 2, "A2"), Heading(40, 1, "B")))]
+    pages = [
+        PageText(
+            1,
+            "x" * 100,
+            (Heading(0, 1, "A"), Heading(10, 2, "A1"), Heading(20, 3, "A1a"), Heading(30, 2, "A2"), Heading(40, 1, "B")),
+        )
+    ]
     sections = SectionMap(pages)
     assert [sections.path_at(1, offset) for offset in (-1, 5, 15, 25, 35, 45, None)] == [
-        "", "A", "A > A1", "A > A1 > A1a", "A > A2", "B", "B"]
+        "",
+        "A",
+        "A > A1",
+        "A > A1 > A1a",
+        "A > A2",
+        "B",
+        "B",
+    ]
 
 
 def test_markdown_headings_outside_code_fences(tmp_path):
     path = tmp_path / "guide.md"
-    path.write_text("# Guide\n\nIntro.\n\n```bash\n# not a heading\necho hi\n```\n\nSetup\n-----\n\nRun the installer twice.\n", encoding="utf-8")
+    path.write_text(
+        "# Guide\n\nIntro.\n\n```bash\n# not a heading\necho hi\n```\n\nSetup\n-----\n\nRun the installer twice.\n",
+        encoding="utf-8",
+    )
     parsed = parse_file(path, TEXT_MIME)
     assert [(h.level, h.title) for h in parsed.pages[0].headings] == [(1, "Guide"), (2, "Setup")]
     installer = next(c for c in chunk_pages(parsed.pages, max_tokens=100, overlap_tokens=0) if "installer" in c.text)
@@ -80,7 +96,9 @@ def test_html_headings_give_paths(tmp_path):
     path.write_text(
         "<html><head><title>Handbook</title></head><body><h1>Travel</h1><p>General rules apply.</p>"
         "<h2>Hotels</h2><p>The cap is <b>180 EUR</b> a night.</p><h3>Exceptions</h3><p>Trade fairs allow 250 EUR.</p>"
-        "<h1>IT</h1><p>Laptops last three years.</p></body></html>", encoding="utf-8")
+        "<h1>IT</h1><p>Laptops last three years.</p></body></html>",
+        encoding="utf-8",
+    )
     parsed = parse_file(path, HTML_MIME)
     paths = {c.text: c.heading_path for c in chunk_pages(parsed.pages, max_tokens=100, overlap_tokens=0)}
     assert paths["Hotels The cap is 180 EUR a night."] == "Handbook > Travel > Hotels"
@@ -103,8 +121,13 @@ def test_docx_heading_styles_give_paths_to_text_and_tables(tmp_path):
     document.add_paragraph("The canteen opens at 11:30.")
     path = tmp_path / "facilities.docx"
     document.save(path)
-    chunks = chunk_file(parse_file(path, DOCX_MIME), max_tokens=100, overlap_tokens=0, table_max_tokens=200,
-                        count_tokens=lambda texts: [len(t.split()) for t in texts])
+    chunks = chunk_file(
+        parse_file(path, DOCX_MIME),
+        max_tokens=100,
+        overlap_tokens=0,
+        table_max_tokens=200,
+        count_tokens=lambda texts: [len(t.split()) for t in texts],
+    )
     paths = {c.text.split("\n")[0][:20]: c.heading_path for c in chunks}
     assert next(c for c in chunks if "Visitors park" in c.text).heading_path == "Facilities > Parking"
     assert next(c for c in chunks if "| Badge" in c.text).heading_path == "Facilities > Parking"
@@ -113,8 +136,9 @@ def test_docx_heading_styles_give_paths_to_text_and_tables(tmp_path):
 
 def _styled_pdf(path: Path, outline: bool = False) -> Path:
     document = fitz.open()
-    for number, (section, sentence) in enumerate([("Hotels", "The hotel cap in Munich is 180 EUR per night."),
-                                                  ("Meals", "Lunch is reimbursed up to 20 EUR.")], start=1):
+    for number, (section, sentence) in enumerate(
+        [("Hotels", "The hotel cap in Munich is 180 EUR per night."), ("Meals", "Lunch is reimbursed up to 20 EUR.")], start=1
+    ):
         page = document.new_page()
         y = 72
         if number == 1:
@@ -160,8 +184,13 @@ def test_sample_pdfs_get_their_numbered_sections():
     assert titles[0] == "Employee Travel and Expense Policy (HR-07)"
     assert "1. Purpose, Scope and Approval" in titles
     assert "Northwind Logistics GmbH" not in titles  # a running header, stripped from the text
-    chunks = chunk_file(parsed, count_tokens=lambda texts: [len(t.split()) for t in texts], max_tokens=100,
-                        overlap_tokens=10, table_max_tokens=200)
+    chunks = chunk_file(
+        parsed,
+        count_tokens=lambda texts: [len(t.split()) for t in texts],
+        max_tokens=100,
+        overlap_tokens=10,
+        table_max_tokens=200,
+    )
     assert all(c.heading_path.startswith("Employee Travel and Expense Policy (HR-07)") for c in chunks if c.page > 1)
     tables = [c for c in chunks if c.char_start is None]
     assert tables and all(" > " in c.heading_path for c in tables)
@@ -207,4 +236,6 @@ def test_pdf_figures_carry_the_heading_path_of_the_section_they_sit_in(tmp_path)
     assert figure_heading_paths(parsed) == ["Travel policy > Hotels", "Travel policy > Meals"]
     # Each keeps the text just above it: what the document says about the figure.
     assert [image.context for image in parsed.images] == [
-        "The hotel cap in Munich is 180 EUR per night.", "Lunch is reimbursed up to 20 EUR."]
+        "The hotel cap in Munich is 180 EUR per night.",
+        "Lunch is reimbursed up to 20 EUR.",
+    ]

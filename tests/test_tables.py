@@ -21,11 +21,19 @@ from tests.conftest import SAMPLES
 # (file, page, a body row, how that row reads in its chunk) for every table drawn by samples/make_samples.py
 SAMPLE_TABLES = [
     ("solar-inverter-manual.pdf", 2, ["Maximum DC input voltage", "600 V"], "Maximum DC input voltage: 600 V"),
-    ("solar-inverter-manual.pdf", 4, ["E-214", "Insulation resistance too low", "Inspect PV cables and connectors"],
-     "Code: E-214 | Meaning: Insulation resistance too low | Action: Inspect PV cables and connectors"),
+    (
+        "solar-inverter-manual.pdf",
+        4,
+        ["E-214", "Insulation resistance too low", "Inspect PV cables and connectors"],
+        "Code: E-214 | Meaning: Insulation resistance too low | Action: Inspect PV cables and connectors",
+    ),
     ("employee-travel-policy.pdf", 3, ["Munich", "180 EUR"], "City: Munich | Nightly cap (room only): 180 EUR"),
-    ("greenhouse-report-2025.pdf", 4, ["B3", "Interlighting", "93.8 %", "8.5", "258"],
-     "Bay: B3 | Treatment: Interlighting | Class I share: 93.8 % | Brix: 8.5 | Lighting kWh/m2: 258"),
+    (
+        "greenhouse-report-2025.pdf",
+        4,
+        ["B3", "Interlighting", "93.8 %", "8.5", "258"],
+        "Bay: B3 | Treatment: Interlighting | Class I share: 93.8 % | Brix: 8.5 | Lighting kWh/m2: 258",
+    ),
 ]
 
 
@@ -80,11 +88,16 @@ def grid(page, xs, ys, texts: dict, size=9, font="helv"):
 COLUMNS = [(40, 120), (120, 180), (180, 240), (240, 300), (300, 370)]
 BANDS = [
     [("Alabama", "18,870", "14", "15", "71,137"), ("Alaska", "209", "9", "3", "7,095"), ("Arizona", "2,303", "5", "3", "27,087")],
-    [("Arkansas", "3,298", "12", "6", "25,048"), ("California", "98,452", "0", "0", "180,116"),
-     ("Texas", "1,234,567,890", "29", "20", "146,982")],
+    [
+        ("Arkansas", "3,298", "12", "6", "25,048"),
+        ("California", "98,452", "0", "0", "180,116"),
+        ("Texas", "1,234,567,890", "29", "20", "146,982"),
+    ],
 ]
-NOTE = ["*These statistics count background checks initiated through the registry;",
-        "they do not represent the number of firearms sold in any state."]
+NOTE = [
+    "*These statistics count background checks initiated through the registry;",
+    "they do not represent the number of firearms sold in any state.",
+]
 
 
 def wide_table_pdf(path: Path) -> Path:
@@ -120,8 +133,7 @@ def test_a_wide_table_names_every_value_and_splits_rows_banded_together(tmp_path
     (table,) = parsed.tables
     assert table.header and table.rows[0] == ["State", "Permit", "Pre-Pawn Handgun", "Pre-Pawn Long Gun", "Totals"]
     # One row per state, each number in its own column (the long one by its centre).
-    assert table.rows[1:] == [list(row) for band in BANDS for row in band] + [
-        ["Totals", "1,239,478,052", "69", "47", "455,467"]]
+    assert table.rows[1:] == [list(row) for band in BANDS for row in band] + [["Totals", "1,239,478,052", "69", "47", "455,467"]]
     assert table.context == "Firearm checks by state - November"  # the title row
     # Title and footnote stay page text: the note answers questions too.
     page_text = " ".join(parsed.pages[0].text.split())
@@ -129,8 +141,10 @@ def test_a_wide_table_names_every_value_and_splits_rows_banded_together(tmp_path
     assert "71,137" not in page_text
     (chunk,) = table_chunks(parsed)
     lines = chunk.split("\n")
-    assert lines[:2] == ["Firearm checks by state - November",
-                         "| State | Permit | Pre-Pawn Handgun | Pre-Pawn Long Gun | Totals |"]
+    assert lines[:2] == [
+        "Firearm checks by state - November",
+        "| State | Permit | Pre-Pawn Handgun | Pre-Pawn Long Gun | Totals |",
+    ]
     assert "State: Texas | Permit: 1,234,567,890 | Pre-Pawn Handgun: 29 | Pre-Pawn Long Gun: 20 | Totals: 146,982" in lines
     assert "State: Totals | Permit: 1,239,478,052 | Pre-Pawn Handgun: 69 | Pre-Pawn Long Gun: 47 | Totals: 455,467" in lines
 
@@ -140,12 +154,20 @@ def test_cells_wrapped_side_by_side_stay_one_row(tmp_path):
     wrapped over two lines (here with numbers in them) continue their row."""
     document = pymupdf.open()
     page = document.new_page(width=595, height=842)
-    rows = [(["Code"], ["Meaning"], ["Action"]),
-            (["E-101"], ["Grid voltage out of range,", "above 253 V for 10 minutes"],
-             ["Check grid connection, wait", "5 minutes for reconnect"]),
-            (["E-214"], ["Insulation resistance too low"], ["Inspect PV cables and connectors"]),
-            (["E-305", "(old E-35)"], ["Over-temperature above 75 °C"],
-             ["Improve ventilation, clean the", "air filter every 6 months"])]
+    rows = [
+        (["Code"], ["Meaning"], ["Action"]),
+        (
+            ["E-101"],
+            ["Grid voltage out of range,", "above 253 V for 10 minutes"],
+            ["Check grid connection, wait", "5 minutes for reconnect"],
+        ),
+        (["E-214"], ["Insulation resistance too low"], ["Inspect PV cables and connectors"]),
+        (
+            ["E-305", "(old E-35)"],
+            ["Over-temperature above 75 °C"],
+            ["Improve ventilation, clean the", "air filter every 6 months"],
+        ),
+    ]
     y = 80
     for r, row in enumerate(rows):  # ruled only horizontally, as the samples' tables
         page.draw_line((50, y), (545, y), width=0.5)
@@ -166,11 +188,15 @@ def test_cells_wrapped_side_by_side_stay_one_row(tmp_path):
     ]
 
 
-FILLER = ("The committee met on Tuesday to review the draft budget for the coming year. Members agreed that the "
-          "maintenance reserve should grow by a tenth, and asked the treasurer to prepare a revised plan before the "
-          "next meeting, with the costs of the roof repair shown separately from the routine upkeep of the hall.")
-OTHER = ("Volunteers are still needed for the spring fair. Anyone who can help with the stalls, the raffle or the "
-         "tea tent should add their name to the list at the reception desk, where the rota for each day is also posted.")
+FILLER = (
+    "The committee met on Tuesday to review the draft budget for the coming year. Members agreed that the "
+    "maintenance reserve should grow by a tenth, and asked the treasurer to prepare a revised plan before the "
+    "next meeting, with the costs of the roof repair shown separately from the routine upkeep of the hall."
+)
+OTHER = (
+    "Volunteers are still needed for the spring fair. Anyone who can help with the stalls, the raffle or the "
+    "tea tent should add their name to the list at the reception desk, where the rota for each day is also posted."
+)
 
 
 def test_detected_tables_that_are_text_stay_page_text(tmp_path):
@@ -184,8 +210,9 @@ def test_detected_tables_that_are_text_stay_page_text(tmp_path):
     grid(page, [50, 295, 545], [80, 220, 360], {(0, 0): FILLER, (0, 1): OTHER, (1, 0): OTHER, (1, 1): FILLER})
     # One giant cell: a long remark beside a short field.
     page = document.new_page(width=595, height=842)
-    grid(page, [50, 150, 545], [80, 100, 260],
-         {(0, 0): "Date", (0, 1): "12 May", (1, 0): "Remarks", (1, 1): FILLER + " " + OTHER})
+    grid(
+        page, [50, 150, 545], [80, 100, 260], {(0, 0): "Date", (0, 1): "12 May", (1, 0): "Remarks", (1, 1): FILLER + " " + OTHER}
+    )
     path = tmp_path / "bulletin.pdf"
     document.save(path)
     for page in pymupdf.open(path):
@@ -203,20 +230,49 @@ def test_forms_become_label_value_lines(tmp_path):
     document = pymupdf.open()
     page = document.new_page(width=595, height=842)
     page.insert_text((50, 60), "Application for a parking permit", fontsize=12)
-    grid(page, [50, 200, 545], [80, 100, 120, 140, 160], {
-        (0, 0): "Applicant", (0, 1): "Jane Doe", (1, 0): "Date of birth", (1, 1): "02/01/1980",
-        (2, 0): "Licence plate", (2, 1): "B-XY 123", (3, 0): "Garage", (3, 1): "North, level -2"})
+    grid(
+        page,
+        [50, 200, 545],
+        [80, 100, 120, 140, 160],
+        {
+            (0, 0): "Applicant",
+            (0, 1): "Jane Doe",
+            (1, 0): "Date of birth",
+            (1, 1): "02/01/1980",
+            (2, 0): "Licence plate",
+            (2, 1): "B-XY 123",
+            (3, 0): "Garage",
+            (3, 1): "North, level -2",
+        },
+    )
     page = document.new_page(width=595, height=842)
-    grid(page, [50, 150, 300, 400, 545], [80, 100, 120], {
-        (0, 0): "Name:", (0, 1): "Jane Doe", (0, 2): "Badge:", (0, 3): "Green",
-        (1, 0): "Phone:", (1, 1): "555-0100", (1, 2): "Floor:", (1, 3): "3"})
+    grid(
+        page,
+        [50, 150, 300, 400, 545],
+        [80, 100, 120],
+        {
+            (0, 0): "Name:",
+            (0, 1): "Jane Doe",
+            (0, 2): "Badge:",
+            (0, 3): "Green",
+            (1, 0): "Phone:",
+            (1, 1): "555-0100",
+            (1, 2): "Floor:",
+            (1, 3): "3",
+        },
+    )
     path = tmp_path / "form.pdf"
     document.save(path)
     parsed = parse_file(path, PDF_MIME)
     assert [t.header for t in parsed.tables] == [False, False]  # no header row: the first row is a pair too
     pairs, labelled = table_chunks(parsed)
-    assert pairs.split("\n") == ["Application for a parking permit", "Applicant: Jane Doe", "Date of birth: 02/01/1980",
-                                 "Licence plate: B-XY 123", "Garage: North, level -2"]
+    assert pairs.split("\n") == [
+        "Application for a parking permit",
+        "Applicant: Jane Doe",
+        "Date of birth: 02/01/1980",
+        "Licence plate: B-XY 123",
+        "Garage: North, level -2",
+    ]
     assert labelled.split("\n") == ["Name: Jane Doe | Badge: Green", "Phone: 555-0100 | Floor: 3"]
 
 
@@ -232,8 +288,13 @@ def test_a_table_on_a_turned_page_reads_as_shown(tmp_path):
     expenditure reports are): its words come in the unturned page's coordinates."""
     source = pymupdf.open()
     landscape = source.new_page(width=792, height=612)
-    grid(landscape, [50, 160, 300, 620, 720], [80, 94, 108, 122], {
-        (r, c): text for r, row in enumerate(SENATE_ROWS) for c, text in enumerate(row)}, size=8)
+    grid(
+        landscape,
+        [50, 160, 300, 620, 720],
+        [80, 94, 108, 122],
+        {(r, c): text for r, row in enumerate(SENATE_ROWS) for c, text in enumerate(row)},
+        size=8,
+    )
     landscape.insert_text((50, 60), "Expenditures of the office, first quarter", fontsize=11)
     document = pymupdf.open()
     page = document.new_page(width=612, height=792)
@@ -248,13 +309,16 @@ def test_a_table_on_a_turned_page_reads_as_shown(tmp_path):
     assert table.rows == SENATE_ROWS
     assert " ".join(parsed.pages[0].text.split()) == "Expenditures of the office, first quarter"
     (chunk,) = table_chunks(parsed)
-    assert ("DOCUMENT NO.: DHAW20190031 | PAYEE NAME: CITIBANK - SENATOR IBA CARD | DESCRIPTION: TRAIN FARE WASHINGTON DC"
-            " TO NEW YORK NY AND RETURN | AMOUNT: 618.00") in chunk.split("\n")
+    assert (
+        "DOCUMENT NO.: DHAW20190031 | PAYEE NAME: CITIBANK - SENATOR IBA CARD | DESCRIPTION: TRAIN FARE WASHINGTON DC"
+        " TO NEW YORK NY AND RETURN | AMOUNT: 618.00"
+    ) in chunk.split("\n")
 
 
 def test_a_chinese_table_keeps_row_labels_with_their_values(tmp_path):
     """Like table 7.5 of a land-use standard: a header cell wrapped over two lines, a group
     header over two columns, and a row label merged down two rows."""
+
     def box(page, rect, lines):
         rect = pymupdf.Rect(rect)
         page.draw_rect(rect, color=(0, 0, 0), width=0.5)
@@ -293,8 +357,10 @@ def test_a_chinese_table_keeps_row_labels_with_their_values(tmp_path):
         ["一级公路", "四", "0.6667", "15000≤Q＜30000", "20＜u≤30"],
     ]
     (chunk,) = table_chunks(parsed)
-    assert ("公路技术等级: 高速公路 | 车道数: 六 | 用地指标基准值: 2.1333 | 编制条件 路段交通量Q: 45000≤Q＜60000 | "
-            "编制条件 大型车比例u（%）: 20＜u≤30") in chunk.split("\n")
+    assert (
+        "公路技术等级: 高速公路 | 车道数: 六 | 用地指标基准值: 2.1333 | 编制条件 路段交通量Q: 45000≤Q＜60000 | "
+        "编制条件 大型车比例u（%）: 20＜u≤30"
+    ) in chunk.split("\n")
 
 
 def test_a_table_continued_on_the_next_page_gets_its_header(tmp_path):
@@ -304,8 +370,12 @@ def test_a_table_continued_on_the_next_page_gets_its_header(tmp_path):
     for part, bold_header in ((rows[:4], True), (rows[4:], False)):
         page = document.new_page(width=595, height=842)
         body = ([header] if bold_header else []) + part
-        grid(page, [50, 150, 300, 420, 545], [80 + 20 * i for i in range(len(body) + 1)],
-             {(r, c): text for r, row in enumerate(body) for c, text in enumerate(row)})
+        grid(
+            page,
+            [50, 150, 300, 420, 545],
+            [80 + 20 * i for i in range(len(body) + 1)],
+            {(r, c): text for r, row in enumerate(body) for c, text in enumerate(row)},
+        )
     path = tmp_path / "warn.pdf"
     document.save(path)
     parsed = parse_file(path, PDF_MIME)
@@ -324,15 +394,21 @@ def test_a_short_table_is_one_chunk():
 
 
 def test_rows_name_their_values_and_leave_empty_cells_out():
-    table = TableText(page=1, context="Estimated costs", rows=[
-        ["Action", "Labor cost", "Parts cost", "Cost on U.S. operators:"],
-        ["AFM revisions", "1 work-hour × $85 per hour = $85", "", "$6,205"],
-        ["Phase 2", "", "", ""],  # a row across the table: a section label
-    ])
+    table = TableText(
+        page=1,
+        context="Estimated costs",
+        rows=[
+            ["Action", "Labor cost", "Parts cost", "Cost on U.S. operators:"],
+            ["AFM revisions", "1 work-hour × $85 per hour = $85", "", "$6,205"],
+            ["Phase 2", "", "", ""],  # a row across the table: a section label
+        ],
+    )
     head, body = table_lines(table)
     assert head == ["| Action | Labor cost | Parts cost | Cost on U.S. operators |"]
-    assert body == ["Action: AFM revisions | Labor cost: 1 work-hour × $85 per hour = $85 | Cost on U.S. operators: $6,205",
-                    "Phase 2"]
+    assert body == [
+        "Action: AFM revisions | Labor cost: 1 work-hour × $85 per hour = $85 | Cost on U.S. operators: $6,205",
+        "Phase 2",
+    ]
 
 
 def test_two_column_tables_without_telling_names_are_pairs():
@@ -347,8 +423,9 @@ def test_two_column_tables_without_telling_names_are_pairs():
 
 
 def test_a_long_table_is_cut_between_rows_and_every_piece_has_the_header():
-    rows = [["Item", "Owner", "Due"]] + [[f"Task number {i} of the migration plan", f"Person {i}", f"2026-{i % 12 + 1:02d}-01"]
-                                         for i in range(60)]
+    rows = [["Item", "Owner", "Due"]] + [
+        [f"Task number {i} of the migration plan", f"Person {i}", f"2026-{i % 12 + 1:02d}-01"] for i in range(60)
+    ]
     table = TableText(page=7, rows=rows, context="Migration tasks")
     pieces = chunk_tables([table], max_tokens=80, first_ordinal=5)
     head, body = table_lines(table)
@@ -393,14 +470,19 @@ def test_ingested_tables_are_stored_whole_and_retrieved(kb):
     report = kb.ingest(kb.system_user(), "docs", paths=[SAMPLES / name for name in {t[0] for t in SAMPLE_TABLES}])
     assert not report.failed
     with kb.database.session() as session:
-        table_chunks_stored = [(filename, chunk.page, chunk.text) for chunk, filename in session.execute(
-            select(Chunk, Document.filename).join(Document).where(Chunk.kind == ChunkKind.text, Chunk.char_start.is_(None))
-        )]
+        table_chunks_stored = [
+            (filename, chunk.page, chunk.text)
+            for chunk, filename in session.execute(
+                select(Chunk, Document.filename).join(Document).where(Chunk.kind == ChunkKind.text, Chunk.char_start.is_(None))
+            )
+        ]
     assert sorted((f, p) for f, p, _ in table_chunks_stored) == sorted((f, p) for f, p, _, _ in SAMPLE_TABLES)
     for filename, page, _, line in SAMPLE_TABLES:
         text = next(t for f, p, t in table_chunks_stored if (f, p) == (filename, page))
         assert line in text.split("\n")
-    sources, _ = kb._answerer().retrieve("What is the nightly hotel cap in Munich?", kb.readable_collections(kb.system_user(), ["docs"]))
+    sources, _ = kb._answerer().retrieve(
+        "What is the nightly hotel cap in Munich?", kb.readable_collections(kb.system_user(), ["docs"])
+    )
     assert any("City: Munich | Nightly cap (room only): 180 EUR" in s.text for s in sources[:3])
     sources, _ = kb._answerer().retrieve("What does error code E-214 mean?", kb.readable_collections(kb.system_user(), ["docs"]))
     assert any("Code: E-214 | Meaning: Insulation resistance too low" in s.text for s in sources[:3])

@@ -39,9 +39,11 @@ def _photo(size: tuple[int, int], seed: int) -> bytes:
 def make_figure_pdf(path: Path, seed: int = 1) -> Path:
     pdf = pymupdf.open()
     page = pdf.new_page()
-    page.insert_textbox(pymupdf.Rect(72, 60, 520, 200),
-                        "The settling basin of the Kestrel plant is inspected every spring by the water board. " * 3,
-                        fontsize=11)
+    page.insert_textbox(
+        pymupdf.Rect(72, 60, 520, 200),
+        "The settling basin of the Kestrel plant is inspected every spring by the water board. " * 3,
+        fontsize=11,
+    )
     page.insert_image(pymupdf.Rect(72, 210, 520, 530), stream=_photo(LARGE, seed))
     page.insert_text((72, 550), "Figure 1: Aerial photo of the settling basin.", fontsize=10)
     page.insert_image(pymupdf.Rect(72, 600, 252, 720), stream=_photo(SMALL, seed + 1))

@@ -71,9 +71,9 @@ def test_search_finds_the_same_neighbours_as_exact_cpu_search(tmp_path, device, 
     for each in (exact, store):
         each.add(list(range(n)), vectors)
     queries = _unit(50, dim, seed=4)
-    overlap = np.mean([
-        len({h.chunk_id for h in exact.search(q, 10)} & {h.chunk_id for h in store.search(q, 10)}) / 10 for q in queries
-    ])
+    overlap = np.mean(
+        [len({h.chunk_id for h in exact.search(q, 10)} & {h.chunk_id for h in store.search(q, 10)}) / 10 for q in queries]
+    )
     assert not exact.is_hnsw and store.is_hnsw == (device == "cpu")
     # HNSW is approximate; the GPU's flat search is exact, so it must agree completely.
     assert overlap >= (0.9 if device == "cpu" else 1.0), overlap

@@ -13,11 +13,11 @@ import pytest
 from PIL import Image
 
 from app.llm import load_generator
+from app.model_set import ModelSet
 from app.multimodal import image_part, text_part
 from app.registry import ModelNotAvailable
 from app.service import KnowledgeBase
 from app.vlm import VisionLanguageGenerator, to_processor_chat
-from app.model_set import ModelSet
 from tests.conftest import make_settings
 from tests.fake_tiny_vlm import build_fake_tiny_vlm
 
@@ -29,8 +29,9 @@ def fake_tiny_vlm(tmp_path_factory):
 
 @pytest.fixture(scope="module")
 def vlm(fake_tiny_vlm, tmp_path_factory):
-    generator = load_generator(make_settings(tmp_path_factory.mktemp("data"), generator_backend="transformers-vlm",
-                                             generator_path=fake_tiny_vlm))
+    generator = load_generator(
+        make_settings(tmp_path_factory.mktemp("data"), generator_backend="transformers-vlm", generator_path=fake_tiny_vlm)
+    )
     seen: list[tuple[int, ...]] = []
     # A hook on the real vision tower records every image batch the model actually encodes.
     generator.model.model.vision_tower.register_forward_hook(lambda module, args, output: seen.append(tuple(args[0].shape)))
@@ -67,10 +68,12 @@ def test_an_image_and_text_go_in_and_text_streams_out(vlm, tmp_path):
 
 def test_images_keep_their_order_among_the_text(tmp_path):
     red, blue = _png(tmp_path / "red.png", "red"), _png(tmp_path / "blue.png", "blue", (40, 30))
-    chat, images = to_processor_chat([
-        {"role": "system", "content": "rules"},
-        {"role": "user", "content": [text_part("one"), image_part(red), text_part("two"), image_part(blue)]},
-    ])
+    chat, images = to_processor_chat(
+        [
+            {"role": "system", "content": "rules"},
+            {"role": "user", "content": [text_part("one"), image_part(red), text_part("two"), image_part(blue)]},
+        ]
+    )
     assert [p["type"] for p in chat[1]["content"]] == ["text", "image", "text", "image"]
     assert chat[0]["content"] == [{"type": "text", "text": "rules"}]
     assert [img.size for img in images] == [(120, 80), (40, 30)] and images[1].getpixel((0, 0)) == (0, 0, 255)

@@ -72,8 +72,14 @@ class FileRow:
     error: str = ""
 
     def cells(self, lang: str = "en") -> list:
-        return [self.file, value(self.status, lang), self.pages if self.pages is not None else "",
-                self.chunks if self.chunks is not None else "", self.figures if self.figures is not None else "", self.error]
+        return [
+            self.file,
+            value(self.status, lang),
+            self.pages if self.pages is not None else "",
+            self.chunks if self.chunks is not None else "",
+            self.figures if self.figures is not None else "",
+            self.error,
+        ]
 
 
 def report_rows(report: IngestReport) -> list[FileRow]:
@@ -178,31 +184,72 @@ def _job_message(message: str | None, lang: str) -> str:
         if found := _INGEST_SUMMARY.fullmatch(first):
             first = t("job_message_ingest", lang, ingested=found[1], unchanged=found[2], failed=found[3])
         elif found := _REINDEX_SUMMARY.fullmatch(first):
-            first = t("job_message_reindex", lang, rebuilt=found[1], failed=found[2]) + (t("job_message_kept", lang) if found[3] else "")
+            first = t("job_message_reindex", lang, rebuilt=found[1], failed=found[2]) + (
+                t("job_message_kept", lang) if found[3] else ""
+            )
     return first + newline + rest
 
 
 def dashboard_views(board: Dashboard, lang: str = "en") -> tuple[str, pd.DataFrame, pd.DataFrame, pd.DataFrame]:
     totals = t(
-        "admin_totals", lang, documents=board.documents, chunks=board.chunks, figures=board.figures,
-        size=_size(board.index_bytes), collections=len(board.collections),
+        "admin_totals",
+        lang,
+        documents=board.documents,
+        chunks=board.chunks,
+        figures=board.figures,
+        size=_size(board.index_bytes),
+        collections=len(board.collections),
     )
     collections = _frame(
         DASHBOARD_COLUMNS,
         # The embedder is a registry name: never translated.
-        [[c.name, c.text_embedder, c.documents, c.ready_documents, c.failed_documents, c.chunks, c.figures,
-          _size(c.index_bytes)] for c in board.collections],
+        [
+            [
+                c.name,
+                c.text_embedder,
+                c.documents,
+                c.ready_documents,
+                c.failed_documents,
+                c.chunks,
+                c.figures,
+                _size(c.index_bytes),
+            ]
+            for c in board.collections
+        ],
         lang,
     )
     # A job's message is the service's own words, in English, but for its summary line.
     jobs = _frame(
         JOB_COLUMNS,
-        [[j.id, j.collection or "", value(j.kind, lang, "job"), value(j.status, lang), f"{j.done_files}/{j.total_files}", j.failed_files, _job_message(j.message, lang),
-          _when(j.created_at), _when(j.finished_at)] for j in board.jobs],
+        [
+            [
+                j.id,
+                j.collection or "",
+                value(j.kind, lang, "job"),
+                value(j.status, lang),
+                f"{j.done_files}/{j.total_files}",
+                j.failed_files,
+                _job_message(j.message, lang),
+                _when(j.created_at),
+                _when(j.finished_at),
+            ]
+            for j in board.jobs
+        ],
         lang,
     )
-    models = _frame(MODEL_COLUMNS, [[value(m.role, lang, "model"), m.name, _package(m.package, lang), t("admin_yes" if m.loaded else "admin_not_yet", lang)] for m in board.models],
-                    lang)
+    models = _frame(
+        MODEL_COLUMNS,
+        [
+            [
+                value(m.role, lang, "model"),
+                m.name,
+                _package(m.package, lang),
+                t("admin_yes" if m.loaded else "admin_not_yet", lang),
+            ]
+            for m in board.models
+        ],
+        lang,
+    )
     return totals, collections, jobs, models
 
 
@@ -260,8 +307,15 @@ def build_admin(kb: KnowledgeBase) -> gr.Blocks:
             return _frame(DOCUMENT_COLUMNS, [], lang), gr.update(choices=[], value=None)
         documents = kb.documents(user, collection)
         rows = [
-            [d.id, d.filename, value(d.status.value, lang), d.page_count or "", round(d.size_bytes / 1024, 1), d.error or "",
-             _when(d.updated_at)]
+            [
+                d.id,
+                d.filename,
+                value(d.status.value, lang),
+                d.page_count or "",
+                round(d.size_bytes / 1024, 1),
+                d.error or "",
+                _when(d.updated_at),
+            ]
             for d in documents
         ]
         choices = [(f"{d.id} · {d.filename}", d.id) for d in documents]
@@ -274,14 +328,30 @@ def build_admin(kb: KnowledgeBase) -> gr.Blocks:
         infos = {i.name: i for i in kb.collection_info(user)}
         collections = _frame(
             COLLECTION_COLUMNS,
-            [[n, infos[n].documents, infos[n].ready_documents, infos[n].failed_documents, infos[n].chunks, infos[n].text_embedder]
-             for n in names if n in infos],
+            [
+                [
+                    n,
+                    infos[n].documents,
+                    infos[n].ready_documents,
+                    infos[n].failed_documents,
+                    infos[n].chunks,
+                    infos[n].text_embedder,
+                ]
+                for n in names
+                if n in infos
+            ],
             lang,
         )
         documents, document_choices = documents_view(user, selected, lang)
         shown = gr.update() if message is None else message
-        return (shown, gr.update(choices=names, value=selected), collections, members_frame(user, selected, lang), documents,
-                document_choices)
+        return (
+            shown,
+            gr.update(choices=names, value=selected),
+            collections,
+            members_frame(user, selected, lang),
+            documents,
+            document_choices,
+        )
 
     def guarded(handler):
         """Run `handler(user, selected, *values)` for the current user and show the result;
@@ -304,14 +374,18 @@ def build_admin(kb: KnowledgeBase) -> gr.Blocks:
 
         arity = handler.__code__.co_argcount - 1
         if arity == 1:
+
             def run(selected, request: gr.Request):
                 return call([selected], request)
         elif arity == 2:
+
             def run(selected, value, request: gr.Request):
                 return call([selected, value], request)
         else:
+
             def run(selected, value, other, request: gr.Request):
                 return call([selected, value, other], request)
+
         return run
 
     def show(user: User, selected: str | None):
@@ -339,8 +413,13 @@ def build_admin(kb: KnowledgeBase) -> gr.Blocks:
             raise Refusal("admin_confirm_delete", collection=selected)
         removed = kb.delete_collection(user, selected)
         return (
-            said("admin_deleted_collection", collection=selected, documents=len(removed.document_ids), chunks=removed.chunks,
-                 files=len(removed.files_deleted)),
+            said(
+                "admin_deleted_collection",
+                collection=selected,
+                documents=len(removed.document_ids),
+                chunks=removed.chunks,
+                files=len(removed.files_deleted),
+            ),
             None,
         )
 
@@ -385,13 +464,18 @@ def build_admin(kb: KnowledgeBase) -> gr.Blocks:
             return _warning(exc, lang), gr.update(value=None, visible=False)
         if not failed:
             return t("admin_no_failed", lang, collection=selected), gr.update(value=None, visible=False)
-        path = write_csv(f"failed-documents-{safe_filename(selected)}.csv", ["id", "file", "error", "updated"],
-                         [[d.id, d.filename, d.error or "", _when(d.updated_at)] for d in failed])
+        path = write_csv(
+            f"failed-documents-{safe_filename(selected)}.csv",
+            ["id", "file", "error", "updated"],
+            [[d.id, d.filename, d.error or "", _when(d.updated_at)] for d in failed],
+        )
         return t("admin_failed_count", lang, count=len(failed), collection=selected), gr.update(value=path, visible=True)
 
     # --- upload --------------------------------------------------------------------
 
-    def ingest_files(selected: str | None, files: list[str] | None, request: gr.Request, progress=gr.Progress()) -> Iterator[tuple]:
+    def ingest_files(
+        selected: str | None, files: list[str] | None, request: gr.Request, progress=gr.Progress()
+    ) -> Iterator[tuple]:
         """Ingest in a worker thread so the status table can change while files are processed."""
         nothing = gr.update(value=None, visible=False)
         lang = language(request)
@@ -405,7 +489,9 @@ def build_admin(kb: KnowledgeBase) -> gr.Blocks:
             yield _warning(exc, lang), gr.update(), nothing
             return
         uploads = [Upload(Path(f), Path(f).name) for f in files]
-        job = BackgroundJob("admin-ingest", lambda report_progress: kb.ingest(user, selected, uploads=uploads, progress=report_progress))
+        job = BackgroundJob(
+            "admin-ingest", lambda report_progress: kb.ingest(user, selected, uploads=uploads, progress=report_progress)
+        )
         rows: list[FileRow] = []
         progress(0, desc=t("admin_starting", lang))
         for done, total, current in job:
@@ -415,16 +501,26 @@ def build_admin(kb: KnowledgeBase) -> gr.Blocks:
             if current and done < total:
                 rows.append(FileRow(file=safe_filename(current), status="processing"))
             progress((done, total), desc=f"{current or t('admin_finishing', lang)}", unit=t("admin_progress_unit", lang))
-            yield (t("admin_ingesting", lang, collection=selected, done=done, total=total),
-                   _frame(STATUS_COLUMNS, [r.cells(lang) for r in rows], lang), nothing)
+            yield (
+                t("admin_ingesting", lang, collection=selected, done=done, total=total),
+                _frame(STATUS_COLUMNS, [r.cells(lang) for r in rows], lang),
+                nothing,
+            )
         if job.error is not None:
             yield _warning(job.error, lang), _frame(STATUS_COLUMNS, [r.cells(lang) for r in rows], lang), nothing
             return
         report: IngestReport = job.result
         rows = report_rows(report)
         path = write_csv(f"ingest-report-job-{report.job_id}.csv", STATUS_COLUMNS, [r.cells() for r in rows])
-        summary = t("admin_job_done", lang, job=report.job_id, collection=selected, ready=len(report.ingested),
-                    unchanged=len(report.skipped), failed=len(report.failed))
+        summary = t(
+            "admin_job_done",
+            lang,
+            job=report.job_id,
+            collection=selected,
+            ready=len(report.ingested),
+            unchanged=len(report.skipped),
+            failed=len(report.failed),
+        )
         if report.failed:
             summary += t("admin_job_errors", lang)
         yield summary, _frame(STATUS_COLUMNS, [r.cells(lang) for r in rows], lang), gr.update(value=path, visible=True)
@@ -465,11 +561,21 @@ def build_admin(kb: KnowledgeBase) -> gr.Blocks:
         failed = "; ".join(f"{d.filename}: {d.error}" for d in report.failed)
         moved = ""
         if embedder is not None and not report.held:  # held: the guard's sentence below says the live index stayed
-            moved = t("admin_embedder_kept" if report.failed else "admin_embedder_changed", lang, collection=selected, embedder=embedder)
+            moved = t(
+                "admin_embedder_kept" if report.failed else "admin_embedder_changed", lang, collection=selected, embedder=embedder
+            )
         yield (
-            t("admin_reindexed", lang, collection=selected, rebuilt=len(report.rebuilt), resumed=len(report.resumed),
-              failed=len(report.failed)) + (t("admin_reindex_kept", lang, failures=failed) if failed and embedder is None else "")
-            + moved + ("。" if lang == "zh-CN" else ".")
+            t(
+                "admin_reindexed",
+                lang,
+                collection=selected,
+                rebuilt=len(report.rebuilt),
+                resumed=len(report.resumed),
+                failed=len(report.failed),
+            )
+            + (t("admin_reindex_kept", lang, failures=failed) if failed and embedder is None else "")
+            + moved
+            + ("。" if lang == "zh-CN" else ".")
             # The collection's evaluation set on the live and the new index, and what was done.
             + "".join(guard_summary(guarded, lang) for guarded in report.guard)
         )
@@ -490,13 +596,23 @@ def build_admin(kb: KnowledgeBase) -> gr.Blocks:
         try:
             user = actor(request)
         except (AccessDenied, NotFound) as exc:
-            return (_warning(exc, lang), gr.update(visible=False)) + tuple(gr.update() for _ in VIEW) + (lang, language_roles, empty_status)
+            return (
+                (_warning(exc, lang), gr.update(visible=False))
+                + tuple(gr.update() for _ in VIEW)
+                + (lang, language_roles, empty_status)
+            )
         if not user.is_admin and not kb.administered_collections(user):
-            return ((t("admin_not_allowed", lang, user=user.username), gr.update(visible=False)) + tuple(gr.update() for _ in VIEW)
-                    + (lang, language_roles, empty_status))
+            return (
+                (t("admin_not_allowed", lang, user=user.username), gr.update(visible=False))
+                + tuple(gr.update() for _ in VIEW)
+                + (lang, language_roles, empty_status)
+            )
         role = t("admin_global_admin" if user.is_admin else "admin_collection_admin", lang)
-        return ((t("admin_signed_in", lang, user=user.username, role=role), gr.update(visible=True)) + view(user, None, "", lang)
-                + (lang, language_roles, empty_status))
+        return (
+            (t("admin_signed_in", lang, user=user.username, role=role), gr.update(visible=True))
+            + view(user, None, "", lang)
+            + (lang, language_roles, empty_status)
+        )
 
     def tab_titles(request: gr.Request, lang: str | None = None) -> tuple:
         """Every tab's title from the server: Gradio's changeLocale re-renders only the selected
@@ -510,7 +626,7 @@ def build_admin(kb: KnowledgeBase) -> gr.Blocks:
         shown = list(load(request, lang))
         if shown[1].get("visible"):
             user = actor(request)
-            shown[2:2 + len(VIEW)] = view(user, collection_name, None, lang)
+            shown[2 : 2 + len(VIEW)] = view(user, collection_name, None, lang)
         return tuple(shown) + tab_titles(request, lang) + dashboard(request, lang)
 
     # The packaged text embedders, and the default even when it is an admin's own model.
@@ -529,14 +645,29 @@ def build_admin(kb: KnowledgeBase) -> gr.Blocks:
                 with gr.Tab(I18N("admin_tab_collections"), id="collections") as collections_tab:
                     collections_table = gr.Dataframe(headers=COLLECTION_COLUMNS, interactive=False, elem_id="collections-table")
                     with gr.Row():
-                        new_name = gr.Textbox(label=I18N("admin_new_collection"), placeholder=I18N("admin_name_placeholder"), scale=3, elem_id="new-collection")
+                        new_name = gr.Textbox(
+                            label=I18N("admin_new_collection"),
+                            placeholder=I18N("admin_name_placeholder"),
+                            scale=3,
+                            elem_id="new-collection",
+                        )
                         # Left empty: the collection follows MMKB_TEXT_EMBEDDER, as `kb collections create` without --embedder.
-                        new_embedder = gr.Dropdown(label=I18N("admin_embedder"), choices=embedders, value=None, scale=2,
-                                                   elem_id="new-collection-embedder")
+                        new_embedder = gr.Dropdown(
+                            label=I18N("admin_embedder"),
+                            choices=embedders,
+                            value=None,
+                            scale=2,
+                            elem_id="new-collection-embedder",
+                        )
                         create_button = gr.Button(I18N("admin_create"), variant="primary", scale=1, elem_id="create-collection")
                     with gr.Row():
-                        embedder_choice = gr.Dropdown(label=I18N("admin_change_embedder_to"), choices=embedders, value=None, scale=3,
-                                                      elem_id="collection-embedder")
+                        embedder_choice = gr.Dropdown(
+                            label=I18N("admin_change_embedder_to"),
+                            choices=embedders,
+                            value=None,
+                            scale=3,
+                            elem_id="collection-embedder",
+                        )
                         embedder_button = gr.Button(I18N("admin_change_embedder"), scale=1, elem_id="change-embedder")
                     with gr.Row():
                         rename_to = gr.Textbox(label=I18N("admin_rename_to"), scale=3, elem_id="rename-to")
@@ -548,7 +679,9 @@ def build_admin(kb: KnowledgeBase) -> gr.Blocks:
                     members_table = gr.Dataframe(headers=MEMBER_COLUMNS, interactive=False, elem_id="members-table")
                     with gr.Row():
                         member_name = gr.Textbox(label=I18N("admin_user_name"), scale=3, elem_id="member-name")
-                        member_role = gr.Dropdown(label=I18N("admin_role"), choices=ROLES, value="reader", scale=1, elem_id="member-role")
+                        member_role = gr.Dropdown(
+                            label=I18N("admin_role"), choices=ROLES, value="reader", scale=1, elem_id="member-role"
+                        )
                     with gr.Row():
                         set_member_button = gr.Button(I18N("admin_set_member"), variant="primary", elem_id="set-member")
                         remove_member_button = gr.Button(I18N("admin_remove_member"), elem_id="remove-member")
@@ -557,27 +690,46 @@ def build_admin(kb: KnowledgeBase) -> gr.Blocks:
                 with gr.Tab(I18N("admin_tab_upload"), id="upload") as upload_tab:
                     files = gr.File(
                         label=I18N("admin_files"),
-                        file_count="multiple", type="filepath", elem_id="upload-files",
+                        file_count="multiple",
+                        type="filepath",
+                        elem_id="upload-files",
                     )
                     ingest_button = gr.Button(I18N("admin_ingest"), variant="primary", elem_id="ingest")
                     status_table = gr.Dataframe(
-                        headers=STATUS_COLUMNS, interactive=False, wrap=True, elem_id="ingest-status",
+                        headers=STATUS_COLUMNS,
+                        interactive=False,
+                        wrap=True,
+                        elem_id="ingest-status",
                         column_widths=["24%", "9%", "7%", "7%", "7%", "46%"],
                     )
                     ingest_report = gr.File(label=I18N("admin_ingest_report"), visible=False, elem_id="ingest-report")
                 with gr.Tab(I18N("admin_tab_documents"), id="documents") as documents_tab:
-                    documents_table = gr.Dataframe(headers=DOCUMENT_COLUMNS, interactive=False, wrap=True, elem_id="documents-table")
+                    documents_table = gr.Dataframe(
+                        headers=DOCUMENT_COLUMNS, interactive=False, wrap=True, elem_id="documents-table"
+                    )
                     with gr.Row():
-                        document_choice = gr.Dropdown(label=I18N("admin_document"), choices=[], scale=3, elem_id="document-choice")
-                        delete_document_button = gr.Button(I18N("admin_delete_document"), variant="stop", scale=1, elem_id="delete-document")
+                        document_choice = gr.Dropdown(
+                            label=I18N("admin_document"), choices=[], scale=3, elem_id="document-choice"
+                        )
+                        delete_document_button = gr.Button(
+                            I18N("admin_delete_document"), variant="stop", scale=1, elem_id="delete-document"
+                        )
                     failed_button = gr.Button(I18N("admin_failed_button"), elem_id="failed-report-button")
                     failed_report = gr.File(label=I18N("admin_failed_report"), visible=False, elem_id="failed-report")
                 with gr.Tab(I18N("admin_tab_dashboard"), id="dashboard") as dashboard_tab:
                     totals = gr.Markdown(elem_id="dashboard-totals")
-                    dashboard_collections = gr.Dataframe(headers=DASHBOARD_COLUMNS, interactive=False, label=I18N("admin_tab_collections"),
-                                                         elem_id="dashboard-collections")
-                    jobs_table = gr.Dataframe(headers=JOB_COLUMNS, interactive=False, wrap=True, label=I18N("admin_last_jobs"), elem_id="jobs-table")
-                    models_table = gr.Dataframe(headers=MODEL_COLUMNS, interactive=False, label=I18N("admin_models"), elem_id="models-table")
+                    dashboard_collections = gr.Dataframe(
+                        headers=DASHBOARD_COLUMNS,
+                        interactive=False,
+                        label=I18N("admin_tab_collections"),
+                        elem_id="dashboard-collections",
+                    )
+                    jobs_table = gr.Dataframe(
+                        headers=JOB_COLUMNS, interactive=False, wrap=True, label=I18N("admin_last_jobs"), elem_id="jobs-table"
+                    )
+                    models_table = gr.Dataframe(
+                        headers=MODEL_COLUMNS, interactive=False, label=I18N("admin_models"), elem_id="models-table"
+                    )
                     dashboard_refresh = gr.Button(I18N("admin_refresh_dashboard"), elem_id="dashboard-refresh")
                     reindex_button = gr.Button(I18N("admin_reindex"), elem_id="reindex")
                     reindex_status = gr.Markdown(elem_id="reindex-status")
@@ -589,8 +741,11 @@ def build_admin(kb: KnowledgeBase) -> gr.Blocks:
         DASHBOARD = [totals, dashboard_collections, jobs_table, models_table]
 
         demo.load(load, None, [notice, console, *VIEW, lang_switch, member_role, status_table]).then(tab_titles, None, TABS)
-        lang_switch.input(change_language, [lang_switch, collection],
-                          [notice, console, *VIEW, lang_switch, member_role, status_table, *TABS, *DASHBOARD])
+        lang_switch.input(
+            change_language,
+            [lang_switch, collection],
+            [notice, console, *VIEW, lang_switch, member_role, status_table, *TABS, *DASHBOARD],
+        )
         demo.load(dashboard, None, DASHBOARD)
         reindex_button.click(reindex_collection, [collection], [reindex_status]).then(dashboard, None, DASHBOARD)
         collection.input(guarded(show), [collection], VIEW)
@@ -603,7 +758,9 @@ def build_admin(kb: KnowledgeBase) -> gr.Blocks:
         delete_button.click(guarded(delete_collection), [collection, confirm_delete], VIEW).then(dashboard, None, DASHBOARD)
         set_member_button.click(guarded(set_member), [collection, member_name, member_role], VIEW)
         remove_member_button.click(guarded(remove_member), [collection, member_name, member_role], VIEW)
-        delete_document_button.click(guarded(delete_document), [collection, document_choice], VIEW).then(dashboard, None, DASHBOARD)
+        delete_document_button.click(guarded(delete_document), [collection, document_choice], VIEW).then(
+            dashboard, None, DASHBOARD
+        )
         failed_button.click(failed_documents_report, [collection], [message, failed_report])
         ingest_button.click(ingest_files, [collection, files], [message, status_table, ingest_report]).then(
             guarded(show_keeping_message), [collection], VIEW

@@ -18,7 +18,6 @@ GROUP_COLUMNS = ["group", "role"]
 DN_EXAMPLE = "cn=plant-admins,ou=groups,dc=example,dc=org"
 
 
-
 def group_rows(groups: list[tuple[str, Role]], lang: str) -> list[list[str]]:
     return [[name, value(role.value, lang, "role")] for name, role in groups]
 
@@ -42,8 +41,9 @@ def unmap_group(kb: KnowledgeBase, user: User, collection: str, group: str | Non
     return t("dir_removed", lang, group=group, collection=collection)
 
 
-def directory_panel(kb: KnowledgeBase, actor, demo: gr.Blocks, tab: gr.Tab, collection: gr.Dropdown, refresh: gr.Button,
-                    lang_switch: gr.Radio) -> None:
+def directory_panel(
+    kb: KnowledgeBase, actor, demo: gr.Blocks, tab: gr.Tab, collection: gr.Dropdown, refresh: gr.Button, lang_switch: gr.Radio
+) -> None:
     """The panel, built inside `tab` (the Members tab); `actor(request)` is the console's user.
     It follows the console's collection choice, its refresh button and its language switch."""
     with gr.Column(elem_id="directory-panel"):
@@ -51,8 +51,9 @@ def directory_panel(kb: KnowledgeBase, actor, demo: gr.Blocks, tab: gr.Tab, coll
         gr.Markdown(I18N("dir_intro"))
         note = gr.Markdown(elem_id="directory-note")
         message = gr.Markdown(elem_id="directory-message")
-        table = gr.Dataframe(headers=GROUP_COLUMNS, interactive=False, wrap=True, label=I18N("dir_groups_label"),
-                             elem_id="directory-groups")
+        table = gr.Dataframe(
+            headers=GROUP_COLUMNS, interactive=False, wrap=True, label=I18N("dir_groups_label"), elem_id="directory-groups"
+        )
         with gr.Row():
             group = gr.Textbox(label=I18N("dir_group"), placeholder=DN_EXAMPLE, scale=3, elem_id="directory-group")
             role = gr.Dropdown(label=I18N("admin_role"), choices=ROLES, value="reader", scale=1, elem_id="directory-role")

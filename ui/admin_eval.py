@@ -29,20 +29,38 @@ def last_scores(runs: list[EvalRunInfo], lang: str) -> str:
         return t("eval_no_runs", lang)
     last = runs[0]
     if last.job_id is None or last.verdict is None:
-        return t("eval_last_run", lang, when=_when(last.created_at), recall=_score(last.recall_at_5), mrr=_score(last.mrr_at_10),
-                 questions=last.questions)
+        return t(
+            "eval_last_run",
+            lang,
+            when=_when(last.created_at),
+            recall=_score(last.recall_at_5),
+            mrr=_score(last.mrr_at_10),
+            questions=last.questions,
+        )
     # A re-index records its live score just before its candidate's (none if the live index could not be searched).
     live = runs[1] if len(runs) > 1 and runs[1].job_id == last.job_id and runs[1].index == "live" else None
-    return t("eval_last_reindex", lang, job=last.job_id, when=_when(last.created_at),
-             live=_score(live.recall_at_5) if live else "–", candidate=_score(last.recall_at_5), questions=last.questions,
-             verdict=t(f"eval_verdict_{last.verdict}", lang))
+    return t(
+        "eval_last_reindex",
+        lang,
+        job=last.job_id,
+        when=_when(last.created_at),
+        live=_score(live.recall_at_5) if live else "–",
+        candidate=_score(last.recall_at_5),
+        questions=last.questions,
+        verdict=t(f"eval_verdict_{last.verdict}", lang),
+    )
 
 
 def guard_summary(report: GuardReport, lang: str) -> str:
     """One re-index's guard in a sentence, for the dashboard's re-index message."""
-    return t("admin_reindex_guard", lang, collection=report.collection,
-             live=_score(report.live.recall_at_5) if report.live else "–", candidate=_score(report.candidate.recall_at_5),
-             verdict=t(f"eval_verdict_{report.verdict}", lang))
+    return t(
+        "admin_reindex_guard",
+        lang,
+        collection=report.collection,
+        live=_score(report.live.recall_at_5) if report.live else "–",
+        candidate=_score(report.candidate.recall_at_5),
+        verdict=t(f"eval_verdict_{report.verdict}", lang),
+    )
 
 
 def evaluation_tab(kb: KnowledgeBase, actor, collection: gr.Dropdown, refresh: gr.Button, lang_switch: gr.Radio) -> gr.Tab:
@@ -52,8 +70,9 @@ def evaluation_tab(kb: KnowledgeBase, actor, collection: gr.Dropdown, refresh: g
         gr.Markdown(I18N("eval_intro"))
         message = gr.Markdown(elem_id="eval-message")
         last = gr.Markdown(elem_id="eval-last")
-        questions = gr.Dataframe(headers=QUESTION_COLUMNS, interactive=False, wrap=True, label=I18N("eval_questions_label"),
-                                 elem_id="eval-questions")
+        questions = gr.Dataframe(
+            headers=QUESTION_COLUMNS, interactive=False, wrap=True, label=I18N("eval_questions_label"), elem_id="eval-questions"
+        )
         with gr.Row():
             question = gr.Textbox(label=I18N("eval_question"), scale=4, elem_id="eval-question")
             file = gr.Dropdown(label=I18N("eval_file"), choices=[], scale=2, elem_id="eval-file")
@@ -75,13 +94,26 @@ def evaluation_tab(kb: KnowledgeBase, actor, collection: gr.Dropdown, refresh: g
         files = sorted({d.filename for d in kb.documents(user, selected) if d.status.value == "ready"})
         question_rows = [[q.id, q.question, q.file, q.page or "", q.created_by, _when(q.created_at)] for q in listed]
         run_rows = [
-            [_when(r.created_at), value(r.index, lang, "index"), _score(r.recall_at_5), _score(r.mrr_at_10), r.questions,
-             r.job_id or "", value(r.verdict, lang, "verdict") if r.verdict else ""]
+            [
+                _when(r.created_at),
+                value(r.index, lang, "index"),
+                _score(r.recall_at_5),
+                _score(r.mrr_at_10),
+                r.questions,
+                r.job_id or "",
+                value(r.verdict, lang, "verdict") if r.verdict else "",
+            ]
             for r in runs
         ]
         question_choices = [(f"{q.id} · {q.question[:80]}", q.id) for q in listed]
-        return (said, last_scores(runs, lang), _frame(QUESTION_COLUMNS, question_rows, lang), gr.update(choices=files, value=None),
-                gr.update(choices=question_choices, value=None), _frame(RUN_COLUMNS, run_rows, lang))
+        return (
+            said,
+            last_scores(runs, lang),
+            _frame(QUESTION_COLUMNS, question_rows, lang),
+            gr.update(choices=files, value=None),
+            gr.update(choices=question_choices, value=None),
+            _frame(RUN_COLUMNS, run_rows, lang),
+        )
 
     respond = collection_tab(tab, actor, render, collection, refresh, lang_switch, outputs)
 
@@ -112,8 +144,14 @@ def evaluation_tab(kb: KnowledgeBase, actor, collection: gr.Dropdown, refresh: g
     def run(selected: str | None, request: gr.Request):
         def action(user, lang: str) -> str:
             done, scores = kb.run_eval(user, selected)
-            said = t("eval_ran", lang, collection=selected, recall=_score(done.recall_at_5), mrr=_score(done.mrr_at_10),
-                     questions=done.questions)
+            said = t(
+                "eval_ran",
+                lang,
+                collection=selected,
+                recall=_score(done.recall_at_5),
+                mrr=_score(done.mrr_at_10),
+                questions=done.questions,
+            )
             return said + (t("eval_missed", lang, questions="; ".join(scores.missed)) if scores.missed else "")
 
         return respond(request, selected, action=action)

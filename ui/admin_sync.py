@@ -19,8 +19,15 @@ FILE_COLUMNS = ["file", "change", "error"]
 
 
 def summary_text(summary: SyncSummary, lang: str) -> str:
-    text = t("sync_summary", lang, added=len(summary.added), replaced=len(summary.replaced), deleted=len(summary.deleted),
-             unchanged=summary.unchanged, failed=len(summary.failed))
+    text = t(
+        "sync_summary",
+        lang,
+        added=len(summary.added),
+        replaced=len(summary.replaced),
+        deleted=len(summary.deleted),
+        unchanged=summary.unchanged,
+        failed=len(summary.failed),
+    )
     text += t("sync_renamed", lang, renamed=len(summary.renamed)) if summary.renamed else ""
     return text + (t("sync_missing", lang, missing=len(summary.missing)) if summary.missing else "")
 
@@ -43,10 +50,17 @@ def file_rows(summary: SyncSummary | None, lang: str) -> list[list]:
     """The last sync's files that changed, failed or are gone, by kind."""
     if summary is None:
         return []
-    rows = [[name, value(kind, lang, "change"), ""] for kind, names in
-            (("added", summary.added), ("replaced", summary.replaced), ("renamed", summary.renamed), ("deleted", summary.deleted),
-             ("missing", summary.missing))
-            for name in names]
+    rows = [
+        [name, value(kind, lang, "change"), ""]
+        for kind, names in (
+            ("added", summary.added),
+            ("replaced", summary.replaced),
+            ("renamed", summary.renamed),
+            ("deleted", summary.deleted),
+            ("missing", summary.missing),
+        )
+        for name in names
+    ]
     return rows + [[failure.file, value("failed", lang, "change"), failure.error] for failure in summary.failed]
 
 
@@ -58,14 +72,16 @@ def sync_tab(kb: KnowledgeBase, actor, collection: gr.Dropdown, refresh: gr.Butt
         message = gr.Markdown(elem_id="sync-message")
         status = gr.Markdown(elem_id="sync-status")
         with gr.Row():
-            folder = gr.Textbox(label=I18N("sync_folder_label"), placeholder="/srv/shares/handbooks", scale=4,
-                                elem_id="sync-folder")
+            folder = gr.Textbox(
+                label=I18N("sync_folder_label"), placeholder="/srv/shares/handbooks", scale=4, elem_id="sync-folder"
+            )
             register_button = gr.Button(I18N("sync_register"), scale=1, elem_id="sync-register")
         with gr.Row():
             delete = gr.Checkbox(label=I18N("sync_delete_label"), value=False, elem_id="sync-delete")
             run_button = gr.Button(I18N("sync_run"), variant="primary", elem_id="sync-run")
-        files = gr.Dataframe(headers=FILE_COLUMNS, interactive=False, wrap=True, label=I18N("sync_files_label"),
-                             elem_id="sync-files")
+        files = gr.Dataframe(
+            headers=FILE_COLUMNS, interactive=False, wrap=True, label=I18N("sync_files_label"), elem_id="sync-files"
+        )
     outputs = [message, status, files]
 
     def render(user, selected: str | None, lang: str, said: str) -> tuple:
@@ -94,20 +110,31 @@ def sync_tab(kb: KnowledgeBase, actor, collection: gr.Dropdown, refresh: gr.Butt
         except (AccessDenied, NotFound, ValueError) as exc:
             yield (_warning(exc, lang), gr.update(), gr.update())
             return
-        job = BackgroundJob("admin-sync",
-                            lambda report: kb.sync_folder(user, selected, delete=bool(delete_gone), progress=report))
+        job = BackgroundJob(
+            "admin-sync", lambda report: kb.sync_folder(user, selected, delete=bool(delete_gone), progress=report)
+        )
         progress(0, desc=t("admin_starting", lang))
         for stage, done, total, current in job:
-            progress((done, total) if total else None, desc=current or t(f"sync_stage_{stage}", lang),
-                     unit=t("admin_progress_unit", lang))
-            yield (t("sync_running", lang, collection=selected, stage=t(f"sync_stage_{stage}", lang), done=done, total=total),
-                   gr.update(), gr.update())
+            progress(
+                (done, total) if total else None,
+                desc=current or t(f"sync_stage_{stage}", lang),
+                unit=t("admin_progress_unit", lang),
+            )
+            yield (
+                t("sync_running", lang, collection=selected, stage=t(f"sync_stage_{stage}", lang), done=done, total=total),
+                gr.update(),
+                gr.update(),
+            )
         if job.error is not None:
             yield respond(request, selected, lang, action=lambda *_: _warning(job.error, lang))
             return
         summary: SyncSummary = job.result
-        yield respond(request, selected, lang, action=lambda *_: t("sync_done", lang, collection=selected,
-                                                                   summary=summary_text(summary, lang)))
+        yield respond(
+            request,
+            selected,
+            lang,
+            action=lambda *_: t("sync_done", lang, collection=selected, summary=summary_text(summary, lang)),
+        )
 
     register_button.click(register, [collection, folder], outputs)
     run_button.click(run, [collection, delete], outputs)

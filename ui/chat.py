@@ -45,7 +45,9 @@ EXTRACTIVE = t("chat_extractive")
 _CITATION = re.compile(r"\[(\d+)\]")
 _GALLERY_CAPTION = re.compile(r"\[(\d+)\] ")
 # Where render_answer's line of cited sources starts, in any language.
-_SOURCES_LINE = re.compile("\n\n\\*(?:" + "|".join(re.escape(t("chat_sources_line", lang, refs="")) for lang in ("en", "zh-CN")) + ")")
+_SOURCES_LINE = re.compile(
+    "\n\n\\*(?:" + "|".join(re.escape(t("chat_sources_line", lang, refs="")) for lang in ("en", "zh-CN")) + ")"
+)
 
 # Citation links are ordinary Markdown links to "#cite-<chat index>-<n>"; this catches
 # their click before the browser follows them and hands the key to a hidden button.
@@ -172,7 +174,12 @@ def source_choices(sources: list[Source], text: str, index: int, lang: str = "en
         kind = t("chat_figure_kind", lang) if s.kind == "image" else ""
         snippet = " ".join(s.text.split())[:140]
         section = f" · {s.heading_path}" if s.heading_path else ""
-        rows.append((f"[{s.number}] {s.label}{section} ({kind}{marker}, {t('chat_score', lang)} {s.score:.2f}) — {snippet}…", f"{index}-{s.number}"))
+        rows.append(
+            (
+                f"[{s.number}] {s.label}{section} ({kind}{marker}, {t('chat_score', lang)} {s.score:.2f}) — {snippet}…",
+                f"{index}-{s.number}",
+            )
+        )
     return rows
 
 
@@ -294,11 +301,20 @@ def build_app(kb: KnowledgeBase) -> gr.Blocks:
         question = (question or "").strip()
         if not question:
             return chat, question, ""
-        chat = list(chat or []) + [{"role": "user", "content": question}, {"role": "assistant", "content": t("chat_queued", language(request))}]
+        chat = list(chat or []) + [
+            {"role": "user", "content": question},
+            {"role": "assistant", "content": t("chat_queued", language(request))},
+        ]
         return chat, question, ""
 
     def respond(
-        question: str, chat: list[dict], collection: str, conversation_id, message_sources, message_ids, message_quotes,
+        question: str,
+        chat: list[dict],
+        collection: str,
+        conversation_id,
+        message_sources,
+        message_ids,
+        message_quotes,
         request: gr.Request,
     ) -> Iterator[tuple]:
         chat = list(chat or [])
@@ -346,10 +362,21 @@ def build_app(kb: KnowledgeBase) -> gr.Blocks:
                 if answer.message_id is not None:
                     message_ids[str(index)] = answer.message_id
                 rows = source_choices(sources, _cited_text(answer, final_quote), index, lang)
-                sources_update = gr.update(choices=rows, value=None, label=I18N("chat_sources" if rows else "chat_no_sources_found"))
+                sources_update = gr.update(
+                    choices=rows, value=None, label=I18N("chat_sources" if rows else "chat_no_sources_found")
+                )
                 listing = gr.update(choices=conversation_choices(user), value=conversation_id)
-                yield (chat, conversation_id, message_sources, message_ids, sources_update, gallery_items(user, answer.images), listing, "",
-                       message_quotes)
+                yield (
+                    chat,
+                    conversation_id,
+                    message_sources,
+                    message_ids,
+                    sources_update,
+                    gallery_items(user, answer.images),
+                    listing,
+                    "",
+                    message_quotes,
+                )
         except Exception as exc:  # model missing, empty collection, no access: say so, keep the UI alive
             if started_here and user is not None:
                 kb.conversations.delete(user, conversation_id)  # nothing was stored in it
@@ -357,9 +384,17 @@ def build_app(kb: KnowledgeBase) -> gr.Blocks:
             message_quotes.pop(str(index), None)
             message_sources.pop(str(index), None)
             chat[index] = {"role": "assistant", "content": explain(exc, lang)}
-            yield (chat, conversation_id, message_sources, message_ids, gr.update(choices=[], value=None, label=I18N("chat_no_sources_yet")), [],
-                   nothing, "",
-                   message_quotes)
+            yield (
+                chat,
+                conversation_id,
+                message_sources,
+                message_ids,
+                gr.update(choices=[], value=None, label=I18N("chat_no_sources_yet")),
+                [],
+                nothing,
+                "",
+                message_quotes,
+            )
 
     def show_source(key: str | None, message_sources, message_quotes, request: gr.Request):
         """Show source `key`: "<chat index>-<n>" the highlighted page, the figure or the
@@ -427,8 +462,17 @@ def build_app(kb: KnowledgeBase) -> gr.Blocks:
             user = current_user(request)
             view = kb.conversations.get(user, int(conversation_id))
         except (ConversationNotFound, AccessDenied, NotFound, TypeError, ValueError) as exc:
-            return ([], None, {}, {}, gr.update(choices=[], value=None, label=I18N("chat_no_sources_yet")), [], gr.update(value=None, visible=False),
-                    explain(exc, lang), {})
+            return (
+                [],
+                None,
+                {},
+                {},
+                gr.update(choices=[], value=None, label=I18N("chat_no_sources_yet")),
+                [],
+                gr.update(value=None, visible=False),
+                explain(exc, lang),
+                {},
+            )
         chat, sources, ids = restore(view, lang)
         last = max((int(i) for i in sources), default=None)
         if last is None:
@@ -438,13 +482,32 @@ def build_app(kb: KnowledgeBase) -> gr.Blocks:
             text = next(m.content for m in view.messages if m.id == ids[str(last)])
             rows, images = source_choices(stored, text, last, lang), gallery_items(user, stored)
         shown = gr.update(value=chat, feedback_value=feedback_values(view))
-        return (shown, view.id, sources, ids, gr.update(choices=rows, value=None, label=I18N("chat_sources" if rows else "chat_no_sources_yet")), images,
-                gr.update(value=None, visible=False), "", {})
+        return (
+            shown,
+            view.id,
+            sources,
+            ids,
+            gr.update(choices=rows, value=None, label=I18N("chat_sources" if rows else "chat_no_sources_yet")),
+            images,
+            gr.update(value=None, visible=False),
+            "",
+            {},
+        )
 
     def new_chat():
         cleared = gr.update(value=[], feedback_value=None)
-        return (cleared, None, {}, {}, gr.update(choices=[], value=None, label=I18N("chat_no_sources_yet")), [], gr.update(value=None, visible=False), "",
-                gr.update(value=None), {})
+        return (
+            cleared,
+            None,
+            {},
+            {},
+            gr.update(choices=[], value=None, label=I18N("chat_no_sources_yet")),
+            [],
+            gr.update(value=None, visible=False),
+            "",
+            gr.update(value=None),
+            {},
+        )
 
     def on_like(message_ids, data: gr.LikeData, request: gr.Request):
         lang = language(request)
@@ -457,7 +520,9 @@ def build_app(kb: KnowledgeBase) -> gr.Blocks:
             kb.conversations.feedback(current_user(request), message_id, rating)
         except (ConversationNotFound, AccessDenied, NotFound, ValueError) as exc:
             return None, explain(exc, lang)
-        return {"message_id": message_id, "rating": rating}, t("chat_rated_helpful" if rating == 1 else "chat_rated_unhelpful", lang)
+        return {"message_id": message_id, "rating": rating}, t(
+            "chat_rated_helpful" if rating == 1 else "chat_rated_unhelpful", lang
+        )
 
     def send_comment(comment: str, rated, request: gr.Request):
         lang = language(request)
@@ -485,49 +550,108 @@ def build_app(kb: KnowledgeBase) -> gr.Blocks:
                 new = gr.Button(I18N("chat_new_chat"), elem_id="new-chat")
                 conversations = gr.Radio(choices=[], label=I18N("chat_past"), elem_id="conversations")
             with gr.Column(scale=3):
-                collection = gr.Dropdown(choices=[ALL_COLLECTIONS], value=ALL_COLLECTIONS, label=I18N("chat_collection"), elem_id="collection")
+                collection = gr.Dropdown(
+                    choices=[ALL_COLLECTIONS], value=ALL_COLLECTIONS, label=I18N("chat_collection"), elem_id="collection"
+                )
                 chatbot = gr.Chatbot(label=I18N("chat_chat"), height=460, elem_id="chat", feedback_options=("Like", "Dislike"))
                 with gr.Row():
-                    question = gr.Textbox(placeholder=I18N("chat_placeholder"), label=I18N("chat_question"), show_label=False, scale=5, elem_id="question")
+                    question = gr.Textbox(
+                        placeholder=I18N("chat_placeholder"),
+                        label=I18N("chat_question"),
+                        show_label=False,
+                        scale=5,
+                        elem_id="question",
+                    )
                     send = gr.Button(I18N("chat_ask"), variant="primary", scale=1, elem_id="ask")
                 status = gr.Markdown("", elem_id="status")
                 with gr.Row():
-                    comment = gr.Textbox(placeholder=I18N("chat_comment_placeholder"), label=I18N("chat_comment"), show_label=False, scale=5, elem_id="feedback-comment")
+                    comment = gr.Textbox(
+                        placeholder=I18N("chat_comment_placeholder"),
+                        label=I18N("chat_comment"),
+                        show_label=False,
+                        scale=5,
+                        elem_id="feedback-comment",
+                    )
                     send_feedback = gr.Button(I18N("chat_send_comment"), scale=1, elem_id="send-feedback")
                 feedback_status = gr.Markdown("", elem_id="feedback-status")
             with gr.Column(scale=2):
-                sources = gr.Radio(choices=[], label=I18N("chat_no_sources_yet"), info=I18N("chat_pick_source"), elem_id="sources")
+                sources = gr.Radio(
+                    choices=[], label=I18N("chat_no_sources_yet"), info=I18N("chat_pick_source"), elem_id="sources"
+                )
                 source_text = gr.Markdown("", elem_id="source-text")
-                source_image = gr.Image(label=I18N("chat_cited_source"), type="pil", format="png", visible=False, interactive=False, elem_id="source-image")
+                source_image = gr.Image(
+                    label=I18N("chat_cited_source"),
+                    type="pil",
+                    format="png",
+                    visible=False,
+                    interactive=False,
+                    elem_id="source-image",
+                )
                 # Thumbnails only; a click opens the full figure in the source view, not an in-gallery preview.
                 gallery = gr.Gallery(label=I18N("chat_figures"), columns=2, height=300, allow_preview=False, elem_id="figures")
         cite_key = gr.Textbox(visible="hidden", elem_id="cite-key")
         cite_open = gr.Button("open citation", visible="hidden", elem_id="cite-open")
 
         answer_outputs = [
-            chatbot, conversation_id, message_sources, message_ids, sources, gallery, conversations, status, message_quotes,
+            chatbot,
+            conversation_id,
+            message_sources,
+            message_ids,
+            sources,
+            gallery,
+            conversations,
+            status,
+            message_quotes,
         ]
         for trigger in (send.click, question.submit):
             trigger(show_question, [question, chatbot], [chatbot, pending_question, question], concurrency_limit=None).then(
-                respond, [pending_question, chatbot, collection, conversation_id, message_sources, message_ids, message_quotes], answer_outputs,
-                concurrency_limit=kb.settings.chat_concurrency, concurrency_id="answer",
+                respond,
+                [pending_question, chatbot, collection, conversation_id, message_sources, message_ids, message_quotes],
+                answer_outputs,
+                concurrency_limit=kb.settings.chat_concurrency,
+                concurrency_id="answer",
             )
         sources.input(open_source, [sources, message_sources], [sources, source_image, source_text])
         gallery.select(open_figure, [message_sources], [sources, source_image, source_text])
         cite_open.click(open_citation, [cite_key, message_sources, message_quotes, chatbot], [sources, source_image, source_text])
         conversations.input(
-            open_conversation, [conversations],
+            open_conversation,
+            [conversations],
             [chatbot, conversation_id, message_sources, message_ids, sources, gallery, source_image, source_text, message_quotes],
         )
         new.click(
-            new_chat, None,
-            [chatbot, conversation_id, message_sources, message_ids, sources, gallery, source_image, source_text, conversations, message_quotes],
+            new_chat,
+            None,
+            [
+                chatbot,
+                conversation_id,
+                message_sources,
+                message_ids,
+                sources,
+                gallery,
+                source_image,
+                source_text,
+                conversations,
+                message_quotes,
+            ],
         )
         # The chat's own trash button clears the screen: treat it as a new chat, so the next
         # question does not land in the conversation the user just cleared away.
         chatbot.clear(
-            new_chat, None,
-            [chatbot, conversation_id, message_sources, message_ids, sources, gallery, source_image, source_text, conversations, message_quotes],
+            new_chat,
+            None,
+            [
+                chatbot,
+                conversation_id,
+                message_sources,
+                message_ids,
+                sources,
+                gallery,
+                source_image,
+                source_text,
+                conversations,
+                message_quotes,
+            ],
         )
         chatbot.like(on_like, [message_ids], [rated, feedback_status])
         send_feedback.click(send_comment, [comment, rated], [comment, feedback_status])

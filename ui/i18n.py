@@ -114,9 +114,7 @@ EN: dict[str, str] = {
     "admin_progress_unit": "files",
     "admin_swapping": "swapping in the new index",
     "admin_ingesting": "Ingesting into **{collection}**: {done} of {total} files done…",
-    "admin_job_done": (
-        "Job {job} finished in **{collection}**: {ready} ready, {unchanged} unchanged, {failed} failed."
-    ),
+    "admin_job_done": ("Job {job} finished in **{collection}**: {ready} ready, {unchanged} unchanged, {failed} failed."),
     "admin_job_errors": " The errors are in the table and in the report below.",
     "admin_reindexing": "Re-indexing **{collection}**: {done} of {total} documents done…",
     "admin_reindexed": (
@@ -407,8 +405,7 @@ ZH: dict[str, str] = {
     "admin_embedder_changed": "。**{collection}** 现在使用文本向量模型 **{embedder}**",
     "admin_embedder_kept": "。**{collection}** 保留原有的文本向量模型和索引：有文档重建失败，无法换用 **{embedder}**；请修复或删除这些文档（见“文档”页）后再试",
     "admin_totals": (
-        "**{documents}** 个文档 · **{chunks}** 个片段 · **{figures}** 张图 · "
-        "索引占用磁盘 **{size}** · **{collections}** 个资料集"
+        "**{documents}** 个文档 · **{chunks}** 个片段 · **{figures}** 张图 · 索引占用磁盘 **{size}** · **{collections}** 个资料集"
     ),
     "admin_yes": "是",
     "admin_not_yet": "尚未",
@@ -666,8 +663,9 @@ def localized(exc: BaseException, lang: str) -> str:
 def switch() -> gr.Radio:
     """The language switch; its value is set by the page's load handler, `SWITCH_SCRIPT`
     follows it."""
-    return gr.Radio(choices=LANGUAGE_NAMES, value=None, label=I18N("language"), elem_id="lang-switch",
-                    container=False, scale=0, min_width=180)
+    return gr.Radio(
+        choices=LANGUAGE_NAMES, value=None, label=I18N("language"), elem_id="lang-switch", container=False, scale=0, min_width=180
+    )
 
 
 # Gradio's `changeLocale` lives in its `core-*.js` module, which the page has already loaded:
@@ -675,7 +673,8 @@ def switch() -> gr.Radio:
 # the call changes the locale store Gradio's components read, as its Settings panel does.
 # The radio is followed (not only its clicks), so a value the server sets on load applies too.
 # CSP note: this is an inline <script> in the head, not an event's `js=` (that one needs eval).
-SWITCH_SCRIPT = """
+SWITCH_SCRIPT = (
+    """
 <script>
 (() => {
   const COOKIE = "%s";
@@ -711,4 +710,6 @@ SWITCH_SCRIPT = """
   }, 200);
 })();
 </script>
-""" % COOKIE
+"""  # noqa: UP031 - the braces inside are JavaScript
+    % COOKIE
+)

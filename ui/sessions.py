@@ -34,8 +34,9 @@ class GradioLogins(MutableMapping[str, str]):
 
     anonymous: the user name a request without a (live) login acts as, or None to refuse it."""
 
-    def __init__(self, lifetime_s: float, clock: Callable[[], float] = time.monotonic,
-                 anonymous: Callable[[], str | None] = lambda: None) -> None:
+    def __init__(
+        self, lifetime_s: float, clock: Callable[[], float] = time.monotonic, anonymous: Callable[[], str | None] = lambda: None
+    ) -> None:
         self.lifetime_s = lifetime_s
         self.clock = clock
         self.anonymous = anonymous
@@ -141,14 +142,15 @@ class GuardStoredFiles:
             if allowed is not True:
                 # 404 for "forbidden" too: a path must not reveal that the file exists.
                 await (PlainTextResponse("Not authenticated", 401) if allowed is None else PlainTextResponse("Not found", 404))(
-                    scope, receive, send)
+                    scope, receive, send
+                )
                 return
         await self.app(scope, receive, send)
 
     def _stored_file(self, scope) -> Path | None:
         path, root = scope["path"], scope.get("root_path", "")
         if root and path.startswith(root + "/"):
-            path = path[len(root):]
+            path = path[len(root) :]
         match = _FILE_ROUTE.match(path)
         if match is None or re.match(r"^[a-zA-Z][a-zA-Z0-9+.-]*://", match["target"]):
             return None
@@ -158,7 +160,9 @@ class GuardStoredFiles:
     def _allowed(self, connection: HTTPConnection, target: Path) -> bool | None:
         """True: may read; False: may not; None: nobody is logged in."""
         cookie_id = self.gradio_app.cookie_id
-        token = connection.cookies.get(f"access-token-{cookie_id}") or connection.cookies.get(f"access-token-unsecure-{cookie_id}")
+        token = connection.cookies.get(f"access-token-{cookie_id}") or connection.cookies.get(
+            f"access-token-unsecure-{cookie_id}"
+        )
         username = self.gradio_app.tokens.get(token)
         if username is None:
             return None
@@ -182,4 +186,3 @@ def secure_gradio(app, path: str, kb: KnowledgeBase, lifetime_s: float, open_wit
     gradio_app.tokens = GradioLogins(lifetime_s, anonymous=OpenUntilFirstAccount(kb, open_without_accounts))
     gradio_app.add_middleware(GuardStoredFiles, kb=kb, gradio_app=gradio_app)
     gradio_app.add_middleware(RememberClientAddress)
-
