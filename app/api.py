@@ -30,7 +30,7 @@ from app.leftovers import staging as staging_folder
 from app.models import Role, User
 from app.openai_api import openai_router
 from app.schemas import Answer, CollectionInfo, EvalQuestionInfo, EvalRunInfo, IngestReport, JobInfo, MemberInfo, NewEvalQuestion
-from app.service import AccessDenied, EmptyCollection, KnowledgeBase, NotFound
+from app.service import AccessDenied, EmptyCollection, Hidden, KnowledgeBase, NotFound
 from ingest.thumbnails import MAX_SIDE_PX as THUMBNAIL_MAX_SIDE_PX
 from ingest.thumbnails import MEDIA_TYPE as THUMBNAIL_MEDIA_TYPE
 
@@ -190,6 +190,15 @@ def create_app(kb: KnowledgeBase, mount_ui: bool = True, open_without_accounts: 
             return CodedError(400, str(exc), "empty_collection")
         return CodedError(400, str(exc), "invalid_request")
 
+    # The service's refusals, raised from any route: one answer each, instead of a try/except
+    # in every route. Starlette picks the handler of the first class in the exception's MRO,
+    # and Hidden is an AccessDenied before it is a NotFound, so it has its own (a 404).
+    for refusal in (Hidden, ConversationNotFound, NotFound, AccessDenied, EmptyCollection):
+
+        @api.exception_handler(refusal)
+        def refused(request: Request, exc: Exception) -> JSONResponse:
+            return coded_error(request, _errors(exc))
+
     @api.exception_handler(CodedError)
     def coded_error(request: Request, exc: CodedError) -> JSONResponse:
         # `detail` stays the English sentence; clients (and translated UIs) branch on `code`.
@@ -238,7 +247,7 @@ def create_app(kb: KnowledgeBase, mount_ui: bool = True, open_without_accounts: 
     def create_collection(body: NewCollection, user: CurrentUser) -> CollectionInfo:
         try:
             collection = kb.create_collection(user, body.name, body.chunk_tokens, body.chunk_overlap_tokens, body.text_embedder)
-        except (AccessDenied, ValueError) as exc:
+        except ValueError as exc:
             raise _errors(exc) from None
         return next(info for info in kb.collection_info(user) if info.id == collection.id)
 
@@ -263,32 +272,23 @@ def create_app(kb: KnowledgeBase, mount_ui: bool = True, open_without_accounts: 
                     raise CodedError(409, f"{name} stays on its text embedder: {report.guard[0].message}", "embedder_not_changed")
             if body.name is not None:
                 name = kb.rename_collection(user, name, body.name).name
-        except (AccessDenied, NotFound, ValueError) as exc:
+        except ValueError as exc:
             raise _errors(exc) from None
         return next(info for info in kb.collection_info(user) if info.name == name)
 
     @api.delete("/api/collections/{name}")
     def delete_collection(name: str, user: CurrentUser) -> dict:
         """Delete with every document, chunk, index file and stored file no other collection uses."""
-        try:
-            removed = kb.delete_collection(user, name)
-        except (AccessDenied, NotFound) as exc:
-            raise _errors(exc) from None
+        removed = kb.delete_collection(user, name)
         return {"collection": name, "deleted_documents": removed.document_ids, "deleted_chunks": removed.chunks}
 
     @api.get("/api/collections/{name}/members", response_model=list[MemberInfo])
     def list_members(name: str, user: CurrentUser) -> list[MemberInfo]:
-        try:
-            return kb.members(user, name)
-        except (AccessDenied, NotFound) as exc:
-            raise _errors(exc) from None
+        return kb.members(user, name)
 
     @api.put("/api/collections/{name}/members")
     def change_member(name: str, body: MemberChange, user: CurrentUser) -> dict:
-        try:
-            kb.manage_member(user, name, body.username, body.role)
-        except (AccessDenied, NotFound) as exc:
-            raise _errors(exc) from None
+        kb.manage_member(user, name, body.username, body.role)
         return {"collection": name, "username": body.username, "role": body.role}
 
     # --- directory (LDAP) groups whose members get a role at sign-in; the collection's admins.
@@ -297,17 +297,14 @@ def create_app(kb: KnowledgeBase, mount_ui: bool = True, open_without_accounts: 
 
     @api.get("/api/collections/{name}/directory-groups", response_model=list[DirectoryGroupView])
     def list_directory_groups(name: str, user: CurrentUser) -> list[DirectoryGroupView]:
-        try:
-            return [DirectoryGroupView(group=group, role=role) for group, role in kb.directory_groups(user, name)]
-        except (AccessDenied, NotFound) as exc:
-            raise _errors(exc) from None
+        return [DirectoryGroupView(group=group, role=role) for group, role in kb.directory_groups(user, name)]
 
     @api.put("/api/collections/{name}/directory-groups/{group:path}")
     def map_directory_group(name: str, group: str, body: DirectoryGroupRole, user: CurrentUser) -> dict:
         """Members of `group` (URL-encoded) get `role` at their next sign-in; a mapped group's role changes."""
         try:
             kb.map_directory_group(user, name, group, body.role)
-        except (AccessDenied, NotFound, ValueError) as exc:
+        except ValueError as exc:
             raise _errors(exc) from None
         return {"collection": name, "group": group.strip(), "role": body.role}
 
@@ -315,16 +312,13 @@ def create_app(kb: KnowledgeBase, mount_ui: bool = True, open_without_accounts: 
     def unmap_directory_group(name: str, group: str, user: CurrentUser) -> dict:
         try:
             kb.map_directory_group(user, name, group, None)
-        except (AccessDenied, NotFound, ValueError) as exc:
+        except ValueError as exc:
             raise _errors(exc) from None
         return {"collection": name, "deleted_group": group.strip()}
 
     @api.get("/api/collections/{name}/documents", response_model=list[DocumentView])
     def list_documents(name: str, user: CurrentUser) -> list[DocumentView]:
-        try:
-            documents = kb.documents(user, name)
-        except AccessDenied as exc:
-            raise _errors(exc) from None
+        documents = kb.documents(user, name)
         return [
             DocumentView(
                 id=d.id,
@@ -354,43 +348,31 @@ def create_app(kb: KnowledgeBase, mount_ui: bool = True, open_without_accounts: 
                         if written > cap:
                             break  # already over the limit: ingestion refuses it; the rest is never stored
                 uploads.append(Upload(target, upload.filename or f"upload-{index}"))
-            try:
-                return kb.ingest(user, name, uploads=uploads)
-            except AccessDenied as exc:
-                raise _errors(exc) from None
+            return kb.ingest(user, name, uploads=uploads)
 
     @api.delete("/api/collections/{name}/documents/{document_id}")
     def delete_document(name: str, document_id: int, user: CurrentUser) -> dict:
-        try:
-            removed = kb.delete_document(user, name, document_id)
-        except (AccessDenied, NotFound) as exc:
-            raise _errors(exc) from None
+        removed = kb.delete_document(user, name, document_id)
         return {"deleted_documents": removed.document_ids, "deleted_chunks": removed.chunks}
 
     # --- a collection's own evaluation set: readers see it, editors and admins change and run it
 
     @api.get("/api/collections/{name}/eval/questions", response_model=list[EvalQuestionInfo])
     def list_eval_questions(name: str, user: CurrentUser) -> list[EvalQuestionInfo]:
-        try:
-            return kb.eval_questions(user, name)
-        except (AccessDenied, NotFound) as exc:
-            raise _errors(exc) from None
+        return kb.eval_questions(user, name)
 
     @api.post("/api/collections/{name}/eval/questions", response_model=EvalQuestionInfo, status_code=201)
     def add_eval_question(name: str, body: NewEvalQuestion, user: CurrentUser) -> EvalQuestionInfo:
         """The file must be a ready document of the collection, and the page one it has."""
         try:
             (added,) = kb.add_eval_questions(user, name, [body])
-        except (AccessDenied, NotFound, ValueError) as exc:
+        except ValueError as exc:
             raise _errors(exc) from None
         return added
 
     @api.delete("/api/collections/{name}/eval/questions/{question_id}")
     def remove_eval_question(name: str, question_id: int, user: CurrentUser) -> dict:
-        try:
-            kb.remove_eval_question(user, name, question_id)
-        except (AccessDenied, NotFound) as exc:
-            raise _errors(exc) from None
+        kb.remove_eval_question(user, name, question_id)
         return {"collection": name, "deleted_question": question_id}
 
     @api.post("/api/collections/{name}/eval/runs", response_model=EvalRunDone, status_code=201)
@@ -398,7 +380,7 @@ def create_app(kb: KnowledgeBase, mount_ui: bool = True, open_without_accounts: 
         """Run the set against the live index now; recorded in the history."""
         try:
             run, scores = kb.run_eval(user, name)
-        except (AccessDenied, NotFound, ValueError) as exc:
+        except ValueError as exc:
             raise _errors(exc) from None
         return EvalRunDone(**run.model_dump(), missed=scores.missed)
 
@@ -406,25 +388,16 @@ def create_app(kb: KnowledgeBase, mount_ui: bool = True, open_without_accounts: 
     def list_eval_runs(name: str, user: CurrentUser, limit: int = 50) -> list[EvalRunInfo]:
         """Newest first: runs on demand, and each re-index's `live` and `candidate` scores with
         its `verdict` (swapped, kept: the live index stayed, forced: swapped despite a drop)."""
-        try:
-            return kb.eval_runs(user, name, limit=max(1, min(limit, 500)))
-        except (AccessDenied, NotFound) as exc:
-            raise _errors(exc) from None
+        return kb.eval_runs(user, name, limit=max(1, min(limit, 500)))
 
     @api.get("/api/jobs", response_model=list[JobInfo])
     def list_jobs(user: CurrentUser, limit: int = 20) -> list[JobInfo]:
         """Newest ingest jobs of the collections you may change (admins and editors)."""
-        try:
-            return kb.jobs(user, limit=max(1, min(limit, 200)))
-        except AccessDenied as exc:
-            raise _errors(exc) from None
+        return kb.jobs(user, limit=max(1, min(limit, 200)))
 
     @api.get("/api/jobs/{job_id}", response_model=JobInfo)
     def get_job(job_id: int, user: CurrentUser) -> JobInfo:
-        try:
-            return kb.job(user, job_id)
-        except (AccessDenied, NotFound) as exc:
-            raise _errors(exc) from None
+        return kb.job(user, job_id)
 
     @api.post("/api/ask", response_model=Answer)
     def ask(body: AskRequest, user: CurrentUser) -> Answer:
@@ -433,7 +406,7 @@ def create_app(kb: KnowledgeBase, mount_ui: bool = True, open_without_accounts: 
         text is that quote (the model gave no supported answer)."""
         try:
             return kb.ask(user, body.question, body.collections, body.conversation_id, body.hyde, mmr_lambda=body.mmr_lambda)
-        except (AccessDenied, ValueError, ConversationNotFound) as exc:
+        except ValueError as exc:
             raise _errors(exc) from None
 
     @api.post("/api/ask/stream")
@@ -446,7 +419,7 @@ def create_app(kb: KnowledgeBase, mount_ui: bool = True, open_without_accounts: 
                 user, body.question, body.collections, body.conversation_id, body.hyde, mmr_lambda=body.mmr_lambda
             )
             first = next(events)  # permission and input errors surface here, before streaming starts
-        except (AccessDenied, ValueError, ConversationNotFound) as exc:
+        except ValueError as exc:
             raise _errors(exc) from None
 
         async def sse() -> AsyncIterator[str]:
@@ -488,16 +461,13 @@ def create_app(kb: KnowledgeBase, mount_ui: bool = True, open_without_accounts: 
 
     @api.get("/api/conversations/{conversation_id}", response_model=ConversationView)
     def get_conversation(conversation_id: int, user: CurrentUser) -> ConversationView:
-        try:
-            return kb.conversations.get(user, conversation_id)
-        except ConversationNotFound as exc:
-            raise _errors(exc) from None
+        return kb.conversations.get(user, conversation_id)
 
     @api.post("/api/messages/{message_id}/feedback", status_code=204)
     def feedback(message_id: int, body: FeedbackRequest, user: CurrentUser) -> None:
         try:
             kb.conversations.feedback(user, message_id, body.rating, body.comment)
-        except (ConversationNotFound, ValueError) as exc:
+        except ValueError as exc:
             raise _errors(exc) from None
 
     # --- cited sources ----------------------------------------------------------------
@@ -527,10 +497,7 @@ def create_app(kb: KnowledgeBase, mount_ui: bool = True, open_without_accounts: 
     ) -> Response:
         """X-Mmkb-Highlight says what is highlighted: `quote` (only the `highlight` text) or
         `passage` (the whole passage: no highlight asked for, or not part of the passage)."""
-        try:
-            shown = kb.source_view(user, chunk_id, highlight)
-        except (AccessDenied, NotFound) as exc:
-            raise _errors(exc) from None
+        shown = kb.source_view(user, chunk_id, highlight)
         headers = {
             "X-Mmkb-File": quote(shown.filename),
             "X-Mmkb-Page": str(shown.page or ""),
@@ -553,10 +520,7 @@ def create_app(kb: KnowledgeBase, mount_ui: bool = True, open_without_accounts: 
         },
     )
     def source_thumbnail(chunk_id: int, user: CurrentUser) -> Response:
-        try:
-            path = kb.thumbnail(user, chunk_id)
-        except (AccessDenied, NotFound) as exc:
-            raise _errors(exc) from None
+        path = kb.thumbnail(user, chunk_id)
         return Response(path.read_bytes(), media_type=THUMBNAIL_MEDIA_TYPE)
 
     api.include_router(openai_router(kb))  # /v1/chat/completions, /v1/models (app/openai_api.py)
