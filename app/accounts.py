@@ -207,6 +207,7 @@ class Accounts:
                 raise AuthError("the API token has expired")
             row.last_used_at = now
             user = session.get(User, row.user_id)
+            assert user is not None  # api_tokens.user_id references users (the token goes with its user)
             session.expunge(user)
             return user
 

@@ -13,7 +13,7 @@ from __future__ import annotations
 import threading
 import time
 from collections import deque
-from collections.abc import Iterator
+from collections.abc import Generator, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
 
@@ -84,7 +84,7 @@ class Admission:
                 else:
                     del self._by_asker[asker]
 
-    def turn(self, poll_s: float = 0.5) -> Iterator[int]:
+    def turn(self, poll_s: float = 0.5) -> Generator[int, None, None]:
         """Waits for the generator: yields the number of answers ahead (at once and then every
         ``poll_s`` while waiting, so that a caller who has gone can close this generator at a
         yield), and returns once it is this caller's turn, which lasts until ``done()``.

@@ -33,6 +33,7 @@ from collections import Counter
 from collections.abc import Callable
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
+from typing import cast
 
 import numpy as np
 
@@ -281,7 +282,7 @@ def score_answer(item: QaItem, answer: Answer, latency_s: float) -> QuestionResu
         tags=sorted(item.tags),
         language_match=text_language(answer.text) == question_language(item.question),
     )
-    if item.answerable:
+    if item.answer is not None:  # item.answerable
         result.f1 = 0.0 if refused else token_f1(answer.text, item.answer)
         result.exact = not refused and exact_match(answer.text, item.answer)
         result.contains = not refused and contains_gold(answer.text, item.answer)
@@ -319,15 +320,16 @@ def summarize(name: str, results: list[QuestionResult]) -> ConfigSummary:
     answerable = [r for r in results if r.gold_answer is not None]
     unanswerable = [r for r in results if r.gold_answer is None]
     latencies = [r.latency_s for r in results]
+    # score_answer sets f1, exact, contains and recall on every result with a gold answer.
     return ConfigSummary(
         name=name,
         answerable=len(answerable),
         unanswerable=len(unanswerable),
-        f1=_mean([r.f1 for r in answerable]) or 0.0,
-        exact=_mean([float(r.exact) for r in answerable]) or 0.0,
-        contains=_mean([float(r.contains) for r in answerable]) or 0.0,
+        f1=_mean(cast(list[float], [r.f1 for r in answerable])) or 0.0,
+        exact=_mean([float(cast(bool, r.exact)) for r in answerable]) or 0.0,
+        contains=_mean([float(cast(bool, r.contains)) for r in answerable]) or 0.0,
         citation_precision=_mean([r.precision for r in answerable if r.precision is not None]),
-        citation_recall=_mean([r.recall for r in answerable]) or 0.0,
+        citation_recall=_mean(cast(list[float], [r.recall for r in answerable])) or 0.0,
         refusal_accuracy=_mean([float(r.refused) for r in unanswerable]),
         false_refusals=sum(r.refused for r in answerable),
         language_match=_mean([float(r.language_match) for r in results]),

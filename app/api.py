@@ -178,7 +178,7 @@ def create_app(kb: KnowledgeBase, mount_ui: bool = True, open_without_accounts: 
         metrics.latency.labels(request.method, path).observe(time.perf_counter() - started)
         return response
 
-    def _errors(exc: Exception) -> HTTPException:
+    def _errors(exc: Exception) -> CodedError:
         # NotFound first: a refusal to a non-member (service.Hidden) is both, and must read as missing.
         if isinstance(exc, ConversationNotFound):
             return CodedError(404, str(exc), "conversation_not_found")

@@ -167,8 +167,10 @@ def check_citations(
         numbers = [n for n in named if support(body, prepared[n], terms, given, whole(n)).supported]
         if not numbers:
             # Re-attribute: the best-ranked source that supports the sentence, if any.
-            numbers = [next((n for n in prepared if support(body, prepared[n], terms, given, whole(n)).supported), None)]
-            numbers = [n for n in numbers if n is not None]
+            best: list[int | None] = [
+                next((n for n in prepared if support(body, prepared[n], terms, given, whole(n)).supported), None)
+            ]
+            numbers = [n for n in best if n is not None]
         if not numbers:
             dropped.append(body)
             continue

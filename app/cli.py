@@ -5,7 +5,7 @@ from __future__ import annotations
 import logging
 import sys
 from pathlib import Path
-from typing import Annotated
+from typing import Annotated, NoReturn
 
 import typer
 from tqdm import tqdm
@@ -26,7 +26,7 @@ def _knowledge_base():
         _fail(str(exc))
 
 
-def _fail(message: str) -> None:
+def _fail(message: str) -> NoReturn:
     typer.secho(f"error: {message}", fg=typer.colors.RED, err=True)
     raise typer.Exit(code=1)
 
@@ -233,6 +233,7 @@ def mcp_server(
 
     kb.preload_models()  # a client's first call should not wait for the models
     if transport == "http":
+        assert host is not None  # defaulted to MMKB_HOST above
         served.serve_http(kb, host, port or settings.mcp_port, anonymous_allowed)
     else:
         served.serve_stdio(kb, caller)
@@ -677,6 +678,7 @@ class _SyncBars:
             self.stage = stage
             desc = {"hash": "checking"}.get(stage, "ingesting")
             self.bar = tqdm(total=total, unit="file", desc=desc, file=sys.stderr, delay=0.5)
+        assert self.bar is not None  # made on the first call: self.stage starts as None
         self.bar.total = total
         if name:
             self.bar.set_postfix_str(name[-40:], refresh=False)

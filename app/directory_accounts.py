@@ -60,7 +60,7 @@ def sync_directory_user(database: Database, found: DirectoryUser) -> User:
                 session.delete(membership)
             elif role is not None and membership is None:
                 session.add(Membership(user_id=user.id, collection_id=collection_id, role=role))
-            elif role is not None:
+            elif role is not None and membership is not None:  # the branch above took a missing one
                 membership.role = role
         session.flush()
         logger.info(

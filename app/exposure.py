@@ -11,6 +11,7 @@ from __future__ import annotations
 import ipaddress
 import logging
 import socket
+from typing import cast
 
 logger = logging.getLogger(__name__)
 
@@ -31,7 +32,9 @@ def is_loopback(host: str) -> bool:
         pass
     try:
         # A name: loopback only if every address it resolves to is.
-        addresses = {info[4][0] for info in socket.getaddrinfo(host, None)}
+        # IP socket addresses start with the address text; typeshed's (int, bytes) form is only
+        # for a Python built with --disable-ipv6.
+        addresses = {cast(str, info[4][0]) for info in socket.getaddrinfo(host, None)}
     except OSError:
         return False
     return bool(addresses) and all(ipaddress.ip_address(a.split("%")[0]).is_loopback for a in addresses)

@@ -35,6 +35,7 @@ def may_read_file(kb: KnowledgeBase, user: User, path: Path) -> bool:
     holders = {
         collection_id
         for image_path, collection_id in rows
-        if wanted in (Path(image_path).resolve(), thumbnail_path(Path(image_path)).resolve())
+        # The query's LIKE never matches a NULL image_path; the check only tells mypy so.
+        if image_path is not None and wanted in (Path(image_path).resolve(), thumbnail_path(Path(image_path)).resolve())
     }
     return bool(holders) and any(c.id in holders for c in kb.readable_collections(user))

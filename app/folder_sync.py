@@ -25,7 +25,7 @@ from contextlib import contextmanager
 from dataclasses import dataclass, replace
 from datetime import datetime
 from pathlib import Path
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, TypeVar
 
 from pydantic import BaseModel, Field
 from sqlalchemy import select, update
@@ -332,10 +332,12 @@ class _Run:
         for file in found:
             seen = self.seen.get(file.name)
             same = seen is not None and seen.mtime_ns != -1 and (seen.size, seen.mtime_ns) == (file.size, file.mtime_ns)
-            status, error = self.documents.get(seen.document_id, (None, None)) if seen else (None, None)
+            status, error = (
+                self.documents.get(seen.document_id, (None, None)) if seen and seen.document_id is not None else (None, None)
+            )
             if same and status == DocumentStatus.ready:
                 self._unchanged(file.name)
-            elif same and status == DocumentStatus.failed and seen.sha256:
+            elif same and seen is not None and status == DocumentStatus.failed and seen.sha256:
                 # The same bytes would fail the same way: tried again once the file changes (or is touched).
                 self.summary.failed.append(SyncFailure(file=file.name, error=f"{error} (unchanged since it failed)"))
             else:
@@ -370,7 +372,7 @@ class _Run:
 
     def _was_ready(self, document_id: int | None) -> bool:
         """Ready when this run began."""
-        return self.documents.get(document_id, (None,))[0] == DocumentStatus.ready
+        return document_id is not None and self.documents.get(document_id, (None,))[0] == DocumentStatus.ready
 
     def _trusted(self, mtime_ns: int) -> int:
         return -1 if mtime_ns >= self.scanned_ns - RACY_NS else mtime_ns
@@ -438,7 +440,7 @@ class _Run:
                 continue
             replaced |= set(result.replaced_document_ids)
             document_id = result.document_id
-            stored_sha = shas.get(document_id, sha)
+            stored_sha = shas.get(document_id, sha) if document_id is not None else sha
             # The bytes ingested may be newer than those hashed: then their time is not trusted.
             mtime_ns = self._trusted(file.mtime_ns) if stored_sha == sha else -1
             self.state[file.name] = _Seen(file.name, file.size, mtime_ns, stored_sha, document_id)
@@ -498,6 +500,7 @@ class _Run:
             kept = {name: seen for name, seen in self.seen.items() if name not in doomed} | self.state
             held = {seen.document_id for seen in kept.values() if seen.document_id is not None}
             documents: dict[int, Document] = {}
+            document: Document | None
             for names in _batches(sorted(delete_named)):
                 for document in session.scalars(
                     select(Document).where(Document.collection_id == self.collection.id, Document.filename.in_(names))
@@ -521,6 +524,7 @@ class _Run:
                 row.sha256, row.document_id = seen.sha256, seen.document_id
                 session.add(row)
             folder = session.get(SyncFolder, self.folder_id)
+            assert folder is not None  # this run's folder row, read when it began
             self.summary.finished_at = utcnow()
             for listed in (self.summary.added, self.summary.replaced, self.summary.renamed, self.summary.missing):
                 listed.sort()
@@ -556,6 +560,9 @@ class _Run:
 _NONE = _Seen("", 0, -1, "", None)
 
 
-def _batches(names: list[str], size: int = 500) -> Iterator[list[str]]:
+_T = TypeVar("_T")
+
+
+def _batches(names: list[_T], size: int = 500) -> Iterator[list[_T]]:
     for start in range(0, len(names), size):
         yield names[start : start + size]

@@ -54,8 +54,8 @@ class _Changes(FileSystemEventHandler):
     def on_any_event(self, event: FileSystemEvent) -> None:
         if event.event_type in _READS or (event.is_directory and event.event_type == "modified"):
             return
-        paths = [p for p in (event.src_path, getattr(event, "dest_path", "")) if p]
-        paths = [os.fsdecode(p) for p in paths if self._matters(os.fsdecode(p))]
+        raw_paths = [p for p in (event.src_path, getattr(event, "dest_path", "")) if p]
+        paths = [os.fsdecode(p) for p in raw_paths if self._matters(os.fsdecode(p))]
         if not paths:
             return
         with self._lock:

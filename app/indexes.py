@@ -86,6 +86,7 @@ class IndexManager:
             for start in range(0, len(wanted), 500):
                 batch = wanted[start : start + 500]
                 for chunk_id, blob in session.execute(select(Chunk.id, Chunk.embedding).where(Chunk.id.in_(batch))):
+                    assert blob is not None  # every chunk with a vector space is stored with its embedding
                     ids.append(chunk_id)
                     vectors.append(np.frombuffer(blob, dtype=np.float32))
         matrix = np.vstack(vectors) if vectors else np.zeros((0, dim), dtype=np.float32)
@@ -136,6 +137,7 @@ class IndexManager:
         ids: list[int] = []
         vectors: list[np.ndarray] = []
         for chunk_id, blob in session.execute(query):
+            assert blob is not None  # every chunk with a vector space is stored with its embedding
             ids.append(chunk_id)
             vectors.append(np.frombuffer(blob, dtype=np.float32))
         path = self.path(collection_id, space)

@@ -10,7 +10,6 @@ from __future__ import annotations
 
 import hashlib
 import logging
-import re
 import shutil
 from collections.abc import Callable, Iterable
 from concurrent.futures import Future
@@ -20,16 +19,15 @@ from pathlib import Path
 
 from sqlalchemy import delete, select
 
+from app.chunk_rows import ChunkBuilder, read_options
 from app.db import Database
-from app.indexes import IMAGE_SPACE, TEXT_SPACE, IndexManager
-from app.models import Chunk, ChunkKind, Collection, Document, DocumentStatus, IngestJob, JobStatus
+from app.indexes import IndexManager
+from app.models import Chunk, Collection, Document, DocumentStatus, IngestJob, JobStatus
 from app.removal import finish_removal, remove_in_session
 from app.schemas import FileOutcome, FileResult, IngestReport
 from app.settings import Settings
-from ingest.chunking import chunk_file, embedding_text, figure_heading_paths
 from ingest.loaders import EXTENSIONS, SUPPORTED_MIMES, safe_filename, safe_relative_name, sniff_mime
-from ingest.reading import FileReader, InProcessReader, ReadOptions, read_ahead
-from ingest.thumbnails import ensure_thumbnail
+from ingest.reading import FileReader, InProcessReader, read_ahead
 from ingest.types import IngestError, ParsedFile
 
 log = logging.getLogger(__name__)
@@ -91,19 +89,6 @@ class _SameAsEarlier:
     document_id: int
 
 
-def read_options(settings: Settings) -> ReadOptions:
-    from ingest.embedders import torch_threads
-
-    return ReadOptions(
-        ocr_engine=settings.ocr_engine,
-        ocr_threads=torch_threads(settings.model_threads),
-        ocr_scanned_pages=settings.ocr_scanned_pages,
-        ocr_images=settings.ocr_images,
-        min_image_side_px=settings.min_image_side_px,
-        niceness=settings.ingest_niceness,
-    )
-
-
 class Ingestor:
     def __init__(
         self, settings: Settings, database: Database, indexes: IndexManager, models, reader: FileReader | None = None
@@ -113,6 +98,7 @@ class Ingestor:
         self.indexes = indexes
         self.models = models  # app.model_set.ModelSet; typed loosely to keep model imports lazy
         self.reader = reader or InProcessReader(read_options(settings), lambda: self.models.ocr)
+        self.chunks = ChunkBuilder(settings, models, self.reader)
         # Documents written by the current batch: two different files that share a name in one
         # batch (a/report.pdf, b/report.pdf) are two documents, not a new version of each other.
         self._batch_documents: set[int] = set()
@@ -125,10 +111,10 @@ class Ingestor:
     ) -> IngestReport:
         report = IngestReport(collection=collection.name)
         with self.database.session() as session:
-            job = IngestJob(collection_id=collection.id, kind="ingest", status=JobStatus.running, total_files=len(uploads))
-            session.add(job)
+            new_job = IngestJob(collection_id=collection.id, kind="ingest", status=JobStatus.running, total_files=len(uploads))
+            session.add(new_job)
             session.flush()
-            report.job_id = job.id
+            report.job_id = new_job.id
         in_flight: dict[str, int] = {}  # sha256 -> document id, for files accepted in this batch
         # Each file's checks and document row come just before its reading is submitted; the
         # reading runs in the parse workers while earlier files are embedded and stored.
@@ -146,6 +132,7 @@ class Ingestor:
                 report.files.append(result)
                 with self.database.session() as session:
                     job = session.get(IngestJob, report.job_id)
+                    assert job is not None  # the row added above
                     job.done_files = position + 1
                     job.failed_files = len(report.failed)
         except BaseException as exc:
@@ -157,6 +144,7 @@ class Ingestor:
             progress(len(uploads), len(uploads), "")
         with self.database.session() as session:
             job = session.get(IngestJob, report.job_id)
+            assert job is not None  # the row added above
             job.status = JobStatus.done
             job.finished_at = datetime.now(UTC)
             job.message = f"{len(report.ingested)} ingested, {len(report.skipped)} unchanged, {len(report.failed)} failed"
@@ -167,6 +155,7 @@ class Ingestor:
         try:
             with self.database.session() as session:
                 job = session.get(IngestJob, report.job_id)
+                assert job is not None  # the row ingest() added
                 job.status, job.finished_at = status, datetime.now(UTC)
                 job.message = (
                     f"{status.value} after {len(report.files)} of {job.total_files} files ({type(exc).__name__}: {exc}); "
@@ -223,6 +212,7 @@ class Ingestor:
         rejection = self._rejection(size, mime)
         if rejection:
             return self._fail(document_id, filename, rejection)
+        assert mime is not None  # _rejection refuses a type sniff_mime did not recognise
         stored = self._store_original(upload.path, sha, mime)
         return _Accepted(filename, document_id, stored, mime, sha)
 
@@ -231,9 +221,10 @@ class Ingestor:
             return started
         if isinstance(started, _SameAsEarlier):
             return self._same_as_earlier(started)
+        assert future is not None  # submit() reads every _Accepted file
         try:
             parsed = self.reader.result(future, started.stored, started.mime)
-            text_chunks, image_rows = self.index_rows(
+            text_chunks, image_rows = self.chunks.rows(
                 parsed,
                 started.sha,
                 started.filename,
@@ -248,6 +239,7 @@ class Ingestor:
     def _same_as_earlier(self, duplicate: _SameAsEarlier) -> FileResult:
         with self.database.session() as session:
             document = session.get(Document, duplicate.document_id)
+            assert document is not None  # the earlier file's row, added by _begin
             if document.status == DocumentStatus.ready:
                 return FileResult(
                     filename=duplicate.filename,
@@ -276,6 +268,7 @@ class Ingestor:
                     "being read; upload it again"
                 )
             document = session.get(Document, document_id)
+            assert document is not None  # the row _begin added for this file
             document.stored_path = str(started.stored)
             document.page_count = parsed.page_count
             rows = text_chunks + image_rows
@@ -301,6 +294,7 @@ class Ingestor:
         # The index follows SQL: sync adds the rows just committed (and any an earlier crash left
         # out); with a replaced version, it also drops the old version's vectors.
         for space in {row.vector_space for row in rows}:
+            assert space is not None  # ChunkBuilder.rows gives every row a vector space
             self.indexes.sync(collection.id, space)
         replaced: list[int] = []
         if pending is not None:
@@ -336,114 +330,10 @@ class Ingestor:
             partial.replace(target)
         return target
 
-    def index_rows(
-        self,
-        parsed: ParsedFile,
-        sha: str,
-        filename: str,
-        chunk_tokens: int | None = None,
-        chunk_overlap_tokens: int | None = None,
-        text_embedder_name: str | None = None,
-    ) -> tuple[list[Chunk], list[Chunk]]:
-        """Unsaved chunk rows with their embeddings; chunk size/overlap and the text embedder
-        are the collection's (None: the settings' defaults). Needs only settings and models (no
-        database), so `kb reindex` and its Ray workers build chunks exactly as ingestion does."""
-        text_embedder = self.models.text_embedder_for(text_embedder_name)
-        chunk_tokens = chunk_tokens or self.settings.chunk_tokens
-        overlap = chunk_overlap_tokens if chunk_overlap_tokens is not None else self.settings.chunk_overlap_tokens
-        max_tokens = min(chunk_tokens, text_embedder.max_tokens - 8)
-        pieces = chunk_file(
-            parsed,
-            count_tokens=text_embedder.count_tokens,
-            max_tokens=max_tokens,
-            overlap_tokens=min(overlap, max_tokens // 2),
-            # Tables get the embedder's whole window (its vectors see no further), so most stay one chunk.
-            table_max_tokens=text_embedder.max_tokens - 8,
-        )
-        if not pieces and not parsed.images:
-            raise IngestError("no text or images found (nothing readable, even by OCR)")
-        text_vectors = text_embedder.embed([embedding_text(p) for p in pieces])
-        text_rows = [
-            Chunk(
-                page=p.page,
-                kind=ChunkKind.text,
-                ordinal=p.ordinal,
-                text=p.text,
-                char_start=p.char_start,
-                char_end=p.char_end,
-                heading_path=p.heading_path,
-                vector_space=TEXT_SPACE,
-                embedding=vector.tobytes(),
-            )
-            for p, vector in zip(pieces, text_vectors)
-        ]
-        images = parsed.images  # the reader kept the figures big enough to matter
-        figure_rows: list[Chunk] = []
-        if images:
-            descriptions = [self._describe_figure(filename, image) for image in images]
-            figure_files = [self._save_figure(sha, ordinal, image) for ordinal, image in enumerate(images)]
-            paths = figure_heading_paths(parsed)
-            # Every figure is findable by its words (caption, OCR text, file name) in the text space...
-            for ordinal, (image, text, vector, figure_file) in enumerate(
-                zip(images, descriptions, text_embedder.embed(descriptions), figure_files)
-            ):
-                figure_rows.append(
-                    Chunk(
-                        page=image.page,
-                        kind=ChunkKind.image,
-                        ordinal=ordinal,
-                        text=text,
-                        image_path=str(figure_file),
-                        heading_path=paths[ordinal],
-                        vector_space=TEXT_SPACE,
-                        embedding=vector.tobytes(),
-                    )
-                )
-            # ...and, with a CLIP model configured, by what it shows in the image space.
-            clip = self.models.image_embedder
-            if clip is not None:
-                for ordinal, (image, text, vector, figure_file) in enumerate(
-                    zip(images, descriptions, clip.embed_images([img.png_bytes for img in images]), figure_files)
-                ):
-                    figure_rows.append(
-                        Chunk(
-                            page=image.page,
-                            kind=ChunkKind.image,
-                            ordinal=ordinal,
-                            text=text,
-                            image_path=str(figure_file),
-                            heading_path=paths[ordinal],
-                            vector_space=IMAGE_SPACE,
-                            embedding=vector.tobytes(),
-                        )
-                    )
-        return text_rows, figure_rows
-
-    def parse(self, stored: Path, mime: str) -> ParsedFile:
-        """Read one stored file with this ingestor's reader (for `kb reindex`, in this process)."""
-        return self.reader.result(self.reader.submit(stored, mime), stored, mime)
-
-    @staticmethod
-    def _describe_figure(filename: str, image) -> str:
-        parts = [part for part in (image.caption, image.context) if part]
-        if image.ocr_text:
-            parts.append(f"Text in the image: {image.ocr_text}")
-        where = f"page {image.page} of {filename}" if image.page and not image.standalone else filename
-        name_words = " ".join(re.split(r"[-_./\s]+", filename.rsplit(".", 1)[0]))  # "/": synced files keep their folders
-        parts.append(f"Figure on {where} ({name_words}).")
-        return " ".join(parts)
-
-    def _save_figure(self, sha: str, ordinal: int, image) -> Path:
-        figure_file = self.settings.figures_dir / f"{sha}-{ordinal}.png"
-        if not figure_file.exists():
-            figure_file.parent.mkdir(parents=True, exist_ok=True)
-            figure_file.write_bytes(image.png_bytes)
-        ensure_thumbnail(figure_file, image.png_bytes)  # also for a figure stored before thumbnails existed
-        return figure_file
-
     def _fail(self, document_id: int, filename: str, message: str) -> FileResult:
         with self.database.session() as session:
             document = session.get(Document, document_id)
+            assert document is not None  # the row _begin added for this file
             document.status = DocumentStatus.failed
             document.error = message
         return FileResult(filename=filename, outcome=FileOutcome.failed, document_id=document_id, error=message)

@@ -19,13 +19,16 @@ import json
 import threading
 from collections.abc import Iterator
 from pathlib import Path
-from typing import Any, Protocol
+from typing import TYPE_CHECKING, Any, Protocol, cast
 
 from app import registry
 from app.idle_cores import allowed_cpus, free_cores
 from app.multimodal import text_only
 from app.registry import ModelNotAvailable
 from app.settings import Settings
+
+if TYPE_CHECKING:
+    from llama_cpp.llama_types import ChatCompletionRequestMessage
 
 # OpenAI-style chat messages; content is a string or a list of text / image_url parts (app.multimodal).
 Messages = list[dict[str, Any]]
@@ -57,7 +60,8 @@ class TransformersGenerator:
         self.name = f"transformers:{model_dir.name}"
         self.tokenizer = AutoTokenizer.from_pretrained(model_dir)
         dtype = torch.bfloat16 if self.device == "cuda" else torch.float32
-        self.model = AutoModelForCausalLM.from_pretrained(model_dir, dtype=dtype).to(self.device).eval()
+        # PreTrainedModel.to is wrapped with functools.wraps(Module.to), which mypy reads as unbound
+        self.model = AutoModelForCausalLM.from_pretrained(model_dir, dtype=dtype).to(self.device).eval()  # type: ignore[arg-type]
         # One generation at a time per model: parallel calls would only thrash 2 CPU cores.
         self._lock = threading.Lock()
 
@@ -187,9 +191,18 @@ class LlamaCppGenerator:
             # setter; its context wrapper's set_n_threads is llama.cpp's llama_set_n_threads.
             self.model._ctx.set_n_threads(threads, threads)
             self.threads_used = threads
-            for part in self.model.create_chat_completion(
-                messages=text_only(messages), max_tokens=max_new_tokens, temperature=0.0, stream=True
-            ):
+            # text_only gives role/content string messages; with stream=True the result is an iterator
+            # of chunk dicts, which llama-cpp-python's return type (no overload on stream) does not say.
+            chunks = cast(
+                Iterator[dict[str, Any]],
+                self.model.create_chat_completion(
+                    messages=cast("list[ChatCompletionRequestMessage]", text_only(messages)),
+                    max_tokens=max_new_tokens,
+                    temperature=0.0,
+                    stream=True,
+                ),
+            )
+            for part in chunks:
                 delta = part["choices"][0].get("delta", {}).get("content")
                 if delta:
                     yield delta
@@ -201,7 +214,10 @@ class LlamaCppGenerator:
             from app.prompting import SYSTEM_PROMPT
 
             system_prompt = SYSTEM_PROMPT
-        chat = [{"role": "system", "content": system_prompt}, {"role": "user", "content": ""}]
+        chat: list[ChatCompletionRequestMessage] = [
+            {"role": "system", "content": system_prompt},
+            {"role": "user", "content": ""},
+        ]
         with self._lock:
             # One sampled token, never evaluated: the cache holds exactly the formatted prompt, and
             # the next prompt keeps its common prefix (system message + the user turn's header).

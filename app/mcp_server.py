@@ -15,9 +15,9 @@ or the local administrator while no account exists on a server open without acco
 # No `from __future__ import annotations`: the SDK reads the tools' annotations to build
 # their schemas and to find the Context parameter.
 
-from collections.abc import Callable
+from collections.abc import AsyncGenerator, Callable
 from contextlib import aclosing
-from typing import Annotated
+from typing import Annotated, cast
 
 from anyio.to_thread import run_sync
 from mcp.server.mcpserver import Context, MCPServer
@@ -29,6 +29,7 @@ from starlette.types import ASGIApp, Receive, Scope, Send
 
 from app.accounts import AuthError
 from app.admission import Busy
+from app.answering import AnswerEvent
 from app.models import User
 from app.passages import MAX_QUESTION_CHARS, Passage, cited_passages, passage
 from app.registry import ModelNotAvailable
@@ -116,8 +117,10 @@ def build_server(kb: KnowledgeBase, caller: Callable[[Context], User]) -> MCPSer
         answer = None
         try:
             # Step by step in worker threads: a cancelled call (the client gave up) closes the
-            # answer, which stops its generation or leaves the generator's queue.
-            async with aclosing(iterate_in_thread(kb.ask_stream(user, question, [collection] if collection else None))) as events:
+            # answer, which stops its generation or leaves the generator's queue. iterate_in_thread
+            # is an async generator function (annotated as an AsyncIterator).
+            stream = iterate_in_thread(kb.ask_stream(user, question, [collection] if collection else None))
+            async with aclosing(cast(AsyncGenerator[AnswerEvent, None], stream)) as events:
                 async for event in events:
                     if event.done:
                         answer = event.answer

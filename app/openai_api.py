@@ -23,10 +23,10 @@ import json
 import logging
 import time
 import uuid
-from collections.abc import AsyncIterator, Callable, Iterator
+from collections.abc import AsyncGenerator, Callable, Generator
 from contextlib import aclosing
 from datetime import UTC
-from typing import Annotated, Any
+from typing import Annotated, Any, cast
 
 import anyio
 from fastapi import APIRouter, Depends, Request
@@ -207,7 +207,7 @@ def _models(kb: KnowledgeBase, user: User) -> dict[str, tuple[list[str] | None, 
         stamp = collection.created_at
         return int((stamp if stamp.tzinfo else stamp.replace(tzinfo=UTC)).timestamp())
 
-    models = {c.name: ([c.name], created(c)) for c in readable}
+    models: dict[str, tuple[list[str] | None, int]] = {c.name: ([c.name], created(c)) for c in readable}
     if readable and ALL_COLLECTIONS_MODEL not in models:
         models[ALL_COLLECTIONS_MODEL] = (None, min(created(c) for c in readable))
     return models
@@ -233,6 +233,10 @@ class _ClosingStream(StreamingResponse):
     went away suspended, to be closed whenever the garbage collector gets to it; closed here,
     the answer stops its generation (or leaves the generator's queue) at once."""
 
+    # Starlette types the body as any async iterable; this response only ever streams
+    # _chunks(...), an async generator, which is what has aclose().
+    body_iterator: AsyncGenerator[str, None]
+
     async def __call__(self, scope, receive, send) -> None:
         try:
             await super().__call__(scope, receive, send)
@@ -241,7 +245,7 @@ class _ClosingStream(StreamingResponse):
                 await self.body_iterator.aclose()
 
 
-def _continued(first: AnswerEvent, events: Iterator[AnswerEvent]) -> Iterator[AnswerEvent]:
+def _continued(first: AnswerEvent, events: Generator[AnswerEvent, None, None]) -> Generator[AnswerEvent, None, None]:
     try:
         yield first
         yield from events
@@ -288,7 +292,10 @@ def openai_router(kb: KnowledgeBase) -> APIRouter:
             raise _model_not_found(body.model)
         question, history = conversation(body.messages)
         try:
-            events = kb.ask_stream(user, question, models[body.model][0], history=history)
+            # ask_stream is a generator function (annotated as an Iterator); it is closed below.
+            events = cast(
+                Generator[AnswerEvent, None, None], kb.ask_stream(user, question, models[body.model][0], history=history)
+            )
             first = next(events)  # permission, input and admission errors surface here, before any output
         except (Busy, NotFound, AccessDenied, ValueError, ModelNotAvailable) as exc:
             raise _refusal(exc, body.model) from None
@@ -323,7 +330,7 @@ def openai_router(kb: KnowledgeBase) -> APIRouter:
     return router
 
 
-async def _chunks(completion: dict, events: Iterator[AnswerEvent]) -> AsyncIterator[str]:
+async def _chunks(completion: dict, events: Generator[AnswerEvent, None, None]) -> AsyncGenerator[str, None]:
     """`chat.completion.chunk` events, then `data: [DONE]`."""
 
     def chunk(delta: dict, finish_reason: str | None = None, **extra) -> str:
@@ -337,7 +344,8 @@ async def _chunks(completion: dict, events: Iterator[AnswerEvent]) -> AsyncItera
 
     yield chunk({"role": "assistant", "content": ""})
     quoted, ahead, written = False, None, ""
-    async with aclosing(iterate_in_thread(events)) as stream:
+    # iterate_in_thread is an async generator function (annotated as an AsyncIterator).
+    async with aclosing(cast(AsyncGenerator[AnswerEvent, None], iterate_in_thread(events))) as stream:
         try:
             async for event in stream:
                 answer = event.answer

@@ -68,8 +68,8 @@ def liveness(token: str | None) -> Liveness:
     """Whether the process a token names still runs. A missing or unreadable token is a row
     written before owners were recorded, by a process long gone."""
     try:
-        host, boot, pid, started = (token or "").rsplit("|", 3)
-        pid, started = int(pid), int(started)
+        host, boot, pid_text, started_text = (token or "").rsplit("|", 3)
+        pid, started = int(pid_text), int(started_text)
     except ValueError:
         return Liveness.dead
     my_host, my_boot = _identity()

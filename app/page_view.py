@@ -21,7 +21,7 @@ import shutil
 import uuid
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Literal
+from typing import Literal, TypedDict
 
 import pymupdf as fitz
 from PIL import Image, ImageDraw
@@ -65,6 +65,15 @@ class SourceView:
         return "", self.passage, ""
 
 
+class _SourceFields(TypedDict):
+    """The SourceView fields every kind of view has, from the chunk and its document."""
+
+    chunk_id: int
+    filename: str
+    page: int | None
+    passage: str
+
+
 def page_cache_dir(original: Path) -> Path:
     """Where the page renders of a stored original are cached."""
     return original.parent / "pages" / original.name.split(".")[0]
@@ -95,7 +104,7 @@ def view(document: Document, chunk: Chunk, highlight: str | None = None) -> Sour
     ignored unless it is part of the chunk's text (it may come from a request)."""
     span = find_in_passage(chunk.text, highlight) if chunk.kind != ChunkKind.image else None
     verified = chunk.text[span[0] : span[1]] if span else None
-    base = dict(chunk_id=chunk.id, filename=document.filename, page=chunk.page, passage=chunk.text)
+    base: _SourceFields = dict(chunk_id=chunk.id, filename=document.filename, page=chunk.page, passage=chunk.text)
     if chunk.kind == ChunkKind.image and chunk.image_path and Path(chunk.image_path).is_file():
         return SourceView(kind="figure", png=Path(chunk.image_path).read_bytes(), **base)
     original = Path(document.stored_path) if document.stored_path else None
@@ -126,9 +135,9 @@ def highlighted_page(
         cached = page_cache_dir(pdf_path) / f"{page_number}.png"
         if not cached.is_file():
             cached.parent.mkdir(parents=True, exist_ok=True)
-            partial = cached.with_name(f"{cached.stem}.{uuid.uuid4().hex}.part")  # one per writer: two may race
-            page.get_pixmap(matrix=fitz.Matrix(ZOOM, ZOOM), alpha=False).save(str(partial), output="png")
-            partial.replace(cached)  # atomic: a concurrent reader never sees half a PNG
+            part_file = cached.with_name(f"{cached.stem}.{uuid.uuid4().hex}.part")  # one per writer: two may race
+            page.get_pixmap(matrix=fitz.Matrix(ZOOM, ZOOM), alpha=False).save(str(part_file), output="png")
+            part_file.replace(cached)  # atomic: a concurrent reader never sees half a PNG
     boxes = [(r.x0, r.y0, r.x1, r.y1) for r in rects]
     return draw_highlights(cached.read_bytes(), boxes), boxes, partial
 

@@ -86,6 +86,7 @@ def build_messages(question: str, sources: list[Source], images: bool = False, a
         )
     ]
     for figure in figures:
+        assert figure.image_path is not None  # the filter above kept only figures with a file
         parts.append(text_part(f"\nImage of source [{figure.number}] ({_fence_safe(figure.label)}):"))
         parts.append(image_part(figure.image_path))
     parts.append(text_part(f"\n\n{ask}"))

@@ -35,9 +35,10 @@ from pathlib import Path
 
 from sqlalchemy import delete, select
 
+from app.chunk_rows import read_options
 from app.db import Database
 from app.indexes import TEXT_SPACE, IndexManager
-from app.ingestion import ProgressCallback, read_options
+from app.ingestion import ProgressCallback
 from app.models import Chunk, ChunkKind, Collection, Document, DocumentStatus, IngestJob, JobStatus
 from app.owners import process_token
 from app.reindex_build import DocumentTask, StagedDocument, build_document
@@ -155,7 +156,7 @@ class Reindexer:
                 force,
             )
             held = judged is not None and judged.verdict == "kept"
-            report.documents.extend(self._hold(plan, judged) if held else self._swap(plan))
+            report.documents.extend(self._hold(plan, judged) if held and judged is not None else self._swap(plan))
             if judged is not None:
                 report.guard.append(self.guard.record(plan.collection, judged))
         if progress:
@@ -272,6 +273,7 @@ class Reindexer:
     def _count(self, plan: _Plan) -> None:
         with self.database.session() as session:
             job = session.get(IngestJob, plan.job_id)
+            assert job is not None  # the plan's job row: created or resumed by _plan
             job.done_files, job.failed_files = plan.done, plan.failed
 
     # --- the swap ------------------------------------------------------------------------
@@ -283,6 +285,7 @@ class Reindexer:
         staged = self._staged(plan)
         with self.database.session() as session:
             job = session.get(IngestJob, plan.job_id)
+            assert job is not None  # the plan's job row: created or resumed by _plan
             job.status, job.finished_at = JobStatus.held, _utcnow()
             job.message = f"held: {judged.message}"
         return [
@@ -315,6 +318,7 @@ class Reindexer:
             if not failed:
                 return None
             job = session.get(IngestJob, plan.job_id)
+            assert job is not None  # the plan's job row: created or resumed by _plan
             job.status, job.finished_at = JobStatus.failed, _utcnow()
             job.done_files, job.failed_files = len(staged), len(failed)
             job.message = (
@@ -392,13 +396,16 @@ class Reindexer:
                 result.chunks = len(staged.chunks)
             if plan.text_embedder != plan.collection.text_embedder:
                 # In the swap's transaction: readers see the new embedder with the new chunks.
-                session.get(Collection, collection_id).text_embedder = plan.text_embedder
+                collection_row = session.get(Collection, collection_id)
+                assert collection_row is not None  # the collection being re-indexed
+                collection_row.text_embedder = plan.text_embedder
             session.flush()
             dims = {**self.indexes.dims, TEXT_SPACE: self.models.text_embedder_for(plan.text_embedder).dim}
             replacements = {
                 space: self.indexes.build_replacement(session, collection_id, space, dims[space]) for space in self.indexes.dims
             }
             job = session.get(IngestJob, plan.job_id)
+            assert job is not None  # the plan's job row: created or resumed by _plan
             failed = [r for r in results if r.outcome == ReindexOutcome.failed]
             job.status, job.finished_at = JobStatus.done, _utcnow()
             job.done_files, job.failed_files = len(results), len(failed)

@@ -14,6 +14,7 @@ import os
 from concurrent.futures import Future
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
+from typing import cast
 
 from app.settings import Settings
 from ingest.reading import FileReader
@@ -87,7 +88,7 @@ def build_document(
 
     Any failure is returned as the result's error rather than raised: one bad document
     must not stop the job, and it stays on its old chunks."""
-    from app.ingestion import Ingestor  # here, not at import: Ray workers import this module lazily
+    from app.chunk_rows import ChunkBuilder  # here, not at import: Ray workers import this module lazily
 
     staged = StagedDocument(document_id=task.document_id, sha256=task.sha256, filename=task.filename)
     stored = Path(task.stored_path) if task.stored_path else None
@@ -95,9 +96,13 @@ def build_document(
         staged.error = f"the stored original {task.stored_path or '(none recorded)'} is missing; ingest the file again"
         return staged
     try:
-        ingestor = Ingestor(settings, None, None, models, reader)
-        parsed = reader.result(reading, stored, task.mime) if reading is not None else ingestor.parse(stored, task.mime)
-        text_rows, image_rows = ingestor.index_rows(
+        builder = ChunkBuilder(settings, models, reader)
+        if reading is not None:
+            assert reader is not None  # `reading` was submitted to `reader` (see the docstring)
+            parsed = reader.result(reading, stored, task.mime)
+        else:
+            parsed = builder.parse(stored, task.mime)
+        text_rows, image_rows = builder.rows(
             parsed, task.sha256, task.filename, task.chunk_tokens, task.chunk_overlap_tokens, task.text_embedder
         )
     except IngestError as exc:
@@ -118,8 +123,9 @@ def build_document(
             char_end=row.char_end,
             image_path=row.image_path,
             heading_path=row.heading_path,
-            vector_space=row.vector_space,
-            embedding=row.embedding,
+            # ChunkBuilder.rows sets both on every row it builds; the columns are nullable only in SQL.
+            vector_space=cast(str, row.vector_space),
+            embedding=cast(bytes, row.embedding),
         )
         for row in text_rows + image_rows
     ]

@@ -21,8 +21,9 @@ from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from dataclasses import asdict
 from pathlib import Path
+from typing import Literal, cast
 
-from sqlalchemy import insert, select
+from sqlalchemy import Table, insert, select
 
 from app.answering import Answerer
 from app.collection_eval import CANDIDATE, LIVE, EvalSets, evaluate
@@ -78,7 +79,7 @@ class RegressionGuard:
             candidate = evaluate(answerer, copy, questions)
         margin = self.settings.reindex_guard_margin
         worse = live is not None and candidate.recall_at_5 < live.recall_at_5 - margin - EPSILON
-        verdict = ("forced" if force else "kept") if worse else "swapped"
+        verdict: Literal["swapped", "kept", "forced"] = ("forced" if force else "kept") if worse else "swapped"
         return GuardReport(
             collection=collection.name,
             job_id=job_id,
@@ -155,7 +156,11 @@ class RegressionGuard:
         """The collection row, its ready documents and, per document, the chunks the swap
         would leave: the staged ones where the swap puts them in place, else its current ones.
         Rows are copied column by column, so columns added later come along."""
-        collections, documents, chunks = Collection.__table__, Document.__table__, Chunk.__table__
+        # Declarative models mapped with __tablename__ always have a Table; SQLAlchemy types
+        # __table__ as any FromClause, which insert() does not take.
+        collections = cast(Table, Collection.__table__)
+        documents = cast(Table, Document.__table__)
+        chunks = cast(Table, Chunk.__table__)
         chunk_columns = [c for c in chunks.columns if c.key != "id"]
         same_embedder = self.models.embedder_name(text_embedder) == self.models.embedder_name(collection.text_embedder)
         with self.database.session() as source, target.session() as session:
@@ -202,4 +207,6 @@ class RegressionGuard:
                 if rows:
                     session.execute(insert(chunks), rows)
             session.flush()
-            return session.get(Collection, collection.id)
+            copy = session.get(Collection, collection.id)
+            assert copy is not None  # inserted above, in this session
+            return copy

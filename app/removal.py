@@ -11,8 +11,9 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Any, cast
 
-from sqlalchemy import delete, select
+from sqlalchemy import CursorResult, delete, select
 from sqlalchemy.orm import Session
 
 from app.indexes import IndexManager
@@ -56,7 +57,9 @@ def remove_in_session(session: Session, documents: list[Document]) -> PendingRem
             if image_path:
                 pending.files.add(Path(image_path))
     if pending.document_ids:
-        pending.chunks = session.execute(delete(Chunk).where(Chunk.document_id.in_(pending.document_ids))).rowcount
+        # A DELETE always gives a CursorResult; Session.execute is typed as returning a plain Result.
+        deleted = cast(CursorResult[Any], session.execute(delete(Chunk).where(Chunk.document_id.in_(pending.document_ids))))
+        pending.chunks = deleted.rowcount
         session.execute(delete(Document).where(Document.id.in_(pending.document_ids)))
     return pending
 

@@ -50,6 +50,7 @@ def neutralise(markdown: str, keep_local: bool = True) -> str:
         if kind == "tag":
             return "&lt;"
         # A character reference is not seen by the autolinker, and renders as the character.
+        assert kind is not None  # every alternative of _UNSAFE is a named group
         return text[:-1] + {"scheme": "&#58;", "www": "&#46;", "email": "&#64;"}[kind]
 
     return _UNSAFE.sub(defuse, markdown)

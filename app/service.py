@@ -14,6 +14,7 @@ import threading
 import time
 from collections.abc import Iterator
 from pathlib import Path
+from typing import Any
 
 from sqlalchemy import delete, func, select
 
@@ -23,13 +24,14 @@ from app.activity import InFlight, IngestTotals, run_at_low_priority
 from app.admission import Admission
 from app.answering import Answerer, AnswerEvent
 from app.archives import ArchiveLimits, expand_archives
+from app.chunk_rows import read_options
 from app.collection_eval import EvalSets
 from app.conversations import Conversations
 from app.db import Database
 from app.directory import Directory, DirectoryConfig
 from app.followup import Turn
 from app.indexes import TEXT_SPACE, IndexManager, KeywordIndexManager
-from app.ingestion import Ingestor, ProgressCallback, Upload, expand_paths, read_options
+from app.ingestion import Ingestor, ProgressCallback, Upload, expand_paths
 from app.llm import generate
 from app.model_set import ModelSet
 from app.models import Chunk, ChunkKind, Collection, DirectoryGroup, Document, DocumentStatus, IngestJob, Membership, Role, User
@@ -64,7 +66,9 @@ MIN_CHUNK_TOKENS = 16
 
 
 class AccessDenied(PermissionError):
-    pass
+    # Set by the UI on a refusal it words itself (ui.i18n.localized reads them back).
+    i18n_key: str
+    i18n_params: dict[str, Any]
 
 
 class NotFound(LookupError):
@@ -227,7 +231,9 @@ class KnowledgeBase:
         if self.accounts.directory is not None:
             return True
         with self.database.session() as session:
-            return session.scalar(select(func.count()).select_from(User).where(User.password_hash.is_not(None))) > 0
+            passwords = session.scalar(select(func.count()).select_from(User).where(User.password_hash.is_not(None)))
+            assert passwords is not None  # COUNT always gives a row
+            return passwords > 0
 
     def map_directory_group(self, actor: User, collection_name: str, group: str, role: Role | None) -> None:
         """Members of directory `group` (its name or DN) get `role` in the collection at their next
@@ -471,7 +477,9 @@ class KnowledgeBase:
         collection = self.get_or_create_collection(name)
         if text_embedder is not None and collection.text_embedder != text_embedder:
             with self.database.session() as session:
-                collection = session.get(Collection, collection.id)
+                row = session.get(Collection, collection.id)
+                assert row is not None  # get_or_create_collection just returned it
+                collection = row
                 collection.text_embedder = text_embedder
         if chunk_tokens is not None or chunk_overlap_tokens is not None:
             collection = self.configure_chunking(user, name, chunk_tokens, chunk_overlap_tokens)
@@ -527,6 +535,7 @@ class KnowledgeBase:
             if clash is not None:
                 raise ValueError(f"a collection named {new_name!r} exists already")
             row = session.get(Collection, collection.id)
+            assert row is not None  # _administrable just found it
             row.name = new_name
             return row
 
@@ -808,7 +817,9 @@ class KnowledgeBase:
         collection; another one replaces it). Only folders under MMKB_SYNC_ROOTS."""
         collection = self._sync_collection(user, collection_name)
         folder_sync.register(self.database, collection, self._console_folder(folder), user.username)
-        return folder_sync.folder_info(self.database, collection)
+        info = folder_sync.folder_info(self.database, collection)
+        assert info is not None  # just registered
+        return info
 
     def sync_folder_info(self, user: User, collection_name: str) -> folder_sync.SyncFolderInfo | None:
         """The collection's folder and its last sync (when, and what it did); None: no folder."""

@@ -4,7 +4,7 @@ worker-thread call, so the event loop keeps serving others while the model write
 from __future__ import annotations
 
 from collections.abc import AsyncIterator, Generator
-from typing import TypeVar
+from typing import TypeVar, cast
 
 import anyio
 from anyio.to_thread import run_sync
@@ -21,7 +21,7 @@ async def iterate_in_thread(events: Generator[T, None, None]) -> AsyncIterator[T
     consumer closes it at once."""
     try:
         while (item := await run_sync(next, events, _END)) is not _END:
-            yield item
+            yield cast(T, item)  # anything but the _END sentinel is an item of `events`
     finally:
         with anyio.CancelScope(shield=True):
             await run_sync(events.close)

@@ -62,7 +62,8 @@ class VisionLanguageGenerator:
         try:
             self.processor = AutoProcessor.from_pretrained(model_dir)
             dtype = torch.bfloat16 if self.device == "cuda" else torch.float32
-            self.model = AutoModelForImageTextToText.from_pretrained(model_dir, dtype=dtype).to(self.device).eval()
+            # transformers wraps PreTrainedModel.to in functools.wraps; mypy then does not bind `self`.
+            self.model = AutoModelForImageTextToText.from_pretrained(model_dir, dtype=dtype).to(self.device).eval()  # type: ignore[arg-type]
         except (OSError, ValueError, KeyError) as exc:
             raise ModelNotAvailable(
                 f"MMKB_GENERATOR_PATH={model_dir} is not a vision-language model folder that transformers can load "

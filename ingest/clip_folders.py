@@ -213,6 +213,7 @@ def _state_dict(path: Path) -> dict:
     import torch
 
     weights = next(path / name for name in OPENCLIP_WEIGHTS if (path / name).is_file())
+    state: Any  # torch.load gives whatever the file pickled
     try:
         if weights.suffix == ".safetensors":
             from safetensors.torch import load_file
@@ -297,7 +298,8 @@ def _openclip_tokenizer(path: Path, context_length: int):
     merges = [tuple(line.split()) for line in gzip.open(bpe).read().decode("utf-8").split("\n")[1 : 49152 - 256 - 2 + 1]]
     symbols = list(_bytes_to_unicode().values())
     tokens = symbols + [s + "</w>" for s in symbols] + ["".join(m) for m in merges] + ["<|startoftext|>", "<|endoftext|>"]
-    return CLIPTokenizer(vocab={t: i for i, t in enumerate(tokens)}, merges=merges, model_max_length=context_length)
+    # tokenizers' BPE takes (first, second) pairs, which transformers annotates as list[str]
+    return CLIPTokenizer(vocab={t: i for i, t in enumerate(tokens)}, merges=merges, model_max_length=context_length)  # type: ignore[arg-type]
 
 
 def _bytes_to_unicode() -> dict[int, str]:

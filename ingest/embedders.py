@@ -83,12 +83,16 @@ class TextEmbedder:
         self.batch_size = batch_size
         self.bf16 = use_bf16(precision, device)
         self._device_type = "cuda" if device.startswith("cuda") else "cpu"
-        self.dim = int(
+        dim = (
             self.model.get_embedding_dimension()
             if hasattr(self.model, "get_embedding_dimension")
             else self.model.get_sentence_embedding_dimension()
         )
-        self.max_tokens = int(self.model.max_seq_length)
+        assert dim is not None  # a model without a fixed dimension already failed here, in int(None)
+        self.dim = int(dim)
+        max_tokens = self.model.max_seq_length
+        assert max_tokens is not None  # likewise
+        self.max_tokens = int(max_tokens)
 
     def count_tokens(self, texts: Sequence[str]) -> list[int]:
         if not texts:

@@ -15,8 +15,9 @@ import re
 import unicodedata
 import warnings
 import zipfile
-from collections.abc import Callable
+from collections.abc import Callable, Iterable
 from pathlib import Path
+from typing import cast
 
 import pymupdf as fitz
 from PIL import Image, ImageSequence, UnidentifiedImageError
@@ -176,7 +177,8 @@ def parse_pdf(path: Path, ocr: OcrReader | None = None) -> ParsedFile:
         table_tops: list[float] = []  # y0 of each of parsed.tables, to place it under its heading
         image_tops: list[float] = []  # the same for parsed.images
         try:
-            for page_index, page in enumerate(document):
+            # Document iterates through __getitem__, whose overloads mypy cannot iterate with
+            for page_index, page in enumerate(cast(Iterable[fitz.Page], document)):
                 page_number = page_index + 1
                 if page.rotation:
                     # Shown turned (a landscape table on a portrait page): read it as shown.

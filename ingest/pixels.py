@@ -47,8 +47,9 @@ def scaled_rgb(image: Image.Image, max_pixels: int = WORKING_MAX_PIXELS) -> Imag
     target = working_size(*image.size, max_pixels)
     if target == image.size:
         return image.convert("RGB")
-    if image.format == "PNG" and getattr(image, "fp", None) is not None:
-        strips = png_strips.decode_scaled(image.fp, reduction_factor(*image.size, max_pixels))
+    # fp is only declared on ImageFile, not on Image.Image
+    if image.format == "PNG" and (fp := getattr(image, "fp", None)) is not None:
+        strips = png_strips.decode_scaled(fp, reduction_factor(*image.size, max_pixels))
         if strips is not None:
             return strips.convert("RGB")
     image.draft(None, target)  # JPEG: the decoder scales; other formats ignore it

@@ -152,4 +152,5 @@ def _decode(fp: BinaryIO, factor: int, strip_pixels: int) -> Image.Image:
     if len(pending) < left * stride:
         raise _Unsupported("truncated image data")
     strip(bytes(pending[: left * stride]), left)
+    assert out is not None  # strip() always sets it
     return out

@@ -157,6 +157,7 @@ def _start_worker(options: ReadOptions, parent: int | None = None) -> None:
 def _worker_engine() -> OcrEngine:
     global _worker_ocr
     if _worker_ocr is None:
+        assert _worker_options is not None  # set by _start_worker, the pool's initializer
         _worker_ocr = load_ocr(_worker_options.ocr_engine, threads=_worker_options.ocr_threads)
     return _worker_ocr
 
@@ -166,6 +167,7 @@ def _ready() -> int:
 
 
 def _read_in_worker(path: str, mime: str) -> ParsedFile:
+    assert _worker_options is not None  # set by _start_worker, the pool's initializer
     return read_file(Path(path), mime, _worker_options, _worker_engine)
 
 

@@ -49,7 +49,7 @@ def _is_boundary(text: str, stop: int) -> bool:
     before = _WORD_BEFORE_RE.search(text, 0, stop)
     word = before.group(1).lower() if before else ""
     # "v." is versus ("Knowles v. Mirzayance"); "V." after a number is volts.
-    if word in ABBREVIATIONS and before.group(1) != "V":
+    if word in ABBREVIATIONS and before is not None and before.group(1) != "V":
         return False
     # An initial ("E." in "Steven E. Mercer") or a compass point in an address ("1309 S. Mary
     # Avenue"); not a unit after a number ("600 V. The next").

@@ -12,16 +12,17 @@ import queue
 import re
 import tempfile
 import threading
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any, Generic, TypeVar
 
 import gradio as gr
 import pandas as pd
 
 from app import registry
 from app.ingestion import Upload
-from app.models import User
+from app.models import Role, User
 from app.schemas import Dashboard, FileOutcome, IngestReport, ReindexReport
 from app.service import AccessDenied, KnowledgeBase, NotFound
 from ingest.loaders import safe_filename
@@ -111,7 +112,7 @@ def _frame(names: list[str], rows: list[list], lang: str = "en") -> pd.DataFrame
     return pd.DataFrame(rows, columns=columns(names, lang))
 
 
-def _size(n_bytes: int) -> str:
+def _size(n_bytes: float) -> str:
     for unit in ("B", "KB", "MB", "GB"):
         if n_bytes < 1024 or unit == "GB":
             return f"{n_bytes:.0f} {unit}" if unit == "B" else f"{n_bytes:.1f} {unit}"
@@ -253,18 +254,21 @@ def dashboard_views(board: Dashboard, lang: str = "en") -> tuple[str, pd.DataFra
     return totals, collections, jobs, models
 
 
-class BackgroundJob:
+T = TypeVar("T")
+
+
+class BackgroundJob(Generic[T]):
     """Runs `job(progress)` in a worker thread so the console can update while it works.
     Iterating yields the job's (done, total, current) progress events until it ends; then
     `result` or `error` holds the outcome."""
 
-    def __init__(self, name: str, job) -> None:
-        self.result = None
+    def __init__(self, name: str, job: Callable[[Callable[..., None]], T]) -> None:
+        self.result: T | None = None
         self.error: Exception | None = None
         self._events: queue.Queue = queue.Queue()
         threading.Thread(target=self._run, args=(job,), name=name, daemon=True).start()
 
-    def _run(self, job) -> None:
+    def _run(self, job: Callable[[Callable[..., None]], T]) -> None:
         try:
             self.result = job(lambda *event: self._events.put(event))
         except Exception as exc:  # shown by the caller; the console stays usable
@@ -353,7 +357,7 @@ def build_admin(kb: KnowledgeBase) -> gr.Blocks:
             document_choices,
         )
 
-    def guarded(handler):
+    def guarded(handler: Any) -> Callable[..., Any]:
         """Run `handler(user, selected, *values)` for the current user and show the result;
         a refusal or bad input becomes the message. Gradio passes gr.Request only to a
         parameter annotated with it, hence one explicit signature per arity."""
@@ -373,6 +377,7 @@ def build_admin(kb: KnowledgeBase) -> gr.Blocks:
             return view(user, selected, message.text(lang) if isinstance(message, Said) else message, lang)
 
         arity = handler.__code__.co_argcount - 1
+        run: Callable[..., Any]  # one of the signatures below
         if arity == 1:
 
             def run(selected, request: gr.Request):
@@ -425,13 +430,14 @@ def build_admin(kb: KnowledgeBase) -> gr.Blocks:
 
     # --- members -------------------------------------------------------------------
 
-    def set_member(user: User, selected: str | None, username: str, role: str):
+    def set_member(user: User, selected: str | None, username: str, role: str | None):
         if not selected:
             raise Refusal("admin_choose_collection")
         username = (username or "").strip()
         if not username:
             raise Refusal("admin_enter_user")
-        kb.manage_member(user, selected, username, role)
+        # The dropdown gives one of ROLES, or None once cleared (passed on as before).
+        kb.manage_member(user, selected, username, Role(role) if role is not None else None)
         return said("admin_member_set", user=username, role=("role", role), collection=selected), selected
 
     def remove_member(user: User, selected: str | None, username: str, _role: str):
@@ -509,6 +515,7 @@ def build_admin(kb: KnowledgeBase) -> gr.Blocks:
         if job.error is not None:
             yield _warning(job.error, lang), _frame(STATUS_COLUMNS, [r.cells(lang) for r in rows], lang), nothing
             return
+        assert job.result is not None  # the job ended without an error: it returned its report
         report: IngestReport = job.result
         rows = report_rows(report)
         path = write_csv(f"ingest-report-job-{report.job_id}.csv", STATUS_COLUMNS, [r.cells() for r in rows])
@@ -557,6 +564,7 @@ def build_admin(kb: KnowledgeBase) -> gr.Blocks:
         if job.error is not None:
             yield _warning(job.error, lang)
             return
+        assert job.result is not None  # the job ended without an error: it returned its report
         report: ReindexReport = job.result
         failed = "; ".join(f"{d.filename}: {d.error}" for d in report.failed)
         moved = ""

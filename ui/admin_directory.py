@@ -6,6 +6,8 @@ sign-in (app.directory_accounts). Like the rest of the console it only talks to
 
 from __future__ import annotations
 
+from typing import cast
+
 import gradio as gr
 import pandas as pd
 
@@ -71,11 +73,12 @@ def directory_panel(
 
     respond = collection_tab(tab, actor, render, collection, refresh, lang_switch, outputs)
 
+    # respond runs an action only once a collection is chosen: `selected` is then a str.
     def on_map(selected: str | None, name: str | None, chosen: str | None, request: gr.Request):
-        return respond(request, selected, action=lambda user, lang: map_group(kb, user, selected, name, chosen, lang))
+        return respond(request, selected, action=lambda user, lang: map_group(kb, user, cast(str, selected), name, chosen, lang))
 
     def on_remove(selected: str | None, name: str | None, request: gr.Request):
-        return respond(request, selected, action=lambda user, lang: unmap_group(kb, user, selected, name, lang))
+        return respond(request, selected, action=lambda user, lang: unmap_group(kb, user, cast(str, selected), name, lang))
 
     def on_load(selected: str | None, request: gr.Request):
         # The role names in the page's language from the start, before any collection is chosen.

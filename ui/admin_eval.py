@@ -119,7 +119,8 @@ def evaluation_tab(kb: KnowledgeBase, actor, collection: gr.Dropdown, refresh: g
 
     def add(selected: str | None, text: str | None, filename: str | None, page_number: float | None, request: gr.Request):
         def action(user, lang: str) -> str:
-            if not (text or "").strip():
+            assert selected is not None  # respond runs an action only once a collection is chosen
+            if text is None or not text.strip():
                 raise Refusal("eval_enter_question")
             if not filename:
                 raise Refusal("eval_choose_file")
@@ -134,6 +135,7 @@ def evaluation_tab(kb: KnowledgeBase, actor, collection: gr.Dropdown, refresh: g
 
     def remove(selected: str | None, question_id, request: gr.Request):
         def action(user, lang: str) -> str:
+            assert selected is not None  # respond runs an action only once a collection is chosen
             if question_id is None:
                 raise Refusal("eval_choose_question")
             kb.remove_eval_question(user, selected, int(question_id))
@@ -143,6 +145,7 @@ def evaluation_tab(kb: KnowledgeBase, actor, collection: gr.Dropdown, refresh: g
 
     def run(selected: str | None, request: gr.Request):
         def action(user, lang: str) -> str:
+            assert selected is not None  # respond runs an action only once a collection is chosen
             done, scores = kb.run_eval(user, selected)
             said = t(
                 "eval_ran",

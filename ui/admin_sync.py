@@ -94,7 +94,8 @@ def sync_tab(kb: KnowledgeBase, actor, collection: gr.Dropdown, refresh: gr.Butt
 
     def register(selected: str | None, path: str | None, request: gr.Request):
         def action(user, lang: str) -> str:
-            if not (path or "").strip():
+            assert selected is not None  # respond runs an action only once a collection is chosen
+            if path is None or not path.strip():
                 raise Refusal("sync_enter_folder")
             info = kb.register_sync_folder(user, selected, path.strip())
             return t("sync_registered", lang, collection=selected, path=info.path)
@@ -128,6 +129,7 @@ def sync_tab(kb: KnowledgeBase, actor, collection: gr.Dropdown, refresh: gr.Butt
         if job.error is not None:
             yield respond(request, selected, lang, action=lambda *_: _warning(job.error, lang))
             return
+        assert job.result is not None  # the job ended without an error: it returned its summary
         summary: SyncSummary = job.result
         yield respond(
             request,

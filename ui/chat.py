@@ -214,7 +214,7 @@ def _gallery_number(caption: str | None) -> str | None:
     return found.group(1) if found else None
 
 
-FEEDBACK_LABELS = {1: "Like", -1: "Dislike"}
+FEEDBACK_LABELS: dict[int | None, str] = {1: "Like", -1: "Dislike"}  # None: no feedback yet
 
 
 def feedback_values(view: ConversationView) -> list[str | None]:
@@ -427,6 +427,7 @@ def build_app(kb: KnowledgeBase) -> gr.Blocks:
         if shown.kind == "passage":
             text = t(f"chat_in_text_{what}", lang, title=title) + "\n\n" + render_passage(shown)
             return chat_rows, gr.update(value=None, visible=False), text
+        assert shown.png is not None  # a page or figure view carries its image
         image = Image.open(io.BytesIO(shown.png))
         caption = t(f"chat_page_{what}" if shown.kind == "page" else "chat_figure", lang, title=title)
         return chat_rows, gr.update(value=image, visible=True), caption

@@ -19,6 +19,7 @@ import time
 from collections.abc import Callable, Iterator, MutableMapping
 from contextvars import ContextVar
 from pathlib import Path
+from typing import Any, Protocol, cast
 
 import anyio
 from starlette.requests import HTTPConnection
@@ -173,6 +174,15 @@ class GuardStoredFiles:
         return may_read_file(self.kb, user, target)
 
 
+class _GradioApp(Protocol):
+    """What secure_gradio uses of the gradio.routes.App mounted on the FastAPI app."""
+
+    auth: object
+    tokens: MutableMapping[str, str]
+
+    def add_middleware(self, middleware_class: Any, **options: Any) -> None: ...
+
+
 def secure_gradio(app, path: str, kb: KnowledgeBase, lifetime_s: float, open_without_accounts: bool) -> None:
     """Set up the Gradio app mounted at `path` on FastAPI `app` (mounted with an `auth`
     function): expiring logins, the local operator only until the first account exists (and
@@ -180,7 +190,7 @@ def secure_gradio(app, path: str, kb: KnowledgeBase, lifetime_s: float, open_wit
     mounted = [route.app for route in app.routes if isinstance(route, Mount) and route.path == path.rstrip("/")]
     if not mounted or not hasattr(mounted[0], "tokens"):
         raise RuntimeError(f"no Gradio app is mounted at {path!r}; cannot secure its logins")
-    gradio_app = mounted[0]
+    gradio_app = cast(_GradioApp, mounted[0])  # a Mount's app is any ASGI app; one with `tokens` is Gradio's
     if gradio_app.auth is None:
         raise RuntimeError(f"the Gradio app at {path!r} was mounted without auth: it would let anyone in")
     gradio_app.tokens = GradioLogins(lifetime_s, anonymous=OpenUntilFirstAccount(kb, open_without_accounts))
