@@ -151,9 +151,9 @@ class CodedError(HTTPException):
         self.code = code
 
 
-def create_app(kb: KnowledgeBase, mount_ui: bool = True, open_without_accounts: bool = False) -> FastAPI:
-    """open_without_accounts: the UI lets callers without a login act as the local
-    administrator until the first account exists (app.exposure: loopback or --insecure-no-auth)."""
+def create_api(kb: KnowledgeBase) -> FastAPI:
+    """The REST API, the OpenAI-compatible /v1 and /metrics; ui.server.create_app mounts the
+    Gradio apps on it (this module knows nothing of the UI)."""
     api = FastAPI(title="mmkb", version="0.1.0", description="Multimodal knowledge base API")
     metrics = Metrics()
     metrics.registry.register(KnowledgeBaseCollector(kb))
@@ -525,53 +525,7 @@ def create_app(kb: KnowledgeBase, mount_ui: bool = True, open_without_accounts: 
 
     api.include_router(openai_router(kb))  # /v1/chat/completions, /v1/models (app/openai_api.py)
 
-    if mount_ui:
-        import gradio as gr
-
-        from ui.admin import build_admin
-        from ui.admin import page_options as admin_page_options
-        from ui.chat import build_app, page_options
-        from ui.sessions import secure_gradio
-
-        # Always set, so that Gradio checks every request: secure_gradio admits callers
-        # without a login only while open_without_accounts and no account exists.
-        auth = _gradio_auth(kb)
-        # /admin first: the chat's mount at / would otherwise answer every path.
-        # One upload is at most a file at the cap or a zip that inflates to at most its limit.
-        biggest_upload = max(kb.settings.max_upload_bytes, kb.settings.zip_max_total_bytes)
-        api = gr.mount_gradio_app(
-            api, build_admin(kb), path="/admin", auth=auth, max_file_size=biggest_upload, **admin_page_options()
-        )
-        api = gr.mount_gradio_app(
-            api,
-            build_app(kb),
-            path="/",
-            allowed_paths=[str(kb.settings.figures_dir.resolve())],
-            auth=auth,
-            **page_options(),
-        )
-        for path in ("/admin", "/"):
-            secure_gradio(api, path, kb, kb.settings.session_hours * 3600, open_without_accounts)
     return api
-
-
-def _gradio_auth(kb: KnowledgeBase):
-    from ui.sessions import client_address
-
-    async def check(username: str, password: str) -> bool:
-        # Gradio passes no request; ui.sessions notes the caller's address for the throttle.
-        client = client_address()
-        try:
-            await anyio.to_thread.run_sync(kb.accounts.login, username, password, client)  # argon2 off the event loop
-        except TooManyAttempts as exc:
-            raise HTTPException(status_code=429, detail=str(exc), headers={"Retry-After": str(exc.retry_after_s)}) from None
-        except DirectoryUnavailable as exc:
-            raise HTTPException(status_code=503, detail=str(exc), headers={"Retry-After": "30"}) from None
-        except AuthError:
-            return False
-        return True
-
-    return check
 
 
 def _chain(first, rest):

@@ -156,7 +156,7 @@ def serve(
     """Serve the chat UI, the admin console and the API. Without accounts only on loopback
     (the single-user local app), unless --insecure-no-auth."""
     from app.exposure import ExposedWithoutAccounts, open_without_accounts
-    from ui.chat import launch
+    from ui.server import launch
 
     settings = get_settings()
     host = settings.host if host is None else host

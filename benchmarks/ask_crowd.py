@@ -22,10 +22,10 @@ from pathlib import Path
 import httpx
 import pymupdf as fitz
 
-from app.api import create_app
 from app.service import KnowledgeBase
 from app.settings import Settings
 from benchmarks.answer_latency import percentile
+from ui.server import create_app
 
 ROOT = Path(__file__).resolve().parents[1]
 SAMPLES = ROOT / "samples"

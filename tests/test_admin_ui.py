@@ -19,10 +19,10 @@ import pymupdf
 import pytest
 from playwright.sync_api import TimeoutError as PlaywrightTimeout
 
-from app.api import create_app
 from app.service import KnowledgeBase
 from tests.conftest import make_settings
 from tests.servers import SCREENSHOTS, needs_chromium, serving
+from ui.server import create_app
 
 pytestmark = needs_chromium
 

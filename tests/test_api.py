@@ -7,9 +7,9 @@ from pathlib import Path
 import pytest
 from fastapi.testclient import TestClient
 
-from app.api import create_app
 from app.service import AccessDenied, KnowledgeBase
 from tests.conftest import SAMPLES, make_settings
+from ui.server import create_app
 
 PROTECTED = [
     ("get", "/api/me", None),

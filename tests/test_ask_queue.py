@@ -12,11 +12,11 @@ import time
 import httpx
 import pytest
 
-from app.api import create_app
 from app.service import KnowledgeBase
 from benchmarks.ask_crowd import maintenance_logs
 from tests.conftest import SAMPLES, make_settings
 from tests.servers import serving
+from ui.server import create_app
 
 QUESTION = "How long after a trip do employees have to hand in their expense claim?"  # samples/questions.json
 ASKERS = 8

@@ -12,13 +12,13 @@ import pytest
 from fastapi.testclient import TestClient
 from sqlalchemy import func, select
 
-from app.api import create_app
 from app.model_set import ModelSet
 from app.models import Conversation, Feedback, Message
 from app.service import KnowledgeBase
 from tests.conftest import SAMPLES, make_settings
 from tests.servers import SCREENSHOTS, needs_chromium, serving
 from ui.chat import NO_COLLECTION
+from ui.server import create_app
 
 pytestmark = needs_chromium
 

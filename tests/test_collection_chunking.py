@@ -120,7 +120,7 @@ def test_a_passage_that_never_names_its_topic_is_found_through_its_heading(kb, t
 def test_api_creates_a_collection_with_its_chunking_and_refuses_a_bad_one(kb):
     from fastapi.testclient import TestClient
 
-    from app.api import create_app
+    from ui.server import create_app
 
     kb.accounts.create_user("root", "root-password", is_admin=True)
     client = TestClient(create_app(kb, mount_ui=False))

@@ -14,7 +14,7 @@ import pytest
 from fastapi.testclient import TestClient
 from sqlalchemy import select, text
 
-from app.api import create_app
+from ui.server import create_app
 from app.db import make_engine
 from app.models import Chunk, Document, IngestJob, JobStatus
 from app.service import KnowledgeBase

@@ -154,7 +154,7 @@ def test_a_killed_kb_ingest_leaves_no_running_job_no_worker_and_no_staging(tmp_p
 SERVER = """
 import sys
 import uvicorn
-from app.api import create_app
+from ui.server import create_app
 from app.service import KnowledgeBase
 from app.settings import get_settings
 

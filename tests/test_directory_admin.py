@@ -9,13 +9,13 @@ from urllib.parse import quote
 import pytest
 from fastapi.testclient import TestClient
 
-from app.api import create_app
 from app.models import Role
 from app.service import AccessDenied, KnowledgeBase, NotFound
 from tests.conftest import make_settings
 from ui.admin import DASHBOARD_COLUMNS, dashboard_views
 from ui.admin_directory import group_rows, map_group, unmap_group
 from ui.i18n import Refusal, t
+from ui.server import create_app
 
 # A DN with the characters that break naive paths: '=', ',', a space, an escaped comma and a '/'.
 DN = r"cn=R/D Admins\, North,ou=groups,dc=example,dc=org"

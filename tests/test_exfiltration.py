@@ -25,7 +25,6 @@ import pytest
 from markdown_it import MarkdownIt
 from PIL import Image
 
-from app.api import create_app
 from app.page_view import SourceView
 from app.safe_markdown import neutralise, strip_embeds, urls
 from app.schemas import Answer, Quote, Source
@@ -33,6 +32,7 @@ from app.service import KnowledgeBase
 from tests.conftest import free_port, make_settings
 from tests.servers import SCREENSHOTS, needs_chromium, serving
 from ui.chat import page_options, render_message, render_partial, render_passage
+from ui.server import create_app
 
 ANSWER_TIMEOUT = 600_000  # ms: the real model on two shared cores
 

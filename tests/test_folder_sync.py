@@ -375,8 +375,8 @@ def test_kb_sync_killed_with_sigkill_mid_run_then_rerun_ends_consistent(tmp_path
 
 @needs_chromium
 def test_the_console_registers_a_folder_syncs_it_and_shows_the_last_sync(tmp_path, models):
-    from app.api import create_app
     from tests.test_admin_ui import choose, fill, login, table_rows
+    from ui.server import create_app
 
     shares = tmp_path / "shares"
     write_pdf(shares / "plant" / "pumps" / "manual.pdf", "Pump manual. Grease the bearings of pump P-12 every 90 days.")

@@ -18,13 +18,13 @@ import time
 import pytest
 from fastapi.testclient import TestClient
 
-from app.api import create_app
 from app.service import SYSTEM_USER, KnowledgeBase
 from ingest.sentences import text_language
 from tests.conftest import ROOT, make_settings
 from tests.servers import SCREENSHOTS, needs_chromium, serving
 from tests.test_admin_ui import table_rows
 from ui.i18n import EN, ZH, from_accept_language, t
+from ui.server import create_app
 
 SAMPLES_ZH = ROOT / "samples" / "collection-zh"
 QUESTIONS_ZH = ROOT / "samples" / "questions-zh.json"

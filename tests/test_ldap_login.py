@@ -17,12 +17,12 @@ import pytest
 from ldap3 import MODIFY_ADD, MODIFY_DELETE, Connection, Server
 from sqlalchemy import select
 
-from app.api import create_app
 from app.directory import Directory, DirectoryConfig, DirectoryConfigError
 from app.models import Chunk, Collection, Role
 from app.service import KnowledgeBase
 from tests.conftest import free_port, make_settings
 from tests.servers import serving
+from ui.server import create_app
 
 SLAPD = Path("/usr/sbin/slapd")
 SLAPADD = Path("/usr/sbin/slapadd")

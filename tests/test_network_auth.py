@@ -25,11 +25,11 @@ from sqlalchemy import select
 
 from app import registry
 from app.accounts import LoginThrottle, TooManyAttempts
-from app.api import create_app
 from app.models import Chunk, ChunkKind
 from app.service import KnowledgeBase
 from tests.conftest import ROOT, SAMPLES, free_port, make_settings
 from tests.servers import serving
+from ui.server import create_app
 
 KB = ROOT / ".venv" / "bin" / "kb"
 

@@ -13,11 +13,11 @@ import httpx
 import openai
 import pytest
 
-from app.api import create_app
 from app.openai_api import ALL_COLLECTIONS_MODEL
 from app.service import KnowledgeBase
 from tests.conftest import SAMPLES, make_settings
 from tests.servers import serving
+from ui.server import create_app
 
 EXPENSES_QUESTION = "How long after a trip do employees have to hand in their expense claim?"  # samples/questions.json, p. 4
 HOTEL_QUESTION = "What is the most the company will pay per night for a hotel in Munich?"  # p. 3

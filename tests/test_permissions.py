@@ -10,13 +10,13 @@ import pytest
 from fastapi.testclient import TestClient
 from sqlalchemy import select
 
-from app.api import create_app
 from app.models import Chunk
 from app.schemas import Answer
 from app.service import AccessDenied, KnowledgeBase
 from retrieval.langchain_adapter import KnowledgeBaseRetriever
 from tests.conftest import SAMPLES, make_settings
 from tests.helpers import recording_kb
+from ui.server import create_app
 
 
 @pytest.fixture(scope="module")

@@ -20,7 +20,6 @@ import pytest
 from fastapi.testclient import TestClient
 from sqlalchemy import select
 
-from app.api import create_app
 from app.collection_eval import EvalSetError, read_question_file
 from app.models import Chunk, IngestJob, JobStatus, Role
 from app.schemas import NewEvalQuestion
@@ -30,6 +29,7 @@ from tests.servers import SCREENSHOTS, needs_chromium, serving
 from tests.test_admin_ui import choose, fill, login, make_fact_pdf, table_rows
 from tests.test_reindex import _assert_index_matches_sql
 from tests.test_scans import png, text_image
+from ui.server import create_app
 
 SCAN = "scan-0042.pdf"
 KEY_QUESTION = "Who keeps the archive room key?"

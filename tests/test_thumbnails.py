@@ -14,11 +14,11 @@ from fastapi.testclient import TestClient
 from PIL import Image
 from sqlalchemy import select
 
-from app.api import create_app
 from app.models import Chunk, ChunkKind, Document
 from app.service import KnowledgeBase, NotFound
 from ingest.thumbnails import MAX_SIDE_PX, ThumbnailError, make_thumbnail, thumbnail_path
 from tests.conftest import make_settings
+from ui.server import create_app
 
 LARGE = (1400, 1000)  # a photo-like figure, far over the thumbnail size
 SMALL = (180, 120)  # under the thumbnail size: must not be enlarged

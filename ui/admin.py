@@ -8,14 +8,12 @@ Everyone else sees a "not allowed" notice and no controls.
 from __future__ import annotations
 
 import csv
-import queue
 import re
 import tempfile
-import threading
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Generic, TypeVar
+from typing import Any
 
 import gradio as gr
 import pandas as pd
@@ -26,7 +24,11 @@ from app.models import Role, User
 from app.schemas import Dashboard, FileOutcome, IngestReport, ReindexReport
 from app.service import AccessDenied, KnowledgeBase, NotFound
 from ingest.loaders import safe_filename
-from ui.i18n import I18N, SWITCH_SCRIPT, Refusal, columns, language, localized, switch, t, value
+from ui.admin_common import ROLES, BackgroundJob, _frame, _size, _warning, _when
+from ui.admin_directory import directory_panel
+from ui.admin_eval import evaluation_tab, guard_summary
+from ui.admin_sync import sync_tab
+from ui.i18n import I18N, SWITCH_SCRIPT, Refusal, language, switch, t, value
 
 COLLECTION_COLUMNS = ["collection", "documents", "ready", "failed", "chunks", "embedder"]
 MEMBER_COLUMNS = ["user", "role"]
@@ -35,7 +37,6 @@ STATUS_COLUMNS = ["file", "status", "pages", "chunks", "figures", "error"]
 DASHBOARD_COLUMNS = ["collection", "embedder", "documents", "ready", "failed", "chunks", "figures", "index on disk"]
 JOB_COLUMNS = ["job", "collection", "kind", "status", "files", "failed", "message", "started", "finished"]
 MODEL_COLUMNS = ["role", "model", "package", "loaded"]
-ROLES = ["reader", "editor", "admin"]
 TAB_KEYS = ["collections", "members", "upload", "documents", "dashboard", "evaluation", "sync"]  # in the console's order
 OUTCOME_LABELS = {FileOutcome.ingested: "ready", FileOutcome.skipped_duplicate: "unchanged", FileOutcome.failed: "failed"}
 
@@ -105,66 +106,6 @@ def write_csv(name: str, columns: list[str], rows: list[list]) -> str:
         writer.writerow(columns)
         writer.writerows(rows)
     return str(path)
-
-
-def _frame(names: list[str], rows: list[list], lang: str = "en") -> pd.DataFrame:
-    """A table for the screen, its headers in `lang` (CSV downloads keep the English ones)."""
-    return pd.DataFrame(rows, columns=columns(names, lang))
-
-
-def _size(n_bytes: float) -> str:
-    for unit in ("B", "KB", "MB", "GB"):
-        if n_bytes < 1024 or unit == "GB":
-            return f"{n_bytes:.0f} {unit}" if unit == "B" else f"{n_bytes:.1f} {unit}"
-        n_bytes /= 1024
-    return ""
-
-
-def _when(moment) -> str:
-    return moment.strftime("%Y-%m-%d %H:%M:%S") if moment else ""
-
-
-def _warning(exc: Exception, lang: str = "en") -> str:
-    return t("warning", lang, message=localized(exc, lang))
-
-
-def collection_tab(tab, actor, render, collection, refresh, lang_switch, outputs: list):
-    """Wire a tab that follows the console's collection choice, refresh button and language
-    switch; returns its `respond(request, selected, lang=None, action=None)`, which runs
-    `action(user, lang)` (its message) for the console's user (`actor(request)`) and then
-    `render(user, selected, lang, said)`. What the service refuses becomes a warning."""
-
-    def respond(request: gr.Request | None, selected: str | None, lang: str | None = None, action=None) -> tuple:
-        lang = lang or language(request)
-        try:
-            user = actor(request)
-        except (AccessDenied, NotFound) as exc:
-            return (_warning(exc, lang),) + tuple(gr.update() for _ in outputs[1:])
-        said = ""
-        if action is not None:
-            try:
-                if not selected:
-                    raise Refusal("admin_choose_collection")
-                said = action(user, lang)
-            except (AccessDenied, NotFound, ValueError) as exc:
-                said = _warning(exc, lang)
-        try:
-            return render(user, selected, lang, said)
-        except (AccessDenied, NotFound) as exc:
-            return render(user, None, lang, _warning(exc, lang))
-
-    def show(selected: str | None, request: gr.Request):
-        return respond(request, selected)
-
-    def show_in(lang: str, selected: str | None, request: gr.Request):
-        # The switch's choice: its cookie may not be set yet.
-        return respond(request, selected, lang)
-
-    tab.select(show, [collection], outputs)
-    collection.change(show, [collection], outputs)
-    refresh.click(show, [collection], outputs)
-    lang_switch.input(show_in, [lang_switch, collection], outputs)
-    return respond
 
 
 def _package(package: str, lang: str) -> str:
@@ -254,39 +195,7 @@ def dashboard_views(board: Dashboard, lang: str = "en") -> tuple[str, pd.DataFra
     return totals, collections, jobs, models
 
 
-T = TypeVar("T")
-
-
-class BackgroundJob(Generic[T]):
-    """Runs `job(progress)` in a worker thread so the console can update while it works.
-    Iterating yields the job's (done, total, current) progress events until it ends; then
-    `result` or `error` holds the outcome."""
-
-    def __init__(self, name: str, job: Callable[[Callable[..., None]], T]) -> None:
-        self.result: T | None = None
-        self.error: Exception | None = None
-        self._events: queue.Queue = queue.Queue()
-        threading.Thread(target=self._run, args=(job,), name=name, daemon=True).start()
-
-    def _run(self, job: Callable[[Callable[..., None]], T]) -> None:
-        try:
-            self.result = job(lambda *event: self._events.put(event))
-        except Exception as exc:  # shown by the caller; the console stays usable
-            self.error = exc
-        finally:
-            self._events.put(None)
-
-    def __iter__(self) -> Iterator[tuple]:
-        while (event := self._events.get()) is not None:
-            yield event
-
-
 def build_admin(kb: KnowledgeBase) -> gr.Blocks:
-    # The evaluation tab builds on this module's helpers: imported once they exist.
-    from ui.admin_directory import directory_panel
-    from ui.admin_eval import evaluation_tab, guard_summary
-    from ui.admin_sync import sync_tab
-
     def actor(request: gr.Request | None) -> User:
         """The logged-in user (same accounts as the chat); the local operator before any account has a password."""
         if not kb.login_required():

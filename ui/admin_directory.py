@@ -13,7 +13,7 @@ import pandas as pd
 
 from app.models import Role, User
 from app.service import KnowledgeBase
-from ui.admin import ROLES, _frame, collection_tab
+from ui.admin_common import ROLES, _frame, collection_tab
 from ui.i18n import I18N, Refusal, t, value
 
 GROUP_COLUMNS = ["group", "role"]

@@ -12,7 +12,7 @@ import gradio as gr
 
 from app.schemas import EvalRunInfo, GuardReport, NewEvalQuestion
 from app.service import KnowledgeBase
-from ui.admin import _frame, _when, collection_tab
+from ui.admin_common import _frame, _when, collection_tab
 from ui.i18n import I18N, Refusal, t, value
 
 QUESTION_COLUMNS = ["id", "question", "file", "page", "added by", "added"]

@@ -12,7 +12,7 @@ import gradio as gr
 
 from app.folder_sync import SyncFolderInfo, SyncSummary
 from app.service import AccessDenied, KnowledgeBase, NotFound
-from ui.admin import BackgroundJob, _frame, _warning, _when, collection_tab
+from ui.admin_common import BackgroundJob, _frame, _warning, _when, collection_tab
 from ui.i18n import I18N, Refusal, language, t, value
 
 FILE_COLUMNS = ["file", "change", "error"]

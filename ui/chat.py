@@ -661,17 +661,3 @@ def build_app(kb: KnowledgeBase) -> gr.Blocks:
         lang_switch.input(change_language, [lang_switch], [collection, notice, lang_switch])
     demo.i18n_instance = I18N  # also when mounted without page_options(): mount_gradio_app keeps it
     return demo
-
-
-def launch(kb: KnowledgeBase, host: str, port: int, open_without_accounts: bool = False) -> None:
-    """Serve the API with the chat mounted at / (OpenAPI docs at /docs).
-    open_without_accounts: callers act as the local administrator until the first account
-    exists (app.exposure decides from the bound address)."""
-    import uvicorn
-
-    from app.api import create_app
-
-    # The models load (and the generator evaluates its fixed prompt prefix) while the server
-    # starts, not on the first question.
-    kb.preload_models()
-    uvicorn.run(create_app(kb, open_without_accounts=open_without_accounts), host=host, port=port)
