@@ -1,33 +1,35 @@
-"""The query path: dense + BM25 (+ CLIP) candidates fused by rank, reranked, grounded generation."""
+"""The query path: dense + BM25 (+ CLIP) candidates fused by rank, reranked, grounded generation.
+
+Retrieval runs as a retrieval.pipeline.QueryPipeline whose stages Answerer._pipeline lists;
+the stages that need the database and indexes are in app.retrievers."""
 
 from __future__ import annotations
 
 import re
-import time
 from collections.abc import Iterator
 from contextlib import closing
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 
-import numpy as np
 from sqlalchemy import select
 
 from app.admission import Admission, WaitedTooLong
 from app.citations import check_citations
 from app.db import Database
 from app.evidence import Evidence, find_evidence, gives_wanted_value, key_terms, quote_answer
-from app.indexes import IMAGE_SPACE, TEXT_SPACE, IndexManager, KeywordIndexManager
+from app.indexes import IndexManager, KeywordIndexManager
 from app.llm import sources_that_fit
-from app.models import Chunk, Collection, Document, DocumentStatus
+from app.models import Chunk, Collection, Document
 from app.prompting import build_messages, question_language, refusal
+from app.registry import ScoreMap
+from app.retrievers import ClipRetriever, DenseRetriever, KeywordRetriever, SqlCandidateLoader
 from app.schemas import Answer, Source
 from app.settings import Settings
-from ingest.embedders import embed_query
 from ingest.sentences import has_chinese, text_language
-from retrieval.dense import search_stores
-from retrieval.fusion import reciprocal_rank_fusion
-from retrieval.hyde import HydeWriter, combine
-from retrieval.keyword import search_keyword
-from retrieval.mmr import mmr_order
+from rerank.base import Reranking
+from retrieval.hyde import HydeWriter
+from retrieval.mmr import MaximalMarginalRelevance
+from retrieval.pipeline import Candidate, Prepare, Process, Query, QueryPipeline, Retrieve
+from retrieval.query_steps import AlsoEmbedding, HydeExpansion, QueryEmbedding
 from retrieval.vector_store import VectorHit
 
 _CITATION_MARKS_RE = re.compile(r"\s*\[\d+(?:\s*,\s*\d+)*\]")
@@ -36,14 +38,6 @@ TRANSLATION_PROMPTS = {
     "zh": "把用户给出的文字翻译成简体中文。数字、名称和代码照原文写。只回复译文。",
     "en": "Translate the user's text into English. Copy numbers, names and codes exactly. Reply with the translation only.",
 }
-
-
-@dataclass(frozen=True)
-class _Candidate:
-    chunk: Chunk
-    document: Document
-    collection: Collection
-    score: float
 
 
 @dataclass(frozen=True)
@@ -62,20 +56,24 @@ class RetrievalOptions:
     translate: bool = True
 
 
-@dataclass(frozen=True)
-class RankedChunk:
-    candidate: _Candidate
-    score: float  # reranker score, or the query cosine when the reranker is off
-
-    def source(self, number: int) -> Source:
-        return _source(number, self.candidate, self.score)
+def settings_options(settings: Settings, hyde: bool | None = None, mmr_lambda: float | None = None) -> RetrievalOptions:
+    """The options a question gets under `settings` (Answerer.default_options), with per-request
+    overrides: hyde True/False, mmr_lambda in [0, 1] (1 = off). It reads settings only, so the
+    evaluation gets them without a database or indexes."""
+    return RetrievalOptions(
+        keyword=settings.hybrid_search,
+        hyde=settings.hyde if hyde is None else hyde,
+        rerank=True,
+        mmr_lambda=settings.mmr_lambda if mmr_lambda is None else mmr_lambda,
+    )
 
 
 @dataclass
 class Ranking:
     """Every candidate, best first, and how long each stage took (seconds)."""
 
-    chunks: list[RankedChunk]
+    # Each with the reranker's score, or its query cosine (the prior) when the reranker is off.
+    chunks: list[Candidate]
     timings: dict[str, float] = field(default_factory=dict)
     hypothetical_passage: str | None = None
     # The candidate chunk ids each source found before fusion, best first ("dense", "bm25", "clip").
@@ -83,22 +81,9 @@ class Ranking:
     # CLIP's image-space hits for the question (None: CLIP not run), reused for the figures shown.
     image_hits: list[VectorHit] | None = None
 
-
-class _Timer:
-    def __init__(self) -> None:
-        self.timings: dict[str, float] = {}
-
-    def stage(self, name: str):
-        timer = self
-
-        class _Stage:
-            def __enter__(self):
-                self.start = time.perf_counter()
-
-            def __exit__(self, *exc):
-                timer.timings[name] = timer.timings.get(name, 0.0) + time.perf_counter() - self.start
-
-        return _Stage()
+    def sources(self, limit: int) -> list[Source]:
+        """The first `limit` chunks as sources numbered from 1."""
+        return [source(number, candidate) for number, candidate in enumerate(self.chunks[:limit], start=1)]
 
 
 class Answerer:
@@ -121,6 +106,13 @@ class Answerer:
         self.models = models
         self.keyword_indexes = keyword_indexes or KeywordIndexManager(database)
         self.hyde = hyde or HydeWriter(self._write)
+        # Candidates through the permission filter (the asker's collections, ready documents).
+        self.loader = SqlCandidateLoader(database, self._score_map)
+
+    def _score_map(self, name: str) -> ScoreMap:
+        # Through self.models at call time: an Answerer built without models (a script that
+        # only reads its options) never touches them.
+        return self.models.score_map(name)
 
     def _write(self, messages) -> str:
         from app.llm import generate
@@ -129,29 +121,7 @@ class Answerer:
 
     def default_options(self, hyde: bool | None = None, mmr_lambda: float | None = None) -> RetrievalOptions:
         """Settings, with per-request overrides: hyde True/False, mmr_lambda in [0, 1] (1 = off)."""
-        return RetrievalOptions(
-            keyword=self.settings.hybrid_search,
-            hyde=self.settings.hyde if hyde is None else hyde,
-            rerank=True,
-            mmr_lambda=self.settings.mmr_lambda if mmr_lambda is None else mmr_lambda,
-        )
-
-    def _load(self, chunk_ids: list[int], collections: dict[int, Collection]) -> dict[int, tuple[Chunk, Document]]:
-        if not chunk_ids:
-            return {}
-        # The collection filter is applied again here, in SQL: an index can never leak a chunk
-        # of a collection the asker may not read, even if it were stale or shared.
-        query = (
-            select(Chunk, Document)
-            .join(Document, Document.id == Chunk.document_id)
-            .where(
-                Chunk.id.in_(chunk_ids),
-                Chunk.collection_id.in_(list(collections)),
-                Document.status == DocumentStatus.ready,
-            )
-        )
-        with self.database.session() as session:
-            return {chunk.id: (chunk, document) for chunk, document in session.execute(query)}
+        return settings_options(self.settings, hyde, mmr_lambda)
 
     def _translation(self, question: str) -> str | None:
         """The question in English when it is written in Chinese (one short generation), else None."""
@@ -201,44 +171,53 @@ class Answerer:
             texts.setdefault(filename, []).append(text)
         return {filename: "\n".join(parts) for filename, parts in texts.items()}
 
-    def _clip_hits(self, question: str, collection_ids: list[int]) -> list[VectorHit]:
-        """Figures CLIP finds by what they show (image-space hits), best first."""
-        stores = [self.indexes.store(cid, IMAGE_SPACE) for cid in collection_ids]
-        return search_stores(stores, self.models.image_embedder.embed_texts([question])[0], self.settings.image_top_k)
+    def _query(self, question: str, collections: list[Collection], depth: int | None, also: str | None) -> Query:
+        # Collections by the embedder their vectors come from: the question is embedded once
+        # per embedder, and each collection is searched with its own embedder's vector.
+        groups: dict[str, list[int]] = {}
+        for collection in collections:
+            groups.setdefault(self.models.embedder_name(collection.text_embedder), []).append(collection.id)
+        return Query(
+            text=question,
+            collection_ids=list({c.id: c for c in collections}),
+            groups=groups,
+            language=text_language(question),
+            depth=depth or self.settings.rerank_top_n,
+            also=also or None,
+        )
 
-    def _clip_text_siblings(self, hits: list[VectorHit], collection_ids: list[int]) -> list[int]:
-        """CLIP's figures as the ids of their text-space chunks (the same figure's caption/OCR
-        row), so that they can join the fused text candidates."""
-        hits = [hit for hit in hits if hit.score >= self.settings.min_image_score]
-        if not hits:
-            return []
-        with self.database.session() as session:
-            paths = dict(
-                session.execute(select(Chunk.id, Chunk.image_path).where(Chunk.id.in_([h.chunk_id for h in hits]))).all()
-            )
-            siblings = dict(
-                session.execute(
-                    select(Chunk.image_path, Chunk.id).where(
-                        Chunk.image_path.in_([p for p in paths.values() if p]),
-                        Chunk.vector_space == TEXT_SPACE,
-                        Chunk.collection_id.in_(collection_ids),
-                    )
-                ).all()
-            )
-        return [siblings[paths[h.chunk_id]] for h in hits if paths.get(h.chunk_id) in siblings]
+    def _clip(self) -> ClipRetriever:
+        return ClipRetriever(self.indexes, self.database, self.models.image_embedder, self.settings.min_image_score)
 
-    def _dense(self, groups: dict[str, list[int]], query_vectors: dict[str, np.ndarray], k: int) -> list[VectorHit]:
-        """The k best dense hits over every collection, each searched with its own embedder's
-        query vector; scores are calibrated onto one scale before they are merged (raw e5
-        cosines sit near 0.85 where MiniLM's sit near 0.4). The cross-lingual part of the map
-        needs the passage's text, read only for the candidates (rank's priors)."""
-        hits: list[VectorHit] = []
-        for name, collection_ids in groups.items():
-            vector, score_map = query_vectors[name], self.models.score_map(name)
-            stores = [self.indexes.store(cid, TEXT_SPACE, dim=vector.shape[-1]) for cid in collection_ids]
-            hits.extend(VectorHit(hit.chunk_id, score_map.apply(hit.score)) for hit in search_stores(stores, vector, k))
-        hits.sort(key=lambda hit: -hit.score)
-        return hits[:k]
+    def _pipeline(self, query: Query, options: RetrievalOptions) -> QueryPipeline:
+        """The stages a question goes through, in order; one the options turn off is not listed.
+        A new retriever or post-processor is one more line here."""
+        settings, models = self.settings, self.models
+        embedders = {name: models.text_embedder_for(name) for name in query.groups}
+        steps: list[Prepare | Retrieve] = [Prepare("embed", QueryEmbedding(embedders))]
+        if options.hyde:
+            steps.append(Prepare("hyde", HydeExpansion(self.hyde, embedders)))
+        steps.append(Retrieve("dense", DenseRetriever(self.indexes, self._score_map), settings.dense_top_k))
+        if options.keyword:
+            steps.append(Retrieve("bm25", KeywordRetriever(self.keyword_indexes), settings.keyword_top_k))
+        if query.also:
+            # The other wording's lists join the fusion (timed together as "translated").
+            steps.append(Prepare("translated", AlsoEmbedding(embedders)))
+            steps.append(
+                Retrieve("translated", DenseRetriever(self.indexes, self._score_map, translated=True), settings.dense_top_k)
+            )
+            if options.keyword:
+                steps.append(
+                    Retrieve("translated", KeywordRetriever(self.keyword_indexes, translated=True), settings.keyword_top_k)
+                )
+        if options.image and models.image_embedder is not None:
+            steps.append(Retrieve("clip", self._clip(), settings.image_top_k, deepen=False))
+        processors: list[Process] = []
+        if options.rerank:
+            processors.append(Process("rerank", Reranking(models.reranker)))
+        if options.mmr_lambda is not None and options.mmr_lambda < 1.0:
+            processors.append(Process("mmr", MaximalMarginalRelevance(options.mmr_lambda), min_candidates=2))
+        return QueryPipeline(steps, self.loader, processors, rrf_k=settings.rrf_k)
 
     def rank(
         self,
@@ -252,125 +231,45 @@ class Answerer:
         also: another wording of the question (its English translation), searched as well;
         its lists join the fusion and its words the reranker's query."""
         options = options or self.default_options()
-        by_id = {c.id: c for c in collections}
-        timer = _Timer()
-        if not by_id:
-            return Ranking([], timer.timings)
-        settings = self.settings
-        language = text_language(question)
-        depth = depth or settings.rerank_top_n
-        # Collections by the embedder their vectors come from: the question is embedded once
-        # per embedder, and each collection is searched with its own embedder's vector.
-        groups: dict[str, list[int]] = {}
-        for collection in collections:
-            groups.setdefault(self.models.embedder_name(collection.text_embedder), []).append(collection.id)
-        embedders = {name: self.models.text_embedder_for(name) for name in groups}
-        with timer.stage("embed"):
-            query_vectors = {name: embed_query(embedder, question) for name, embedder in embedders.items()}
-        passage = None
-        if options.hyde:
-            with timer.stage("hyde"):
-                for name, embedder in embedders.items():
-                    passage, passage_vector = self.hyde.passage_vector(question, lambda text: embedder.embed([text])[0], name)  # noqa: B023 - called here
-                    if passage_vector is not None:
-                        query_vectors[name] = combine(query_vectors[name], passage_vector)
-        with timer.stage("dense"):
-            dense = self._dense(groups, query_vectors, max(settings.dense_top_k, depth))
-        ranked_lists = {"dense": [hit.chunk_id for hit in dense]}
-        if options.keyword:
-            # BM25 gets the question alone: a code the HyDE passage made up must not match.
-            with timer.stage("bm25"):
-                keyword = search_keyword(
-                    [self.keyword_indexes.index(cid) for cid in by_id], question, max(settings.keyword_top_k, depth)
-                )
-            ranked_lists["bm25"] = [hit.chunk_id for hit in keyword]
-        if also:
-            with timer.stage("translated"):
-                also_vectors = {name: embed_query(embedder, also) for name, embedder in embedders.items()}
-                also_dense = self._dense(groups, also_vectors, max(settings.dense_top_k, depth))
-                ranked_lists["dense (translated)"] = [hit.chunk_id for hit in also_dense]
-                if options.keyword:
-                    indexes = [self.keyword_indexes.index(cid) for cid in by_id]
-                    ranked_lists["bm25 (translated)"] = [
-                        hit.chunk_id for hit in search_keyword(indexes, also, max(settings.keyword_top_k, depth))
-                    ]
-                query_vectors = {name: combine(query_vectors[name], also_vectors[name]) for name in query_vectors}
-            question = f"{question} {also}"
-        image_hits = None
-        if options.image and self.models.image_embedder is not None:
-            with timer.stage("clip"):
-                image_hits = self._clip_hits(question, list(by_id))
-                ranked_lists["clip"] = self._clip_text_siblings(image_hits, list(by_id))
-        with timer.stage("fusion"):
-            if len(ranked_lists) > 1:
-                order = [hit.chunk_id for hit in reciprocal_rank_fusion(ranked_lists, k=settings.rrf_k)]
-            else:
-                order = ranked_lists["dense"]
-            order = order[:depth]
-        with timer.stage("load"):
-            rows = self._load(order, by_id)
-            name_of = {cid: name for name, ids in groups.items() for cid in ids}
-            candidates = []
-            for chunk_id in order:
-                if chunk_id not in rows:
-                    continue
-                chunk, document = rows[chunk_id]
-                # Every candidate gets its exact query cosine from the stored embedding, also
-                # those only BM25 found, on the default embedder's scale: the reranker's prior
-                # and the refusal floor stay calibrated whichever embedder the collection uses.
-                name = name_of[chunk.collection_id]
-                vector = np.frombuffer(chunk.embedding, dtype=np.float32) if chunk.embedding else None
-                prior = 0.0
-                if vector is not None and vector.shape == query_vectors[name].shape:
-                    cross_lingual = text_language(chunk.text or "") != language
-                    prior = self.models.score_map(name).apply(float(vector @ query_vectors[name]), cross_lingual)
-                candidates.append(_Candidate(chunk, document, by_id[chunk.collection_id], prior))
-        if options.rerank:
-            with timer.stage("rerank"):
-                reranked = self.models.reranker.rerank(
-                    question, candidates, [c.chunk.text for c in candidates], [c.score for c in candidates]
-                )
-            ranked = [RankedChunk(scored.item, scored.score) for scored in reranked]
-        else:
-            ranked = [RankedChunk(candidate, candidate.score) for candidate in candidates]
-        if options.mmr_lambda is not None and options.mmr_lambda < 1.0 and len(ranked) > 1:
-            with timer.stage("mmr"):
-                slots, width = {}, 0
-                for name, vector in query_vectors.items():
-                    slots[name], width = (width, vector.shape[-1]), width + vector.shape[-1]
-                ranked = _diversify(ranked, options.mmr_lambda, width, lambda item: slots[name_of[item.candidate.collection.id]])
-        return Ranking(ranked, timer.timings, hypothetical_passage=passage, lists=ranked_lists, image_hits=image_hits)
+        if not collections:
+            return Ranking([])
+        query = self._query(question, collections, depth, also)
+        result = self._pipeline(query, options).run(query)
+        return Ranking(
+            result.candidates,
+            result.timings,
+            hypothetical_passage=query.hypothetical_passage,
+            lists=result.lists,
+            image_hits=query.image_hits,
+        )
 
     def retrieve(
         self, question: str, collections: list[Collection], options: RetrievalOptions | None = None, also: str | None = None
     ) -> tuple[list[Source], list[Source]]:
         """Text sources (reranked, best first) and figure sources for a question (see rank for `also`)."""
-        by_id = {c.id: c for c in collections}
-        if not by_id:
+        collection_ids = list({c.id: c for c in collections})
+        if not collection_ids:
             return [], []
         settings = self.settings
         ranking = self.rank(question, collections, options, also=also)
-        text_sources = [ranked.source(number) for number, ranked in enumerate(ranking.chunks[: settings.context_chunks], start=1)]
+        text_sources = ranking.sources(settings.context_chunks)
         # Figures among the best text matches are shown; CLIP adds figures found by what they show.
         image_sources = [s for s in text_sources if s.kind == "image" and s.image_path]
-        clip = self.models.image_embedder
-        if clip is not None:
+        if self.models.image_embedder is not None:
             # The CLIP search rank() already ran for the fusion: its query is not embedded twice.
-            image_hits = ranking.image_hits if ranking.image_hits is not None else self._clip_hits(question, list(by_id))
-            image_rows = self._load([hit.chunk_id for hit in image_hits], by_id)
+            image_hits = ranking.image_hits
+            if image_hits is None:
+                image_hits = self._clip().hits(question, collection_ids, settings.image_top_k)
+            figures = self.loader.fetch([hit.chunk_id for hit in image_hits], collection_ids)
             shown = {s.image_path for s in image_sources}
             number = len(text_sources)
             for hit in image_hits:
-                if hit.chunk_id not in image_rows or hit.score < settings.min_image_score:
-                    continue
-                chunk, document = image_rows[hit.chunk_id]
-                if chunk.image_path in shown:
+                figure = figures.get(hit.chunk_id)
+                if figure is None or hit.score < settings.min_image_score or figure.image_path in shown:
                     continue
                 number += 1
-                shown.add(chunk.image_path)
-                image_sources.append(
-                    _source(number, _Candidate(chunk, document, by_id[chunk.collection_id], hit.score), hit.score)
-                )
+                shown.add(figure.image_path)
+                image_sources.append(source(number, replace(figure, score=hit.score)))
         return text_sources, image_sources
 
     def answer(
@@ -449,6 +348,7 @@ class Answerer:
         messages = build_messages(question, shown, images=reads_images, asked=asked)
         if self.admission is not None:
             try:
+                # turn() is a generator function (so it has close()); it is annotated as an Iterator
                 with closing(self.admission.turn()) as waiting:
                     for ahead in waiting:
                         yield AnswerEvent(done=False, answer=answer(""), ahead=ahead)
@@ -518,6 +418,7 @@ def settle(
         return answer(text, cited=checked.cited, supported=True)
     if evidence.extractable:
         quote = evidence.quote
+        assert quote is not None  # extractable requires a quote
         text = quote_answer(quote)
         if translate is not None and text_language(quote.text) != language:
             translated = translate(" ".join(quote.text.split()))
@@ -535,33 +436,17 @@ class AnswerEvent:
     ahead: int | None = None
 
 
-def _diversify(ranked: list[RankedChunk], mmr_lambda: float, width: int, slot) -> list[RankedChunk]:
-    """MMR over the ranked list by the chunks' stored text embeddings; scores stay the
-    reranker's, so the refusal floor (on the first, always the best-ranked) is unchanged.
-    slot(item) -> (offset, dim): each embedder's vectors fill their own columns of a `width`-wide
-    row, so chunks of two embedders count as unrelated (their cosine would mean nothing)."""
-    vectors = np.zeros((len(ranked), width), dtype=np.float32)
-    for row, item in enumerate(ranked):
-        if item.candidate.chunk.embedding:
-            vector = np.frombuffer(item.candidate.chunk.embedding, dtype=np.float32)
-            offset, dim = slot(item)
-            if vector.shape[0] == dim:
-                vectors[row, offset : offset + dim] = vector
-    order = mmr_order([item.score for item in ranked], vectors, mmr_lambda)
-    return [ranked[i] for i in order]
-
-
-def _source(number: int, candidate: _Candidate, score: float) -> Source:
-    chunk = candidate.chunk
+def source(number: int, candidate: Candidate) -> Source:
+    """A candidate as the numbered source shown to the model and to the user (its score as it is)."""
     return Source(
         number=number,
-        chunk_id=chunk.id,
-        collection=candidate.collection.name,
-        filename=candidate.document.filename,
-        page=chunk.page,
-        kind=chunk.kind.value,
-        text=chunk.text,
-        score=score,
-        image_path=chunk.image_path,
-        heading_path=chunk.heading_path or "",
+        chunk_id=candidate.chunk_id,
+        collection=candidate.collection_name,
+        filename=candidate.filename,
+        page=candidate.page,
+        kind=candidate.kind,
+        text=candidate.text,
+        score=candidate.score,
+        image_path=candidate.image_path,
+        heading_path=candidate.heading_path,
     )

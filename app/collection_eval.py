@@ -14,8 +14,9 @@ Permissions are the service's (app.service); nothing here checks who asks.
 from __future__ import annotations
 
 from pathlib import Path
+from typing import Any, Literal, cast
 
-from sqlalchemy import delete, select
+from sqlalchemy import CursorResult, delete, select
 
 from app.answer_eval import json_rows
 from app.db import Database
@@ -50,12 +51,13 @@ def _run_info(row: EvalRun, collection_name: str) -> EvalRunInfo:
     return EvalRunInfo(
         id=row.id,
         collection=collection_name,
-        index=row.index_kind,
+        # record() is the only writer, with LIVE or CANDIDATE and a guard verdict; pydantic checks them again
+        index=cast(Literal["live", "candidate"], row.index_kind),
         recall_at_5=row.recall_at_5,
         mrr_at_10=row.mrr_at_10,
         questions=row.questions,
         job_id=row.job_id,
-        verdict=row.verdict,
+        verdict=cast(Literal["swapped", "kept", "forced"] | None, row.verdict),
         created_at=row.created_at,
     )
 
@@ -163,15 +165,19 @@ class EvalSets:
         if not ready:
             reason = named[-1].error or named[-1].status.value
             raise EvalSetError(f"{item.file} is not ready in {collection.name} ({reason}): its pages cannot be searched")
-        pages = [d.page_count for d in ready]
+        pages = [d.page_count or 0 for d in ready]  # a count not known yet (None) fails all() as 0 does
         if item.page is not None and all(pages) and item.page > max(pages):
             raise EvalSetError(f"{item.file} has {max(pages)} page(s): there is no page {item.page}")
 
     def remove(self, collection_id: int, question_id: int) -> bool:
         """False when the collection has no such question."""
         with self.database.session() as session:
-            removed = session.execute(
-                delete(EvalQuestion).where(EvalQuestion.id == question_id, EvalQuestion.collection_id == collection_id)
+            # A DELETE gives a CursorResult, which has rowcount; Session.execute is typed as a plain Result.
+            removed = cast(
+                CursorResult[Any],
+                session.execute(
+                    delete(EvalQuestion).where(EvalQuestion.id == question_id, EvalQuestion.collection_id == collection_id)
+                ),
             ).rowcount
         return bool(removed)
 
@@ -207,13 +213,14 @@ def evaluate(answerer, collection: Collection, questions: list[EvalQuestionInfo]
     options = answerer.default_options()
     found = reciprocal = 0.0
     missed = []
+    wanted: str | tuple[str, int]
     for question in questions:
         ranking = answerer.rank(question.question, [collection], options)
         if question.page is None:
-            places = [r.candidate.document.filename for r in ranking.chunks]
+            places = [c.filename for c in ranking.chunks]
             wanted = question.file
         else:
-            places = [(r.candidate.document.filename, r.candidate.chunk.page) for r in ranking.chunks]
+            places = [(c.filename, c.page) for c in ranking.chunks]
             wanted = (question.file, question.page)
         # A place ranks where its best chunk does (as documents do in kb eval retrieval).
         metrics = score_ranking(list(dict.fromkeys(places)), {wanted: 1})

@@ -20,20 +20,24 @@ import json
 import math
 import tempfile
 import time
+from collections.abc import Hashable
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import TypeVar
 
 import numpy as np
 
-from app.answering import Answerer, RetrievalOptions
+from app.answering import Answerer, RetrievalOptions, settings_options
 from app.indexes import TEXT_SPACE
 from app.models import Chunk, ChunkKind, Document, DocumentStatus
 from app.settings import Settings
 from ingest.chunking import chunk_pages
-from ingest.types import PageText
+from ingest.types import PageText, TextChunk
 from retrieval.keyword import search_keyword
 
 CUTOFFS = (1, 5, 10, 100)
+# What a ranking ranks: corpus ids here, files or (file, page) places in app.collection_eval.
+Place = TypeVar("Place", bound=Hashable)
 EVAL_COLLECTION = "eval"
 
 
@@ -60,9 +64,9 @@ class EvalConfig:
 
 
 def shipped_options(settings: Settings) -> RetrievalOptions:
-    """The options a real question gets under `settings`: Answerer.default_options itself
-    (it reads settings only), not a copy of its rules."""
-    return Answerer(settings, None, None, None).default_options()
+    """The options a real question gets under `settings`: what Answerer.default_options
+    returns (settings_options, which reads settings only), not a copy of its rules."""
+    return settings_options(settings)
 
 
 def default_config(settings: Settings) -> EvalConfig:
@@ -135,9 +139,9 @@ def load_beir(directory: Path, split: str = "test") -> BeirSet:
     return BeirSet(corpus, {qid: text for qid, text in queries.items() if qid in qrels}, qrels)
 
 
-def _corpus_pieces(beir: BeirSet, embedder, settings: Settings) -> list[tuple[str, object]]:
+def _corpus_pieces(beir: BeirSet, embedder, settings: Settings) -> list[tuple[str, TextChunk]]:
     max_tokens = min(settings.chunk_tokens, embedder.max_tokens - 8)
-    pieces: list[tuple[str, object]] = []
+    pieces: list[tuple[str, TextChunk]] = []
     for doc_id, (title, text) in beir.corpus.items():
         body = f"{title}\n{text}".strip() if title else text
         for piece in chunk_pages([PageText(1, body)], embedder.count_tokens, max_tokens, settings.chunk_overlap_tokens):
@@ -215,13 +219,13 @@ def index_corpus(kb, beir: BeirSet, batch: int = 256, cache_dir: Path | None = N
     return len(pieces)
 
 
-def _ndcg(ranked: list[str], relevant: dict[str, int], k: int) -> float:
+def _ndcg(ranked: list[Place], relevant: dict[Place, int], k: int) -> float:
     dcg = sum(relevant.get(doc, 0) / math.log2(i + 2) for i, doc in enumerate(ranked[:k]))
     ideal = sum(gain / math.log2(i + 2) for i, gain in enumerate(sorted(relevant.values(), reverse=True)[:k]))
     return dcg / ideal if ideal else 0.0
 
 
-def score_ranking(ranked: list[str], relevant: dict[str, int]) -> dict[str, float]:
+def score_ranking(ranked: list[Place], relevant: dict[Place, int]) -> dict[str, float]:
     metrics = {f"R@{k}": len(set(ranked[:k]) & set(relevant)) / len(relevant) for k in CUTOFFS}
     metrics["MRR@10"] = next((1.0 / (i + 1) for i, doc in enumerate(ranked[:10]) if doc in relevant), 0.0)
     metrics["nDCG@10"] = _ndcg(ranked, relevant, 10)
@@ -233,8 +237,8 @@ def _bm25_ranking(answerer: Answerer, question: str, collections, depth: int) ->
     started = time.perf_counter()
     hits = search_keyword([answerer.keyword_indexes.index(c.id) for c in collections], question, depth)
     searched = time.perf_counter()
-    rows = answerer._load([hit.chunk_id for hit in hits], {c.id: c for c in collections})
-    names = [rows[hit.chunk_id][1].filename for hit in hits if hit.chunk_id in rows]
+    found = answerer.loader.fetch([hit.chunk_id for hit in hits], [c.id for c in collections])
+    names = [found[hit.chunk_id].filename for hit in hits if hit.chunk_id in found]
     return names, {"bm25": searched - started, "load": time.perf_counter() - searched}
 
 
@@ -293,7 +297,7 @@ def run_retrieval_eval(
                     else:
                         ranking = ranker.rank(beir.queries[qid], collections, config.options, depth=row_depth)
                         timings = ranking.timings
-                        ranked = [chunk.candidate.document.filename for chunk in ranking.chunks]
+                        ranked = [candidate.filename for candidate in ranking.chunks]
                     result.total_ms.append((time.perf_counter() - started) * 1000)
                     for stage, seconds in timings.items():
                         result.stage_ms.setdefault(stage, []).append(seconds * 1000)

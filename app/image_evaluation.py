@@ -154,11 +154,11 @@ def run_image_eval(data: Path, settings: Settings, models, limit: int | None = N
 
             def text_path(caption: str) -> list[str]:
                 options = RetrievalOptions(keyword=eval_settings.hybrid_search, hyde=False, rerank=True, image=False)
-                return [c.candidate.document.filename for c in answerer.rank(caption, collections, options, depth=depth).chunks]
+                return [c.filename for c in answerer.rank(caption, collections, options, depth=depth).chunks]
 
             def fused_path(caption: str) -> list[str]:
                 options = RetrievalOptions(keyword=eval_settings.hybrid_search, hyde=False, rerank=True, image=True)
-                return [c.candidate.document.filename for c in answerer.rank(caption, collections, options, depth=depth).chunks]
+                return [c.filename for c in answerer.rank(caption, collections, options, depth=depth).chunks]
 
             def clip_path(caption: str) -> list[str]:
                 stores = [kb.indexes.store(c.id, IMAGE_SPACE) for c in collections]

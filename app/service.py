@@ -770,7 +770,7 @@ class KnowledgeBase:
         ranking = answerer.rank(
             question, scope, answerer.default_options(hyde, mmr_lambda), depth=max(limit, self.settings.rerank_top_n)
         )
-        return [ranked.source(number) for number, ranked in enumerate(ranking.chunks[:limit], start=1)]
+        return ranking.sources(limit)
 
     def _ask_scope(self, user: User, question: str, collection_names: list[str] | None) -> list[Collection]:
         if not question or not question.strip():

@@ -165,7 +165,7 @@ def ask(kb: KnowledgeBase, beir, collections: list[Collection], marked: set[str]
     ndcg, share = [], []
     for qid, text in sorted(beir.queries.items()):
         ranking = answerer.rank(text, collections, answerer.default_options())
-        ranked = list(dict.fromkeys(chunk.candidate.document.filename for chunk in ranking.chunks))
+        ranked = list(dict.fromkeys(candidate.filename for candidate in ranking.chunks))
         ndcg.append(score_ranking(ranked, beir.qrels[qid])["nDCG@10"])
         if marked is not None:
             share.append(sum(doc in marked for doc in ranked[:10]) / max(len(ranked[:10]), 1))
@@ -208,7 +208,7 @@ def floor_check(kb: KnowledgeBase, qa_dir: Path, collections: list[Collection]) 
         ranking = answerer.rank(item["question"], collections, answerer.default_options())
         best = ranking.chunks[0].score if ranking.chunks else float("-inf")
         if item.get("answerable", True) and item.get("file"):
-            top = [(c.candidate.document.filename, c.candidate.chunk.page) for c in ranking.chunks[:5]]
+            top = [(c.filename, c.page) for c in ranking.chunks[:5]]
             found = any((item["file"], page) in top for page in item["pages"])
             suffix = " zh" if item["id"].startswith(("zh", "xl")) else ""
             count("cleared" + suffix, best >= floor)

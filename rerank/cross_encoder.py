@@ -3,17 +3,12 @@
 from __future__ import annotations
 
 from collections.abc import Sequence
-from dataclasses import dataclass
 from pathlib import Path
-from typing import Generic, TypeVar
+from typing import TypeVar
+
+from rerank.base import Scored
 
 Item = TypeVar("Item")
-
-
-@dataclass(frozen=True)
-class Scored(Generic[Item]):
-    item: Item
-    score: float
 
 
 class CrossEncoderReranker:

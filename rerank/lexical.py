@@ -14,7 +14,7 @@ from typing import TypeVar
 import numpy as np
 from rank_bm25 import BM25Okapi
 
-from rerank.cross_encoder import Scored
+from rerank.base import Scored
 from retrieval.tokenize import tokenize  # noqa: F401 - re-exported: one tokenizer for BM25 everywhere
 
 Item = TypeVar("Item")

@@ -13,6 +13,8 @@ from collections.abc import Sequence
 
 import numpy as np
 
+from retrieval.pipeline import Candidate, Query
+
 
 def mmr_order(relevance: Sequence[float], vectors: np.ndarray, lambda_: float, k: int | None = None) -> list[int]:
     """Positions into `relevance` in MMR order (the first `k`, default all).
@@ -40,3 +42,31 @@ def mmr_order(relevance: Sequence[float], vectors: np.ndarray, lambda_: float, k
         available[best] = False
         closest = np.maximum(closest, similarity[best])
     return picked
+
+
+class MaximalMarginalRelevance:
+    """MMR as the pipeline's last post-processor, over the candidates' stored text embeddings.
+
+    Scores stay the reranker's (only the order changes), so the refusal floor, compared with
+    the first candidate's score, still reads a reranker score. Each embedder's vectors fill
+    their own columns of one wide row, so chunks of two embedders count as unrelated (their
+    cosine would mean nothing)."""
+
+    def __init__(self, lambda_: float) -> None:
+        self.lambda_ = lambda_  # checked by mmr_order, when there is something to reorder
+
+    def process(self, query: Query, candidates: list[Candidate]) -> list[Candidate]:
+        slots: dict[str, tuple[int, int]] = {}  # embedder name -> (first column, dimension)
+        width = 0
+        for name, vector in query.vectors.items():
+            slots[name], width = (width, vector.shape[-1]), width + vector.shape[-1]
+        embedder_of = query.embedder_of()
+        vectors = np.zeros((len(candidates), width), dtype=np.float32)
+        for row, candidate in enumerate(candidates):
+            if candidate.embedding:
+                vector = np.frombuffer(candidate.embedding, dtype=np.float32)
+                offset, dim = slots[embedder_of[candidate.collection_id]]
+                if vector.shape[0] == dim:
+                    vectors[row, offset : offset + dim] = vector
+        order = mmr_order([candidate.score for candidate in candidates], vectors, self.lambda_)
+        return [candidates[i] for i in order]

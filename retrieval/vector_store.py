@@ -28,6 +28,7 @@ from __future__ import annotations
 import os
 from dataclasses import dataclass
 from pathlib import Path
+from typing import cast
 
 import faiss
 import numpy as np
@@ -118,7 +119,7 @@ class VectorStore:
                         f"{self.path} holds {index.d}-d vectors but the configured model makes {self.dim}-d ones; "
                         "run `kb reindex` after changing models"
                     )
-                self._index = index
+                self._index = cast(faiss.IndexIDMap2, index)  # this store only ever writes IDMap2 files
                 try:
                     self._deleted = set(np.load(self.deleted_path).tolist())
                 except FileNotFoundError:
@@ -172,7 +173,8 @@ class VectorStore:
         if not ids:
             return
         if not self.is_hnsw:
-            self.index.remove_ids(np.asarray(ids, dtype=np.int64))
+            # faiss wraps remove_ids to take an id array on every index; its stubs list that only on some
+            self.index.remove_ids(np.asarray(ids, dtype=np.int64))  # type: ignore[arg-type]
             self._gpu_index = None
             return
         self._deleted |= set(ids) & set(self._all_ids().tolist())

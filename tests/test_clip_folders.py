@@ -246,7 +246,7 @@ def test_ingest_and_a_caption_query_go_through_the_openclip_path(tmp_path, photo
             ranking = kb._answerer().rank(caption, [collection], RetrievalOptions(keyword=True, rerank=True))
             # Every photo found by its CLIP vector, in open_clip's order, and among the fused candidates.
             assert [filenames[chunk_id] for chunk_id in ranking.lists["clip"]] == order[caption], caption
-            assert set(ranking.lists["clip"]) <= {c.candidate.chunk.id for c in ranking.chunks}
+            assert set(ranking.lists["clip"]) <= {c.chunk_id for c in ranking.chunks}
     finally:
         kb.close()
 

@@ -14,7 +14,6 @@ import pytest
 from fastapi.testclient import TestClient
 from sqlalchemy import select, text
 
-from ui.server import create_app
 from app.db import make_engine
 from app.models import Chunk, Document, IngestJob, JobStatus
 from app.service import KnowledgeBase
@@ -22,6 +21,7 @@ from benchmarks.multilingual_retrieval import PAIRS
 from tests.conftest import ROOT, SAMPLES, make_settings
 from tests.servers import needs_chromium
 from tests.test_migrations import _migrate
+from ui.server import create_app
 
 E5 = "multilingual-e5-small-q4"
 MINILM = "all-MiniLM-L6-v2"
@@ -83,7 +83,7 @@ def test_with_the_multilingual_embedder_a_chinese_question_finds_its_english_pag
     for page, subject in enumerate(SUBJECTS, start=1):
         for name in found:
             top = _top(world, PAIR[subject][3], [name])
-            found[name] += top.candidate.chunk.page == page
+            found[name] += top.page == page
             if name == "world":
                 # Calibrated with e5's cross-lingual shift, a Chinese question on an English page
                 # clears the refusal floor (mapped without it, the Great Wall scored 0.04 and was refused).
@@ -95,7 +95,7 @@ def test_with_the_multilingual_embedder_a_chinese_question_finds_its_english_pag
 def test_a_minilm_collection_beside_it_keeps_answering_english_questions(world):
     for question, filename, page in POLICY_QUESTIONS:
         top = _top(world, question, ["policies"])
-        assert (top.candidate.document.filename, top.candidate.chunk.page) == (filename, page), question
+        assert (top.filename, top.page) == (filename, page), question
 
 
 def test_asking_two_collections_with_different_embedders_returns_each_ones_right_chunk(world):
@@ -104,7 +104,7 @@ def test_asking_two_collections_with_different_embedders_returns_each_ones_right
     # buried them under the world pages; on one scale, the policy page comes first.
     for question, filename, page in POLICY_QUESTIONS:
         top = _top(world, question, both)
-        assert (top.candidate.collection.name, top.candidate.document.filename, top.candidate.chunk.page) == (
+        assert (top.collection_name, top.filename, top.page) == (
             "policies",
             filename,
             page,
@@ -112,7 +112,7 @@ def test_asking_two_collections_with_different_embedders_returns_each_ones_right
     # Chinese questions on e5's collection, asked across both.
     for page, subject in ((1, "yangtze"), (2, "everest"), (7, "tea")):
         top = _top(world, PAIR[subject][3], both)
-        assert (top.candidate.collection.name, top.candidate.chunk.page) == ("world", page), subject
+        assert (top.collection_name, top.page) == ("world", page), subject
     # One search, both collections' right chunks.
     sources = world.search(
         world.system_user(),
@@ -147,7 +147,7 @@ def test_the_choice_survives_a_restart_and_a_reindex_and_a_switch_is_a_reindex(t
     admin = restarted.system_user()
     assert [i.text_embedder for i in restarted.collection_info(admin)] == [E5]
     yangtze_zh = PAIR["yangtze"][3]
-    assert "Yangtze" in _top(restarted, yangtze_zh, ["rivers"]).candidate.chunk.text
+    assert "Yangtze" in _top(restarted, yangtze_zh, ["rivers"]).text
     report = restarted.reindex(admin, "rivers")
     assert len(report.rebuilt) == 1 and not report.failed
     assert [i.text_embedder for i in restarted.collection_info(admin)] == [E5]
@@ -161,7 +161,7 @@ def test_the_choice_survives_a_restart_and_a_reindex_and_a_switch_is_a_reindex(t
     assert [i.text_embedder for i in restarted.collection_info(admin)] == [MINILM]
     minilm = _vectors(restarted, "rivers")
     assert all(float(minilm[key] @ after[key]) < 0.9 for key in minilm if key in after)
-    assert "Tea" in _top(restarted, "Who wrote the world's first book about tea?", ["rivers"]).candidate.chunk.text
+    assert "Tea" in _top(restarted, "Who wrote the world's first book about tea?", ["rivers"]).text
     restarted.close()
 
     again = KnowledgeBase(settings, models=models)
@@ -187,7 +187,7 @@ def test_a_switch_happens_whole_or_not_at_all(kb, tmp_path):
     # Nothing moved: the collection, its vectors and its index are MiniLM's, and both files answer.
     assert [i.text_embedder for i in kb.collection_info(admin)] == [MINILM]
     assert _vectors(kb, "mixed").keys() == before.keys()
-    assert "Tea" in _top(kb, "Who wrote the world's first book about tea?", ["mixed"]).candidate.chunk.text
+    assert "Tea" in _top(kb, "Who wrote the world's first book about tea?", ["mixed"]).text
     with kb.database.session() as session:
         job = session.get(IngestJob, report.job_ids[0])
     assert job.status == JobStatus.failed and "not moved to multilingual-e5-small-q4" in job.message and "b.md" in job.message
@@ -268,9 +268,9 @@ def test_migration_0005_leaves_existing_collections_on_the_default(tmp_path):
 
 @needs_chromium
 def test_the_admin_console_shows_and_sets_a_collections_embedder(tmp_path, models, browser):
-    from app.api import create_app as create_site
     from tests.servers import serving
     from tests.test_admin_ui import choose, fill, login, table_rows
+    from ui.server import create_app as create_site
 
     kb = KnowledgeBase(make_settings(tmp_path / "data"), models=models)
     kb.accounts.create_user("alice", "alice-password", is_admin=True)

@@ -125,8 +125,8 @@ def test_a_configured_clip_folder_indexes_images_in_their_own_space_and_joins_th
         ranking = kb._answerer().rank("a red warning sign", [collection], RetrievalOptions(keyword=True, rerank=True))
         assert "clip" in ranking.timings and ranking.lists["clip"], ranking.lists
         # CLIP's figures come back as their text-space rows and are among the fused candidates.
-        assert set(ranking.lists["clip"]) <= {c.candidate.chunk.id for c in ranking.chunks}
-        assert all(c.candidate.chunk.vector_space == TEXT_SPACE for c in ranking.chunks)
+        assert set(ranking.lists["clip"]) <= {c.chunk_id for c in ranking.chunks}
+        assert all(c.vector_space == TEXT_SPACE for c in ranking.chunks)
         # The figures shown beside an answer come from that same CLIP search (one CLIP query per question).
         _, figures = kb._answerer().retrieve("a red warning sign", [collection])
         assert figures and all(f.kind == "image" and f.image_path for f in figures)

@@ -48,12 +48,12 @@ def test_fusion_finds_a_code_the_dense_candidates_miss(sample_kb):
     query = "800 ppm"
 
     dense_only = answerer.rank(query, _samples(sample_kb), RetrievalOptions(keyword=False))
-    assert target not in [(c.candidate.document.filename, c.candidate.chunk.page) for c in dense_only.chunks]
+    assert target not in [(c.filename, c.page) for c in dense_only.chunks]
 
     fused = answerer.rank(query, _samples(sample_kb), RetrievalOptions(keyword=True))
-    best = fused.chunks[0].candidate
-    assert (best.document.filename, best.chunk.page) == target
-    assert "800 ppm" in best.chunk.text
+    best = fused.chunks[0]
+    assert (best.filename, best.page) == target
+    assert "800 ppm" in best.text
     assert {"embed", "dense", "bm25", "fusion", "rerank"} <= set(fused.timings)
 
 
