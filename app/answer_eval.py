@@ -38,8 +38,8 @@ from typing import cast
 import numpy as np
 
 from app.answering import RetrievalOptions
-from app.citations import is_refusal
-from app.prompting import question_language
+from app.generation.citations import is_refusal
+from app.generation.prompting import question_language
 from app.schemas import Answer
 from app.settings import Settings
 from ingest.sentences import has_chinese, text_language, unify_dashes

@@ -13,13 +13,12 @@ from dataclasses import dataclass, field, replace
 from sqlalchemy import select
 
 from app.admission import Admission, WaitedTooLong
-from app.citations import check_citations
 from app.db import Database
-from app.evidence import Evidence, find_evidence, gives_wanted_value, key_terms, quote_answer
+from app.generation.citations import check_citations
+from app.generation.evidence import Evidence, find_evidence, gives_wanted_value, key_terms, quote_answer
+from app.generation.prompting import build_messages, question_language, refusal, sources_that_fit
 from app.indexes import IndexManager, KeywordIndexManager
-from app.llm import sources_that_fit
 from app.models import Chunk, Collection, Document
-from app.prompting import build_messages, question_language, refusal
 from app.registry import ScoreMap
 from app.retrievers import ClipRetriever, DenseRetriever, KeywordRetriever, SqlCandidateLoader
 from app.schemas import Answer, Source
@@ -115,7 +114,7 @@ class Answerer:
         return self.models.score_map(name)
 
     def _write(self, messages) -> str:
-        from app.llm import generate
+        from app.generation.base import generate
 
         return generate(self.models.generator, messages, self.settings.hyde_max_new_tokens)
 
@@ -132,7 +131,7 @@ class Answerer:
 
     def _rewritten(self, instruction: str, text: str, max_new_tokens: int) -> str:
         """``text`` as the generator rewrites it under ``instruction`` (one short generation), on one line."""
-        from app.llm import generate
+        from app.generation.base import generate
 
         messages = [{"role": "system", "content": instruction}, {"role": "user", "content": text}]
         return " ".join(generate(self.models.generator, messages, max_new_tokens).split())
@@ -291,7 +290,7 @@ class Answerer:
         language = question_language(asked)
         standalone = None
         if history:
-            from app.followup import standalone_question
+            from app.generation.followup import standalone_question
 
             standalone = standalone_question(self.models.generator, question, history)
             question = standalone

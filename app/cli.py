@@ -176,7 +176,7 @@ def serve_llm(
     """Serve the configured generator as an OpenAI-compatible API (/v1/chat/completions)."""
     import uvicorn
 
-    from app.llm import load_generator
+    from app.generation.loading import load_generator
     from app.openai_server import build_openai_app
 
     settings = get_settings()

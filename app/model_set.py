@@ -102,7 +102,7 @@ class ModelSet:
 
     @cached_property
     def generator(self):
-        from app.llm import load_generator
+        from app.generation.loading import load_generator
 
         with self._lock:
             return load_generator(self.settings)

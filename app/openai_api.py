@@ -39,7 +39,7 @@ from pydantic import BaseModel, Field
 from app.accounts import AuthError
 from app.admission import Busy
 from app.answering import AnswerEvent
-from app.followup import Turn
+from app.generation.followup import Turn
 from app.models import User
 from app.passages import MAX_QUESTION_CHARS, cited_passages, quote_line
 from app.registry import ModelNotAvailable

@@ -24,8 +24,8 @@ from fastapi import FastAPI, HTTPException
 from fastapi.responses import StreamingResponse
 from pydantic import BaseModel, Field
 
-from app.llm import Generator
-from app.multimodal import BadImagePart, decode_image_part, image_parts, text_only
+from app.generation.base import Generator
+from app.generation.multimodal import BadImagePart, decode_image_part, image_parts, text_only
 
 
 class ChatMessage(BaseModel):

@@ -29,10 +29,10 @@ from app.collection_eval import EvalSets
 from app.conversations import Conversations
 from app.db import Database
 from app.directory import Directory, DirectoryConfig
-from app.followup import Turn
+from app.generation.base import generate
+from app.generation.followup import Turn
 from app.indexes import TEXT_SPACE, IndexManager, KeywordIndexManager
 from app.ingestion import Ingestor, ProgressCallback, Upload, expand_paths
-from app.llm import generate
 from app.model_set import ModelSet
 from app.models import Chunk, ChunkKind, Collection, DirectoryGroup, Document, DocumentStatus, IngestJob, Membership, Role, User
 from app.page_view import SourceView

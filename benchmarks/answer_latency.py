@@ -2,7 +2,7 @@
 
 The bundled samples are ingested into a temporary data directory, each question's five
 sources are retrieved as `kb ask` would (hybrid search + rerank), and the prompt is
-app.prompting.build_messages. Then, for every packaged generator that is installed, each
+app.generation.prompting.build_messages. Then, for every packaged generator that is installed, each
 question is answered (greedy, MMKB_MAX_NEW_TOKENS) while timing the first streamed piece
 (TTFT) and the whole answer. The generator is warmed at load, as load_generator does, and
 answers the questions one after another in one process, so from the second question on the
@@ -36,8 +36,8 @@ from pathlib import Path
 import llama_cpp
 
 from app import registry  # noqa: F401 - hub libraries offline before any model import
-from app.llm import LlamaCppGenerator
-from app.prompting import build_messages
+from app.generation.llama_cpp import LlamaCppGenerator
+from app.generation.prompting import build_messages
 from app.registry import PACKAGED_MODELS, ModelNotAvailable
 from app.settings import Settings
 

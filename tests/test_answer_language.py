@@ -6,7 +6,7 @@ generator, except where a test must fix what the model writes: there a fake gene
 from __future__ import annotations
 
 from app.answer_eval import QaItem, score_answer
-from app.prompting import NOT_IN_SOURCES, NOT_IN_SOURCES_ZH, build_messages, question_language
+from app.generation.prompting import NOT_IN_SOURCES, NOT_IN_SOURCES_ZH, build_messages, question_language
 from app.schemas import Answer, Source
 from ingest.sentences import text_language
 from tests.test_evidence_answers import FakeInventingGenerator, _with_generator, fresh_kb  # noqa: F401 - the fixture

@@ -373,7 +373,7 @@ def sse_events(response) -> list[tuple[str, str]]:
 
 
 def test_the_stream_sends_a_verified_quote_before_the_first_token(site, travel):
-    """Needs the quote producer (app/answering.py, app/evidence.py)."""
+    """Needs the quote producer (app/answering.py, app/generation/evidence.py)."""
     import json
 
     client = site["client"]
@@ -431,7 +431,7 @@ def test_the_source_view_highlights_only_text_of_the_passage(site):
 
 
 def test_kb_ask_prints_the_quote_first_then_the_answer_and_its_sources(site, travel, monkeypatch):
-    """Needs the quote producer (app/answering.py, app/evidence.py)."""
+    """Needs the quote producer (app/answering.py, app/generation/evidence.py)."""
     from typer.testing import CliRunner
 
     import app.cli

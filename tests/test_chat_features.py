@@ -234,7 +234,7 @@ QUOTE_AND_BELOW = """m => {
 
 
 def test_the_quote_shows_before_the_model_writes_and_the_answer_streams_below_it(site, browser):
-    """Needs the quote producer (app/answering.py, app/evidence.py). The generator is held
+    """Needs the quote producer (app/answering.py, app/generation/evidence.py). The generator is held
     at its gate: whatever the chat shows meanwhile came before the model's first token."""
     kb = site["kb"]
     report = kb.ingest(kb.system_user(), "travel", paths=[SAMPLES / "employee-travel-policy.pdf"])

@@ -94,7 +94,7 @@ WATCH_FOR_QUOTE = """() => {
 
 
 def test_the_quote_shows_in_the_chat_before_the_answer_is_written(chat_url, browser, sample_questions):
-    """Needs the quote producer (app/answering.py, app/evidence.py)."""
+    """Needs the quote producer (app/answering.py, app/generation/evidence.py)."""
     question = next(q for q in sample_questions if q["file"] == "employee-travel-policy.pdf" and q["page"] == 3)
     SCREENSHOTS.mkdir(parents=True, exist_ok=True)
     page = browser.new_page(viewport={"width": 1400, "height": 1000})

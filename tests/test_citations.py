@@ -1,5 +1,5 @@
-from app.citations import check_citations
-from app.prompting import NOT_IN_SOURCES, build_messages
+from app.generation.citations import check_citations
+from app.generation.prompting import NOT_IN_SOURCES, build_messages
 from app.schemas import Source
 
 

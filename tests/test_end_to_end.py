@@ -9,8 +9,8 @@ import sys
 
 import pytest
 
-from app.citations import is_refusal
-from app.prompting import NOT_IN_SOURCES
+from app.generation.citations import is_refusal
+from app.generation.prompting import NOT_IN_SOURCES
 from app.service import KnowledgeBase
 from ingest.sentences import normalize_for_match
 from tests.conftest import ROOT, SAMPLES, make_settings

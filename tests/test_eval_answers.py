@@ -24,7 +24,7 @@ from app.answer_eval import (
     summarize,
     token_f1,
 )
-from app.prompting import NOT_IN_SOURCES
+from app.generation.prompting import NOT_IN_SOURCES
 from app.schemas import Answer, Source
 from tests.conftest import ROOT, SAMPLES
 

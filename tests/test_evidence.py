@@ -1,8 +1,8 @@
 """Sentence splitting, normalisation and the evidence checks that decide answers on the sources."""
 
-from app.citations import check_citations
-from app.evidence import find_evidence, key_terms, missing_terms, quote_answer
-from app.prompting import NOT_IN_SOURCES
+from app.generation.citations import check_citations
+from app.generation.evidence import find_evidence, key_terms, missing_terms, quote_answer
+from app.generation.prompting import NOT_IN_SOURCES
 from app.schemas import Source
 from ingest.sentences import chinese_numeral_value, normalize_for_match, split_sentences
 

@@ -11,8 +11,8 @@ from contextlib import contextmanager
 import pymupdf as fitz
 import pytest
 
+from app.generation.prompting import NOT_IN_SOURCES
 from app.model_set import ModelSet
-from app.prompting import NOT_IN_SOURCES
 from app.service import KnowledgeBase
 from tests.conftest import make_settings
 

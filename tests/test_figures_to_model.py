@@ -15,9 +15,9 @@ import httpx
 import pytest
 import uvicorn
 
+from app.generation.multimodal import decode_image_part
+from app.generation.prompting import build_messages
 from app.model_set import ModelSet
-from app.multimodal import decode_image_part
-from app.prompting import build_messages
 from app.schemas import Source
 from app.service import KnowledgeBase
 from tests.conftest import SAMPLES, free_port, make_settings

@@ -11,9 +11,12 @@ import pytest
 import uvicorn
 
 from app import registry
-from app.llm import LlamaCppGenerator, OpenAICompatibleGenerator, generate, load_generator, sources_that_fit
+from app.generation.base import generate
+from app.generation.llama_cpp import LlamaCppGenerator
+from app.generation.loading import load_generator
+from app.generation.openai_compatible import OpenAICompatibleGenerator
+from app.generation.prompting import SYSTEM_PROMPT, build_messages, sources_that_fit
 from app.openai_server import build_openai_app
-from app.prompting import SYSTEM_PROMPT, build_messages
 from app.registry import ModelNotAvailable
 from app.schemas import Source
 from app.service import KnowledgeBase

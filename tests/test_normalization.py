@@ -1,10 +1,10 @@
 """Mixed input: full-width forms, traditional characters and Chinese-English codes match the
 way the documents write them, in BM25 (retrieval.tokenize) and in the evidence check
-(ingest.sentences.normalize_for_match, used by app.evidence)."""
+(ingest.sentences.normalize_for_match, used by app.generation.evidence)."""
 
 from __future__ import annotations
 
-from app.evidence import SourceText, key_terms, missing_terms, support
+from app.generation.evidence import SourceText, key_terms, missing_terms, support
 from ingest.chunking import chunk_pages
 from ingest.sentences import normalize_for_match
 from ingest.types import PageText

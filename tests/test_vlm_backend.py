@@ -12,12 +12,12 @@ from __future__ import annotations
 import pytest
 from PIL import Image
 
-from app.llm import load_generator
+from app.generation.loading import load_generator
+from app.generation.multimodal import image_part, text_part
+from app.generation.vlm import VisionLanguageGenerator, to_processor_chat
 from app.model_set import ModelSet
-from app.multimodal import image_part, text_part
 from app.registry import ModelNotAvailable
 from app.service import KnowledgeBase
-from app.vlm import VisionLanguageGenerator, to_processor_chat
 from tests.conftest import make_settings
 from tests.fake_tiny_vlm import build_fake_tiny_vlm
 

@@ -10,7 +10,8 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Any
 
-from app.multimodal import image_part, text_part
+from app.generation.base import Generator
+from app.generation.multimodal import image_part, text_part
 from app.schemas import Source
 from ingest.sentences import has_chinese
 
@@ -91,3 +92,22 @@ def build_messages(question: str, sources: list[Source], images: bool = False, a
         parts.append(image_part(figure.image_path))
     parts.append(text_part(f"\n\n{ask}"))
     return [{"role": "system", "content": SYSTEM_PROMPT}, {"role": "user", "content": parts}]
+
+
+def sources_that_fit(
+    generator: Generator, question: str, sources: list, max_new_tokens: int, images: bool = False, asked: str | None = None
+) -> list:
+    """The longest leading run of ``sources`` whose prompt (app.generation.prompting.build_messages) still
+    leaves ``max_new_tokens`` in the generator's context window; all of them for a generator
+    that cannot count (remote and transformers backends manage their own windows)."""
+    counter = getattr(generator, "prompt_tokens", None)
+    budget = getattr(generator, "prompt_budget", None)
+    if counter is None or budget is None:
+        return sources
+    from app.generation.prompting import build_messages
+
+    limit = budget(max_new_tokens)
+    kept = list(sources)
+    while kept and counter(build_messages(question, kept, images=images, asked=asked)) > limit:
+        kept.pop()
+    return kept

@@ -4,7 +4,7 @@ MMKB_GENERATOR_BACKEND=transformers-vlm, MMKB_GENERATOR_PATH=<local model folder
 The folder is what `save_pretrained` writes for the model and its processor (config,
 weights, tokenizer, image processor, chat template); it is loaded with
 AutoModelForImageTextToText + AutoProcessor, on the GPU when there is one. Figures arrive
-as image_url parts (app.multimodal) and are handed to the processor as images, in order.
+as image_url parts (app.generation.multimodal) and are handed to the processor as images, in order.
 """
 
 from __future__ import annotations
@@ -14,8 +14,8 @@ from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
-from app.llm import Messages, stream_generation
-from app.multimodal import decode_image_part
+from app.generation.base import Messages, stream_generation
+from app.generation.multimodal import decode_image_part
 from app.registry import ModelNotAvailable
 from app.settings import Settings
 

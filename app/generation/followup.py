@@ -6,7 +6,7 @@ from __future__ import annotations
 import re
 from collections.abc import Sequence
 
-from app.llm import Generator, generate
+from app.generation.base import Generator, generate
 
 Turn = tuple[str, str]  # (question, answer)
 

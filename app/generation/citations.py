@@ -1,6 +1,6 @@
 """Check an answer's citations against its sources after generation.
 
-Every sentence must be supported by the source it cites (app.evidence.support: its numbers,
+Every sentence must be supported by the source it cites (app.generation.evidence.support: its numbers,
 codes and names are in that source, and enough of its content words). A sentence whose
 citation does not support it is re-attributed to the source that does, if one does, else
 dropped; markers that name no source are removed. If nothing supported remains, the answer
@@ -19,8 +19,8 @@ import re
 from collections.abc import Mapping
 from dataclasses import dataclass
 
-from app.evidence import SourceText, key_terms, support
-from app.prompting import NOT_IN_SOURCES
+from app.generation.evidence import SourceText, key_terms, support
+from app.generation.prompting import NOT_IN_SOURCES
 from app.safe_markdown import strip_embeds, urls
 from app.schemas import Source
 from ingest.sentences import sentence_spans
@@ -142,7 +142,7 @@ def check_citations(
 ) -> CheckedAnswer:
     """question: its names, codes and numbers may be restated by the answer, and the words it
     restates must be used by the source's document (documents: file name -> whole text); see
-    app.evidence.support."""
+    app.generation.evidence.support."""
     if not answer.strip() or is_refusal(answer):
         return CheckedAnswer(NOT_IN_SOURCES, [], False, [])
     given = key_terms(question) if question else None

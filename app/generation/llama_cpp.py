@@ -1,108 +1,19 @@
-"""Generator backends behind one small interface: chat messages in, text pieces out.
-
-- ``llama-cpp`` (default): a GGUF file through llama-cpp-python: the packaged default
-  (see app.registry) or MMKB_GENERATOR_PATH=/path/model.gguf.
-- ``transformers``: a Hugging Face causal LM folder at MMKB_GENERATOR_PATH, CPU or GPU.
-- ``openai``: any OpenAI-compatible server (vLLM, Ollama, llama.cpp server, LM Studio) at
-  MMKB_OPENAI_BASE_URL, model MMKB_OPENAI_MODEL; figures go as ``image_url`` parts unless
-  MMKB_OPENAI_IMAGES=false (a text-only server model).
-- ``transformers-vlm``: a Hugging Face vision-language model folder (Qwen2-VL / LLaVA class)
-  at MMKB_GENERATOR_PATH (app.vlm), reading the figures as images.
-
-Each generator says whether it reads images (``supports_images``); the prompt attaches
-figures as images only for those that do, and as caption + OCR text for the others.
-"""
+"""A GGUF model through llama-cpp-python (the packaged generators; MMKB_GENERATOR_BACKEND=llama-cpp)."""
 
 from __future__ import annotations
 
-import json
 import threading
 from collections.abc import Iterator
 from pathlib import Path
-from typing import TYPE_CHECKING, Any, Protocol, cast
+from typing import TYPE_CHECKING, Any, cast
 
-from app import registry
+from app.generation.base import Messages
+from app.generation.multimodal import text_only
 from app.idle_cores import allowed_cpus, free_cores
-from app.multimodal import text_only
 from app.registry import ModelNotAvailable
-from app.settings import Settings
 
 if TYPE_CHECKING:
     from llama_cpp.llama_types import ChatCompletionRequestMessage
-
-# OpenAI-style chat messages; content is a string or a list of text / image_url parts (app.multimodal).
-Messages = list[dict[str, Any]]
-
-
-class Generator(Protocol):
-    name: str
-    supports_images: bool
-
-    def stream(self, messages: Messages, max_new_tokens: int) -> Iterator[str]: ...
-
-
-def generate(generator: Generator, messages: Messages, max_new_tokens: int) -> str:
-    return "".join(generator.stream(messages, max_new_tokens))
-
-
-class TransformersGenerator:
-    """Greedy decoding with a chat template; streamed through TextIteratorStreamer."""
-
-    supports_images = False
-
-    def __init__(self, model_dir: Path, device: str | None = None) -> None:
-        import torch
-        from transformers import AutoModelForCausalLM, AutoTokenizer
-
-        from ingest.embedders import best_device
-
-        self.device = device or best_device()
-        self.name = f"transformers:{model_dir.name}"
-        self.tokenizer = AutoTokenizer.from_pretrained(model_dir)
-        dtype = torch.bfloat16 if self.device == "cuda" else torch.float32
-        # PreTrainedModel.to is wrapped with functools.wraps(Module.to), which mypy reads as unbound
-        self.model = AutoModelForCausalLM.from_pretrained(model_dir, dtype=dtype).to(self.device).eval()  # type: ignore[arg-type]
-        # One generation at a time per model: parallel calls would only thrash 2 CPU cores.
-        self._lock = threading.Lock()
-
-    def stream(self, messages: Messages, max_new_tokens: int) -> Iterator[str]:
-        from transformers import TextIteratorStreamer
-
-        prompt = self.tokenizer.apply_chat_template(text_only(messages), tokenize=False, add_generation_prompt=True)
-        inputs = self.tokenizer(prompt, return_tensors="pt").to(self.device)
-        streamer = TextIteratorStreamer(self.tokenizer, skip_prompt=True, skip_special_tokens=True)
-        generation = dict(
-            **inputs,
-            max_new_tokens=max_new_tokens,
-            do_sample=False,
-            repetition_penalty=1.05,
-            pad_token_id=self.tokenizer.pad_token_id or self.tokenizer.eos_token_id,
-        )
-        with self._lock:
-            yield from stream_generation(self.model, generation, streamer)
-
-
-def stream_generation(model, generation: dict, streamer) -> Iterator[str]:
-    """Runs model.generate in a thread and yields the streamer's text pieces as they come;
-    an error inside generate is raised here, in the caller's thread."""
-    import torch
-
-    errors: list[BaseException] = []
-
-    def run() -> None:
-        try:
-            with torch.inference_mode():
-                model.generate(**generation, streamer=streamer)
-        except BaseException as exc:  # surfaced to the caller below
-            errors.append(exc)
-            streamer.end()
-
-    worker = threading.Thread(target=run, daemon=True)
-    worker.start()
-    yield from streamer
-    worker.join()
-    if errors:
-        raise errors[0]
 
 
 class LlamaCppGenerator:
@@ -211,7 +122,7 @@ class LlamaCppGenerator:
         """Evaluates a chat of just ``system_prompt`` (default: the answer prompt's) so that its
         KV cache is in place for the first question. Returns the tokens now cached."""
         if system_prompt is None:
-            from app.prompting import SYSTEM_PROMPT
+            from app.generation.prompting import SYSTEM_PROMPT
 
             system_prompt = SYSTEM_PROMPT
         chat: list[ChatCompletionRequestMessage] = [
@@ -261,87 +172,3 @@ def _chat_formatter(model):
         return model.detokenize([token], special=True).decode("utf-8", "replace") if token != -1 else ""
 
     return Jinja2ChatFormatter(template=template, eos_token=text(model.token_eos()), bos_token=text(model.token_bos()))
-
-
-def sources_that_fit(
-    generator: Generator, question: str, sources: list, max_new_tokens: int, images: bool = False, asked: str | None = None
-) -> list:
-    """The longest leading run of ``sources`` whose prompt (app.prompting.build_messages) still
-    leaves ``max_new_tokens`` in the generator's context window; all of them for a generator
-    that cannot count (remote and transformers backends manage their own windows)."""
-    counter = getattr(generator, "prompt_tokens", None)
-    budget = getattr(generator, "prompt_budget", None)
-    if counter is None or budget is None:
-        return sources
-    from app.prompting import build_messages
-
-    limit = budget(max_new_tokens)
-    kept = list(sources)
-    while kept and counter(build_messages(question, kept, images=images, asked=asked)) > limit:
-        kept.pop()
-    return kept
-
-
-class OpenAICompatibleGenerator:
-    """Streams chat completions over Server-Sent Events from an OpenAI-compatible URL."""
-
-    def __init__(
-        self, base_url: str, model: str, api_key: str | None = None, timeout_s: float = 120.0, images: bool = True
-    ) -> None:
-        import httpx
-
-        self.name = f"openai:{model}@{base_url}"
-        self.model = model
-        # Whether the served model takes image_url parts; a text-only server would answer 400.
-        self.supports_images = images
-        headers = {"Authorization": f"Bearer {api_key}"} if api_key else {}
-        self.client = httpx.Client(base_url=base_url.rstrip("/"), headers=headers, timeout=timeout_s)
-
-    def stream(self, messages: Messages, max_new_tokens: int) -> Iterator[str]:
-        import httpx
-
-        if not self.supports_images:
-            messages = text_only(messages)
-        body = {"model": self.model, "messages": messages, "max_tokens": max_new_tokens, "temperature": 0.0, "stream": True}
-        try:
-            with self.client.stream("POST", "/chat/completions", json=body) as response:
-                if response.status_code != 200:
-                    response.read()
-                    raise RuntimeError(f"the generator server answered {response.status_code}: {response.text[:300]}")
-                for line in response.iter_lines():
-                    if not line.startswith("data:"):
-                        continue
-                    payload = line[5:].strip()
-                    if payload == "[DONE]":
-                        break
-                    delta = json.loads(payload)["choices"][0].get("delta", {}).get("content")
-                    if delta:
-                        yield delta
-        except httpx.HTTPError as exc:
-            raise RuntimeError(f"cannot reach the generator server at {self.client.base_url}: {exc}") from exc
-
-
-def load_generator(settings: Settings) -> Generator:
-    backend = settings.generator_backend
-    if backend == "openai":
-        if not settings.openai_base_url:
-            raise ModelNotAvailable("MMKB_GENERATOR_BACKEND=openai needs MMKB_OPENAI_BASE_URL (e.g. http://127.0.0.1:8000/v1)")
-        key = settings.openai_api_key.get_secret_value() if settings.openai_api_key else None
-        return OpenAICompatibleGenerator(settings.openai_base_url, settings.openai_model, key, images=settings.openai_images)
-    if backend == "llama-cpp":
-        generator = LlamaCppGenerator(
-            registry.resolve("generator", settings),
-            n_threads=settings.generator_threads,
-            prompt_lookup=settings.generator_prompt_lookup,
-        )
-        generator.warm()
-        return generator
-    if backend == "transformers":
-        return TransformersGenerator(registry.resolve("generator", settings))
-    if backend == "transformers-vlm":
-        from app.vlm import load_vision_generator
-
-        return load_vision_generator(settings)
-    raise ModelNotAvailable(
-        f"unknown MMKB_GENERATOR_BACKEND={backend!r}; use llama-cpp, transformers, transformers-vlm or openai"
-    )
