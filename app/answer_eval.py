@@ -38,6 +38,7 @@ from typing import cast
 import numpy as np
 
 from app.answering import RetrievalOptions
+from app.eval_files import json_rows
 from app.generation.citations import is_refusal
 from app.generation.prompting import question_language
 from app.schemas import Answer
@@ -118,29 +119,6 @@ def parse_item(row: object, where: str, default_id: str) -> QaItem:
     if not gold:
         raise QaSetError(f"{where}: an answerable question needs its gold 'file' and 'page'/'pages' (or 'sources')")
     return QaItem(str(row.get("id", default_id)), question.strip(), answer.strip(), frozenset(gold), tags)
-
-
-def json_rows(path: Path, error: type[Exception]) -> list[tuple[str, object, int]]:
-    """The rows of a JSON list or JSON Lines file, each with where it is ("item 3", "line 7")
-    and its number; a file that cannot be read or parsed raises `error` saying where."""
-    try:
-        text = path.read_text(encoding="utf-8")
-    except (OSError, UnicodeDecodeError) as exc:
-        raise error(f"{path}: cannot read: {exc}") from exc
-    if text.lstrip().startswith("["):
-        try:
-            return [(f"item {n}", row, n) for n, row in enumerate(json.loads(text), start=1)]
-        except json.JSONDecodeError as exc:
-            raise error(f"{path}: not valid JSON: {exc}") from exc
-    rows = []
-    for number, line in enumerate(text.splitlines(), start=1):
-        if not line.strip():
-            continue
-        try:
-            rows.append((f"line {number}", json.loads(line), number))
-        except json.JSONDecodeError as exc:
-            raise error(f"{path} line {number}: not valid JSON: {exc}") from exc
-    return rows
 
 
 def read_qa_file(path: Path) -> list[QaItem]:

@@ -4,7 +4,7 @@ The set lives in SQL (`eval_questions`) and is run by the very retrieval a quest
 through (`Answerer.rank` with the shipped options), so its scores say what users get. A
 question counts as found at the rank of the first *place* (its file and page, or only its
 file when no page is given) among the ranked chunks: recall@5 and MRR@10 over those places,
-scored by `app.evaluation.score_ranking` like `kb eval retrieval`. Every run is recorded
+scored by `app.ranking_metrics.score_ranking` like `kb eval retrieval`. Every run is recorded
 (`eval_runs`): on demand against the live index, and by `kb reindex` against the live index
 and its candidate before the swap (app.reindex_guard).
 
@@ -18,10 +18,10 @@ from typing import Any, Literal, cast
 
 from sqlalchemy import CursorResult, delete, select
 
-from app.answer_eval import json_rows
 from app.db import Database
-from app.evaluation import score_ranking
+from app.eval_files import json_rows
 from app.models import Collection, Document, DocumentStatus, EvalQuestion, EvalRun
+from app.ranking_metrics import score_ranking
 from app.schemas import EvalQuestionInfo, EvalRunInfo, EvalScores, NewEvalQuestion
 
 CUTOFF = 5

@@ -17,27 +17,22 @@ from __future__ import annotations
 import csv
 import hashlib
 import json
-import math
 import tempfile
 import time
-from collections.abc import Hashable
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import TypeVar
 
 import numpy as np
 
 from app.answering import Answerer, RetrievalOptions, settings_options
 from app.indexes import TEXT_SPACE
 from app.models import Chunk, ChunkKind, Document, DocumentStatus
+from app.ranking_metrics import CUTOFFS, score_ranking
 from app.settings import Settings
 from ingest.chunking import chunk_pages
 from ingest.types import PageText, TextChunk
 from retrieval.keyword import search_keyword
 
-CUTOFFS = (1, 5, 10, 100)
-# What a ranking ranks: corpus ids here, files or (file, page) places in app.collection_eval.
-Place = TypeVar("Place", bound=Hashable)
 EVAL_COLLECTION = "eval"
 
 
@@ -217,19 +212,6 @@ def index_corpus(kb, beir: BeirSet, batch: int = 256, cache_dir: Path | None = N
             )
     kb.indexes.sync(collection.id, TEXT_SPACE)
     return len(pieces)
-
-
-def _ndcg(ranked: list[Place], relevant: dict[Place, int], k: int) -> float:
-    dcg = sum(relevant.get(doc, 0) / math.log2(i + 2) for i, doc in enumerate(ranked[:k]))
-    ideal = sum(gain / math.log2(i + 2) for i, gain in enumerate(sorted(relevant.values(), reverse=True)[:k]))
-    return dcg / ideal if ideal else 0.0
-
-
-def score_ranking(ranked: list[Place], relevant: dict[Place, int]) -> dict[str, float]:
-    metrics = {f"R@{k}": len(set(ranked[:k]) & set(relevant)) / len(relevant) for k in CUTOFFS}
-    metrics["MRR@10"] = next((1.0 / (i + 1) for i, doc in enumerate(ranked[:10]) if doc in relevant), 0.0)
-    metrics["nDCG@10"] = _ndcg(ranked, relevant, 10)
-    return metrics
 
 
 def _bm25_ranking(answerer: Answerer, question: str, collections, depth: int) -> tuple[list[str], dict[str, float]]:

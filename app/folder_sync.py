@@ -25,7 +25,7 @@ from contextlib import contextmanager
 from dataclasses import dataclass, replace
 from datetime import datetime
 from pathlib import Path
-from typing import TYPE_CHECKING, TypeVar
+from typing import TYPE_CHECKING, Protocol, TypeVar
 
 from pydantic import BaseModel, Field
 from sqlalchemy import select, update
@@ -39,7 +39,31 @@ from app.schemas import FileOutcome, FileResult
 from ingest.loaders import safe_relative_name
 
 if TYPE_CHECKING:
-    from app.service import KnowledgeBase
+    from app.indexes import IndexManager
+    from app.ingestion import ProgressCallback
+    from app.schemas import IngestReport
+    from app.settings import Settings
+
+
+class SyncTarget(Protocol):
+    """What a sync needs of the knowledge base (app.service.KnowledgeBase is one); named
+    here so that this module does not import the service that imports it."""
+
+    settings: Settings
+    database: Database
+
+    @property
+    def indexes(self) -> IndexManager: ...
+
+    def ingest(
+        self,
+        user: User,
+        collection_name: str,
+        paths: list[Path] | None = None,
+        uploads: list[Upload] | None = None,
+        progress: ProgressCallback | None = None,
+    ) -> IngestReport: ...
+
 
 SyncProgress = Callable[[str, int, int, str], None]  # (stage: "hash" | "ingest", done, total, current file)
 
@@ -284,7 +308,7 @@ def _one_at_a_time(data_dir: Path, collection: Collection) -> Iterator[None]:
 
 
 def run_sync(
-    kb: KnowledgeBase, user: User, collection: Collection, delete: bool = False, progress: SyncProgress | None = None
+    kb: SyncTarget, user: User, collection: Collection, delete: bool = False, progress: SyncProgress | None = None
 ) -> SyncSummary:
     """Mirror the collection's registered folder once; permissions are the caller's (the service)."""
     with _one_at_a_time(kb.settings.data_dir, collection):
@@ -292,7 +316,7 @@ def run_sync(
 
 
 class _Run:
-    def __init__(self, kb: KnowledgeBase, user: User, collection: Collection, delete: bool, progress: SyncProgress) -> None:
+    def __init__(self, kb: SyncTarget, user: User, collection: Collection, delete: bool, progress: SyncProgress) -> None:
         self.kb, self.user, self.collection, self.delete, self.progress = kb, user, collection, delete, progress
         self.state: dict[str, _Seen] = {}  # rows to write: files seen present this run
         self.orphans: dict[int, str] = {}  # document id -> name: old versions left behind by a change
