@@ -83,11 +83,14 @@ class ChunkBuilder:
             descriptions = [self._describe_figure(filename, image) for image in images]
             figure_files = [self._save_figure(sha, ordinal, image) for ordinal, image in enumerate(images)]
             paths = figure_heading_paths(parsed)
-            # Every figure is findable by its words (caption, OCR text, file name) in the text space...
-            for ordinal, (image, text, vector, figure_file) in enumerate(
-                zip(images, descriptions, text_embedder.embed(descriptions), figure_files)
-            ):
-                figure_rows.append(
+            # Every figure is findable by its words (caption, OCR text, file name) in the text space,
+            # and, with a CLIP model configured, by what it shows in the image space.
+            spaces = [(TEXT_SPACE, text_embedder.embed(descriptions))]
+            clip = self.models.image_embedder
+            if clip is not None:
+                spaces.append((IMAGE_SPACE, clip.embed_images([image.png_bytes for image in images])))
+            for space, vectors in spaces:
+                figure_rows += [
                     Chunk(
                         page=image.page,
                         kind=ChunkKind.image,
@@ -95,28 +98,11 @@ class ChunkBuilder:
                         text=text,
                         image_path=str(figure_file),
                         heading_path=paths[ordinal],
-                        vector_space=TEXT_SPACE,
+                        vector_space=space,
                         embedding=vector.tobytes(),
                     )
-                )
-            # ...and, with a CLIP model configured, by what it shows in the image space.
-            clip = self.models.image_embedder
-            if clip is not None:
-                for ordinal, (image, text, vector, figure_file) in enumerate(
-                    zip(images, descriptions, clip.embed_images([img.png_bytes for img in images]), figure_files)
-                ):
-                    figure_rows.append(
-                        Chunk(
-                            page=image.page,
-                            kind=ChunkKind.image,
-                            ordinal=ordinal,
-                            text=text,
-                            image_path=str(figure_file),
-                            heading_path=paths[ordinal],
-                            vector_space=IMAGE_SPACE,
-                            embedding=vector.tobytes(),
-                        )
-                    )
+                    for ordinal, (image, text, vector, figure_file) in enumerate(zip(images, descriptions, vectors, figure_files))
+                ]
         return text_rows, figure_rows
 
     def parse(self, stored: Path, mime: str) -> ParsedFile:
