@@ -6,7 +6,7 @@ the stages that need the database and indexes are in app.retrievers."""
 from __future__ import annotations
 
 import re
-from collections.abc import Iterator
+from collections.abc import Generator, Iterator
 from contextlib import closing
 from dataclasses import dataclass, field, replace
 
@@ -347,7 +347,6 @@ class Answerer:
         messages = build_messages(question, shown, images=reads_images, asked=asked)
         if self.admission is not None:
             try:
-                # turn() is a generator function (so it has close()); it is annotated as an Iterator
                 with closing(self.admission.turn()) as waiting:
                     for ahead in waiting:
                         yield AnswerEvent(done=False, answer=answer(""), ahead=ahead)
@@ -357,27 +356,30 @@ class Answerer:
                 # The model never got to it, but the sources clearly answer: the quote is the answer.
                 yield AnswerEvent(done=True, answer=settle(question, "", sources, evidence, answer, language))
                 return
+
+        def written(prompt, before: str = "") -> Generator[AnswerEvent, None, str]:
+            # Each piece as the model writes it, after `before` (an earlier draft): every client
+            # appends what follows the text it has.
+            text = ""
+            for piece in generator.stream(prompt, max_new_tokens=self.settings.max_new_tokens):
+                text += piece
+                yield AnswerEvent(done=False, answer=answer(before + text))
+            return text
+
+        def translate(text: str) -> str | None:
+            return self._translated(language, text)
+
         try:
-            partial = ""
-            for piece in generator.stream(messages, max_new_tokens=self.settings.max_new_tokens):
-                partial += piece
-                yield AnswerEvent(done=False, answer=answer(partial))
-            final = settle(question, partial, sources, evidence, answer, language, lambda text: self._translated(language, text))
+            partial = yield from written(messages)
+            final = settle(question, partial, sources, evidence, answer, language, translate)
             focus = self._focus(evidence, sources, final)
             if focus is not None:
                 # Refused (or not supported) while one source holds a sentence covering the
                 # question: a small model reading five sources often refuses what it answers
-                # from that one alone. The second answer goes through the same checks. Streamed
-                # below the first draft: every client appends what follows the text it has.
-                first_draft, partial = partial.rstrip() + "\n\n", ""
-                for piece in generator.stream(
-                    build_messages(question, [focus], asked=asked), max_new_tokens=self.settings.max_new_tokens
-                ):
-                    partial += piece
-                    yield AnswerEvent(done=False, answer=answer(first_draft + partial))
-                final = settle(
-                    question, partial, sources, evidence, answer, language, lambda text: self._translated(language, text)
-                )
+                # from that one alone. The second answer goes through the same checks and is
+                # streamed below the first draft.
+                partial = yield from written(build_messages(question, [focus], asked=asked), partial.rstrip() + "\n\n")
+                final = settle(question, partial, sources, evidence, answer, language, translate)
         finally:
             if self.admission is not None:
                 self.admission.done()
