@@ -11,6 +11,8 @@ from alembic.config import Config
 from sqlalchemy import Engine, create_engine, event
 from sqlalchemy.orm import Session, sessionmaker
 
+from app.db_locks import NamedLocks
+
 MIGRATIONS_DIR = Path(__file__).parent / "migrations"
 
 
@@ -27,7 +29,9 @@ def make_engine(url: str) -> Engine:
             cursor.close()
 
         return engine
-    return create_engine(url, pool_pre_ping=True)
+    # Each writer lock (app.db_locks) holds a connection of its own while held: room for those
+    # beside the sessions of many concurrent requests.
+    return create_engine(url, pool_pre_ping=True, pool_size=10, max_overflow=40)
 
 
 def alembic_config(url: str) -> Config:
@@ -37,10 +41,12 @@ def alembic_config(url: str) -> Config:
     return config
 
 
-def upgrade_schema(engine: Engine) -> None:
-    """Bring the database to the newest schema; safe to call on every start."""
+def upgrade_schema(engine: Engine, locks: NamedLocks | None = None) -> None:
+    """Bring the database to the newest schema; safe to call on every start, also by several
+    replicas starting at once (one migrates, the others then find the schema current)."""
     config = alembic_config(engine.url.render_as_string(hide_password=False))
-    with engine.begin() as connection:
+    locks = locks or NamedLocks(engine)
+    with locks.hold("schema-migration"), engine.begin() as connection:
         config.attributes["connection"] = connection
         command.upgrade(config, "head")
 
@@ -48,7 +54,8 @@ def upgrade_schema(engine: Engine) -> None:
 class Database:
     def __init__(self, url: str) -> None:
         self.engine = make_engine(url)
-        upgrade_schema(self.engine)
+        self.locks = NamedLocks(self.engine)
+        upgrade_schema(self.engine, self.locks)
         self._sessions = sessionmaker(self.engine, expire_on_commit=False)
 
     @contextmanager

@@ -25,7 +25,7 @@ from pathlib import Path
 import numpy as np
 
 from app.answering import Answerer, RetrievalOptions, settings_options
-from app.indexes import TEXT_SPACE
+from app.indexes import TEXT_SPACE, bump_index_version
 from app.models import Chunk, ChunkKind, Document, DocumentStatus
 from app.ranking_metrics import CUTOFFS, score_ranking
 from app.settings import Settings
@@ -210,6 +210,7 @@ def index_corpus(kb, beir: BeirSet, batch: int = 256, cache_dir: Path | None = N
                 for doc_id in documents
                 for row in by_doc.get(doc_id, [])
             )
+            bump_index_version(session, collection.id)
     kb.indexes.sync(collection.id, TEXT_SPACE)
     return len(pieces)
 

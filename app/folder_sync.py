@@ -16,7 +16,6 @@ are no duplicates and nothing is lost. One run per collection at a time (a lock 
 
 from __future__ import annotations
 
-import fcntl
 import os
 import stat
 import time
@@ -32,6 +31,7 @@ from sqlalchemy import select, update
 
 from app.archives import is_plain_zip
 from app.db import Database
+from app.db_locks import Timeout
 from app.ingestion import Upload, _sha256
 from app.models import Collection, Document, DocumentStatus, SyncFile, SyncFolder, User, utcnow
 from app.removal import finish_removal, remove_in_session
@@ -287,21 +287,15 @@ def folder_info(database: Database, collection: Collection) -> SyncFolderInfo | 
 
 
 @contextmanager
-def _one_at_a_time(data_dir: Path, collection: Collection) -> Iterator[None]:
-    """An exclusive lock on `<data dir>/sync/<collection id>.lock` while a run works: a second
-    run (a console click during a `kb sync --watch`) is refused, and a killed run's lock goes
-    with its process."""
-    folder = data_dir / "sync"
-    folder.mkdir(parents=True, exist_ok=True)
-    with open(folder / f"{collection.id}.lock", "a+") as handle:
-        try:
-            fcntl.flock(handle, fcntl.LOCK_EX | fcntl.LOCK_NB)
-        except BlockingIOError:
-            raise SyncBusy(f"a sync of collection {collection.name} is running already; try again when it has finished") from None
-        try:
+def _one_at_a_time(database: Database, collection: Collection) -> Iterator[None]:
+    """A lock in the database while a run works: a second run, from this machine or another
+    replica (a console click during a `kb sync --watch`), is refused, and a killed run's lock
+    goes with its process."""
+    try:
+        with database.locks.hold(f"folder-sync:{collection.id}", timeout_s=0):
             yield
-        finally:
-            fcntl.flock(handle, fcntl.LOCK_UN)
+    except Timeout:
+        raise SyncBusy(f"a sync of collection {collection.name} is running already; try again when it has finished") from None
 
 
 # --- a run -------------------------------------------------------------------------------------
@@ -311,7 +305,7 @@ def run_sync(
     kb: SyncTarget, user: User, collection: Collection, delete: bool = False, progress: SyncProgress | None = None
 ) -> SyncSummary:
     """Mirror the collection's registered folder once; permissions are the caller's (the service)."""
-    with _one_at_a_time(kb.settings.data_dir, collection):
+    with _one_at_a_time(kb.database, collection):
         return _Run(kb, user, collection, delete, progress or (lambda *_: None)).run()
 
 

@@ -21,7 +21,7 @@ from sqlalchemy import delete, select
 
 from app.chunk_rows import ChunkBuilder, read_options
 from app.db import Database
-from app.indexes import IndexManager
+from app.indexes import IndexManager, bump_index_version
 from app.models import Chunk, Collection, Document, DocumentStatus, IngestJob, JobStatus
 from app.removal import finish_removal, remove_in_session
 from app.schemas import FileOutcome, FileResult, IngestReport
@@ -188,7 +188,12 @@ class Ingestor:
             head = handle.read(2048)
         mime = sniff_mime(head, upload.path)
 
-        with self.database.session() as session:
+        # Taken in turn with other processes' (replicas', the CLI's) checks and stores in this
+        # collection: given the same bytes at once, a second process finds the row the first
+        # added rather than adding another, and whichever stores second finds the file ready
+        # (see _store). No lock is held while a file is read: a writer waiting on another's
+        # file while holding its own read-ahead could wait for ever on one that waits on it.
+        with self._collection_writer(collection), self.database.session() as session:
             document = session.scalar(select(Document).where(Document.collection_id == collection.id, Document.sha256 == sha))
             if document is not None and document.status == DocumentStatus.ready:
                 return FileResult(
@@ -258,7 +263,9 @@ class Ingestor:
         self, collection: Collection, started: _Accepted, parsed: ParsedFile, text_chunks: list[Chunk], image_rows: list[Chunk]
     ) -> FileResult:
         document_id, filename = started.document_id, started.filename
-        with self.database.session() as session:
+        # One process at a time makes a collection's files ready: two versions of one name
+        # stored at once by two processes would each miss the other as "older".
+        with self._collection_writer(collection), self.database.session() as session:
             # Checked in the transaction that makes the file ready: a re-index that moved the
             # collection to another embedder meanwhile must not get vectors of the old one.
             now = session.scalar(select(Collection.text_embedder).where(Collection.id == collection.id))
@@ -268,7 +275,13 @@ class Ingestor:
                     "being read; upload it again"
                 )
             document = session.get(Document, document_id)
-            assert document is not None  # the row _begin added for this file
+            if document is not None and document.status == DocumentStatus.ready:
+                # Another process stored the same bytes first, while this one read them.
+                return FileResult(
+                    filename=filename, outcome=FileOutcome.skipped_duplicate, document_id=document_id, pages=document.page_count
+                )
+            if document is None:
+                raise IngestError("the document was deleted while it was being read")
             document.stored_path = str(started.stored)
             document.page_count = parsed.page_count
             rows = text_chunks + image_rows
@@ -277,6 +290,7 @@ class Ingestor:
             session.add_all(rows)
             session.flush()
             document.status = DocumentStatus.ready
+            bump_index_version(session, collection.id)
             # A changed file (same name, new bytes) replaces its old version in the same commit
             # that makes the new one ready: a reader sees the old or the new, never both or neither.
             # If the new version fails, we never get here and the old one stays.
@@ -309,6 +323,9 @@ class Ingestor:
             replaced_document_ids=replaced,
         )
 
+    def _collection_writer(self, collection: Collection):
+        return self.database.locks.hold(f"collection-write:{collection.id}")
+
     def _rejection(self, size: int, mime: str | None) -> str | None:
         if size == 0:
             return "the file is empty (0 bytes)"
@@ -333,7 +350,8 @@ class Ingestor:
     def _fail(self, document_id: int, filename: str, message: str) -> FileResult:
         with self.database.session() as session:
             document = session.get(Document, document_id)
-            assert document is not None  # the row _begin added for this file
-            document.status = DocumentStatus.failed
-            document.error = message
+            # A copy that another process made ready meanwhile is not undone by this one's failure.
+            if document is not None and document.status != DocumentStatus.ready:
+                document.status = DocumentStatus.failed
+                document.error = message
         return FileResult(filename=filename, outcome=FileOutcome.failed, document_id=document_id, error=message)

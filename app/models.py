@@ -94,6 +94,10 @@ class Collection(Base):
     # collections from before the choice existed keep the model their index was built with.
     # Changed only by a re-index's swap (app.reindex), together with the vectors.
     text_embedder: Mapped[str | None] = mapped_column(String(100))
+    # Bumped in the transaction of every change to the collection's searchable chunks (a file
+    # made ready, documents removed, a re-index's swap): each process compares it with the
+    # version its in-memory indexes caught up to, and catches up from stored embeddings.
+    index_version: Mapped[int] = mapped_column(BigInteger, default=0, server_default="0")
     created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), default=utcnow)
 
     memberships: Mapped[list[Membership]] = relationship(back_populates="collection", cascade="all, delete-orphan")

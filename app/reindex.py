@@ -37,7 +37,7 @@ from sqlalchemy import delete, select
 
 from app.chunk_rows import read_options
 from app.db import Database
-from app.indexes import TEXT_SPACE, IndexManager
+from app.indexes import TEXT_SPACE, IndexManager, bump_index_version
 from app.ingestion import ProgressCallback
 from app.models import Chunk, ChunkKind, Collection, Document, DocumentStatus, IngestJob, JobStatus
 from app.owners import process_token
@@ -390,10 +390,10 @@ class Reindexer:
                     session.execute(delete(Chunk).where(Chunk.id.in_(old_ids[start : start + 500])))
                 document.page_count = staged.page_count
                 document.error = None
-                # Chunks never change without their document row: this is what tells every
-                # process's BM25 index (KeywordIndexManager.signature) to rebuild.
+                # Chunks never change without their document row being touched too.
                 document.updated_at = _utcnow()
                 result.chunks = len(staged.chunks)
+            bump_index_version(session, collection_id)
             if plan.text_embedder != plan.collection.text_embedder:
                 # In the swap's transaction: readers see the new embedder with the new chunks.
                 collection_row = session.get(Collection, collection_id)

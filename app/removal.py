@@ -16,7 +16,7 @@ from typing import Any, cast
 from sqlalchemy import CursorResult, delete, select
 from sqlalchemy.orm import Session
 
-from app.indexes import IndexManager
+from app.indexes import IndexManager, bump_index_version
 from app.models import Chunk, Document
 from app.page_view import forget_pages
 from ingest.thumbnails import thumbnail_path
@@ -61,6 +61,7 @@ def remove_in_session(session: Session, documents: list[Document]) -> PendingRem
         deleted = cast(CursorResult[Any], session.execute(delete(Chunk).where(Chunk.document_id.in_(pending.document_ids))))
         pending.chunks = deleted.rowcount
         session.execute(delete(Document).where(Document.id.in_(pending.document_ids)))
+        bump_index_version(session, pending.collection_id)
     return pending
 
 

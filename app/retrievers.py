@@ -43,7 +43,7 @@ class DenseRetriever:
         hits: list[VectorHit] = []
         for name, collection_ids in query.groups.items():
             vector, score_map = vectors[name], self.score_map(name)
-            stores = [self.indexes.store(cid, TEXT_SPACE, dim=vector.shape[-1]) for cid in collection_ids]
+            stores = self.indexes.stores(list(collection_ids), TEXT_SPACE, dim=vector.shape[-1])
             hits.extend(VectorHit(hit.chunk_id, score_map.apply(hit.score)) for hit in search_stores(stores, vector, k))
         hits.sort(key=lambda hit: -hit.score)
         return [hit.chunk_id for hit in hits[:k]]
@@ -79,7 +79,7 @@ class ClipRetriever:
 
     def hits(self, text: str, collection_ids: Sequence[int], k: int) -> list[VectorHit]:
         """The image-space hits for `text`, best first."""
-        stores = [self.indexes.store(cid, IMAGE_SPACE) for cid in collection_ids]
+        stores = self.indexes.stores(list(collection_ids), IMAGE_SPACE)
         return search_stores(stores, self.embedder.embed_texts([text])[0], k)
 
     def retrieve(self, query: Query, k: int) -> list[int]:

@@ -3,8 +3,10 @@
 The FAISS id of a vector is the id of its chunk row, so the SQL database stays the
 source of truth: an index that is missing or out of step is rebuilt from the stored
 embeddings (see ``app.indexes``). Writes go to a temporary file that replaces the old one
-atomically, so a crash never leaves a half-written index behind, and readers in other
-processes pick up the new file by its modification time.
+atomically, so a crash never leaves a half-written index behind. The file is read once,
+when the store is first used: other processes' changes reach an open store through
+``app.indexes`` (caught up from SQL by the collection's index version), not by reading
+the whole file again.
 
 Exact search (flat inner product) up to ``hnsw_threshold`` vectors; above it the store
 converts itself to HNSW (approximate, ~O(log n) per query). FAISS cannot remove ids from
@@ -32,7 +34,6 @@ from typing import cast
 
 import faiss
 import numpy as np
-from filelock import FileLock
 
 from retrieval.gpu import GpuResources
 
@@ -72,11 +73,9 @@ class VectorStore:
         self.gpu = gpu
         # No HNSW on a GPU: a GPU store stays exact at any size.
         self.hnsw_threshold = None if gpu is not None else hnsw_threshold
-        self.lock = FileLock(str(path) + ".lock")
         self._index: faiss.IndexIDMap2 | None = None
         self._gpu_index: faiss.Index | None = None  # search copy of _index, rebuilt after a change
         self._deleted: set[int] = set()
-        self._loaded_mtime: float | None = None
 
     @property
     def deleted_path(self) -> Path:
@@ -99,17 +98,10 @@ class VectorStore:
     def is_hnsw(self) -> bool:
         return isinstance(faiss.downcast_index(self.index.index), faiss.IndexHNSW)
 
-    def _file_mtime(self) -> float | None:
-        try:
-            return self.path.stat().st_mtime_ns
-        except FileNotFoundError:
-            return None
-
     @property
     def index(self) -> faiss.IndexIDMap2:
-        mtime = self._file_mtime()
-        if self._index is None or mtime != self._loaded_mtime:
-            if mtime is None:
+        if self._index is None:
+            if not self.path.exists():
                 self._index = self._empty()
                 self._deleted = set()
             else:
@@ -125,7 +117,6 @@ class VectorStore:
                 except FileNotFoundError:
                     self._deleted = set()
             self._gpu_index = None
-            self._loaded_mtime = mtime
             if self.gpu is not None and self.is_hnsw:
                 self._rebuild(hnsw=False)  # written by a CPU process; the GPU cannot search HNSW
         return self._index
@@ -160,7 +151,7 @@ class VectorStore:
         if not ids:
             return
         vectors = np.ascontiguousarray(vectors, dtype=np.float32).reshape(len(ids), self.dim)
-        self.index  # noqa: B018 - (re)load from disk first so the checks below see the current state
+        self.index  # noqa: B018 - load from disk first so the checks below see the current state
         if self._deleted & set(ids):
             self._rebuild(hnsw=self.is_hnsw)  # a dead copy of a re-used id must not survive
         grows_past = self.hnsw_threshold is not None and len(self) + len(ids) > self.hnsw_threshold
@@ -199,7 +190,6 @@ class VectorStore:
         tmp = self.path.with_suffix(self.path.suffix + ".tmp")
         faiss.write_index(index, str(tmp))
         os.replace(tmp, self.path)
-        self._loaded_mtime = self._file_mtime()
 
     def _searcher(self) -> faiss.Index:
         index = self.index

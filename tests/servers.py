@@ -2,15 +2,20 @@
 
 from __future__ import annotations
 
+import os
+import signal
+import subprocess
 import threading
 import time
 from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
 
+import httpx
 import pytest
 
-from tests.conftest import ROOT, free_port
+from app import registry
+from tests.conftest import ROOT, free_port, make_settings
 
 CHROMIUM = Path("/usr/bin/chromium")
 SCREENSHOTS = ROOT / "test-output" / "screenshots"
@@ -60,3 +65,59 @@ def chromium() -> Iterator:
             yield browser
         finally:
             browser.close()
+
+
+KB = ROOT / ".venv" / "bin" / "kb"
+
+
+def kb_env(data_dir: Path, **extra: str) -> dict[str, str]:
+    env = {k: v for k, v in os.environ.items() if not k.startswith("MMKB_") and k != "DATABASE_URL"}
+    # The packaged generator joined once under the repository's data/, not again per test directory.
+    env.update(
+        MMKB_DATA_DIR=str(data_dir), MMKB_GENERATOR_PATH=str(registry.resolve("generator", make_settings(ROOT / "data"))), **extra
+    )
+    return env
+
+
+@contextmanager
+def kb_serve(data_dir: Path, *args: str, log: Path, env: dict[str, str] | None = None) -> Iterator[str]:
+    """`kb serve ARGS` until the block ends; yields its base URL on loopback once /healthz answers.
+    env: more environment variables for the server (DATABASE_URL, say)."""
+    with kb_server(data_dir, *args, log=log, env=env) as (url, _process):
+        yield url
+
+
+@contextmanager
+def kb_server(data_dir: Path, *args: str, log: Path, env: dict[str, str] | None = None) -> Iterator[tuple[str, subprocess.Popen]]:
+    """kb_serve, yielding the process too (a test that kills it)."""
+    port = free_port()
+    with log.open("w") as out:
+        server = subprocess.Popen(
+            [str(KB), "serve", "--port", str(port), *args],
+            env=kb_env(data_dir, **(env or {})),
+            cwd=ROOT,
+            stdout=out,
+            stderr=subprocess.STDOUT,
+            start_new_session=True,
+        )
+    url = f"http://127.0.0.1:{port}"
+    try:
+        deadline = time.monotonic() + 180
+        while True:
+            assert server.poll() is None, f"kb serve exited with {server.returncode}:\n{log.read_text()}"
+            try:
+                if httpx.get(f"{url}/healthz", timeout=2).status_code == 200:
+                    break
+            except httpx.TransportError:
+                pass
+            assert time.monotonic() < deadline, f"kb serve did not answer within 180 s:\n{log.read_text()}"
+            time.sleep(0.5)
+        yield url, server
+    finally:
+        if server.poll() is None:
+            os.killpg(server.pid, signal.SIGTERM)  # its own session: the server and only what it started
+            try:
+                server.wait(timeout=30)
+            except subprocess.TimeoutExpired:
+                os.killpg(server.pid, signal.SIGKILL)
+                server.wait()

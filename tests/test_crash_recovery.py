@@ -19,12 +19,12 @@ from pathlib import Path
 
 import httpx
 import psutil
-import pytest
 
 from app.models import DocumentStatus, IngestJob, JobStatus
 from app.service import KnowledgeBase
 from tests.conftest import ROOT, SAMPLES, free_port, make_settings
-from tests.test_postgres import PG_BIN, postgres_url  # noqa: F401 - the fixture
+from tests.postgres import needs_postgres
+from tests.test_postgres import postgres_url  # noqa: F401 - the fixture
 
 PDFS = ["employee-travel-policy.pdf", "greenhouse-report-2025.pdf", "solar-inverter-manual.pdf"]
 STAGING = ("upload-*", "unzip-*")
@@ -291,7 +291,7 @@ def _dead_owner() -> str:
     return process_token().rsplit("|", 2)[0] + f"|{int(gone.stdout)}|1"
 
 
-@pytest.mark.skipif(not PG_BIN, reason="Debian postgresql is not installed (scripts/setup.sh --with-test-services installs it)")
+@needs_postgres
 def test_on_postgresql_the_new_status_exists_and_a_dead_processs_job_is_marked(postgres_url, tmp_path, models):
     """PostgreSQL keeps job_status as a native enum type: migration 0004 adds the value."""
     settings = make_settings(tmp_path / "data").model_copy(update={"database_url": postgres_url})

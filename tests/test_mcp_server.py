@@ -19,8 +19,7 @@ from mcp.client.streamable_http import streamable_http_client
 from app.mcp_server import http_app
 from app.service import KnowledgeBase
 from tests.conftest import ROOT, SAMPLES, make_settings
-from tests.servers import serving
-from tests.test_network_auth import KB, kb_env
+from tests.servers import KB, kb_env, serving
 
 EXPENSES_QUESTION = "How long after a trip do employees have to hand in their expense claim?"  # samples/questions.json, p. 4
 FAN_QUESTION = "What is the part number of the replacement cooling fan for the SX-400?"  # only in the manual, p. 5

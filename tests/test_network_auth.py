@@ -10,12 +10,7 @@ on Linux) for the throttle.
 from __future__ import annotations
 
 import logging
-import os
-import signal
 import subprocess
-import time
-from contextlib import contextmanager
-from pathlib import Path
 
 import httpx
 import pytest
@@ -23,61 +18,12 @@ from gradio_client import Client
 from gradio_client.exceptions import AuthenticationError
 from sqlalchemy import select
 
-from app import registry
 from app.accounts import LoginThrottle, TooManyAttempts
 from app.models import Chunk, ChunkKind
 from app.service import KnowledgeBase
 from tests.conftest import ROOT, SAMPLES, free_port, make_settings
-from tests.servers import serving
+from tests.servers import KB, kb_env, kb_serve, serving
 from ui.server import create_app
-
-KB = ROOT / ".venv" / "bin" / "kb"
-
-
-def kb_env(data_dir: Path, **extra: str) -> dict[str, str]:
-    env = {k: v for k, v in os.environ.items() if not k.startswith("MMKB_") and k != "DATABASE_URL"}
-    # The packaged generator joined once under the repository's data/, not again per test directory.
-    env.update(
-        MMKB_DATA_DIR=str(data_dir), MMKB_GENERATOR_PATH=str(registry.resolve("generator", make_settings(ROOT / "data"))), **extra
-    )
-    return env
-
-
-@contextmanager
-def kb_serve(data_dir: Path, *args: str, log: Path):
-    """`kb serve ARGS` until the block ends; yields its base URL on loopback once /healthz answers."""
-    port = free_port()
-    with log.open("w") as out:
-        server = subprocess.Popen(
-            [str(KB), "serve", "--port", str(port), *args],
-            env=kb_env(data_dir),
-            cwd=ROOT,
-            stdout=out,
-            stderr=subprocess.STDOUT,
-            start_new_session=True,
-        )
-    url = f"http://127.0.0.1:{port}"
-    try:
-        deadline = time.monotonic() + 180
-        while True:
-            assert server.poll() is None, f"kb serve exited with {server.returncode}:\n{log.read_text()}"
-            try:
-                if httpx.get(f"{url}/healthz", timeout=2).status_code == 200:
-                    break
-            except httpx.TransportError:
-                pass
-            assert time.monotonic() < deadline, f"kb serve did not answer within 180 s:\n{log.read_text()}"
-            time.sleep(0.5)
-        yield url
-    finally:
-        if server.poll() is None:
-            os.killpg(server.pid, signal.SIGTERM)  # its own session: the server and only what it started
-            try:
-                server.wait(timeout=30)
-            except subprocess.TimeoutExpired:
-                os.killpg(server.pid, signal.SIGKILL)
-                server.wait()
-
 
 # --- refusing to start open on the network ------------------------------------------------
 

@@ -1,5 +1,5 @@
-"""Questions: POST /api/ask (the checked answer) and POST /api/ask/stream (the same as
-Server-Sent Events while the model writes)."""
+"""Questions: POST /api/ask (the checked answer), POST /api/ask/stream (the same as
+Server-Sent Events while the model writes) and POST /api/search (the passages alone)."""
 
 # No `from __future__ import annotations`: FastAPI resolves the routes' annotations, and
 # CurrentUser is local to the router factory.
@@ -16,10 +16,10 @@ from fastapi.responses import StreamingResponse
 from app.admission import Busy
 from app.answering import AnswerEvent
 from app.api.auth import UserDependency
-from app.api.bodies import AskRequest
+from app.api.bodies import AskRequest, SearchRequest
 from app.api.common import as_coded_error
 from app.models import User
-from app.schemas import Answer
+from app.schemas import Answer, Source
 from app.service import KnowledgeBase
 
 
@@ -50,6 +50,15 @@ def router(kb: KnowledgeBase, current_user: UserDependency) -> APIRouter:
         except ValueError as exc:
             raise as_coded_error(exc) from None
         return StreamingResponse(_server_sent_events(first, events), media_type="text/event-stream")
+
+    @routes.post("/api/search", response_model=list[Source])
+    def search(body: SearchRequest, user: CurrentUser) -> list[Source]:
+        """Retrieval without generation: the best passages (file, page, score, text) from the
+        collections the caller may read, best first."""
+        try:
+            return kb.search(user, body.question, body.collections, body.hyde, body.limit)
+        except ValueError as exc:
+            raise as_coded_error(exc) from None
 
     return routes
 

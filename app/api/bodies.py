@@ -70,6 +70,13 @@ class AskRequest(BaseModel):
     mmr_lambda: float | None = Field(default=None, ge=0.0, le=1.0, description="MMR for this question; default MMKB_MMR_LAMBDA")
 
 
+class SearchRequest(BaseModel):
+    question: str = Field(min_length=1, max_length=4000)
+    collections: list[str] | None = None
+    limit: int | None = Field(default=None, ge=1, le=100, description="how many passages; default MMKB_CONTEXT_CHUNKS")
+    hyde: bool | None = Field(default=None, description="HyDE for this search; default MMKB_HYDE")
+
+
 class EvalRunDone(EvalRunInfo):
     missed: list[str] = Field(description="questions whose file (and page) was not among the first 5 places")
 

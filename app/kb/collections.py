@@ -54,7 +54,8 @@ class Collections:
         name = name.strip()
         if not name:
             raise ValueError("a collection needs a name")
-        with self.database.session() as session:
+        # Two processes (replicas, the CLI) first writing to one new name make one collection.
+        with self.database.locks.hold(f"collection-name:{name}"), self.database.session() as session:
             collection = repository.find_collection(session, name)
             if collection is None:
                 collection = Collection(name=name)
