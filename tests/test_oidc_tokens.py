@@ -7,6 +7,7 @@ from __future__ import annotations
 import asyncio
 import base64
 import json
+import logging
 import time
 
 import pytest
@@ -15,6 +16,7 @@ from joserfc.jwk import RSAKey
 
 from app.oidc import OidcClient, OidcConfig, OidcConfigError, OidcError
 from tests.conftest import make_settings
+from ui.oidc import RedactCallbackQuery
 
 ISSUER, CLIENT_ID, NONCE = "https://id.example.org", "mmkb", "the-nonce"
 PROVIDER_KEY = RSAKey.generate_key(2048, parameters={"kid": "provider-key", "alg": "RS256", "use": "sig"})
@@ -88,3 +90,20 @@ def test_half_a_configuration_is_refused_at_start(tmp_path):
     with pytest.raises(OidcConfigError, match="openid"):
         OidcConfig.from_settings(make_settings(tmp_path, oidc_issuer=ISSUER, oidc_client_id=CLIENT_ID, oidc_scopes="profile"))
     assert OidcConfig.from_settings(make_settings(tmp_path)) is None
+
+
+def test_the_access_log_shows_the_callbacks_path_but_not_its_code():
+    record = logging.LogRecord(
+        "uvicorn.access",
+        logging.INFO,
+        __file__,
+        1,
+        '%s - "%s %s HTTP/%s" %d',
+        ("127.0.0.1:5000", "GET", "/auth/oidc/callback?code=SECRET-CODE&state=S", "1.1", 303),
+        None,
+    )
+    assert RedactCallbackQuery().filter(record)
+    assert "SECRET-CODE" not in record.getMessage() and "/auth/oidc/callback?" in record.getMessage()
+    other = logging.LogRecord("uvicorn.access", logging.INFO, __file__, 1, "%s %s %s", ("a", "GET", "/?q=1"), None)
+    RedactCallbackQuery().filter(other)
+    assert other.getMessage() == "a GET /?q=1"

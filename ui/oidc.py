@@ -32,6 +32,16 @@ _STATE_COOKIE = "mmkb-oidc-state"
 _NEXT_PATHS = ("/", "/admin/")
 
 
+class RedactCallbackQuery(logging.Filter):
+    """For uvicorn's access log: the callback's query holds the sign-in code; log its path only."""
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        args = record.args
+        if isinstance(args, tuple) and len(args) > 2 and isinstance(args[2], str) and args[2].startswith(CALLBACK_PATH + "?"):
+            record.args = (*args[:2], CALLBACK_PATH + "?…", *args[3:])
+        return True
+
+
 def sso_link(next_path: str = "/") -> str:
     """The login page's link (Gradio's `auth_message` is HTML shown under the form)."""
     return f'<p style="text-align:center"><a href="{LOGIN_PATH}?next={html.escape(next_path)}">Sign in with SSO</a></p>'

@@ -4,6 +4,8 @@ knows both app and ui; `kb serve` runs it."""
 
 from __future__ import annotations
 
+import logging
+
 import anyio
 import gradio as gr
 from fastapi import FastAPI, HTTPException
@@ -16,7 +18,7 @@ from app.service import KnowledgeBase
 from ui.admin import build_admin
 from ui.admin import page_options as admin_page_options
 from ui.chat import build_app, page_options
-from ui.oidc import oidc_routes, sso_link
+from ui.oidc import RedactCallbackQuery, oidc_routes, sso_link
 from ui.sessions import GradioSignIn, client_address, secure_gradio
 
 
@@ -88,4 +90,6 @@ def launch(kb: KnowledgeBase, host: str, port: int, open_without_accounts: bool 
     # The models load (and the generator evaluates its fixed prompt prefix) while the server
     # starts, not on the first question.
     kb.preload_models()
+    # The access log would otherwise record each OIDC callback's sign-in code.
+    logging.getLogger("uvicorn.access").addFilter(RedactCallbackQuery())
     uvicorn.run(create_app(kb, open_without_accounts=open_without_accounts), host=host, port=port)
