@@ -18,7 +18,7 @@ from argon2.exceptions import InvalidHashError, VerificationError
 from sqlalchemy import select
 
 from app.db import Database
-from app.directory import Directory
+from app.directory import Directory, DirectoryUser
 from app.directory_accounts import may_sign_in_from_directory, sync_directory_user
 from app.models import ApiToken, User
 
@@ -124,11 +124,19 @@ class LoginThrottle:
 
 
 class Accounts:
-    def __init__(self, database: Database, token_ttl_days: int | None = 90, directory: Directory | None = None) -> None:
+    def __init__(
+        self,
+        database: Database,
+        token_ttl_days: int | None = 90,
+        directory: Directory | None = None,
+        single_sign_on: bool = False,
+    ) -> None:
         self.database = database
         self.token_ttl_days = token_ttl_days
         self.throttle = LoginThrottle()
         self.directory = directory  # LDAP sign-in (app.directory); None: local accounts only
+        # An OpenID provider signs users in (app.oidc): like a directory, it makes login required.
+        self.single_sign_on = single_sign_on
 
     def create_user(self, username: str, password: str | None, is_admin: bool = False) -> User:
         username = username.strip()
@@ -186,6 +194,17 @@ class Accounts:
             raise AuthError("wrong user name or password") from None
         self.throttle.succeeded(username, client)
         return user
+
+    def sign_in_verified(self, found: DirectoryUser) -> User:
+        """The local user for someone a sign-in provider has already verified (OIDC), with the
+        roles their groups map to, as a directory login makes it. Refused (AuthError) where the
+        name is a local account's that the directory could not take over either."""
+        with self.database.session() as session:
+            user = session.scalar(select(User).where(User.username == found.username))
+        if not may_sign_in_from_directory(user):
+            logger.warning("single sign-on refused: %r is a local account", found.username[:100])
+            raise AuthError(f"{found.username!r} is a local account here: sign in with its password")
+        return sync_directory_user(self.database, found)
 
     def issue_token(self, user: User, name: str = "") -> str:
         """A new token for `user`; shown once, only its digest is kept."""

@@ -18,12 +18,13 @@ cli = typer.Typer(help="mmkb: a multimodal knowledge base that runs on your own 
 
 def _knowledge_base():
     from app.directory import DirectoryConfigError
+    from app.oidc import OidcConfigError
     from app.service import KnowledgeBase
 
     try:
         return KnowledgeBase(get_settings())
-    except DirectoryConfigError as exc:  # MMKB_LDAP_* settings that cannot work: say which, no traceback
-        _fail(str(exc))
+    except (DirectoryConfigError, OidcConfigError) as exc:  # MMKB_LDAP_* / MMKB_OIDC_* settings that cannot work
+        _fail(str(exc))  # says which, no traceback
 
 
 def _fail(message: str) -> NoReturn:

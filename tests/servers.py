@@ -25,11 +25,13 @@ needs_chromium = pytest.mark.skipif(
 
 
 @contextmanager
-def serving(app, start_timeout_s: float = 60) -> Iterator[str]:
-    """Serve an ASGI app on a free loopback port for the duration of the block; yields its base URL."""
+def serving(app, start_timeout_s: float = 60, port: int | None = None) -> Iterator[str]:
+    """Serve an ASGI app on a loopback port (a free one unless given: a test that must name
+    the URL elsewhere first, such as an OIDC redirect URI) for the duration of the block;
+    yields its base URL."""
     import uvicorn
 
-    port = free_port()
+    port = port or free_port()
     server = uvicorn.Server(uvicorn.Config(app, host="127.0.0.1", port=port, log_level="warning"))
     thread = threading.Thread(target=server.run, daemon=True)
     thread.start()

@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import os
 import re
+import secrets
 import time
 from collections.abc import Callable, Iterator, MutableMapping
 from contextvars import ContextVar
@@ -23,7 +24,7 @@ from typing import Any, Protocol, cast
 
 import anyio
 from starlette.requests import HTTPConnection
-from starlette.responses import PlainTextResponse
+from starlette.responses import PlainTextResponse, Response
 from starlette.routing import Mount
 
 from app.file_access import in_data_dir, may_read_file
@@ -175,15 +176,16 @@ class GuardStoredFiles:
 
 
 class _GradioApp(Protocol):
-    """What secure_gradio uses of the gradio.routes.App mounted on the FastAPI app."""
+    """What secure_gradio and GradioSignIn use of the gradio.routes.App mounted on the FastAPI app."""
 
     auth: object
     tokens: MutableMapping[str, str]
+    cookie_id: str
 
     def add_middleware(self, middleware_class: Any, **options: Any) -> None: ...
 
 
-def secure_gradio(app, path: str, kb: KnowledgeBase, lifetime_s: float, open_without_accounts: bool) -> None:
+def secure_gradio(app, path: str, kb: KnowledgeBase, lifetime_s: float, open_without_accounts: bool) -> _GradioApp:
     """Set up the Gradio app mounted at `path` on FastAPI `app` (mounted with an `auth`
     function): expiring logins, the local operator only until the first account exists (and
     only if `open_without_accounts`), the client's address for `auth`, guarded file routes."""
@@ -196,3 +198,28 @@ def secure_gradio(app, path: str, kb: KnowledgeBase, lifetime_s: float, open_wit
     gradio_app.tokens = GradioLogins(lifetime_s, anonymous=OpenUntilFirstAccount(kb, open_without_accounts))
     gradio_app.add_middleware(GuardStoredFiles, kb=kb, gradio_app=gradio_app)
     gradio_app.add_middleware(RememberClientAddress)
+    return gradio_app
+
+
+# --- signing in from elsewhere (single sign-on) ------------------------------------------
+
+
+class GradioSignIn:
+    """Logs a user in to the mounted Gradio apps the way Gradio's own /login does, for a
+    sign-in that happened elsewhere (ui.oidc): a new token in each app's `tokens` (a
+    GradioLogins, so it lapses like a password login) and that app's two cookies."""
+
+    def __init__(self) -> None:
+        self.apps: list[_GradioApp] = []
+
+    def add(self, gradio_app: _GradioApp) -> None:
+        self.apps.append(gradio_app)
+
+    def sign_in(self, response: Response, username: str) -> None:
+        for gradio_app in self.apps:
+            token = secrets.token_urlsafe(16)
+            gradio_app.tokens[token] = username
+            # Gradio reads either cookie (gradio/routes.py, login()): the secure one where the
+            # page is served over HTTPS, the other over plain HTTP. Set as Gradio sets them.
+            response.set_cookie(f"access-token-{gradio_app.cookie_id}", token, httponly=True, samesite="none", secure=True)
+            response.set_cookie(f"access-token-unsecure-{gradio_app.cookie_id}", token, httponly=True)

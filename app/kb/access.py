@@ -46,9 +46,9 @@ class Access:
         return user
 
     def login_required(self) -> bool:
-        """Once any account has a password, or a directory signs users in, every UI and API
-        caller must authenticate."""
-        if self.accounts.directory is not None:
+        """Once any account has a password, or a directory or an OpenID provider signs users
+        in, every UI and API caller must authenticate."""
+        if self.accounts.directory is not None or self.accounts.single_sign_on:
             return True
         with self.database.session() as session:
             return repository.users_with_password(session) > 0
