@@ -62,7 +62,13 @@ class ChunkBuilder:
         )
         if not pieces and not parsed.images:
             raise IngestError("no text or images found (nothing readable, even by OCR)")
-        text_vectors = text_embedder.embed([embedding_text(p) for p in pieces])
+        images = parsed.images  # the reader kept the figures big enough to matter
+        descriptions = [self._describe_figure(filename, image) for image in images]
+        # One embedder call for the file's chunks and figure descriptions: a call of its own
+        # for one or two short descriptions cost a fifth of the file's embedding time
+        # (benchmarks/RESULTS.md, "Ingest at the naive pipeline's speed").
+        vectors = text_embedder.embed([embedding_text(p) for p in pieces] + descriptions)
+        text_vectors, description_vectors = vectors[: len(pieces)], vectors[len(pieces) :]
         text_rows = [
             Chunk(
                 page=p.page,
@@ -77,15 +83,13 @@ class ChunkBuilder:
             )
             for p, vector in zip(pieces, text_vectors)
         ]
-        images = parsed.images  # the reader kept the figures big enough to matter
         figure_rows: list[Chunk] = []
         if images:
-            descriptions = [self._describe_figure(filename, image) for image in images]
             figure_files = [self._save_figure(sha, ordinal, image) for ordinal, image in enumerate(images)]
             paths = figure_heading_paths(parsed)
             # Every figure is findable by its words (caption, OCR text, file name) in the text space,
             # and, with a CLIP model configured, by what it shows in the image space.
-            spaces = [(TEXT_SPACE, text_embedder.embed(descriptions))]
+            spaces = [(TEXT_SPACE, description_vectors)]
             clip = self.models.image_embedder
             if clip is not None:
                 spaces.append((IMAGE_SPACE, clip.embed_images([image.png_bytes for image in images])))

@@ -21,6 +21,7 @@ from typing import cast
 
 import pymupdf as fitz
 from PIL import Image, ImageSequence, UnidentifiedImageError
+from pymupdf.table import TABLE_DETECTOR_FLAGS
 
 from ingest import pdf_structure
 from ingest.pixels import MAX_IMAGE_PIXELS, WORKING_MAX_PIXELS, scaled_rgb
@@ -264,6 +265,11 @@ def _render_for_ocr(page: fitz.Page) -> bytes:
 # Ruled tables need a handful of line segments; pages with fewer (a header rule, a footer
 # rule) skip find_tables, which costs ~0.7 s a page on a busy 2-core machine.
 _MIN_TABLE_STROKES = 4
+# Horizontal rules this close (points) and of the same extent are one table's row lines: a
+# row of up to three wrapped lines of 11-pt type fits; a page's header rule above a table
+# lies farther away.
+_MAX_RULE_GAP = 48.0
+_MIN_RULE_WIDTH = 20.0
 
 
 def _page_tables(page: fitz.Page, page_number: int) -> list[tuple[fitz.Rect, TableText]]:
@@ -272,18 +278,31 @@ def _page_tables(page: fitz.Page, page_number: int) -> list[tuple[fitz.Rect, Tab
     find_tables also fires on forms, page frames and ruled running text; what reads as
     text (mostly empty cells, one giant cell, prose in cells) is not returned, so it stays
     page text, and so do a table's title and footnote rows."""
-    if sum(len(drawing["items"]) for drawing in page.get_cdrawings()) < _MIN_TABLE_STROKES:
-        return []
-    # PyMuPDF 2 runs its ONNX layout model here (~0.7 s a page on 2 cores). It is needed:
-    # tables ruled only horizontally (as in samples/) are found by the layout model, not
-    # by use_layout=False with either the "lines" or the "text" strategy.
-    tables = page.find_tables().tables
-    if not tables:
+    items = [item for drawing in page.get_cdrawings() for item in drawing["items"]]
+    if len(items) < _MIN_TABLE_STROKES:
         return []
     # Cell text from the page's words (read once): Table.extract()/to_markdown() drop the
     # spaces between words in these PDFs ("180EUR"), and get_textbox per cell re-reads the
     # whole page each time (~60 ms a cell).
     words = page.get_text("words", sort=True)
+    boxes = _ruled_table_boxes(page, items)
+    if boxes:
+        # Every stroke of the page is a ruled band's (or a lone header/footer rule): the
+        # bands are where its tables are, and PyMuPDF's layout model, which would only say
+        # so, is skipped (~0.3 s a page; benchmarks/RESULTS.md). A band that does not read
+        # as a table sends the page down the full path after all.
+        found = _read_tables(page, page_number, _tables_in(page, boxes), words)
+        if len(found) == len(boxes):
+            return found
+    # PyMuPDF 2 runs its ONNX layout model here (~0.7 s a page on 2 cores). It is needed
+    # where rules do not mark the table out: tables ruled only horizontally are found by the
+    # layout model (or by the bands above), not by use_layout=False with either the "lines"
+    # or the "text" strategy.
+    tables = page.find_tables().tables
+    return _read_tables(page, page_number, tables, words) if tables else []
+
+
+def _read_tables(page: fitz.Page, page_number: int, tables, words: list[tuple]) -> list[tuple[fitz.Rect, TableText]]:
     found = []
     for table in tables:
         try:
@@ -294,6 +313,78 @@ def _page_tables(page: fitz.Page, page_number: int) -> list[tuple[fitz.Rect, Tab
             bbox, rows, header, context = read
             found.append((bbox, TableText(page=page_number, rows=rows, context=context, header=header)))
     return found
+
+
+def _ruled_table_boxes(page: fitz.Page, items: list[tuple]) -> list[fitz.Rect]:
+    """Where a page's tables are, when its vector graphics say so plainly: each run of three
+    or more horizontal rules of one extent, close together (row lines), is a table, its
+    area that of the words between the first and the last rule (what the layout model
+    returns for such a table). Empty (ask the layout model) when strokes outside the bands
+    would have sent the page to table detection on their own, or a band holds no words."""
+    rules: list[tuple[float, float, float]] = []  # (y, x0, x1)
+    for item in items:
+        if item[0] == "l" and abs(item[1][1] - item[2][1]) < 1 and abs(item[1][0] - item[2][0]) >= _MIN_RULE_WIDTH:
+            rules.append((item[1][1], min(item[1][0], item[2][0]), max(item[1][0], item[2][0])))
+        elif item[0] == "re" and fitz.Rect(item[1]).height <= 3 and fitz.Rect(item[1]).width >= _MIN_RULE_WIDTH:
+            rect = fitz.Rect(item[1])
+            rules.append(((rect.y0 + rect.y1) / 2, rect.x0, rect.x1))
+    rules.sort()
+    bands: list[list[tuple[float, float, float]]] = []
+    for rule in rules:
+        last = bands[-1][-1] if bands else None
+        if last and rule[0] - last[0] <= _MAX_RULE_GAP and abs(rule[1] - last[1]) < 3 and abs(rule[2] - last[2]) < 3:
+            bands[-1].append(rule)
+        else:
+            bands.append([rule])
+    areas = [fitz.Rect(band[0][1], band[0][0], band[0][2], band[-1][0]) for band in bands if len(band) >= 3]
+    if not areas:
+        return []
+    outside = 0
+    for item in items:
+        points = [fitz.Point(p) for p in item[1:] if isinstance(p, tuple) and len(p) == 2]
+        if item[0] in ("re", "qu"):
+            rect = fitz.Rect(item[1]) if item[0] == "re" else fitz.Quad(item[1]).rect
+            points = [rect.tl, rect.br]
+        corners = points
+        if not any(all(corner in area + (-1, -1, 1, 1) for corner in corners) for area in areas):
+            outside += 1
+    if outside >= _MIN_TABLE_STROKES:
+        return []
+    # Words as find_tables and its layout model see them (its text flags, glyph boxes the
+    # height of the letters, not of the font's line): the same area to the point.
+    small = bool(fitz.TOOLS.set_small_glyph_heights())
+    fitz.TOOLS.set_small_glyph_heights(True)
+    try:
+        words = page.get_text("words", flags=TABLE_DETECTOR_FLAGS)
+    finally:
+        fitz.TOOLS.set_small_glyph_heights(small)
+    boxes = []
+    for area in areas:
+        box = fitz.Rect()
+        for word in words:
+            if area.x0 <= (word[0] + word[2]) / 2 <= area.x1 and area.y0 <= (word[1] + word[3]) / 2 <= area.y1:
+                box |= fitz.Rect(word[:4])
+        if box.is_empty:
+            return []
+        boxes.append(box)
+    return boxes
+
+
+def _tables_in(page: fitz.Page, boxes: list[fitz.Rect]) -> list:
+    """find_tables with `boxes` standing in for its layout model's table areas: the same
+    line finder and grid reading within them, without the model (a shadowing attribute on
+    this page object only; tests/test_tables.py checks the result equals the model's on
+    the sample tables)."""
+
+    def layout(**_) -> None:
+        page.layout_information = [(*tuple(box), "table") for box in boxes]  # type: ignore[assignment,arg-type]
+
+    page.get_layout = layout  # type: ignore[method-assign]
+    try:
+        found = page.find_tables()
+    finally:
+        del page.get_layout
+    return found.tables if found is not None else []
 
 
 def _continue_header(previous: TableText, table: TableText) -> TableText:

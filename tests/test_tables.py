@@ -13,6 +13,7 @@ from sqlalchemy import select
 
 from app.models import Chunk, ChunkKind, Document
 from app.page_view import locate_passage
+from ingest import loaders
 from ingest.chunking import chunk_file, chunk_tables, table_lines
 from ingest.loaders import PDF_MIME, parse_file
 from ingest.types import TableText
@@ -55,6 +56,24 @@ def test_sample_pdf_tables_are_found_with_their_cells_and_leave_the_page_text(fi
     page_text = next(p.text for p in parsed.pages if p.page == page)
     assert not any(all(cell in text_line for cell in row) for text_line in page_text.splitlines())
     assert any(line in chunk.split("\n") for chunk in table_chunks(parsed))
+
+
+@pytest.mark.parametrize("filename, page", sorted({(t[0], t[1]) for t in SAMPLE_TABLES}))
+def test_tables_ruled_in_bands_are_read_as_the_layout_model_reads_them_without_it(monkeypatch, filename, page):
+    """The sample tables are ruled only horizontally: their rules mark them out, so the page
+    skips PyMuPDF's layout model (~0.3 s a page) and still gets exactly the model's tables
+    (area, rows, header, context). Guards the stand-in for the model's table areas
+    (loaders._tables_in) against a PyMuPDF upgrade that reads them differently."""
+    with pymupdf.open(SAMPLES / filename) as pdf:
+        words = pdf[page - 1].get_text("words", sort=True)
+        with_model = loaders._read_tables(pdf[page - 1], page, pdf[page - 1].find_tables().tables, words)
+    calls = []
+    monkeypatch.setattr(pymupdf, "_get_layout", lambda *args, **kwargs: calls.append(args))
+    with pymupdf.open(SAMPLES / filename) as pdf:
+        without = loaders._page_tables(pdf[page - 1], page)
+    assert calls == []
+    assert len(with_model) == 1
+    assert [(tuple(box), table) for box, table in without] == [(tuple(box), table) for box, table in with_model]
 
 
 # --- drawing small PDFs -------------------------------------------------------------------------
