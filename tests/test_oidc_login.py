@@ -328,6 +328,20 @@ def test_sign_in_with_sso_in_chromium(site, browser):
         offered = options.all_inner_texts()
         assert any("engineering" in o for o in offered) and not any("sales" in o for o in offered), offered
         page.keyboard.press("Escape")
+        # With no password to give POST /api/tokens, she makes her API token in the chat, and
+        # the API (as /v1 and MCP would) knows her by it, with her roles.
+        page.locator("#api-access").get_by_text("API access").click()
+        page.locator("#create-token").click()
+        token_box = page.locator("#api-token textarea, #api-token input").first
+        token_box.wait_for(timeout=30_000)
+        page.wait_for_function(
+            "() => (document.querySelector('#api-token textarea, #api-token input') || {}).value", timeout=30_000
+        )
+        token = token_box.input_value()
+        me = httpx.get(f"{url}/api/me", headers={"Authorization": f"Bearer {token}"}, timeout=30)
+        assert me.status_code == 200 and me.json()["username"] == "alice", me.text
+        readable = httpx.get(f"{url}/api/collections", headers={"Authorization": f"Bearer {token}"}, timeout=30).json()
+        assert [c["name"] for c in readable] == ["engineering"]
         page.goto(url + "/admin/")
         page.get_by_text("Signed in as").first.wait_for(timeout=60_000)
     finally:

@@ -28,6 +28,7 @@ from app.registry import ModelNotAvailable
 from app.safe_markdown import neutralise
 from app.schemas import Answer, Quote, Source
 from app.service import AccessDenied, EmptyCollection, KnowledgeBase, NotFound
+from ui.chat_token import token_panel
 from ui.i18n import I18N, SWITCH_SCRIPT, language, localized, switch, t
 
 # The English texts (ui.i18n has every text in each language); ALL_COLLECTIONS is also the
@@ -550,6 +551,7 @@ def build_app(kb: KnowledgeBase) -> gr.Blocks:
             with gr.Column(scale=1, min_width=200):
                 new = gr.Button(I18N("chat_new_chat"), elem_id="new-chat")
                 conversations = gr.Radio(choices=[], label=I18N("chat_past"), elem_id="conversations")
+                token_panel(kb, current_user)
             with gr.Column(scale=3):
                 collection = gr.Dropdown(
                     choices=[ALL_COLLECTIONS], value=ALL_COLLECTIONS, label=I18N("chat_collection"), elem_id="collection"

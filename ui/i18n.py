@@ -69,6 +69,14 @@ EN: dict[str, str] = {
     "chat_comment_stored": "Thanks: your comment was stored with your rating.",
     "chat_new_chat": "New chat",
     "chat_past": "Past conversations",
+    "token_title": "API access",
+    "token_intro": (
+        "An API token lets a script, an OpenAI client (`/v1`) or an MCP client ask as you, with your permissions. "
+        "It is shown once: copy it now. It expires after 90 days."
+    ),
+    "token_create": "Create an API token",
+    "token_label": "Your new API token (shown once)",
+    "token_needs_account": "API tokens belong to accounts: create one with `kb admin create` first.",
     "chat_collection": "Collection",
     "chat_chat": "Chat",
     "chat_placeholder": "Ask about your documents…",
@@ -356,6 +364,13 @@ ZH: dict[str, str] = {
     "chat_comment_stored": "谢谢：您的评论已与评价一同保存。",
     "chat_new_chat": "新对话",
     "chat_past": "历史对话",
+    "token_title": "API 访问",
+    "token_intro": (
+        "API 令牌让脚本、OpenAI 客户端（`/v1`）或 MCP 客户端以您的身份和权限提问。令牌只显示一次：请立即复制。它在 90 天后过期。"
+    ),
+    "token_create": "创建 API 令牌",
+    "token_label": "您的新 API 令牌（只显示一次）",
+    "token_needs_account": "API 令牌属于账户：请先用 `kb admin create` 创建账户。",
     "chat_collection": "资料集",
     "chat_chat": "对话",
     "chat_placeholder": "就您的文档提问…",
