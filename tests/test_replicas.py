@@ -181,6 +181,22 @@ def test_a_cli_ingest_beside_the_live_servers_is_found_by_both(cluster, tmp_path
         )
 
 
+def test_a_cli_reindex_reaches_the_live_replicas_new_chunks_within_5_s(cluster, tmp_path):
+    _upload(cluster.a, cluster.alice, "rebuilt", _note(tmp_path, "ovens.md", "The tallowick oven is cleaned every Friday."))
+    before = _search(cluster.b, cluster.alice, "tallowick oven cleaning", "rebuilt").json()[0]["chunk_id"]
+    cluster.cli("reindex", "--collection", "rebuilt")
+    # The re-index replaced every chunk row: a replica still searching its old vectors would
+    # find ids that no longer exist (and so nothing); one that caught up finds the new chunk.
+    _within(
+        PROPAGATION_S,
+        lambda: (
+            [s["chunk_id"] for s in _search(cluster.b, cluster.alice, "tallowick oven cleaning", "rebuilt").json()][:1]
+            not in ([], [before])
+        ),
+    )
+    assert _found_files(_search(cluster.a, cluster.alice, "tallowick oven cleaning", "rebuilt"))[0] == "ovens.md"
+
+
 def test_the_same_files_ingested_at_once_through_two_replicas_and_the_cli_end_as_one_copy_each(cluster, tmp_path):
     notes = [
         _note(tmp_path, f"policy-{i}.md", f"Policy {i}: the {word} form is filed within {i + 2} days.")
