@@ -218,7 +218,7 @@ def index_corpus(kb, beir: BeirSet, batch: int = 256, cache_dir: Path | None = N
 def _bm25_ranking(answerer: Answerer, question: str, collections, depth: int) -> tuple[list[str], dict[str, float]]:
     """Document names best first from the collections' BM25 indexes alone, and the stage timings."""
     started = time.perf_counter()
-    hits = search_keyword([answerer.keyword_indexes.index(c.id) for c in collections], question, depth)
+    hits = search_keyword(answerer.keyword_indexes.indexes([c.id for c in collections]), question, depth)
     searched = time.perf_counter()
     found = answerer.loader.fetch([hit.chunk_id for hit in hits], [c.id for c in collections])
     names = [found[hit.chunk_id].filename for hit in hits if hit.chunk_id in found]

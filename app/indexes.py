@@ -9,7 +9,8 @@ from __future__ import annotations
 
 import os
 import threading
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
@@ -224,48 +225,89 @@ class IndexManager:
             Path(str(path) + ".deleted.npy").unlink(missing_ok=True)
 
 
-class KeywordIndexManager:
-    """BM25 indexes of the text chunks of each collection, rebuilt lazily from SQL.
+# More segments than this are merged into one: each search visits every segment's postings.
+MAX_KEYWORD_SEGMENTS = 8
 
-    Kept in memory rather than persisted: building one is a single pass over the chunk
-    texts with no model involved, and one more on-disk format would be one more thing to
-    keep in step with SQL (the source of truth) after a crash.
-    Before each search the collection's index version is read; a changed one (a document
-    added, removed or re-indexed, in this process or another) triggers a rebuild.
+
+@dataclass(frozen=True)
+class _KeywordState:
+    version: int | None
+    segments: tuple[KeywordIndex, ...]
+
+
+class KeywordIndexManager:
+    """BM25 indexes of the text chunks of each collection, built from SQL and kept in memory.
+
+    Not persisted: building one is a pass over the chunk texts with no model involved, and
+    one more on-disk format would be one more thing to keep in step with SQL (the source of
+    truth) after a crash. Before each search the collection's index version is read; when it
+    moved (a document added, removed or re-indexed, in this process or another) the index
+    catches up as the FAISS one does: the chunk ids SQL has are compared with those held, the
+    texts of the new ones alone are read and indexed as one more segment, and gone ones are
+    dropped from the segments' postings. Scores are those of one index over the union
+    (retrieval.keyword sums statistics across segments).
     """
 
     def __init__(self, database: Database) -> None:
         self.database = database
-        self._indexes: dict[int, KeywordIndex] = {}
+        self._states: dict[int, _KeywordState] = {}
         self._lock = threading.Lock()
 
-    def _ready_text_chunks(self, collection_id: int):
-        return (
-            select(Chunk.id, Chunk.text)
+    def version(self, collection_id: int) -> int | None:
+        with self.database.session() as session:
+            return session.scalar(select(Collection.index_version).where(Collection.id == collection_id))
+
+    def _ready_text_ids(self, collection_id: int) -> set[int]:
+        query = (
+            select(Chunk.id)
             .join(Document, Document.id == Chunk.document_id)
             .where(
                 Chunk.collection_id == collection_id, Chunk.vector_space == TEXT_SPACE, Document.status == DocumentStatus.ready
             )
         )
-
-    def signature(self, collection_id: int) -> tuple:
-        """What the collection's searchable chunk set depends on: its index version, bumped
-        in the transaction of every change (see bump_index_version), in this process or another."""
         with self.database.session() as session:
-            return (session.scalar(select(Collection.index_version).where(Collection.id == collection_id)),)
+            return set(session.scalars(query))
 
-    def index(self, collection_id: int) -> KeywordIndex:
-        signature = self.signature(collection_id)
+    def _texts(self, chunk_ids: set[int]) -> list[tuple[int, str]]:
+        rows: list[tuple[int, str]] = []
+        wanted = sorted(chunk_ids)
+        with self.database.session() as session:
+            for start in range(0, len(wanted), 500):
+                batch = wanted[start : start + 500]
+                rows.extend(
+                    (chunk_id, text or "")
+                    for chunk_id, text in session.execute(select(Chunk.id, Chunk.text).where(Chunk.id.in_(batch)))
+                )
+        return rows
+
+    def segments(self, collection_id: int) -> list[KeywordIndex]:
+        """The collection's BM25 segments, caught up with SQL."""
+        version = self.version(collection_id)
         with self._lock:
-            current = self._indexes.get(collection_id)
-            if current is not None and current.signature == signature:
-                return current
-            with self.database.session() as session:
-                rows = [(chunk_id, text or "") for chunk_id, text in session.execute(self._ready_text_chunks(collection_id))]
-            rebuilt = KeywordIndex(rows, signature=signature)
-            self._indexes[collection_id] = rebuilt
-            return rebuilt
+            state = self._states.get(collection_id)
+            if state is not None and state.version == version:
+                return list(state.segments)
+            segments = list(state.segments) if state is not None else []
+            held = {int(i) for segment in segments for i in segment.chunk_ids}
+            wanted = self._ready_text_ids(collection_id)
+            gone, new = held - wanted, wanted - held
+            if gone:
+                segments = [kept for segment in segments if len(kept := segment.without(gone))]
+            if new:
+                segments.append(KeywordIndex(self._texts(new)))
+            if len(segments) > MAX_KEYWORD_SEGMENTS:
+                # The small segments (recent uploads) merge into one; into the largest only once
+                # they add up to a quarter of it, so a big collection is not rewritten per upload.
+                largest, *rest = sorted(segments, key=len, reverse=True)
+                tail = KeywordIndex.merged(rest)
+                segments = [largest, tail] if 4 * len(tail) < len(largest) else [KeywordIndex.merged([largest, tail])]
+            self._states[collection_id] = _KeywordState(version, tuple(segments))
+            return segments
+
+    def indexes(self, collection_ids: Sequence[int]) -> list[KeywordIndex]:
+        """Every segment of these collections, for retrieval.keyword.search_keyword."""
+        return [segment for collection_id in collection_ids for segment in self.segments(collection_id)]
 
     def drop_collection(self, collection_id: int) -> None:
         with self._lock:
-            self._indexes.pop(collection_id, None)
+            self._states.pop(collection_id, None)

@@ -60,8 +60,7 @@ class KeywordRetriever:
 
     def retrieve(self, query: Query, k: int) -> list[int]:
         text = (query.also or "") if self.translated else query.text
-        indexes = [self.keyword_indexes.index(cid) for cid in query.collection_ids]
-        return [hit.chunk_id for hit in search_keyword(indexes, text, k)]
+        return [hit.chunk_id for hit in search_keyword(self.keyword_indexes.indexes(query.collection_ids), text, k)]
 
 
 class ClipRetriever:

@@ -137,10 +137,10 @@ def build(models: ModelSet, settings: Settings, texts: list[str], vectors: np.nd
     kb.indexes.sync(collection.id, TEXT_SPACE)
     seconds["faiss"] = time.perf_counter() - started
     started = time.perf_counter()
-    kb.keyword_indexes.index(collection.id)
+    kb.keyword_indexes.segments(collection.id)
     seconds["bm25"] = time.perf_counter() - started
     started = time.perf_counter()
-    kb.keyword_indexes.signature(collection.id)
+    kb.keyword_indexes.version(collection.id)
     seconds["signature_ms"] = (time.perf_counter() - started) * 1000
     seconds["hnsw"] = float(kb.indexes.store(collection.id, TEXT_SPACE).is_hnsw)
     return kb, seconds

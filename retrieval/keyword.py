@@ -32,9 +32,11 @@ class _Postings:
 
 
 class KeywordIndex:
-    """The BM25 postings of one collection's chunks, built in memory from their texts."""
+    """The BM25 postings of some chunks (a collection's, or one segment of them), built in
+    memory from their texts. Immutable: a change makes a new one (`without`, `merged`) from
+    the postings already built, without tokenizing any text again."""
 
-    def __init__(self, chunks: Iterable[tuple[int, str]], signature: object = None) -> None:
+    def __init__(self, chunks: Iterable[tuple[int, str]]) -> None:
         ids: list[int] = []
         lengths: list[int] = []
         postings: dict[str, tuple[list[int], list[int]]] = {}
@@ -46,12 +48,45 @@ class KeywordIndex:
                 entry = postings.setdefault(token, ([], []))
                 entry[0].append(position)
                 entry[1].append(count)
-        self.signature = signature
         self.chunk_ids = np.asarray(ids, dtype=np.int64)
         self.lengths = np.asarray(lengths, dtype=np.float32)
         self.postings = {
             token: _Postings(np.asarray(p, dtype=np.int32), np.asarray(c, dtype=np.float32)) for token, (p, c) in postings.items()
         }
+
+    @classmethod
+    def _of(cls, chunk_ids: np.ndarray, lengths: np.ndarray, postings: dict[str, _Postings]) -> KeywordIndex:
+        index = cls(())
+        index.chunk_ids, index.lengths, index.postings = chunk_ids, lengths, postings
+        return index
+
+    def without(self, chunk_ids: set[int]) -> KeywordIndex:
+        """These postings less the given chunks' (ids it does not hold are ignored)."""
+        keep = ~np.isin(self.chunk_ids, np.fromiter(chunk_ids, dtype=np.int64, count=len(chunk_ids)))
+        if keep.all():
+            return self
+        new_position = np.cumsum(keep, dtype=np.int64) - 1
+        postings = {}
+        for token, entry in self.postings.items():
+            kept = keep[entry.positions]
+            if kept.any():
+                postings[token] = _Postings(new_position[entry.positions[kept]].astype(np.int32), entry.counts[kept])
+        return self._of(self.chunk_ids[keep], self.lengths[keep], postings)
+
+    @classmethod
+    def merged(cls, segments: Sequence[KeywordIndex]) -> KeywordIndex:
+        """One index of several segments' chunks: the same scores, fewer arrays to visit."""
+        offsets = np.cumsum([0] + [len(segment) for segment in segments])
+        parts: dict[str, tuple[list[np.ndarray], list[np.ndarray]]] = {}
+        for offset, segment in zip(offsets, segments):
+            for token, entry in segment.postings.items():
+                positions, counts = parts.setdefault(token, ([], []))
+                positions.append(entry.positions + np.int32(offset))
+                counts.append(entry.counts)
+        postings = {token: _Postings(np.concatenate(p).astype(np.int32), np.concatenate(c)) for token, (p, c) in parts.items()}
+        chunk_ids = np.concatenate([s.chunk_ids for s in segments]) if segments else np.zeros(0, dtype=np.int64)
+        lengths = np.concatenate([s.lengths for s in segments]) if segments else np.zeros(0, dtype=np.float32)
+        return cls._of(chunk_ids, lengths, postings)
 
     def __len__(self) -> int:
         return len(self.chunk_ids)

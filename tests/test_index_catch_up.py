@@ -14,9 +14,10 @@ from sqlalchemy import select
 
 from app.db import Database
 from app.db_locks import Timeout
-from app.indexes import TEXT_SPACE, IndexManager, bump_index_version
+from app.indexes import TEXT_SPACE, IndexManager, KeywordIndexManager, bump_index_version
 from app.models import Chunk, ChunkKind, Collection, Document, DocumentStatus
 from app.removal import remove_in_session
+from retrieval.keyword import search_keyword
 
 DIM = 8
 
@@ -87,6 +88,24 @@ def test_a_readers_open_index_catches_up_with_a_writers_adds_and_deletes_without
         remove_in_session(session, list(session.scalars(select(Document).where(Document.filename == "first.md"))))
     assert reader.store(collection_id, TEXT_SPACE).ids() == set(second)
     other_process.dispose()
+
+
+def test_bm25_catches_up_with_only_the_new_chunks_texts(site):
+    url, database, collection_id, _index_dir = site
+    keywords = KeywordIndexManager(Database(url))
+    _add_document(database, collection_id, "first.md", [1, 2])
+    assert len(keywords.segments(collection_id)) == 1
+    read: list[int] = []
+    original = keywords._texts
+    keywords._texts = lambda ids: read.extend(ids) or original(ids)  # type: ignore[method-assign]
+    second = _add_document(database, collection_id, "second.md", [3])
+    hits = search_keyword(keywords.indexes([collection_id]), "second.md", k=5)
+    assert read == second  # the new chunk's text alone was read
+    assert hits[0].chunk_id == second[0]
+    with database.session() as session:
+        remove_in_session(session, list(session.scalars(select(Document).where(Document.filename == "second.md"))))
+    assert second[0] not in {h.chunk_id for h in search_keyword(keywords.indexes([collection_id]), "second.md", k=5)}
+    assert read == second  # a delete reads no text
 
 
 def test_an_unchanged_version_costs_no_catch_up(site):

@@ -31,7 +31,7 @@ def _samples(kb):
 )
 def test_bm25_puts_the_page_with_an_exact_code_first(sample_kb, query, expected):
     (collection,) = _samples(sample_kb)
-    hits = search_keyword([sample_kb.keyword_indexes.index(collection.id)], query, k=5)
+    hits = search_keyword(sample_kb.keyword_indexes.indexes([collection.id]), query, k=5)
     assert _page_of(sample_kb, hits[0].chunk_id) == expected
     # The code is rare: every strong match is on its page (the page's text and, since tables
     # became chunks of their own, its table may both hold it); the rest match parts at most.
@@ -84,6 +84,25 @@ def test_bm25_scores_are_exact_over_the_union_of_collections():
     assert [(h.chunk_id, round(h.score, 5)) for h in split] == [(h.chunk_id, round(h.score, 5)) for h in joined]
 
 
+def test_bm25_segments_changed_without_reading_text_score_like_an_index_built_afresh():
+    texts = {
+        1: "inverter fan replacement HX-FAN-77",
+        2: "travel policy hotel cap",
+        3: "fan speed curve",
+        4: "hotel booking through TripDesk",
+        5: "hotel fan in the lobby",
+    }
+    base = KeywordIndex([(i, texts[i]) for i in (1, 2, 3)])
+    added = KeywordIndex([(i, texts[i]) for i in (4, 5)])
+    # Chunk 2 deleted, 4 and 5 added, then the segments merged: each step scores exactly as a
+    # fresh index of the chunks that remain.
+    for segments in ([base.without({2}), added], [KeywordIndex.merged([base.without({2}), added])]):
+        changed = search_keyword(segments, "fan hotel", k=10)
+        fresh = search_keyword([KeywordIndex([(i, texts[i]) for i in (1, 3, 4, 5)])], "fan hotel", k=10)
+        assert [(h.chunk_id, round(h.score, 5)) for h in changed] == [(h.chunk_id, round(h.score, 5)) for h in fresh]
+    assert base.without({99}) is base
+
+
 def test_chinese_text_is_searchable_by_words_without_spaces():
     tokens = tokenize("逆变器显示故障代码E-214")
     assert {"逆变", "变器", "故障", "e-214", "214"} <= set(tokens)
@@ -102,9 +121,9 @@ def test_keyword_index_follows_new_documents(kb, tmp_path):
     user = kb.system_user()
     kb.ingest(user, "docs", paths=[SAMPLES / "solar-inverter-manual.pdf"])
     (collection,) = kb.readable_collections(user, ["docs"])
-    assert search_keyword([kb.keyword_indexes.index(collection.id)], "E-07rev", k=3) == []
+    assert search_keyword(kb.keyword_indexes.indexes([collection.id]), "E-07rev", k=3) == []
     note = tmp_path / "pump-wiring-notes.md"
     note.write_text("# Pump wiring\nThe control cabinet follows drawing E-07rev for the pump starter.")
     kb.ingest(user, "docs", paths=[note])
-    hits = search_keyword([kb.keyword_indexes.index(collection.id)], "E-07rev", k=3)
+    hits = search_keyword(kb.keyword_indexes.indexes([collection.id]), "E-07rev", k=3)
     assert hits and _page_of(kb, hits[0].chunk_id)[0] == "pump-wiring-notes.md"
