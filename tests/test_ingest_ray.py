@@ -14,7 +14,7 @@ from typer.testing import CliRunner
 from app.models import IngestJob, JobStatus
 from app.schemas import FileOutcome, IngestReport
 from app.service import KnowledgeBase
-from tests.conftest import ROOT, SAMPLES, make_settings
+from tests.conftest import SAMPLES, make_settings
 from tests.test_reindex import _assert_index_matches_sql, _chunk_rows, _pdf
 
 
@@ -60,61 +60,48 @@ def _job(kb: KnowledgeBase, job_id: int | None) -> tuple:
 
 
 @pytest.mark.slow
-def test_ingest_on_ray_has_the_same_outcome_as_the_local_path(tmp_path, models):
-    import ray
-
+def test_ingest_on_ray_has_the_same_outcome_as_the_local_path(tmp_path, models, local_ray):
     batch = _mixed_batch(tmp_path / "batch")
     local = KnowledgeBase(make_settings(tmp_path / "local"), models=models)
     on_ray = KnowledgeBase(make_settings(tmp_path / "ray", ray_actors=1), models=models)
     admin = local.system_user()
     local_report = local.ingest(admin, "docs", paths=[batch])
 
-    ray.init(
-        num_cpus=2,
-        include_dashboard=False,
-        log_to_driver=False,
-        runtime_env={"env_vars": {"PYTHONPATH": str(ROOT), "OMP_NUM_THREADS": "1"}},
-    )
-    try:
-        calls: list[tuple[int, int, str]] = []
-        ray_report = on_ray.ingest(admin, "docs", paths=[batch], use_ray=True, progress=lambda *call: calls.append(call))
+    calls: list[tuple[int, int, str]] = []
+    ray_report = on_ray.ingest(admin, "docs", paths=[batch], use_ray=True, progress=lambda *call: calls.append(call))
 
-        assert on_ray._file_reader is None  # the actors read the files: no parse workers here
-        # Same files, same outcome, in the order given; damaged and empty files fail alone.
-        assert _outcomes(ray_report) == _outcomes(local_report)
-        outcome = {f.filename: f for f in ray_report.files}
-        assert {name for name, f in outcome.items() if f.outcome == FileOutcome.ingested} == {
-            "manual.pdf",
-            "policy-copy.pdf",
-            "wiring.png",
-        }
-        assert outcome["policy.pdf"].outcome == FileOutcome.skipped_duplicate
-        assert "damaged" in outcome["truncated.pdf"].error and "empty" in outcome["empty.pdf"].error
-        assert _documents(on_ray) == _documents(local)
-        assert _job(on_ray, ray_report.job_id) == _job(local, local_report.job_id)
-        assert _job(on_ray, ray_report.job_id)[0] == JobStatus.done
-        assert len(calls) == 7 and calls[-1] == (6, 6, "")
-        _same_chunks(on_ray, local)
-        _assert_index_matches_sql(on_ray, "docs")
-        for question in (
-            "What is the most the company will pay per night for a hotel in Munich?",
-            "How long is the standard warranty on the Helios SX-400 inverter?",
-        ):
-            found = [
-                (hit.filename, hit.page, hit.text)
-                for kb in (local, on_ray)
-                for hit in kb.search(admin, question, ["docs"], limit=1)
-            ]
-            assert found[0] == found[1]
+    assert on_ray._file_reader is None  # the actors read the files: no parse workers here
+    # Same files, same outcome, in the order given; damaged and empty files fail alone.
+    assert _outcomes(ray_report) == _outcomes(local_report)
+    outcome = {f.filename: f for f in ray_report.files}
+    assert {name for name, f in outcome.items() if f.outcome == FileOutcome.ingested} == {
+        "manual.pdf",
+        "policy-copy.pdf",
+        "wiring.png",
+    }
+    assert outcome["policy.pdf"].outcome == FileOutcome.skipped_duplicate
+    assert "damaged" in outcome["truncated.pdf"].error and "empty" in outcome["empty.pdf"].error
+    assert _documents(on_ray) == _documents(local)
+    assert _job(on_ray, ray_report.job_id) == _job(local, local_report.job_id)
+    assert _job(on_ray, ray_report.job_id)[0] == JobStatus.done
+    assert len(calls) == 7 and calls[-1] == (6, 6, "")
+    _same_chunks(on_ray, local)
+    _assert_index_matches_sql(on_ray, "docs")
+    for question in (
+        "What is the most the company will pay per night for a hotel in Munich?",
+        "How long is the standard warranty on the Helios SX-400 inverter?",
+    ):
+        found = [
+            (hit.filename, hit.page, hit.text) for kb in (local, on_ray) for hit in kb.search(admin, question, ["docs"], limit=1)
+        ]
+        assert found[0] == found[1]
 
-        # Again: the same bytes are skipped (no Ray job needed), and a changed file of the same
-        # name replaces its old version, on both paths alike.
-        changed = _pdf(tmp_path / "manual.pdf", "Helios SX-400 manual, revised. The warranty is now twelve years.")
-        again = [batch / "policy.pdf", batch / "wiring.png", changed]
-        local_again = local.ingest(admin, "docs", paths=again)
-        ray_again = on_ray.ingest(admin, "docs", paths=again, use_ray=True)
-    finally:
-        ray.shutdown()
+    # Again: the same bytes are skipped (no Ray job needed), and a changed file of the same
+    # name replaces its old version, on both paths alike.
+    changed = _pdf(tmp_path / "manual.pdf", "Helios SX-400 manual, revised. The warranty is now twelve years.")
+    again = [batch / "policy.pdf", batch / "wiring.png", changed]
+    local_again = local.ingest(admin, "docs", paths=again)
+    ray_again = on_ray.ingest(admin, "docs", paths=again, use_ray=True)
     assert _outcomes(ray_again) == _outcomes(local_again)
     assert [f.outcome for f in ray_again.files] == [FileOutcome.skipped_duplicate] * 2 + [FileOutcome.ingested]
     (old_manual,) = [f for f in ray_report.files if f.filename == "manual.pdf"]
