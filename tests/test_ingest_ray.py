@@ -138,3 +138,25 @@ def test_kb_ingest_ray_asks_for_ray(monkeypatch, tmp_path):
         result = CliRunner().invoke(cli.cli, ["ingest", str(note), "-c", "docs", *args])
         assert result.exit_code == 0, result.output
         assert asked["use_ray"] is use_ray and asked["collection"] == "docs"
+
+
+def test_when_ray_itself_stops_the_files_not_built_fail_with_the_reason(kb, tmp_path, monkeypatch):
+    """No cluster, or an actor that died: the batch still ends, each unbuilt file failed (so
+    the next run tries it again), and what the driver decided alone stands."""
+    from app import reindex_ray
+
+    def ray_gone(tasks, settings):
+        raise ConnectionError("no Ray cluster at ray://nowhere:10001")
+        yield  # a generator, as build_on_ray is
+
+    monkeypatch.setattr(reindex_ray, "build_on_ray", ray_gone)
+    (tmp_path / "note.txt").write_text("The archive room key hangs in the porter's lodge.")
+    (tmp_path / "empty.txt").write_text("")
+    report = kb.ingest(kb.system_user(), "docs", paths=[tmp_path / "empty.txt", tmp_path / "note.txt"], use_ray=True)
+
+    empty, note = report.files
+    assert "empty" in empty.error
+    assert note.outcome == FileOutcome.failed and "Ray Data stopped" in note.error and "nowhere" in note.error
+    (document,) = [d for d in kb.documents(kb.system_user(), "docs") if d.filename == "note.txt"]
+    assert document.error == note.error
+    assert _job(kb, report.job_id)[:4] == (JobStatus.done, 2, 2, 2)
