@@ -39,6 +39,9 @@ def ingest(
         typer.Argument(help="Files or folders to ingest (PDF, PNG, JPEG, DOCX, PPTX, HTML, text/Markdown).", exists=True),
     ],
     collection: Annotated[str, typer.Option("--collection", "-c", help="Collection to add them to (created if new).")],
+    use_ray: Annotated[
+        bool, typer.Option("--ray", help="Run parse, OCR and embed on Ray Data (also when RAY_ADDRESS is set).")
+    ] = False,
 ) -> None:
     """Ingest files into a collection, with a progress bar; failures are listed, the rest goes on."""
     from app.ingestion import expand_paths
@@ -57,7 +60,7 @@ def ingest(
                 if name:
                     bar.set_postfix_str(name[:40])
 
-            report = kb.ingest(kb.system_user(), collection, paths=paths, progress=progress)
+            report = kb.ingest(kb.system_user(), collection, paths=paths, progress=progress, use_ray=use_ray)
     except (ModelNotAvailable, ClipFolderError) as exc:
         # A model that cannot load fails every file alike: one line saying how to fix it.
         _fail(str(exc))

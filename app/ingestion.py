@@ -4,6 +4,11 @@ Each file succeeds or fails alone. A failure is recorded on the file's document 
 a message a person can act on, and the batch goes on. Work is committed per file, so a
 crash loses at most the file in flight, and re-running the same command resumes: files
 already ready are skipped by content hash, failed or half-done ones are tried again.
+
+One path for checks, dedup, document rows, storing, replacement and errors (this module, in
+the driver); only the "read + chunk + embed" stage differs: parse workers and this process's
+models (read ahead, in order), or, with `use_ray` (`kb ingest --ray`, RAY_ADDRESS), Ray Data
+actors (app.reindex_ray) whose results are stored as they arrive.
 """
 
 from __future__ import annotations
@@ -11,10 +16,11 @@ from __future__ import annotations
 import hashlib
 import logging
 import shutil
-from collections.abc import Callable, Iterable
+from collections.abc import Callable, Generator, Iterable
 from concurrent.futures import Future
 from dataclasses import dataclass
 from datetime import UTC, datetime
+from functools import partial
 from pathlib import Path
 
 from sqlalchemy import delete, select
@@ -22,13 +28,13 @@ from sqlalchemy import delete, select
 from app.chunk_rows import ChunkBuilder, read_options
 from app.db import Database
 from app.indexes import IndexManager, bump_index_version
-from app.models import Chunk, Collection, Document, DocumentStatus, IngestJob, JobStatus
+from app.models import Chunk, ChunkKind, Collection, Document, DocumentStatus, IngestJob, JobStatus
 from app.removal import finish_removal, remove_in_session
 from app.schemas import FileOutcome, FileResult, IngestReport
 from app.settings import Settings
 from ingest.loaders import EXTENSIONS, SUPPORTED_MIMES, safe_filename, safe_relative_name, sniff_mime
 from ingest.reading import FileReader, InProcessReader, read_ahead
-from ingest.types import IngestError, ParsedFile
+from ingest.types import IngestError
 
 log = logging.getLogger(__name__)
 
@@ -89,14 +95,37 @@ class _SameAsEarlier:
     document_id: int
 
 
+@dataclass(frozen=True)
+class _Built:
+    """An accepted file read, chunked and embedded: what _store writes."""
+
+    page_count: int | None
+    text_rows: list[Chunk]
+    image_rows: list[Chunk]
+
+
+_Started = FileResult | _Accepted | _SameAsEarlier
+# A file of the batch after _begin: its position in the batch, the upload, what _begin made of
+# it, and for an accepted file the step that builds its rows (raises IngestError if it cannot).
+_Staged = tuple[int, Upload, _Started, Callable[[], _Built] | None]
+
+
 class Ingestor:
     def __init__(
-        self, settings: Settings, database: Database, indexes: IndexManager, models, reader: FileReader | None = None
+        self,
+        settings: Settings,
+        database: Database,
+        indexes: IndexManager,
+        models,
+        reader: FileReader | None = None,
+        use_ray: bool = False,
     ) -> None:
         self.settings = settings
         self.database = database
         self.indexes = indexes
         self.models = models  # app.model_set.ModelSet; typed loosely to keep model imports lazy
+        # Read, chunk and embed on Ray Data actors (the reader and this process's chunking unused).
+        self.use_ray = use_ray
         self.reader = reader or InProcessReader(read_options(settings), lambda: self.models.ocr)
         self.chunks = ChunkBuilder(settings, models, self.reader)
         # Documents written by the current batch: two different files that share a name in one
@@ -116,30 +145,36 @@ class Ingestor:
             session.flush()
             report.job_id = new_job.id
         in_flight: dict[str, int] = {}  # sha256 -> document id, for files accepted in this batch
-        # Each file's checks and document row come just before its reading is submitted; the
-        # reading runs in the parse workers while earlier files are embedded and stored.
-        begun = ((upload, self._guarded(upload, lambda: self._begin(collection, upload, in_flight))) for upload in uploads)  # noqa: B023 - called at once
-
-        def submit(item: tuple[Upload, object]) -> Future | None:
-            started = item[1]
-            return self.reader.submit(started.stored, started.mime) if isinstance(started, _Accepted) else None
-
+        # Each file's checks and document row come just before its reading is submitted (here:
+        # the parse workers read it while earlier files are embedded and stored; on Ray: all
+        # are begun, then built by the actors while the driver stores each as it arrives).
+        begun = (
+            (position, upload, self._guarded(upload, lambda: self._begin(collection, upload, in_flight)))  # noqa: B023 - called at once
+            for position, upload in enumerate(uploads)
+        )
+        staged = self._build_on_ray(collection, begun) if self.use_ray else self._build_here(collection, begun)
+        positions: list[int] = []
         try:
-            for position, ((upload, started), future) in enumerate(read_ahead(self.reader, begun, submit)):
+            for position, upload, started, build in staged:
                 if progress:
-                    progress(position, len(uploads), upload.display_name)
-                result = self._guarded(upload, lambda: self._end(collection, started, future))  # noqa: B023 - called here
+                    progress(len(positions), len(uploads), upload.display_name)
+                result = self._guarded(upload, lambda: self._end(collection, started, build))  # noqa: B023 - called here
                 report.files.append(result)
+                positions.append(position)
                 with self.database.session() as session:
                     job = session.get(IngestJob, report.job_id)
                     assert job is not None  # the row added above
-                    job.done_files = position + 1
+                    job.done_files = len(report.files)
                     job.failed_files = len(report.failed)
         except BaseException as exc:
             # Ctrl-C, a lost database, a progress callback that raised: this process lives on,
             # so no later start would see the job as left over; it is closed here.
             self._stopped(report, exc)
             raise
+        finally:
+            staged.close()  # on Ray, ends the job of files not built yet
+        # In the order they were given, whatever order they finished in.
+        report.files = [result for _, result in sorted(zip(positions, report.files), key=lambda pair: pair[0])]
         if progress:
             progress(len(uploads), len(uploads), "")
         with self.database.session() as session:
@@ -221,23 +256,83 @@ class Ingestor:
         stored = self._store_original(upload.path, sha, mime)
         return _Accepted(filename, document_id, stored, mime, sha)
 
-    def _end(self, collection: Collection, started, future: Future | None) -> FileResult:
-        if isinstance(started, FileResult):
-            return started
-        if isinstance(started, _SameAsEarlier):
-            return self._same_as_earlier(started)
+    def _build_here(self, collection: Collection, begun: Iterable[tuple[int, Upload, _Started]]) -> Generator[_Staged]:
+        """In order; the parse workers read up to reader.lookahead files ahead of the one
+        this process embeds."""
+
+        def submit(item: tuple[int, Upload, _Started]) -> Future | None:
+            started = item[2]
+            return self.reader.submit(started.stored, started.mime) if isinstance(started, _Accepted) else None
+
+        for (position, upload, started), future in read_ahead(self.reader, begun, submit):
+            build = partial(self._read_and_embed, collection, started, future) if isinstance(started, _Accepted) else None
+            yield position, upload, started, build
+
+    def _read_and_embed(self, collection: Collection, started: _Accepted, future: Future | None) -> _Built:
         assert future is not None  # submit() reads every _Accepted file
-        try:
-            parsed = self.reader.result(future, started.stored, started.mime)
-            text_chunks, image_rows = self.chunks.rows(
-                parsed,
+        parsed = self.reader.result(future, started.stored, started.mime)
+        text_rows, image_rows = self.chunks.rows(
+            parsed,
+            started.sha,
+            started.filename,
+            collection.chunk_tokens,
+            collection.chunk_overlap_tokens,
+            collection.text_embedder,
+        )
+        return _Built(parsed.page_count, text_rows, image_rows)
+
+    def _build_on_ray(self, collection: Collection, begun: Iterable[tuple[int, Upload, _Started]]) -> Generator[_Staged]:
+        """Every file is begun first (a file refused or already there ends at once), then the
+        accepted ones are built on Ray Data actors and each is handed out as it arrives, so
+        the driver holds only the results in flight, however large the batch. Files whose
+        bytes an earlier one of the batch has come last, to end as that one did."""
+        from app.reindex_build import DocumentTask
+        from app.reindex_ray import build_on_ray
+
+        accepted: dict[int, tuple[int, Upload, _Accepted]] = {}
+        same_as_earlier: list[_Staged] = []
+        for position, upload, started in begun:
+            if isinstance(started, _Accepted):
+                accepted[started.document_id] = (position, upload, started)
+            elif isinstance(started, _SameAsEarlier):
+                same_as_earlier.append((position, upload, started, None))
+            else:
+                yield position, upload, started, None
+        tasks = [
+            DocumentTask(
+                started.document_id,
                 started.sha,
                 started.filename,
+                started.mime,
+                str(started.stored),
                 collection.chunk_tokens,
                 collection.chunk_overlap_tokens,
                 collection.text_embedder,
             )
-            return self._store(collection, started, parsed, text_chunks, image_rows)
+            for _, _, started in accepted.values()
+        ]
+        if tasks:
+            try:
+                for built in build_on_ray(tasks, self.settings):
+                    position, upload, started = accepted.pop(built.document_id)
+                    yield position, upload, started, partial(_built_from, built)
+            except Exception as exc:
+                # Ray itself failed (no cluster, an actor that died): each file not built yet
+                # fails with the reason, as a file does alone, and the next run tries it again.
+                log.exception("Ray Data stopped building this ingest's files")
+                error = IngestError(f"not built: Ray Data stopped ({type(exc).__name__}: {exc}); ingest the file again")
+                for position, upload, started in list(accepted.values()):
+                    yield position, upload, started, partial(_raise, error)
+        yield from same_as_earlier
+
+    def _end(self, collection: Collection, started: _Started, build: Callable[[], _Built] | None) -> FileResult:
+        if isinstance(started, FileResult):
+            return started
+        if isinstance(started, _SameAsEarlier):
+            return self._same_as_earlier(started)
+        assert build is not None  # both stages build every _Accepted file
+        try:
+            return self._store(collection, started, build())
         except IngestError as exc:
             return self._fail(started.document_id, started.filename, str(exc))
 
@@ -259,10 +354,9 @@ class Ingestor:
                 error=document.error or "the same file earlier in this batch was not ingested",
             )
 
-    def _store(
-        self, collection: Collection, started: _Accepted, parsed: ParsedFile, text_chunks: list[Chunk], image_rows: list[Chunk]
-    ) -> FileResult:
+    def _store(self, collection: Collection, started: _Accepted, built: _Built) -> FileResult:
         document_id, filename = started.document_id, started.filename
+        text_chunks, image_rows = built.text_rows, built.image_rows
         # One process at a time makes a collection's files ready: two versions of one name
         # stored at once by two processes would each miss the other as "older".
         with self._collection_writer(collection), self.database.session() as session:
@@ -283,7 +377,7 @@ class Ingestor:
             if document is None:
                 raise IngestError("the document was deleted while it was being read")
             document.stored_path = str(started.stored)
-            document.page_count = parsed.page_count
+            document.page_count = built.page_count
             rows = text_chunks + image_rows
             for row in rows:
                 row.document_id, row.collection_id = document_id, collection.id
@@ -317,7 +411,7 @@ class Ingestor:
             filename=filename,
             outcome=FileOutcome.ingested,
             document_id=document_id,
-            pages=parsed.page_count,
+            pages=built.page_count,
             text_chunks=len(text_chunks),
             image_chunks=len({row.image_path for row in image_rows}),
             replaced_document_ids=replaced,
@@ -355,3 +449,16 @@ class Ingestor:
                 document.status = DocumentStatus.failed
                 document.error = message
         return FileResult(filename=filename, outcome=FileOutcome.failed, document_id=document_id, error=message)
+
+
+def _built_from(staged) -> _Built:
+    """A document built on Ray (app.reindex_build.StagedDocument) as the rows to store."""
+    if staged.error:
+        raise IngestError(staged.error)
+    rows = [chunk.row() for chunk in staged.chunks]
+    text_rows = [row for row in rows if row.kind == ChunkKind.text]
+    return _Built(staged.page_count, text_rows, [row for row in rows if row.kind != ChunkKind.text])
+
+
+def _raise(error: Exception) -> _Built:
+    raise error

@@ -39,7 +39,7 @@ from app.chunk_rows import read_options
 from app.db import Database
 from app.indexes import TEXT_SPACE, IndexManager, bump_index_version
 from app.ingestion import ProgressCallback
-from app.models import Chunk, ChunkKind, Collection, Document, DocumentStatus, IngestJob, JobStatus
+from app.models import Chunk, Collection, Document, DocumentStatus, IngestJob, JobStatus
 from app.owners import process_token
 from app.reindex_build import DocumentTask, StagedDocument, build_document
 from app.reindex_guard import RegressionGuard
@@ -368,23 +368,7 @@ class Reindexer:
                 old_ids = list(session.scalars(select(Chunk.id).where(Chunk.document_id == document.id)))
                 # New rows first, then the old ones go: new ids are then above every old one, so no
                 # id is reused for other content within the swap.
-                session.add_all(
-                    Chunk(
-                        document_id=document.id,
-                        collection_id=collection_id,
-                        page=c.page,
-                        kind=ChunkKind(c.kind),
-                        ordinal=c.ordinal,
-                        text=c.text,
-                        char_start=c.char_start,
-                        char_end=c.char_end,
-                        image_path=c.image_path,
-                        heading_path=c.heading_path,
-                        vector_space=c.vector_space,
-                        embedding=c.embedding,
-                    )
-                    for c in staged.chunks
-                )
+                session.add_all(c.row(document.id, collection_id) for c in staged.chunks)
                 session.flush()
                 for start in range(0, len(old_ids), 500):
                     session.execute(delete(Chunk).where(Chunk.id.in_(old_ids[start : start + 500])))

@@ -1,8 +1,9 @@
-"""One document's re-index result: built from its stored original, staged as a file.
+"""One document built from its stored original: parsed, chunked and embedded.
 
-The parse + chunk + embed stage of `kb reindex`, run in the driver or in Ray workers.
-Results are plain data (no ORM objects, no database), so a worker can return them and the
-driver can write them under the job's staging folder, where a rerun after a kill finds them.
+The parse + chunk + embed stage of `kb reindex`, run in the driver or in Ray workers, and of
+`kb ingest --ray` (app.ingestion) in Ray workers. Results are plain data (no ORM objects, no
+database), so a worker can return them; a re-index writes them under the job's staging folder,
+where a rerun after a kill finds them, and an ingest stores them at once.
 """
 
 from __future__ import annotations
@@ -16,6 +17,7 @@ from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import cast
 
+from app.models import Chunk, ChunkKind
 from app.settings import Settings
 from ingest.reading import FileReader
 from ingest.types import IngestError
@@ -25,7 +27,8 @@ log = logging.getLogger(__name__)
 
 @dataclass(frozen=True)
 class DocumentTask:
-    """A ready document to rebuild: where its stored original is and what it is."""
+    """A document to build (a ready one to rebuild, or an accepted upload): where its stored
+    original is and what it is."""
 
     document_id: int
     sha256: str
@@ -51,6 +54,23 @@ class StagedChunk:
     heading_path: str
     vector_space: str
     embedding: bytes  # float32, as stored in the chunks table
+
+    def row(self, document_id: int | None = None, collection_id: int | None = None) -> Chunk:
+        """The unsaved chunk row, as ChunkBuilder.rows would have built it."""
+        return Chunk(
+            document_id=document_id,
+            collection_id=collection_id,
+            page=self.page,
+            kind=ChunkKind(self.kind),
+            ordinal=self.ordinal,
+            text=self.text,
+            char_start=self.char_start,
+            char_end=self.char_end,
+            image_path=self.image_path,
+            heading_path=self.heading_path,
+            vector_space=self.vector_space,
+            embedding=self.embedding,
+        )
 
 
 @dataclass

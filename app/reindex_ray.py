@@ -1,10 +1,11 @@
-"""The parse + embed stage of `kb reindex` on Ray Data.
+"""The parse + embed stage of `kb reindex` and `kb ingest` on Ray Data.
 
 Documents flow through `map_batches` into a pool of `MMKB_RAY_ACTORS` actors, each of which
 loads the models once and builds one document per call with the same code as the local
 path (app.reindex_build.build_document). Results stream back to the driver as each
-document finishes, so it stages them at once and a killed job loses at most the documents
-in flight. SQL writes and the index swap stay in the driver.
+document finishes (in the order they finish), so it stages or stores them at once: a
+killed job loses at most the documents in flight, and the driver holds only those. SQL
+writes and the index stay in the driver.
 
 Workers read the stored originals and write figure images under the data directory, so on
 a multi-node cluster (RAY_ADDRESS) that directory must be shared storage at the same path,
@@ -14,7 +15,9 @@ and mmkb must be installed on the workers.
 from __future__ import annotations
 
 import json
+import threading
 from collections.abc import Iterator
+from contextlib import contextmanager
 from dataclasses import asdict, replace
 from pathlib import Path
 
@@ -51,16 +54,42 @@ def _worker_settings(settings: Settings) -> dict:
     return data
 
 
-def build_on_ray(tasks: list[DocumentTask], settings: Settings) -> Iterator[StagedDocument]:
+# One Ray connection per process, shared by the builds running in it at once (a server's
+# concurrent uploads): made by the first, shut down by the last if this process made it.
+_session_lock = threading.Lock()
+_session_users = 0
+_session_ours = False
+
+
+@contextmanager
+def _ray_session(settings: Settings) -> Iterator[None]:
+    global _session_users, _session_ours
     import ray
 
-    started_here = not ray.is_initialized()
-    if started_here:
-        if settings.ray_address:
-            ray.init(address=settings.ray_address, log_to_driver=False)
-        else:  # a local Ray on this machine; its workers import mmkb from this checkout
-            ray.init(include_dashboard=False, log_to_driver=False, runtime_env={"env_vars": {"PYTHONPATH": str(ROOT)}})
+    with _session_lock:
+        if _session_users == 0 and not ray.is_initialized():
+            if settings.ray_address:
+                ray.init(address=settings.ray_address, log_to_driver=False)
+            else:  # a local Ray on this machine; its workers import mmkb from this checkout
+                ray.init(include_dashboard=False, log_to_driver=False, runtime_env={"env_vars": {"PYTHONPATH": str(ROOT)}})
+            _session_ours = True
+        _session_users += 1
     try:
+        yield
+    finally:
+        with _session_lock:
+            _session_users -= 1
+            if _session_users == 0 and _session_ours:
+                _session_ours = False
+                ray.shutdown()
+
+
+def build_on_ray(tasks: list[DocumentTask], settings: Settings) -> Iterator[StagedDocument]:
+    """Each task's built document, as it finishes. Lazy: nothing starts before the first
+    result is asked for, and closing the iterator early ends the Ray job."""
+    import ray
+
+    with _ray_session(settings):
         ray.data.DataContext.get_current().enable_progress_bars = False  # the CLI shows its own bar
         absolute = [replace(t, stored_path=str(Path(t.stored_path).resolve()) if t.stored_path else "") for t in tasks]
         dataset = ray.data.from_items(
@@ -83,6 +112,3 @@ def build_on_ray(tasks: list[DocumentTask], settings: Settings) -> Iterator[Stag
                 for c in staged.chunks
             ]
             yield staged
-    finally:
-        if started_here:
-            ray.shutdown()

@@ -318,8 +318,12 @@ class KnowledgeBase:
         paths: list[Path] | None = None,
         uploads: list[Upload] | None = None,
         progress: ProgressCallback | None = None,
+        use_ray: bool = False,
     ) -> IngestReport:
-        return self.work.ingest(user, collection_name, paths, uploads, progress)
+        """Ingest files (paths, folders expanded) and uploads into a collection, each failing
+        alone (app.ingestion). use_ray, or RAY_ADDRESS set: parse, OCR and embedding run on
+        Ray Data actors, with the same checks, dedup, storing and errors in this process."""
+        return self.work.ingest(user, collection_name, paths, uploads, progress, use_ray)
 
     def reindex(
         self,

@@ -212,17 +212,17 @@ class Settings(BaseSettings):
         description="threads per model call (torch embedders and rerankers, ONNX OCR). Not every core: torch's threads meet after every operator, so on a busy machine all wait for the slowest (1 thread embedded a query 10× and ingested 2× faster than 2 on the loaded 2-core VM); raise it on a dedicated many-core machine",
         json_schema_extra={"doc_default": "half the cores"},
     )
-    # `kb reindex` on Ray Data: RAY_ADDRESS (Ray's own variable, read unprefixed like
+    # `kb reindex` and `kb ingest` on Ray Data: RAY_ADDRESS (Ray's own variable, read unprefixed like
     # DATABASE_URL) names a cluster; each actor loads the models once.
     ray_address: str | None = Field(
         default=None,
         validation_alias="RAY_ADDRESS",
-        description="a Ray cluster (`ray://host:10001` or `auto`): `kb reindex` then runs its parse and embed stages on Ray Data, as with `--ray` (which starts a local Ray when this is unset)",
+        description="a Ray cluster (`ray://host:10001` or `auto`): `kb reindex`, `kb ingest` and uploads (console, API, folder sync) then run their parse, OCR and embed stages on Ray Data, as with `--ray` (which starts a local Ray when this is unset)",
         json_schema_extra={"doc_default": "–"},
     )
     ray_actors: int = Field(
         default=1,
-        description="Ray Data actors for `kb reindex --ray`; each loads the models once (~0.5–1 GB) and takes one CPU",
+        description="Ray Data actors for `kb reindex --ray` and `kb ingest --ray` (each run starts its own pool); each loads the models once (~0.5–1 GB) and takes one CPU",
         json_schema_extra={"doc_default": "`1`"},
     )
     # `kb reindex` keeps the live index when the collection's own evaluation set (app.collection_eval)

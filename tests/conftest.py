@@ -50,6 +50,21 @@ def sample_kb(tmp_path_factory, models) -> KnowledgeBase:
     knowledge_base.close()
 
 
+@pytest.fixture()
+def local_ray():
+    """A local Ray (2 CPUs) whose workers import mmkb from this checkout, for Ray Data paths."""
+    import ray
+
+    ray.init(
+        num_cpus=2,
+        include_dashboard=False,
+        log_to_driver=False,
+        runtime_env={"env_vars": {"PYTHONPATH": str(ROOT), "OMP_NUM_THREADS": "1"}},
+    )
+    yield ray
+    ray.shutdown()
+
+
 @pytest.fixture(scope="session")
 def sample_questions() -> list[dict]:
     return json.loads((ROOT / "samples" / "questions.json").read_text())

@@ -244,9 +244,7 @@ def test_only_administrators_reindex(kb, tmp_path):
     assert [d.filename for d in report.rebuilt] == ["note.pdf"]
 
 
-def test_the_ray_data_path_yields_the_same_chunks_as_the_local_path(tmp_path, models):
-    import ray
-
+def test_the_ray_data_path_yields_the_same_chunks_as_the_local_path(tmp_path, models, local_ray):
     data = tmp_path / "data"
     kb = KnowledgeBase(make_settings(data, chunk_tokens=64, chunk_overlap_tokens=16), models=models)
     admin = kb.system_user()
@@ -256,16 +254,7 @@ def test_the_ray_data_path_yields_the_same_chunks_as_the_local_path(tmp_path, mo
     assert len(local.rebuilt) == 2 and not local.used_ray
     by_local = _chunk_rows(kb)
 
-    ray.init(
-        num_cpus=2,
-        include_dashboard=False,
-        log_to_driver=False,
-        runtime_env={"env_vars": {"PYTHONPATH": str(ROOT), "OMP_NUM_THREADS": "1"}},
-    )
-    try:
-        on_ray = kb.reindex(admin, "docs", use_ray=True)
-    finally:
-        ray.shutdown()
+    on_ray = kb.reindex(admin, "docs", use_ray=True)
     assert on_ray.used_ray and len(on_ray.rebuilt) == 2 and not on_ray.failed
     by_ray = _chunk_rows(kb)
     assert [row[:-1] for row in by_ray] == [row[:-1] for row in by_local]

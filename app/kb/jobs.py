@@ -57,6 +57,7 @@ class Jobs:
         paths: list[Path] | None = None,
         uploads: list[Upload] | None = None,
         progress: ProgressCallback | None = None,
+        use_ray: bool = False,
     ) -> IngestReport:
         if user.is_admin:
             collection = self.collections.get_or_create(collection_name)
@@ -70,7 +71,11 @@ class Jobs:
         try:
             with leftovers.staging(self.settings.data_dir, "unzip") as staging:
                 batch, refused_archives = expand_archives(batch, staging, limits)
-                ingestor = Ingestor(self.settings, self.database, self._indexes(), self.models, self._file_reader())
+                # On Ray (asked for, or RAY_ADDRESS set: uploads too) the actors read the files,
+                # so this process's parse workers are not started for it.
+                use_ray = use_ray or bool(self.settings.ray_address)
+                reader = None if use_ray else self._file_reader()
+                ingestor = Ingestor(self.settings, self.database, self._indexes(), self.models, reader, use_ray)
                 report = run_at_low_priority(self.settings.ingest_niceness, lambda: ingestor.ingest(collection, batch, progress))
         finally:
             # Also what an earlier process killed mid-upload left, if it died after our start.
