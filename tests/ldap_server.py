@@ -62,10 +62,12 @@ access to attrs=userPassword by self write by anonymous auth by * none
 access to * by users read by * none
 """
 
+# Like an enterprise directory: a password is taken only over TLS (ldaps:// or after StartTLS).
 TLS_CONF = """\
 TLSCACertificateFile {ca}
 TLSCertificateFile {certificate}
 TLSCertificateKeyFile {key}
+security simple_bind=128
 """
 
 
@@ -190,7 +192,8 @@ class RunningSlapd:
 @contextmanager
 def running_slapd(tls: ServerTls | None = None) -> Iterator[RunningSlapd]:
     """slapd on loopback with the people and groups above for the duration of the block; with
-    `tls`, it also answers StartTLS on ldap:// and listens on ldaps://."""
+    `tls`, it also answers StartTLS on ldap:// and listens on ldaps://, and takes passwords
+    only over TLS."""
     root = Path(tempfile.mkdtemp(prefix="mmkb-slapd-"))
     server: subprocess.Popen[bytes] | None = None
     try:
@@ -229,10 +232,15 @@ def running_slapd(tls: ServerTls | None = None) -> Iterator[RunningSlapd]:
 
 
 def answers(url: str) -> bool:
-    """Whether the directory at `url` is up and lets its root bind (for ldaps://, ldap3's
-    default: TLS without verification, which is enough to know it listens)."""
+    """Whether slapd answers a bind at `url` (as root; for ldaps://, over ldap3's default TLS,
+    which verifies nothing: enough to know it is up). Over ldap:// to a directory with TLS, the
+    answer is a refusal (confidentialityRequired), which is an answer."""
     try:
-        with Connection(Server(url, connect_timeout=1), ROOT_DN, ROOT_PASSWORD) as connection:
-            return connection.bound
+        connection = Connection(Server(url, connect_timeout=1), ROOT_DN, ROOT_PASSWORD, receive_timeout=1)
+        try:
+            connection.bind()
+            return connection.result is not None and connection.result.get("description") is not None
+        finally:
+            connection.unbind()
     except Exception:
         return False
