@@ -4,6 +4,7 @@ and collection roles."""
 
 from __future__ import annotations
 
+import ipaddress
 import logging
 import math
 import re
@@ -113,6 +114,15 @@ class _VerifyingTls(Tls):
         )
 
 
+def _is_loopback(host: str) -> bool:
+    if host.lower() == "localhost":
+        return True
+    try:
+        return ipaddress.ip_address(host).is_loopback
+    except ValueError:
+        return False
+
+
 def _tls_context(ca_file: Path | None) -> ssl.SSLContext:
     """Certificates verified against `ca_file` (PEM; else the system's CAs), the name checked,
     TLS 1.2 at least."""
@@ -138,6 +148,12 @@ class Directory:
         tls = _VerifyingTls(_tls_context(config.ca_file))
         # ldap3 reads no path: 'ldap://host:389/' (as slapd -h and most docs write it) is 'ldap://host:389'.
         self._server = Server(config.url.rstrip("/"), connect_timeout=config.timeout_s, tls=tls, get_info=NONE)
+        if not self._server.ssl and not config.start_tls and not _is_loopback(self._server.host):
+            logger.warning(
+                "MMKB_LDAP_URL %s without MMKB_LDAP_START_TLS: passwords go to the directory unencrypted; "
+                "use ldaps:// or MMKB_LDAP_START_TLS=true",
+                config.url,
+            )
 
     def authenticate(self, username: str, password: str) -> DirectoryUser | None:
         """The user and their groups if `password` is theirs in the directory; None if not

@@ -141,6 +141,25 @@ def test_without_tls_this_directory_takes_no_password(directory, pki, make_kb, c
     assert not any(secret in logged for secret in SECRETS)
 
 
+def test_plain_ldap_to_another_host_is_warned_about_at_start(tmp_path, caplog):
+    """Passwords in clear over the network: said once, when the directory is set up (loopback,
+    as in these tests, is not warned about)."""
+    caplog.set_level(logging.WARNING, logger="app.directory")
+    base = dict(ldap_user_dn_template=f"uid={{username}},{PEOPLE}")
+    for url, start_tls in (
+        ("ldap://127.0.0.1:389", False),
+        ("ldap://dc1.example.org:389", True),
+        ("ldaps://dc1.example.org", False),
+    ):
+        Directory(DirectoryConfig.from_settings(make_settings(tmp_path, ldap_url=url, ldap_start_tls=start_tls, **base)))
+    assert caplog.records == []
+    Directory(DirectoryConfig.from_settings(make_settings(tmp_path, ldap_url="ldap://dc1.example.org:389", **base)))
+    assert [r.getMessage() for r in caplog.records] == [
+        "MMKB_LDAP_URL ldap://dc1.example.org:389 without MMKB_LDAP_START_TLS: passwords go to the directory unencrypted; "
+        "use ldaps:// or MMKB_LDAP_START_TLS=true"
+    ]
+
+
 @pytest.mark.parametrize("transport", ["ldaps", "starttls"])
 @pytest.mark.parametrize("trusted", ["system CAs", "another CA"])
 def test_an_untrusted_certificate_is_refused_with_a_message_naming_the_tls_problem(
