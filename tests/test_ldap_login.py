@@ -1,15 +1,13 @@
 """Single sign-on by LDAP bind against a real directory: Debian's slapd, started by the test on
-a loopback port from a temporary slapd.conf and loaded with people and groups. Directory users
-log in to the API, the chat and the admin console, get exactly the roles their groups map to,
-lose them when the directory drops them from a group, and local accounts keep working."""
+a loopback port from a temporary slapd.conf and loaded with people and groups (tests/ldap_server.py).
+Directory users log in to the API, the chat and the admin console, get exactly the roles their
+groups map to, lose them when the directory drops them from a group, and local accounts keep
+working. Over TLS: tests/test_ldap_tls.py."""
 
 from __future__ import annotations
 
 import logging
-import shutil
-import subprocess
 import tempfile
-import time
 from pathlib import Path
 
 import httpx
@@ -21,104 +19,17 @@ from app.directory import Directory, DirectoryConfig, DirectoryConfigError
 from app.models import Chunk, Collection, Role
 from app.service import KnowledgeBase
 from tests.conftest import free_port, make_settings
+from tests.ldap_server import GROUPS, PEOPLE, ROOT_DN, ROOT_PASSWORD, SEARCH_DN, SEARCH_PASSWORD, needs_slapd, running_slapd
 from tests.servers import serving
 from ui.server import create_app
 
-SLAPD = Path("/usr/sbin/slapd")
-SLAPADD = Path("/usr/sbin/slapadd")
-pytestmark = pytest.mark.skipif(
-    not SLAPD.exists(), reason="Debian slapd is not installed (scripts/setup.sh --with-test-services installs it)"
-)
-
-BASE = "dc=example,dc=org"
-ROOT_DN, ROOT_PASSWORD = f"cn=admin,{BASE}", "directory-root-secret"
-SEARCH_DN, SEARCH_PASSWORD = f"cn=mmkb-search,{BASE}", "search-account-secret"
-PEOPLE, GROUPS = f"ou=people,{BASE}", f"ou=groups,{BASE}"
-# name -> directory password; groups below. frank is only for the group-change test.
-PEOPLE_PASSWORDS = {
-    "alice": "alice-directory-pw",
-    "bob": "bob-directory-pw",
-    "erin": "erin-directory-pw",
-    "frank": "frank-directory-pw",
-}
-GROUP_MEMBERS = {"engineering": ["alice", "erin", "frank"], "sales": ["bob"]}
-
-SLAPD_CONF = """\
-include /etc/ldap/schema/core.schema
-include /etc/ldap/schema/cosine.schema
-include /etc/ldap/schema/nis.schema
-include /etc/ldap/schema/inetorgperson.schema
-modulepath /usr/lib/ldap
-moduleload back_mdb
-pidfile {root}/slapd.pid
-database mdb
-maxsize 10485760
-suffix "{base}"
-rootdn "{root_dn}"
-rootpw {root_password}
-directory {root}/db
-# Like a real directory: passwords only for binding, entries only for signed-in readers.
-access to attrs=userPassword by self write by anonymous auth by * none
-access to * by users read by * none
-"""
-
-
-def _ldif() -> str:
-    entries = [
-        f"dn: {BASE}\nobjectClass: dcObject\nobjectClass: organization\no: Example\ndc: example",
-        f"dn: {PEOPLE}\nobjectClass: organizationalUnit\nou: people",
-        f"dn: {GROUPS}\nobjectClass: organizationalUnit\nou: groups",
-        f"dn: {SEARCH_DN}\nobjectClass: organizationalRole\nobjectClass: simpleSecurityObject\ncn: mmkb-search\n"
-        f"userPassword: {SEARCH_PASSWORD}",
-    ]
-    for name, password in PEOPLE_PASSWORDS.items():
-        entries.append(
-            f"dn: uid={name},{PEOPLE}\nobjectClass: inetOrgPerson\nuid: {name}\ncn: {name.title()}\nsn: {name}\n"
-            f"userPassword: {password}"
-        )
-    for group, members in GROUP_MEMBERS.items():
-        lines = "\n".join(f"member: uid={m},{PEOPLE}" for m in members)
-        entries.append(f"dn: cn={group},{GROUPS}\nobjectClass: groupOfNames\ncn: {group}\n{lines}")
-    return "\n\n".join(entries) + "\n"
+pytestmark = needs_slapd
 
 
 @pytest.fixture(scope="module")
 def ldap_url():
-    root = Path(tempfile.mkdtemp(prefix="mmkb-slapd-"))
-    (root / "db").mkdir()
-    conf = root / "slapd.conf"
-    conf.write_text(SLAPD_CONF.format(root=root, base=BASE, root_dn=ROOT_DN, root_password=ROOT_PASSWORD))
-    (root / "data.ldif").write_text(_ldif())
-    subprocess.run([str(SLAPADD), "-f", str(conf), "-l", str(root / "data.ldif")], check=True, capture_output=True)
-    port = free_port()
-    url = f"ldap://127.0.0.1:{port}"
-    # -d 0: stays in the foreground, so the test owns the process and stops it.
-    server = subprocess.Popen(
-        [str(SLAPD), "-f", str(conf), "-h", f"{url}/", "-d", "0"], stdout=subprocess.DEVNULL, stderr=subprocess.PIPE
-    )
-    try:
-        deadline = time.monotonic() + 30
-        while not _answers(url):
-            assert server.poll() is None, f"slapd exited: {server.stderr.read().decode(errors='replace')}"
-            assert time.monotonic() < deadline, "slapd did not start"
-            time.sleep(0.2)
-        yield url
-    finally:
-        server.terminate()
-        try:
-            server.wait(timeout=10)
-        except subprocess.TimeoutExpired:
-            server.kill()
-            server.wait()
-        shutil.rmtree(root, ignore_errors=True)
-
-
-def _answers(url: str) -> bool:
-    try:
-        with Connection(Server(url, connect_timeout=1), ROOT_DN, ROOT_PASSWORD) as connection:
-            return connection.bound
-    except Exception:
-        return False
+    with running_slapd() as directory:
+        yield directory.ldap_url
 
 
 def _directory_settings(ldap_url: str) -> dict:
