@@ -93,6 +93,8 @@ class TextEmbedder:
         max_tokens = self.model.max_seq_length
         assert max_tokens is not None  # likewise
         self.max_tokens = int(max_tokens)
+        if self.bf16:
+            _keep_linear_weights_in_bf16(self.model)
 
     def count_tokens(self, texts: Sequence[str]) -> list[int]:
         if not texts:
@@ -105,7 +107,8 @@ class TextEmbedder:
             return np.zeros((0, self.dim), dtype=np.float32)
         import torch
 
-        # Autocast keeps the weights in float32 and runs the matrix products in bfloat16.
+        # Autocast runs the matrix products in bfloat16 (the linear layers' weights are kept in
+        # bfloat16 for it, see _keep_linear_weights_in_bf16); the rest stays float32.
         with torch.autocast(self._device_type, dtype=torch.bfloat16, enabled=self.bf16):
             vectors = self.model.encode(
                 list(texts), batch_size=self.batch_size, normalize_embeddings=True, convert_to_numpy=True, show_progress_bar=False
@@ -114,6 +117,18 @@ class TextEmbedder:
 
     def embed_queries(self, texts: Sequence[str]) -> np.ndarray:
         return self.embed(texts)
+
+
+def _keep_linear_weights_in_bf16(model) -> None:
+    """Store the linear layers' weights in bfloat16, as autocast would cast them for every
+    forward pass: under torch.inference_mode (sentence-transformers' encode) autocast keeps no
+    cast cache, so each pass re-cast ~11M weights, ~5 ms of a 6 ms one-text pass here. The
+    products are bit-identical; only called where every use of the model runs under autocast."""
+    import torch
+
+    for module in model.modules():
+        if isinstance(module, torch.nn.Linear):
+            module.to(torch.bfloat16)
 
 
 class E5Embedder:

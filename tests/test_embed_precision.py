@@ -45,3 +45,17 @@ def test_bfloat16_vectors_match_float32_and_rank_passages_alike(tmp_path):
     ranks_exact = np.argmax(exact.embed(QUESTIONS) @ exact.embed(PASSAGES).T, axis=1)
     ranks_fast = np.argmax(fast.embed(QUESTIONS) @ fast.embed(PASSAGES).T, axis=1)
     assert ranks_exact.tolist() == ranks_fast.tolist() == list(range(len(QUESTIONS)))
+
+
+def test_bfloat16_weights_kept_give_autocasts_vectors_bit_identical(tmp_path):
+    """The linear layers' weights stored in bfloat16 (not re-cast by autocast at every pass)
+    give exactly the vectors of an unmodified model under the same autocast."""
+    import torch
+    from sentence_transformers import SentenceTransformer
+
+    model_dir = registry.resolve("text_embedder", make_settings(tmp_path))
+    fast = TextEmbedder(model_dir, device="cpu", precision="bfloat16")
+    plain = SentenceTransformer(str(model_dir), device="cpu")
+    with torch.autocast("cpu", dtype=torch.bfloat16):
+        reference = plain.encode(PASSAGES, batch_size=32, normalize_embeddings=True, convert_to_numpy=True)
+    assert np.array_equal(fast.embed(PASSAGES), reference)
