@@ -18,7 +18,8 @@ default with OCR as it was before parse workers and bfloat16 (MMKB_PARSE_WORKERS
 MMKB_EMBED_PRECISION=float32). mmkb limits its models to MMKB_MODEL_THREADS (default half
 the cores: 1 here) threads; "langchain-1-thread" is the LangChain pipeline with torch limited
 the same way, to show how much of the gap is threading, and "langchain-bf16" the LangChain
-pipeline embedding under bfloat16 autocast, as mmkb does where the CPU has it natively.
+pipeline embedding under bfloat16 autocast, as mmkb does where the CPU has it natively
+("langchain-bf16-1-thread": the same on 1 thread, mmkb's default here).
 Equal precision means mmkb-no-ocr (bfloat16 where native, MMKB_EMBED_PRECISION=auto)
 against langchain-bf16, and mmkb-no-ocr-fp32 against langchain; figure OCR is the
 difference between mmkb and mmkb-no-ocr, reported on its own.
@@ -61,10 +62,15 @@ PIPELINES = (
     "langchain",
     "langchain-1-thread",
     "langchain-bf16",
+    "langchain-bf16-1-thread",
 )
 # Comparisons at equal work: the same embedder at the same precision on both sides, figure OCR
 # (which LangChain does not do) left out of mmkb and reported on its own.
-EQUAL_PRECISION = (("mmkb-no-ocr", "langchain-bf16", "bfloat16"), ("mmkb-no-ocr-fp32", "langchain", "float32"))
+EQUAL_PRECISION = (
+    ("mmkb-no-ocr", "langchain-bf16", "bfloat16"),
+    ("mmkb-no-ocr", "langchain-bf16-1-thread", "bfloat16, LangChain on mmkb's 1 thread"),
+    ("mmkb-no-ocr-fp32", "langchain", "float32"),
+)
 IMAGE_PIPELINES = ("images-mmkb", "images-clip-vit-b-32")
 
 
@@ -131,11 +137,19 @@ def run_mmkb(
     kb = KnowledgeBase(settings, models=models)
     kb.file_reader.start()  # the parse workers start with the models, as in a running server
     loaded = time.perf_counter()
+    cpu_before = tree_cpu_s()
     report = kb.ingest(kb.system_user(), "bench", paths=files)
     done = time.perf_counter()
+    cpu = tree_cpu_s() - cpu_before  # before close(): the workers are still there to be asked
     assert not report.failed, report.failed
     kb.close()  # stops the parse workers, so their peak memory is counted below
-    return {**result, "load_s": loaded - started, "ingest_s": done - loaded, "chunks": sum(f.text_chunks for f in report.files)}
+    return {
+        **result,
+        "load_s": loaded - started,
+        "ingest_s": done - loaded,
+        "cpu_s": cpu,
+        "chunks": sum(f.text_chunks for f in report.files),
+    }
 
 
 def run_langchain(files: list[Path], threads: int | None = None, bf16: bool = False) -> dict:
@@ -156,12 +170,30 @@ def run_langchain(files: list[Path], threads: int | None = None, bf16: bool = Fa
     embeddings = HuggingFaceEmbeddings(model_name=str(model_dir), encode_kwargs={"normalize_embeddings": True, "batch_size": 32})
     embeddings.embed_query("warm up")
     loaded = time.perf_counter()
+    cpu_before = tree_cpu_s()
     documents = [page for path in files for page in PyPDFLoader(str(path)).load()]
     chunks = RecursiveCharacterTextSplitter(chunk_size=500, chunk_overlap=125).split_documents(documents)
     with torch.autocast("cpu", dtype=torch.bfloat16, enabled=bf16):
         FAISS.from_documents(chunks, embeddings)
     done = time.perf_counter()
-    return {"load_s": loaded - started, "ingest_s": done - loaded, "chunks": len(chunks)}
+    return {"load_s": loaded - started, "ingest_s": done - loaded, "cpu_s": tree_cpu_s() - cpu_before, "chunks": len(chunks)}
+
+
+def tree_cpu_s() -> float:
+    """CPU seconds (user + system) used so far by this process, its live children (parse
+    workers) and the children they reaped (Tesseract). Less sensitive to a shared machine's
+    load than wall time, but it counts threads that spin waiting for each other (torch's,
+    with more than one thread on a busy machine) as work."""
+    import psutil
+
+    total = 0.0
+    for process in [psutil.Process(), *psutil.Process().children(recursive=True)]:
+        try:
+            times = process.cpu_times()
+        except psutil.Error:
+            continue
+        total += times.user + times.system + times.children_user + times.children_system
+    return total
 
 
 class TreeMemory:
@@ -203,7 +235,9 @@ def child(args) -> None:
     tree = TreeMemory()
     if args.pipeline.startswith("langchain"):
         result = run_langchain(
-            files, threads=1 if args.pipeline == "langchain-1-thread" else None, bf16=args.pipeline == "langchain-bf16"
+            files,
+            threads=1 if args.pipeline.endswith("-1-thread") else None,
+            bf16=args.pipeline.startswith("langchain-bf16"),
         )
     else:
         result = run_mmkb(
@@ -248,15 +282,16 @@ def main() -> None:
         f"load average {os.getloadavg()[0]:.1f} / {os.getloadavg()[1]:.1f} / {os.getloadavg()[2]:.1f} (1/5/15 min, at the end)"
     )
     print(
-        "| pipeline | pages/s | ingest s (median, range) | model load s | chunks | peak RSS MB, main process | peak RSS MB, with workers |"
+        "| pipeline | pages/s | ingest s (median, range) | ingest CPU s (median) | model load s | chunks | peak RSS MB, main process | peak RSS MB, with workers |"
     )
-    print("| --- | --- | --- | --- | --- | --- | --- |")
+    print("| --- | --- | --- | --- | --- | --- | --- | --- |")
     for name in pipelines:
         runs = [r[name] for r in rounds]
         ingest = median([r["ingest_s"] for r in runs])
         spread = f" ({min(r['ingest_s'] for r in runs):.1f}–{max(r['ingest_s'] for r in runs):.1f})" if len(runs) > 1 else ""
         print(
-            f"| {name} | {pages / ingest:.2f} | {ingest:.2f}{spread} | {median([r['load_s'] for r in runs]):.1f} | {runs[0]['chunks']} "
+            f"| {name} | {pages / ingest:.2f} | {ingest:.2f}{spread} | {median([r['cpu_s'] for r in runs]):.2f} "
+            f"| {median([r['load_s'] for r in runs]):.1f} | {runs[0]['chunks']} "
             f"| {max(r['peak_rss_mb'] for r in runs):.0f} | {max(r['tree_rss_mb'] for r in runs):.0f} |"
         )
     for ours, theirs, precision in EQUAL_PRECISION:

@@ -93,6 +93,8 @@ class TextEmbedder:
         max_tokens = self.model.max_seq_length
         assert max_tokens is not None  # likewise
         self.max_tokens = int(max_tokens)
+        if self.bf16:
+            _keep_linear_weights_in_bf16(self.model)
 
     def count_tokens(self, texts: Sequence[str]) -> list[int]:
         if not texts:
@@ -105,15 +107,82 @@ class TextEmbedder:
             return np.zeros((0, self.dim), dtype=np.float32)
         import torch
 
-        # Autocast keeps the weights in float32 and runs the matrix products in bfloat16.
+        texts = list(texts)
+        if self._device_type == "cpu":
+            # Batches of texts of about one length: sentence-transformers pads a batch to its
+            # longest text, and a file's chunks mix table chunks of ~220 tokens with captions of
+            # ~20 (benchmarks/RESULTS.md, "Embedding: where mmkb's time went").
+            batches = length_batches(self._lengths(texts), self.batch_size)
+        else:  # on a GPU a forward pass costs about the same however padded: few, full batches
+            batches = [
+                list(range(start, min(start + self.batch_size, len(texts)))) for start in range(0, len(texts), self.batch_size)
+            ]
+        vectors = np.empty((len(texts), self.dim), dtype=np.float32)
+        # Autocast runs the matrix products in bfloat16 (the linear layers' weights are kept in
+        # bfloat16 for it, see _keep_linear_weights_in_bf16); the rest stays float32.
         with torch.autocast(self._device_type, dtype=torch.bfloat16, enabled=self.bf16):
-            vectors = self.model.encode(
-                list(texts), batch_size=self.batch_size, normalize_embeddings=True, convert_to_numpy=True, show_progress_bar=False
-            )
-        return vectors.astype(np.float32, copy=False)
+            for batch in batches:
+                vectors[batch] = self.model.encode(
+                    [texts[i] for i in batch],
+                    batch_size=len(batch),
+                    normalize_embeddings=True,
+                    convert_to_numpy=True,
+                    show_progress_bar=False,
+                )
+        return vectors
+
+    def _lengths(self, texts: list[str]) -> list[int]:
+        """Each text's tokens as the model sees it: with [CLS]/[SEP], cut at max_seq_length."""
+        encoded = self.model.tokenizer(
+            texts, add_special_tokens=True, truncation=True, max_length=self.max_tokens, return_attention_mask=False
+        )
+        return [len(ids) for ids in encoded["input_ids"]]
 
     def embed_queries(self, texts: Sequence[str]) -> np.ndarray:
         return self.embed(texts)
+
+
+# What one more forward pass costs on a CPU beyond its tokens, in tokens: ~6 ms of operator
+# dispatch for all-MiniLM-L6-v2 against ~55 us a token (bf16, 1 thread; benchmarks/RESULTS.md).
+BATCH_OVERHEAD_TOKENS = 128
+
+
+def length_batches(lengths: Sequence[int], max_batch: int, overhead_tokens: int = BATCH_OVERHEAD_TOKENS) -> list[list[int]]:
+    """The texts (by index) in batches of at most max_batch that a padded forward pass runs
+    fastest: sorted by length, cut where padding every text to its batch's longest would cost
+    more than another forward pass. A batch of b texts padded to L tokens is estimated at
+    overhead_tokens + b*L*(1 + L/1024): the linear layers' work grows with b*L, attention's with
+    b*L*L (a fifth more a token at 256 than at 32, measured on the CPU). Exact (dynamic
+    programming over the sorted lengths), O(n * max_batch)."""
+    order = sorted(range(len(lengths)), key=lambda i: lengths[i])
+    sizes = [max(1, lengths[i]) for i in order]
+    best = [0.0] + [float("inf")] * len(sizes)  # best[j]: cheapest batching of the j shortest texts
+    cut = [0] * (len(sizes) + 1)
+    for end in range(1, len(sizes) + 1):
+        longest = sizes[end - 1]
+        per_text = longest * (1 + longest / 1024)
+        for start in range(max(0, end - max(1, max_batch)), end):
+            cost = best[start] + overhead_tokens + (end - start) * per_text
+            if cost < best[end]:
+                best[end], cut[end] = cost, start
+    batches: list[list[int]] = []
+    end = len(sizes)
+    while end:
+        batches.append(order[cut[end] : end])
+        end = cut[end]
+    return batches[::-1]
+
+
+def _keep_linear_weights_in_bf16(model) -> None:
+    """Store the linear layers' weights in bfloat16, as autocast would cast them for every
+    forward pass: under torch.inference_mode (sentence-transformers' encode) autocast keeps no
+    cast cache, so each pass re-cast ~11M weights, ~5 ms of a 6 ms one-text pass here. The
+    products are bit-identical; only called where every use of the model runs under autocast."""
+    import torch
+
+    for module in model.modules():
+        if isinstance(module, torch.nn.Linear):
+            module.to(torch.bfloat16)
 
 
 class E5Embedder:
