@@ -191,15 +191,18 @@ def part_embedder(base: Settings, texts: list[str], rounds: int) -> str:
 # --- index types -------------------------------------------------------------------------------
 
 
-def _ivf_spec(n: int) -> tuple[str, int] | None:
-    """IVF-PQ where it can pay: lists ~ 4 sqrt(n), a training sample of ~50 per list."""
+def _ivf_spec(n: int, lists: int, sample: int) -> tuple[str, int] | None:
+    """IVF-PQ where it can pay (50k vectors and up): `lists` inverted lists (0: 1024 up to 200k
+    vectors, else 4096), trained on `sample` vectors (0: 50 per list)."""
     if n < 50_000:
         return None
-    nlist = 1024 if n <= 200_000 else 4096
-    return f"IVF{nlist},PQ48", min(n, 50 * nlist)
+    nlist = lists or (1024 if n <= 200_000 else 4096)
+    return f"IVF{nlist},PQ48", min(n, sample or 50 * nlist)
 
 
-def part_indexes(sizes: list[int], n_queries: int, hnsw_max: int, build_threads: int, query_threads: int, k: int) -> str:
+def part_indexes(
+    sizes: list[int], n_queries: int, hnsw_max: int, build_threads: int, query_threads: int, k: int, ivf_shape: tuple[int, int]
+) -> str:
     data = mixture(max(sizes), seed=1)
     queries = mixture(n_queries, seed=2)
     rows: list[list[str]] = []
@@ -233,7 +236,7 @@ def part_indexes(sizes: list[int], n_queries: int, hnsw_max: int, build_threads:
                 searchers[kind] = partial(_store_ids, store, k)
                 keep.append(store)
                 log(f"{kind} {n}: {build_s:.1f} s, +{grew:.0f} MB RSS, {size / 2**20:.0f} MB file")
-            spec = _ivf_spec(n)
+            spec = _ivf_spec(n, *ivf_shape)
             if spec is not None:
                 factory, sample = spec
                 before = rss_mb()
@@ -290,6 +293,7 @@ def part_indexes(sizes: list[int], n_queries: int, hnsw_max: int, build_threads:
                 latency_rows.append(
                     [f"{n:,}", name, f"{pct(times[name], 50):.2f}", f"{pct(times[name], 95):.2f}", f"{recall:.3f}"]
                 )
+                log(" | ".join(latency_rows[-1]))
             for name, b in built.items():
                 rows.append(
                     [
@@ -636,6 +640,8 @@ def main() -> None:
     parser.add_argument("--queries", type=int, default=200)
     parser.add_argument("--new", type=int, default=10_000, help="chunks the writer adds for the replica part")
     parser.add_argument("--build-threads", type=int, default=2)
+    parser.add_argument("--ivf-lists", type=int, default=0, help="IVF lists at every size (0: 1024 up to 200k, else 4096)")
+    parser.add_argument("--ivf-sample", type=int, default=0, help="IVF-PQ training vectors (0: 50 per list)")
     parser.add_argument("--embed-texts", type=int, default=256)
     parser.add_argument("--out", type=Path, default=None, help="also append the tables to this file")
     args = parser.parse_args()
@@ -658,7 +664,11 @@ def main() -> None:
         emit(part_embedder(base, texts, rounds=3))
     if "indexes" in parts:
         sizes = [int(s) for s in args.sizes.split(",")]
-        emit(part_indexes(sizes, args.queries, args.hnsw_max, args.build_threads, query_threads, k))
+        emit(
+            part_indexes(
+                sizes, args.queries, args.hnsw_max, args.build_threads, query_threads, k, (args.ivf_lists, args.ivf_sample)
+            )
+        )
     if parts & {"ingest", "query", "replica"}:
         from tests.postgres import running_postgres
 
