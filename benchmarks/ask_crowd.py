@@ -61,7 +61,8 @@ def maintenance_logs(folder: Path, count: int) -> list[Path]:
     return paths
 
 
-def _ask(url: str, headers: dict, question: str, outcome: dict) -> None:
+def ask_streaming(url: str, headers: dict, question: str, outcome: dict) -> None:
+    """One question over /api/ask/stream; fills outcome with status, quote_s, answer_s, supported or error."""
     started = time.perf_counter()
     try:
         with httpx.stream(
@@ -115,7 +116,7 @@ def run(niceness: int, askers: int, questions: list[str], work: Path) -> dict:
         time.sleep(2.0)
         outcomes = [dict() for _ in range(askers)]
         threads = [
-            threading.Thread(target=_ask, args=(url, tokens[f"reader{n}"], questions[n % len(questions)], outcomes[n]))
+            threading.Thread(target=ask_streaming, args=(url, tokens[f"reader{n}"], questions[n % len(questions)], outcomes[n]))
             for n in range(askers)
         ]
         for t in threads:

@@ -30,7 +30,7 @@ import httpx
 
 from app.service import KnowledgeBase
 from benchmarks.answer_latency import percentile
-from benchmarks.ask_crowd import maintenance_logs
+from benchmarks.ask_crowd import ask_streaming, maintenance_logs
 from tests.conftest import make_settings
 from tests.postgres import running_postgres
 from tests.servers import kb_server
@@ -55,28 +55,17 @@ class Record:
 
 
 def _ask(url: str, headers: dict, question: str, record: Record) -> None:
+    """One question over the streaming API (benchmarks.ask_crowd's asker); a stream that
+    ended without its answer counts as failed."""
+    outcome: dict = {}
     started = time.perf_counter()
-    status = 0
-    try:
-        with httpx.stream(
-            "POST",
-            f"{url}/api/ask/stream",
-            json={"question": question, "collections": ["samples"]},
-            headers=headers,
-            timeout=1800,
-        ) as response:
-            status = response.status_code
-            event = None
-            for line in response.iter_lines():
-                if line.startswith("event:"):
-                    event = line.split(":", 1)[1].strip()
-                elif line.startswith("data:") and event == "quote":
-                    with record.lock:
-                        record.quote_s.append(time.perf_counter() - started)
-                elif line.startswith("data:") and event == "error":
-                    status = 599  # the stream ended in an error event: counted as a failure
-    except httpx.HTTPError:
-        status = 598  # connection-level failure
+    ask_streaming(url, headers, question, outcome)
+    status = outcome.get("status", 598)  # none: the connection failed
+    if status == 200 and "answer_s" not in outcome:
+        status = 599  # the stream ended in an error event, not an answer
+    with record.lock:
+        if "quote_s" in outcome:
+            record.quote_s.append(outcome["quote_s"])
     record.add("POST /api/ask/stream", status, time.perf_counter() - started)
 
 

@@ -23,6 +23,7 @@ from cryptography.x509.oid import ExtendedKeyUsageOID, NameOID
 from ldap3 import Connection, Server
 
 from tests.conftest import free_port
+from tests.servers import stop
 
 SLAPD = Path("/usr/sbin/slapd")
 SLAPADD = Path("/usr/sbin/slapadd")
@@ -222,12 +223,7 @@ def running_slapd(tls: ServerTls | None = None) -> Iterator[RunningSlapd]:
         yield running
     finally:
         if server is not None:
-            server.terminate()
-            try:
-                server.wait(timeout=10)
-            except subprocess.TimeoutExpired:
-                server.kill()
-                server.wait()
+            stop(server)
         shutil.rmtree(root, ignore_errors=True)
 
 

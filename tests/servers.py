@@ -123,3 +123,13 @@ def kb_server(data_dir: Path, *args: str, log: Path, env: dict[str, str] | None 
             except subprocess.TimeoutExpired:
                 os.killpg(server.pid, signal.SIGKILL)
                 server.wait()
+
+
+def stop(process: subprocess.Popen, timeout_s: float = 10) -> None:
+    """Terminate a server the test started; kill it if it has not ended within timeout_s."""
+    process.terminate()
+    try:
+        process.wait(timeout=timeout_s)
+    except subprocess.TimeoutExpired:
+        process.kill()
+        process.wait()

@@ -24,7 +24,7 @@ import pytest
 from app.models import Role
 from app.service import KnowledgeBase
 from tests.conftest import ROOT, free_port, make_settings
-from tests.servers import needs_chromium, serving
+from tests.servers import needs_chromium, serving, stop
 from ui.server import create_app
 
 PROVIDER_DIR = ROOT / "tests" / "oidc_provider"
@@ -74,12 +74,7 @@ def provider(tmp_path_factory):
             time.sleep(0.2)
         yield issuer, config, mmkb_port
     finally:
-        server.terminate()
-        try:
-            server.wait(timeout=10)
-        except subprocess.TimeoutExpired:
-            server.kill()
-            server.wait()
+        stop(server)
 
 
 def _answers(issuer: str) -> bool:
