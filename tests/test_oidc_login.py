@@ -20,8 +20,9 @@ from urllib.parse import parse_qs, urlencode, urlsplit, urlunsplit
 
 import httpx
 import pytest
+from sqlalchemy import select
 
-from app.models import Role
+from app.models import Chunk, Collection, Role
 from app.service import KnowledgeBase
 from tests.conftest import ROOT, free_port, make_settings
 from tests.servers import needs_chromium, serving, stop
@@ -341,3 +342,39 @@ def test_sign_in_with_sso_in_chromium(site, browser):
         page.get_by_text("Signed in as").first.wait_for(timeout=60_000)
     finally:
         page.close()
+
+
+@pytest.mark.slow  # ingests with the real text embedder
+def test_a_provider_user_never_gets_a_forbidden_collections_text(site, tmp_path):
+    kb, url = site
+    admin = kb.system_user()
+    notes = {
+        "engineering": "The dewpoint sensor of line four is recalibrated every ninety days.",
+        "sales": "The confidential Q3 sales quota for the northern region is 4.2 million euros.",
+    }
+    for collection, sentence in notes.items():
+        note = tmp_path / f"{collection}-note.md"
+        note.write_text(f"# {collection}\n\n{sentence}\n", encoding="utf-8")
+        assert not kb.ingest(admin, collection, paths=[note]).failed
+    with _browser(url) as client:
+        assert client.get(_sign_in_at_provider(client, _start(client), "alice", "alice-provider-pw")).status_code == 303
+    # The token the chat's API panel makes for her (tested in Chromium above), used on every route.
+    headers = {"Authorization": f"Bearer {kb.accounts.issue_token(kb.user('alice'), 'chat')}"}
+
+    def search(question: str, collections: list[str] | None) -> httpx.Response:
+        body = {"question": question, "collections": collections, "hyde": False}
+        return httpx.post(f"{url}/api/search", json=body, headers=headers, timeout=120)
+
+    found = search("How often is the dewpoint sensor recalibrated?", ["engineering"])
+    assert found.status_code == 200 and "ninety days" in found.json()[0]["text"]
+    forbidden = search("What is the Q3 sales quota?", ["sales"])
+    assert forbidden.status_code == 404 and "4.2 million" not in forbidden.text
+    everything = search("What is the Q3 sales quota?", None)
+    assert everything.status_code == 200 and "4.2 million" not in everything.text
+    assert {s["collection"] for s in everything.json()} == {"engineering"}
+    with kb.database.session() as session:
+        sales_chunk = session.scalar(
+            select(Chunk.id).join(Collection, Collection.id == Chunk.collection_id).where(Collection.name == "sales")
+        )
+    opened = httpx.get(f"{url}/api/chunks/{sales_chunk}/view", headers=headers, timeout=60)
+    assert opened.status_code in (403, 404) and "4.2 million" not in opened.text
