@@ -104,10 +104,14 @@ class IndexManager:
             stale_dim = current is not None and dim is not None and current.dim != dim
             if current is None or stale_dim or self._caught_up.get(key) != versions.get(collection_id):
                 with self._mutating:
-                    if current is None or stale_dim:
+                    # Looked at again under the lock: another thread's search may have just
+                    # caught this store up.
+                    current = self._stores.get(key)
+                    if current is None or (dim is not None and current.dim != dim):
                         self._stores[key] = self._new_store(collection_id, space, dim)
                         self._caught_up.pop(key, None)
-                    self._catch_up(collection_id, space)
+                    if self._caught_up.get(key) != versions.get(collection_id):
+                        self._catch_up(collection_id, space)
             opened.append(self._stores[key])
         return opened
 
