@@ -303,3 +303,32 @@ def test_the_console_adds_a_question_runs_the_set_and_shows_the_scores(site, bro
         assert newest[1:3] == ["live", "1.000"], newest
         page.screenshot(path=str(SCREENSHOTS / "admin-evaluation.png"), full_page=True)
         context.close()
+
+
+@needs_chromium
+def test_the_consoles_force_box_swaps_a_held_reindex_in(tmp_path, models, browser):
+    data = tmp_path / "data"
+    kb = KnowledgeBase(make_settings(data), models=models)
+    files = [SAMPLES / "employee-travel-policy.pdf", SAMPLES / "solar-inverter-manual.pdf", make_scan(tmp_path / SCAN)]
+    assert not kb.ingest(kb.system_user(), "docs", paths=files).failed
+    kb.add_eval_questions(kb.system_user(), "docs", QUESTIONS)
+    kb.close()
+    held = KnowledgeBase(make_settings(data, **OCR_OFF), models=models)
+    assert held.reindex(held.system_user(), "docs").held  # OCR off loses the scan's questions
+    try:
+        with serving(create_app(held, open_without_accounts=True)) as url:
+            page = browser.new_page()
+            page.goto(f"{url}/admin/")
+            choose(page, "admin-collection", "docs")
+            page.get_by_role("tab", name="Dashboard").click()
+            page.locator("#reindex-force input").check()
+            page.locator("#reindex").click()
+            status = page.locator("#reindex-status")
+            status.get_by_text("went live anyway").wait_for(timeout=180_000)
+            # Swapped in from the held job's staged documents, without rebuilding them.
+            assert "0 rebuilt, 3 resumed" in status.inner_text()
+            page.close()
+        assert held.eval_runs(held.system_user(), "docs")[0].verdict == "forced"
+        assert (SCAN, 1) not in _top_places(held, KEY_QUESTION)
+    finally:
+        held.close()

@@ -443,16 +443,20 @@ def build_admin(kb: KnowledgeBase) -> gr.Blocks:
 
     # --- dashboard -----------------------------------------------------------------
 
-    def reindex_collection(selected: str | None, request: gr.Request, progress=gr.Progress()) -> Iterator[str]:
+    def reindex_collection(selected: str | None, force: bool, request: gr.Request, progress=gr.Progress()) -> Iterator[str]:
         """Rebuild the collection's chunks and vectors from its stored files (after a model or
-        chunk-setting change). The old index keeps answering until the job swaps at the end."""
-        yield from reindexing(selected, None, request, progress)
+        chunk-setting change). The old index keeps answering until the job swaps at the end.
+        force: swap in even where the collection's evaluation set does worse on the new index
+        (`kb reindex --force`): a held re-index is then swapped in without rebuilding."""
+        yield from reindexing(selected, None, request, progress, force)
 
     def change_embedder(selected: str | None, embedder: str | None, request: gr.Request, progress=gr.Progress()) -> Iterator[str]:
         """Move the collection to another text embedder: a re-index with it, swapped in whole."""
         yield from reindexing(selected, embedder or "", request, progress)
 
-    def reindexing(selected: str | None, embedder: str | None, request: gr.Request, progress) -> Iterator[str]:
+    def reindexing(
+        selected: str | None, embedder: str | None, request: gr.Request, progress, force: bool = False
+    ) -> Iterator[str]:
         lang = language(request)
         try:
             user = actor(request)
@@ -464,7 +468,8 @@ def build_admin(kb: KnowledgeBase) -> gr.Blocks:
             yield _warning(exc, lang)
             return
         job = BackgroundJob(
-            "admin-reindex", lambda report_progress: kb.reindex(user, selected, progress=report_progress, text_embedder=embedder)
+            "admin-reindex",
+            lambda report_progress: kb.reindex(user, selected, progress=report_progress, text_embedder=embedder, force=force),
         )
         progress(0, desc=t("admin_starting", lang))
         for done, total, current in job:
@@ -649,6 +654,7 @@ def build_admin(kb: KnowledgeBase) -> gr.Blocks:
                     )
                     dashboard_refresh = gr.Button(I18N("admin_refresh_dashboard"), elem_id="dashboard-refresh")
                     reindex_button = gr.Button(I18N("admin_reindex"), elem_id="reindex")
+                    reindex_force = gr.Checkbox(label=I18N("admin_reindex_force"), value=False, elem_id="reindex-force")
                     reindex_status = gr.Markdown(elem_id="reindex-status")
                 evaluation = evaluation_tab(kb, actor, collection, refresh, lang_switch)
                 folder_sync = sync_tab(kb, actor, collection, refresh, lang_switch)
@@ -664,7 +670,7 @@ def build_admin(kb: KnowledgeBase) -> gr.Blocks:
             [notice, console, *VIEW, lang_switch, member_role, status_table, *TABS, *DASHBOARD],
         )
         demo.load(dashboard, None, DASHBOARD)
-        reindex_button.click(reindex_collection, [collection], [reindex_status]).then(dashboard, None, DASHBOARD)
+        reindex_button.click(reindex_collection, [collection, reindex_force], [reindex_status]).then(dashboard, None, DASHBOARD)
         collection.input(guarded(show), [collection], VIEW)
         refresh.click(guarded(show), [collection], VIEW)
         create_button.click(guarded(create), [collection, new_name, new_embedder], VIEW).then(dashboard, None, DASHBOARD)

@@ -171,6 +171,7 @@ EN: dict[str, str] = {
     "admin_models": "Models in use",
     "admin_refresh_dashboard": "Refresh dashboard",
     "admin_reindex": "Re-index the selected collection",
+    "admin_reindex_force": "Swap the new index in even if the collection's evaluation set does worse on it (a held re-index is swapped in without rebuilding)",
     # --- the console's evaluation tab (ui/admin_eval.py)
     "admin_tab_evaluation": "Evaluation",
     "eval_intro": (
@@ -455,6 +456,7 @@ ZH: dict[str, str] = {
     "admin_models": "使用中的模型",
     "admin_refresh_dashboard": "刷新概览",
     "admin_reindex": "重建所选资料集的索引",
+    "admin_reindex_force": "即使资料集的评测集在新索引上表现更差也换上新索引（已暂缓的重建将直接换上，无需重新构建）",
     "admin_tab_evaluation": "评测",
     "eval_intro": (
         "问题及其答案所在的文件和页码。`kb reindex` 在换上新索引之前先用它们评测；召回率@5 下降超过 "
