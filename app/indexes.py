@@ -12,6 +12,7 @@ import threading
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 from sqlalchemy import select, update
@@ -32,6 +33,37 @@ def bump_index_version(session: Session, collection_id: int) -> None:
     transaction that changes them, so a process that sees the new version also sees the
     change. An atomic increment in SQL: concurrent writers never lose a bump."""
     session.execute(update(Collection).where(Collection.id == collection_id).values(index_version=Collection.index_version + 1))
+
+
+def index_versions(database: Database, collection_ids: Sequence[int]) -> dict[int, int]:
+    """The index version of each collection, in one query; a deleted collection is absent."""
+    if not collection_ids:
+        return {}
+    query = select(Collection.id, Collection.index_version).where(Collection.id.in_(collection_ids))
+    with database.session() as session:
+        return {collection_id: version for collection_id, version in session.execute(query)}
+
+
+def _ready(collection_id: int, space: str):
+    return (Chunk.collection_id == collection_id, Chunk.vector_space == space, Document.status == DocumentStatus.ready)
+
+
+def ready_chunk_ids(database: Database, collection_id: int, space: str) -> set[int]:
+    """The ids of the collection's searchable chunks of `space`, as SQL has them now."""
+    query = select(Chunk.id).join(Document, Document.id == Chunk.document_id).where(*_ready(collection_id, space))
+    with database.session() as session:
+        return set(session.scalars(query))
+
+
+def chunk_column(database: Database, column, chunk_ids: set[int]) -> list[tuple[int, Any]]:
+    """(id, value of `column`) of exactly these chunks, read in batches: a catch-up after one
+    file must not read the whole collection back from SQL."""
+    rows: list[tuple[int, Any]] = []
+    wanted = sorted(chunk_ids)
+    with database.session() as session:
+        for start in range(0, len(wanted), 500):
+            rows.extend(session.execute(select(Chunk.id, column).where(Chunk.id.in_(wanted[start : start + 500]))).tuples())
+    return rows
 
 
 class IndexManager:
@@ -80,12 +112,7 @@ class IndexManager:
         return self.database.locks.hold(f"index:{collection_id}:{space}")
 
     def versions(self, collection_ids: list[int]) -> dict[int, int]:
-        """The index version of each collection, in one query; a deleted collection is absent."""
-        if not collection_ids:
-            return {}
-        query = select(Collection.id, Collection.index_version).where(Collection.id.in_(collection_ids))
-        with self.database.session() as session:
-            return {collection_id: version for collection_id, version in session.execute(query)}
+        return index_versions(self.database, collection_ids)
 
     def store(self, collection_id: int, space: str, dim: int | None = None) -> VectorStore:
         """The collection's index of `space`, caught up with SQL. dim: the dimension the
@@ -119,30 +146,19 @@ class IndexManager:
         dim = dim if dim is not None else self.dim(collection_id, space)
         return VectorStore(self.path(collection_id, space), dim, self.hnsw_threshold, gpu=self.gpu)
 
-    @staticmethod
-    def _is_ready(collection_id: int, space: str):
-        return (Chunk.collection_id == collection_id, Chunk.vector_space == space, Document.status == DocumentStatus.ready)
-
     def _vectors(self, dim: int, chunk_ids: set[int]) -> tuple[list[int], np.ndarray]:
-        """Stored embeddings of exactly these chunks, read in batches: a sync after one file
-        must not read the whole collection's vectors back from SQL."""
+        """Stored embeddings of exactly these chunks."""
         ids: list[int] = []
         vectors: list[np.ndarray] = []
-        wanted = sorted(chunk_ids)
-        with self.database.session() as session:
-            for start in range(0, len(wanted), 500):
-                batch = wanted[start : start + 500]
-                for chunk_id, blob in session.execute(select(Chunk.id, Chunk.embedding).where(Chunk.id.in_(batch))):
-                    assert blob is not None  # every chunk with a vector space is stored with its embedding
-                    ids.append(chunk_id)
-                    vectors.append(np.frombuffer(blob, dtype=np.float32))
+        for chunk_id, blob in chunk_column(self.database, Chunk.embedding, chunk_ids):
+            assert blob is not None  # every chunk with a vector space is stored with its embedding
+            ids.append(chunk_id)
+            vectors.append(np.frombuffer(blob, dtype=np.float32))
         matrix = np.vstack(vectors) if vectors else np.zeros((0, dim), dtype=np.float32)
         return ids, matrix
 
     def _ready_ids(self, collection_id: int, space: str) -> set[int]:
-        query = select(Chunk.id).join(Document, Document.id == Chunk.document_id).where(*self._is_ready(collection_id, space))
-        with self.database.session() as session:
-            return set(session.scalars(query))
+        return ready_chunk_ids(self.database, collection_id, space)
 
     def _catch_up(self, collection_id: int, space: str) -> tuple[VectorStore, int, int]:
         """Make the open store hold exactly the ready chunks, in memory; returns the store and
@@ -189,7 +205,7 @@ class IndexManager:
         query = (
             select(Chunk.id, Chunk.embedding)
             .join(Document, Document.id == Chunk.document_id)
-            .where(*self._is_ready(collection_id, space))
+            .where(*_ready(collection_id, space))
             .order_by(Chunk.id)
         )
         ids: list[int] = []
@@ -258,31 +274,10 @@ class KeywordIndexManager:
         self._lock = threading.Lock()
 
     def version(self, collection_id: int) -> int | None:
-        with self.database.session() as session:
-            return session.scalar(select(Collection.index_version).where(Collection.id == collection_id))
-
-    def _ready_text_ids(self, collection_id: int) -> set[int]:
-        query = (
-            select(Chunk.id)
-            .join(Document, Document.id == Chunk.document_id)
-            .where(
-                Chunk.collection_id == collection_id, Chunk.vector_space == TEXT_SPACE, Document.status == DocumentStatus.ready
-            )
-        )
-        with self.database.session() as session:
-            return set(session.scalars(query))
+        return index_versions(self.database, [collection_id]).get(collection_id)
 
     def _texts(self, chunk_ids: set[int]) -> list[tuple[int, str]]:
-        rows: list[tuple[int, str]] = []
-        wanted = sorted(chunk_ids)
-        with self.database.session() as session:
-            for start in range(0, len(wanted), 500):
-                batch = wanted[start : start + 500]
-                rows.extend(
-                    (chunk_id, text or "")
-                    for chunk_id, text in session.execute(select(Chunk.id, Chunk.text).where(Chunk.id.in_(batch)))
-                )
-        return rows
+        return [(chunk_id, text or "") for chunk_id, text in chunk_column(self.database, Chunk.text, chunk_ids)]
 
     def segments(self, collection_id: int) -> list[KeywordIndex]:
         """The collection's BM25 segments, caught up with SQL."""
@@ -293,7 +288,7 @@ class KeywordIndexManager:
                 return list(state.segments)
             segments = list(state.segments) if state is not None else []
             held = {int(i) for segment in segments for i in segment.chunk_ids}
-            wanted = self._ready_text_ids(collection_id)
+            wanted = ready_chunk_ids(self.database, collection_id, TEXT_SPACE)
             gone, new = held - wanted, wanted - held
             if gone:
                 segments = [kept for segment in segments if len(kept := segment.without(gone))]
