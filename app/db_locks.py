@@ -115,11 +115,3 @@ class NamedLocks:
                 raise Timeout(f"{name!r} is held by another writer")
             time.sleep(pause)
             pause = min(pause * 2, 0.2)
-
-    def is_held_elsewhere(self, name: str) -> bool:
-        """Whether another writer holds `name` now (a look, not a claim)."""
-        try:
-            with self.hold(name, timeout_s=0):
-                return False
-        except Timeout:
-            return True
