@@ -33,6 +33,22 @@ def test_a_full_width_code_matches_the_half_width_code_in_bm25():
     assert tokenize("ＳＸ－４００\u3000１２３。") == tokenize("SX-400 123.")
 
 
+def test_an_english_question_finds_the_passage_that_words_it_in_another_form_by_bm25():
+    index = KeywordIndex(
+        [
+            (1, "The gene bank of the region lists the committee members."),
+            (2, "Cells whose genes mutated after treatment were studied."),
+            (3, "The minutes of the meeting."),
+            (4, "The budget of the year."),
+        ]
+    )
+    # Passage 1 shares the question's exact words; passage 2 shares only their stems.
+    hits = search_keyword([index], "studies of the gene mutations", k=2)
+    assert [hit.chunk_id for hit in hits][:1] == [2], hits
+    # Codes, numbers and Chinese are never stemmed.
+    assert {"hx-fan-77", "2.5", "设备"} <= set(tokenize("HX-FAN-77 runs at 2.5 设备"))
+
+
 def test_chinese_english_codes_tokenize_to_the_code_with_or_without_a_space():
     assert {"sx-400", "sx", "400", "型号"} <= set(tokenize("型号SX-400"))
     # A code before Chinese was one token "sx-400型号" that no query repeats.
