@@ -127,7 +127,11 @@ class Answerer:
         if not has_chinese(question):
             return None
         text = self._rewritten(TRANSLATE_PROMPT, question, 64)
-        return text if text and not has_chinese(text) else None
+        if not text or has_chinese(text):
+            return None
+        # A small model sometimes answers instead of translating ("... is 0.05 hectares"): a
+        # figure the question does not hold would be searched for as if the user had asked it.
+        return text if key_terms(text).numbers <= key_terms(question).numbers else None
 
     def _rewritten(self, instruction: str, text: str, max_new_tokens: int) -> str:
         """``text`` as the generator rewrites it under ``instruction`` (one short generation), on one line."""

@@ -270,13 +270,13 @@ class Settings(BaseSettings):
         default=512, description="HyDE passages remembered per question text, so a repeated question costs no generation"
     )
     # A question written in Chinese is also searched in its English translation, written by
-    # the generator (one short generation): the default embedder reads English only. Off by
-    # default: on the public set's two cross-lingual questions it found the right documents
-    # but not the right pages (benchmarks/RESULTS.md), at one more generation per question.
+    # the generator (one short generation, ~2-3 s on 2 cores, Chinese questions only): the
+    # default embedder reads English only, so without it a Chinese question never finds an
+    # English page. On the public set: Chinese questions 6/8 -> 7/8 (benchmarks/RESULTS.md).
     translate_questions: bool = Field(
-        default=False,
-        description="also search a Chinese question in its English translation, written by the generator (one short generation; found the right documents but not the right pages on the public set's two cross-lingual questions)",
-        json_schema_extra={"doc_default": "`false`"},
+        default=True,
+        description="also search a Chinese question in its English translation, written by the generator (one short generation, Chinese questions only; a translation holding a number the question does not is not used)",
+        json_schema_extra={"doc_default": "`true`"},
     )
     image_top_k: int = Field(default=4, description="figures found by the image embedder per question, beside the text sources")
     # Above this many vectors a collection's FAISS index becomes HNSW (approximate, much

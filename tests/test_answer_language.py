@@ -99,3 +99,38 @@ def test_the_answer_eval_scores_the_answer_language():
 def test_an_english_question_keeps_an_english_answer(fresh_kb):
     answer = fresh_kb.ask(fresh_kb.system_user(), "How many days without incident did the Wexford plant record?", ["fresh"])
     assert answer.supported and "14" in answer.text and text_language(answer.text) == "en", answer.text
+
+
+class FakeTranslatingGenerator(FakeInventingGenerator):
+    """Stands in for a model that, asked to translate a question into English, writes
+    ``translation``, and otherwise answers with ``text``."""
+
+    def __init__(self, translation: str, text: str) -> None:
+        super().__init__(text)
+        self.translation = translation
+
+    def stream(self, messages, max_new_tokens):
+        if "into English" in str(messages[0]["content"]):
+            yield self.translation
+            return
+        yield from super().stream(messages, max_new_tokens)
+
+
+SERVICE_ZH = "涡轮机多久由工厂自己的员工维修一次？"
+
+
+def test_a_chinese_question_finds_its_english_sentence_through_the_translation(fresh_kb):
+    faithful = FakeTranslatingGenerator(
+        "How often is the turbine serviced by the plant's own staff?", "每4,000小时维修一次 [1]。"
+    )
+    with _with_generator(fresh_kb, faithful) as kb:
+        answer = kb.ask(kb.system_user(), SERVICE_ZH, ["fresh"])
+    assert answer.quote is not None and "serviced every 4,000 hours" in answer.quote.text, answer.quote
+    assert (answer.quote.filename, answer.quote.page) == ("kestrel.pdf", 2)
+    assert answer.supported and "4,000" in answer.text
+
+    # A "translation" that answers instead (with a figure the question does not hold) is not searched.
+    answering = FakeTranslatingGenerator("The turbine is serviced every 5,000 hours.", "每4,000小时维修一次 [1]。")
+    with _with_generator(fresh_kb, answering) as kb:
+        answer = kb.ask(kb.system_user(), SERVICE_ZH, ["fresh"])
+    assert answer.quote is None or "4,000" not in answer.quote.text

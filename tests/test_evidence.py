@@ -146,6 +146,12 @@ def test_a_question_about_something_no_source_mentions_is_evidence_absent():
     assert not find_evidence("How many airplanes of U.S. registry does the AD affect?", sources).absent
     # "11月" is a month, not a number the source must contain.
     assert not missing_terms("2015年11月得克萨斯州的NICS背景调查总数是多少？", ["NICS checks November 2015: Texas 146,982"])
+    # ... but a month that no document writes, in any form, is absent like "December" in English.
+    assert missing_terms("2015年12月得克萨斯州的NICS背景调查总数是多少？", ["NICS checks November 2015: Texas 146,982"]) == [
+        "12月"
+    ]
+    for written in ("报告日期：2015年12月3日", "Report of Dec. 3, 2015", "printed 12/03/2015", "period 2015-12"):
+        assert not missing_terms("2015年12月的背景调查总数是多少？", [written]), written
 
 
 def test_no_quote_when_nothing_covers_the_question():

@@ -26,7 +26,7 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 
 from app.schemas import Quote, Source
-from ingest.sentences import ABBREVIATIONS, normalize_for_match, sentence_spans
+from ingest.sentences import ABBREVIATIONS, fold_forms, normalize_for_match, sentence_spans
 
 # A sentence is supported when at least this share of its content words is in the source
 # (beside all of its numbers, codes and names).
@@ -252,13 +252,32 @@ def missing_terms(question: str, texts: Sequence[str | SourceText]) -> list[str]
     """The question's names, codes and numbers that none of `texts` contains."""
     terms = key_terms(question)
     months = set(_MONTH_NUMBER_RE.findall(normalize_for_match(question)))
+    # "一次", "一个" (once, a/one) are how Chinese counts, not a figure the question gives.
+    counted_one = {"1"} - set(_NUMBER_RE.findall(fold_forms(question)))
     sources = [text if isinstance(text, SourceText) else SourceText.of(text) for text in texts]
     missing = []
-    for kind, values in (("number", terms.numbers - months), ("code", terms.codes), ("name", terms.names)):
+    for kind, values in (("number", terms.numbers - months - counted_one), ("code", terms.codes), ("name", terms.names)):
         for value in sorted(values):
             if not any(source.has(value, kind) for source in sources):
                 missing.append(value)
+    # A Chinese question's month ("2015年12月") is not a name to look up, but a month the
+    # documents never write, in any form, is as absent as an English question's "December".
+    for month in sorted(months, key=int):
+        if 1 <= int(month) <= 12 and not any(_writes_month(source.normalized, int(month)) for source in sources):
+            missing.append(f"{int(month)}月")
     return missing
+
+
+def _writes_month(normalized: str, month: int) -> bool:
+    """Whether a normalised text writes the month: "12月", "December"/"Dec", 12/3/2015, 2015-12."""
+    full = _MONTHS[month - 1]
+    names = f"{full}|{full[:3]}" + ("|sept" if month == 9 else "")
+    return bool(
+        re.search(rf"(?<!\d)0?{month}\s*月", normalized)
+        or re.search(rf"\b(?:{names})\b", normalized)
+        or re.search(rf"(?<![\d./-])0?{month}[/-]\d{{1,2}}[/-]\d{{2,4}}(?![\d/-])", normalized)
+        or re.search(rf"(?<!\d)(?:19|20)\d\d\s*[-/.年]\s*0?{month}(?!\d)", normalized)
+    )
 
 
 # ---------------------------------------------------------------- the quote
