@@ -14,11 +14,17 @@ and the staged one (app.reindex_guard): when recall@5 falls by more than
 MMKB_REINDEX_GUARD_MARGIN the swap does not happen, and the job is "held" with its staged
 files, so that `--force` swaps them in without rebuilding.
 
+One re-index of a collection runs at a time: a second one (the CLI, the console, the API,
+another replica) is refused with AlreadyRunning while the first holds the collection's
+`reindex:<id>` lock (app.db_locks), rather than resuming the same job beside it.
+
 Killed at any point, the next run finds the job ("running", or "interrupted" once a start
-has seen its process gone) and its staged files, and only builds what is missing. A crash
-between the commit and the rename leaves an index behind SQL, which IndexManager repairs
-from the stored embeddings when it opens it (SQL stays the source of truth). Staged results are trusted only if the settings that shape
-chunks (chunk size, models, OCR) are unchanged; otherwise the job starts over.
+has seen its process gone) and its staged files, and only builds what is missing; stopped
+by an error while this process lives on, the job is marked "interrupted" at once, just as
+resumable. A crash between the commit and the rename leaves an index behind SQL, which
+IndexManager repairs from the stored embeddings when it opens it (SQL stays the source of
+truth). Staged results are trusted only if the settings that shape chunks (chunk size,
+models, OCR) are unchanged; otherwise the job starts over.
 """
 
 from __future__ import annotations
@@ -29,6 +35,7 @@ import os
 import shutil
 from collections.abc import Iterable, Iterator
 from concurrent.futures import Future
+from contextlib import ExitStack, contextmanager
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from pathlib import Path
@@ -37,8 +44,10 @@ from sqlalchemy import delete, select
 
 from app.chunk_rows import read_options
 from app.db import Database
+from app.db_locks import Timeout
 from app.indexes import TEXT_SPACE, IndexManager, bump_index_version
 from app.ingestion import ProgressCallback
+from app.kb.errors import AlreadyRunning
 from app.models import Chunk, Collection, Document, DocumentStatus, IngestJob, JobStatus
 from app.owners import process_token
 from app.reindex_build import DocumentTask, StagedDocument, build_document
@@ -125,9 +134,59 @@ class Reindexer:
     ) -> ReindexReport:
         """text_embedder: move the collections to this embedder (a registry name, checked by
         the caller); None keeps each collection's own. force: swap even where the collection's
-        evaluation set does worse on the new index."""
+        evaluation set does worse on the new index. AlreadyRunning: one of them is being
+        re-indexed already."""
+        with self.exclusive(collections):
+            return self.carry_out(self.plan(collections, text_embedder), progress, use_ray, force)
+
+    @contextmanager
+    def exclusive(self, collections: list[Collection]) -> Iterator[None]:
+        """Hold the re-index lock of every collection for the block, or refuse at once
+        (AlreadyRunning) if another re-index (this process or another) holds one: waiting could
+        take hours, and resuming the job it is running would build every document twice."""
+        with ExitStack() as held:
+            for collection in collections:
+                try:
+                    held.enter_context(self.database.locks.hold(f"reindex:{collection.id}", timeout_s=0))
+                except Timeout:
+                    raise AlreadyRunning(self._running_message(collection)) from None
+            yield
+
+    def _running_message(self, collection: Collection) -> str:
+        with self.database.session() as session:
+            job = session.scalar(
+                select(IngestJob)
+                .where(
+                    IngestJob.collection_id == collection.id, IngestJob.kind == JOB_KIND, IngestJob.status == JobStatus.running
+                )
+                .order_by(IngestJob.id.desc())
+            )
+        # No row yet: the other run holds the lock but has not recorded its job.
+        where = f" (job {job.id}, {job.done_files} of {job.total_files} documents built)" if job is not None else ""
+        return (
+            f"collection {collection.name} is being re-indexed already{where}; a second re-index is not started: "
+            "try again when that one has finished"
+        )
+
+    def plan(self, collections: list[Collection], text_embedder: str | None = None) -> list[_Plan]:
+        """Each collection's job row, created or resumed, with what is staged already; call
+        inside exclusive(). text_embedder: as in run()."""
         self._remove_leftovers()
-        plans = [self._plan(collection, text_embedder or collection.text_embedder) for collection in collections]
+        return [self._plan(collection, text_embedder or collection.text_embedder) for collection in collections]
+
+    def carry_out(
+        self, plans: list[_Plan], progress: ProgressCallback | None = None, use_ray: bool = False, force: bool = False
+    ) -> ReindexReport:
+        """Build what the plans have not staged yet, judge and swap (or hold); inside exclusive()."""
+        try:
+            return self._carry_out(plans, progress, use_ray, force)
+        except BaseException as exc:
+            # An error, Ctrl-C, a progress callback that raised: this process lives on, so no
+            # later start would mark the job; it is closed here (resumable, as after a kill).
+            self._stopped(plans, exc)
+            raise
+
+    def _carry_out(self, plans: list[_Plan], progress: ProgressCallback | None, use_ray: bool, force: bool) -> ReindexReport:
         report = ReindexReport(
             job_ids=[p.job_id for p in plans], collections=[p.collection.name for p in plans], used_ray=use_ray
         )
@@ -162,6 +221,21 @@ class Reindexer:
         if progress:
             progress(total, total, "")
         return report
+
+    def _stopped(self, plans: list[_Plan], exc: BaseException) -> None:
+        try:
+            with self.database.session() as session:
+                for plan in plans:
+                    job = session.get(IngestJob, plan.job_id)
+                    if job is None or job.status != JobStatus.running:  # gone with its collection, or ended
+                        continue
+                    job.status, job.finished_at = JobStatus.interrupted, _utcnow()
+                    job.message = (
+                        f"interrupted after {job.done_files} of {job.total_files} documents ({type(exc).__name__}: {exc}); "
+                        "run the re-index again: it resumes where this job stopped"
+                    )
+        except Exception:  # the database may be what failed; a start after this process ends marks it
+            log.exception("could not record that re-index job(s) %s stopped", [p.job_id for p in plans])
 
     def _build(self, tasks: list[DocumentTask], use_ray: bool) -> Iterable[StagedDocument]:
         if not tasks:
@@ -287,7 +361,10 @@ class Reindexer:
             job = session.get(IngestJob, plan.job_id)
             assert job is not None  # the plan's job row: created or resumed by _plan
             job.status, job.finished_at = JobStatus.held, _utcnow()
-            job.message = f"held: {judged.message}"
+            # A move to another embedder leads with what a client asked about (PATCH
+            # /api/collections answered it so when the move ran inside the request).
+            lead = f"{plan.collection.name} stays on its text embedder: " if self._switches_embedder(plan) else "held: "
+            job.message = lead + judged.message
         return [
             ReindexedDocument(
                 collection=plan.collection.name,
@@ -321,13 +398,16 @@ class Reindexer:
             assert job is not None  # the plan's job row: created or resumed by _plan
             job.status, job.finished_at = JobStatus.failed, _utcnow()
             job.done_files, job.failed_files = len(staged), len(failed)
+            name, target = plan.collection.name, self.models.embedder_name(plan.text_embedder)
+            failures = "; ".join(f"{s.filename}: {s.error}" for s in failed)
+            # The first sentence is the one PATCH /api/collections answered (409) when the move
+            # ran inside the request.
             job.message = (
-                f"not moved to {self.models.embedder_name(plan.text_embedder)}: {len(failed)} document(s) failed to build, "
-                "and their old vectors cannot join the new index; the collection keeps its embedder and index. "
-                "Fix or delete them, then run the re-index again."
-            ) + "".join(f"\n{s.filename}: {s.error}" for s in failed)
+                f"{name} stays on its text embedder: {len(failed)} document(s) failed to re-index ({failures}); "
+                f"fix or delete them and try again. It was not moved to {target}: the old vectors of the failed "
+                "documents cannot join the new index, so the collection keeps its embedder and index."
+            )
         shutil.rmtree(plan.folder, ignore_errors=True)
-        name = plan.collection.name
         return [
             ReindexedDocument(
                 collection=name,
@@ -395,6 +475,8 @@ class Reindexer:
             job.done_files, job.failed_files = len(results), len(failed)
             rebuilt = sum(1 for r in results if r.outcome in (ReindexOutcome.rebuilt, ReindexOutcome.resumed))
             message = f"{rebuilt} re-indexed, {len(failed)} failed" + (" (kept their previous chunks)" if failed else "")
+            if switches:  # and then nothing failed (_refuse_switch)
+                message += f"\n{plan.collection.name} now uses the text embedder {self.models.embedder_name(plan.text_embedder)}"
             job.message = message + "".join(f"\n{r.filename}: {r.error}" for r in failed)
         for space, replacement in replacements.items():
             self.indexes.install_replacement(collection_id, space, replacement)

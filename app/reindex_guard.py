@@ -87,7 +87,9 @@ class RegressionGuard:
             candidate=candidate,
             margin=margin,
             verdict=verdict,
-            message=self._message(collection, job_id, live, candidate, margin, verdict, trouble),
+            message=self._message(
+                collection, job_id, live, candidate, margin, verdict, trouble, self._switch(collection, text_embedder)
+            ),
         )
 
     def record(self, collection: Collection, report: GuardReport) -> GuardReport:
@@ -96,6 +98,12 @@ class RegressionGuard:
             self.sets.record(collection, LIVE, report.live, report.job_id, report.verdict)
         self.sets.record(collection, CANDIDATE, report.candidate, report.job_id, report.verdict)
         return report
+
+    def _switch(self, collection: Collection, text_embedder: str | None) -> str:
+        """` --embedder NAME` when the re-index moves the collection to another embedder: a
+        plain `--force` would re-index on its current one and drop the staged job."""
+        target = self.models.embedder_name(text_embedder)
+        return f" --embedder {target}" if target != self.models.embedder_name(collection.text_embedder) else ""
 
     @staticmethod
     def _message(
@@ -106,6 +114,7 @@ class RegressionGuard:
         margin: float,
         verdict: str,
         trouble: str,
+        switch: str = "",
     ) -> str:
         count = f"{candidate.questions} evaluation question{'s' if candidate.questions != 1 else ''}"
         if live is None:
@@ -122,7 +131,7 @@ class RegressionGuard:
             return f"{compared}: recall@5 fell by more than {margin:.2f}, and the new index went live anyway (--force){lost_line}"
         return (
             f"{compared}: recall@5 fell by more than {margin:.2f} (MMKB_REINDEX_GUARD_MARGIN), so the live index stays. "
-            f"The new one is kept staged as job {job_id}: `kb reindex --collection {collection.name} --force` puts it "
+            f"The new one is kept staged as job {job_id}: `kb reindex --collection {collection.name}{switch} --force` puts it "
             f"in place without rebuilding{lost_line}"
         )
 

@@ -31,9 +31,9 @@ from app.kb import repository
 from app.kb.access import SYSTEM_USER, Access
 from app.kb.asking import Asking
 from app.kb.collections import MIN_CHUNK_TOKENS, Collections
-from app.kb.errors import AccessDenied, EmptyCollection, Hidden, NotFound
+from app.kb.errors import AccessDenied, AlreadyRunning, EmptyCollection, Hidden, NotFound
 from app.kb.evaluation_sets import EvaluationSets
-from app.kb.jobs import Jobs
+from app.kb.jobs import Jobs, StartedReindex
 from app.kb.sources import Sources
 from app.model_set import ModelSet
 from app.models import Collection, Document, Role, User
@@ -64,6 +64,7 @@ __all__ = [
     "MIN_CHUNK_TOKENS",
     "SYSTEM_USER",
     "AccessDenied",
+    "AlreadyRunning",
     "EmptyCollection",
     "Hidden",
     "KnowledgeBase",
@@ -343,8 +344,21 @@ class KnowledgeBase:
         transaction changes `collections.text_embedder` with the chunks, and if any document
         fails to build, nothing changes (its old vectors could not join the new index).
         A collection with its own evaluation set keeps its old index when the new one does worse
-        on it (app.reindex_guard; report.guard says so), unless force."""
+        on it (app.reindex_guard; report.guard says so), unless force. A collection being
+        re-indexed already (by this process or another) is refused: AlreadyRunning."""
         return self.work.reindex(user, collection_name, progress, use_ray, text_embedder, force)
+
+    def change_embedder(
+        self, user: User, collection_name: str, text_embedder: str, new_name: str | None = None
+    ) -> StartedReindex:
+        """Move a collection to another text embedder in the background (PATCH
+        /api/collections/{name}): the re-index of `reindex(user, collection_name,
+        text_embedder=...)`, run in a thread of its own; returns as soon as its job is recorded
+        (GET /api/jobs/{id} follows it to done, failed or held, as `reindex` would end). Refused
+        at once, as `reindex` is: an unknown embedder (ValueError), a caller who is not an admin
+        of the collection, and a collection being re-indexed already (AlreadyRunning).
+        new_name: renamed first, under the same lock, so a refused start renames nothing."""
+        return self.work.change_embedder(user, collection_name, text_embedder, new_name)
 
     def register_sync_folder(self, user: User, collection_name: str, folder: str | Path) -> folder_sync.SyncFolderInfo:
         """The console's registration of the server folder a collection mirrors (one per

@@ -23,7 +23,7 @@ from app.api.metrics import Metrics
 from app.conversations import ConversationNotFound
 from app.csp import ContentSecurityPolicy
 from app.openai_api import openai_router
-from app.service import AccessDenied, EmptyCollection, Hidden, KnowledgeBase, NotFound
+from app.service import AccessDenied, AlreadyRunning, EmptyCollection, Hidden, KnowledgeBase, NotFound
 
 __all__ = ["CodedError", "create_api"]
 
@@ -63,7 +63,7 @@ def _add_error_handlers(api: FastAPI) -> None:
     # The service's refusals, raised from any route: one answer each, instead of a try/except
     # in every route. Starlette picks the handler of the first class in the exception's MRO,
     # and Hidden is an AccessDenied before it is a NotFound, so it has its own (a 404).
-    for refusal in (Hidden, ConversationNotFound, NotFound, AccessDenied, EmptyCollection):
+    for refusal in (Hidden, ConversationNotFound, NotFound, AccessDenied, EmptyCollection, AlreadyRunning):
 
         @api.exception_handler(refusal)
         def refused(request: Request, exc: Exception) -> JSONResponse:

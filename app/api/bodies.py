@@ -5,7 +5,7 @@ name, and by its module path once two share a name, so one module keeps the name
 from pydantic import BaseModel, Field
 
 from app.models import Role
-from app.schemas import EvalRunInfo
+from app.schemas import CollectionInfo, EvalRunInfo, JobInfo
 
 
 class LoginRequest(BaseModel):
@@ -35,7 +35,27 @@ class NewCollection(BaseModel):
 class CollectionUpdate(BaseModel):
     name: str | None = Field(default=None, min_length=1, max_length=128, description="the new name")
     text_embedder: str | None = Field(
-        default=None, description="move to this text embedder: re-indexes every document first (the old index serves until then)"
+        default=None,
+        description=(
+            "move to this text embedder: a re-index in the background (202 and its job; the old index serves until "
+            "the job swaps the new one in)"
+        ),
+    )
+
+
+class EmbedderChangeStarted(BaseModel):
+    """PATCH /api/collections/{name}'s answer (202) to a text_embedder: the re-index runs on."""
+
+    collection: CollectionInfo = Field(
+        description="the collection as it is now: renamed if asked, still on its old text embedder until the job swaps"
+    )
+    job: JobInfo = Field(description="the re-index job (kind reindex), as it is now")
+    job_url: str = Field(
+        description=(
+            "where to follow the job (also the Location header): its status goes from running to done (the collection "
+            "is on the new embedder), failed or held (it stays on its old one; message says why), or interrupted "
+            "(the server stopped; send the PATCH again and it resumes)"
+        )
     )
 
 

@@ -1,15 +1,26 @@
-"""Collections: create, list, rename or move to another embedder, delete; their members and the
-directory (LDAP) groups mapped to roles; and each collection's own evaluation set and runs."""
+"""Collections: create, list, rename or move to another embedder (a re-index job in the
+background), delete; their members and the directory (LDAP) groups mapped to roles; and each
+collection's own evaluation set and runs."""
 
 # No `from __future__ import annotations`: FastAPI resolves the routes' annotations, and
 # CurrentUser is local to the router factory.
 
 from typing import Annotated
 
-from fastapi import APIRouter, Depends
+from fastapi import APIRouter, Depends, Request
+from fastapi.encoders import jsonable_encoder
+from fastapi.responses import JSONResponse
 
 from app.api.auth import UserDependency
-from app.api.bodies import CollectionUpdate, DirectoryGroupRole, DirectoryGroupView, EvalRunDone, MemberChange, NewCollection
+from app.api.bodies import (
+    CollectionUpdate,
+    DirectoryGroupRole,
+    DirectoryGroupView,
+    EmbedderChangeStarted,
+    EvalRunDone,
+    MemberChange,
+    NewCollection,
+)
 from app.api.common import CodedError, as_coded_error
 from app.models import User
 from app.schemas import CollectionInfo, EvalQuestionInfo, EvalRunInfo, MemberInfo, NewEvalQuestion
@@ -32,30 +43,54 @@ def router(kb: KnowledgeBase, current_user: UserDependency) -> APIRouter:
             raise as_coded_error(exc) from None
         return next(info for info in kb.collection_info(user) if info.id == collection.id)
 
-    @routes.patch("/api/collections/{name}", response_model=CollectionInfo)
-    def update_collection(name: str, body: CollectionUpdate, user: CurrentUser) -> CollectionInfo:
-        """Rename, and/or move to another text embedder (global admins and the collection's
-        admins). A new embedder is a re-index (`kb reindex --embedder`), run before this returns."""
+    @routes.patch(
+        "/api/collections/{name}",
+        response_model=CollectionInfo,
+        responses={
+            200: {"description": "renamed (a body without text_embedder): the collection"},
+            202: {
+                "model": EmbedderChangeStarted,
+                "description": (
+                    "the move to text_embedder started as a re-index job (after the rename, if both were given); "
+                    "`Location` is the job's URL"
+                ),
+                "headers": {"Location": {"description": "GET /api/jobs/{id} of the job", "schema": {"type": "string"}}},
+            },
+            409: {"description": "`already_running`: the collection is being re-indexed already; nothing was changed"},
+        },
+    )
+    def update_collection(
+        name: str, body: CollectionUpdate, user: CurrentUser, request: Request
+    ) -> CollectionInfo | JSONResponse:
+        """Rename, and/or move to another text embedder (global admins and the collection's admins).
+
+        A rename is done at once (200 with the collection). A new text embedder is a re-index of
+        every document (`kb reindex --embedder`), which can take hours: it is checked at once (400
+        for an unknown embedder, 403/404 as for a rename, 409 while the collection is being
+        re-indexed already), then runs in the background: 202 with the job, whose `Location`
+        (`GET /api/jobs/{id}`) shows its progress and how it ended. `done`: the collection is on
+        the new embedder; `failed` (a document failed to re-index) or `held` (the collection's
+        evaluation set did worse on the new index): it stays on its old one, and the job's
+        message says why. Until the job swaps the new index in, the old one answers. With both
+        fields, the rename comes first and the job runs on the new name; a refused start
+        renames nothing."""
         if body.name is None and body.text_embedder is None:
             raise CodedError(400, "nothing to change: give name and/or text_embedder", "invalid_request")
         try:
-            if body.text_embedder is not None:
-                report = kb.reindex(user, name, text_embedder=body.text_embedder)
-                if report.failed:
-                    failures = "; ".join(f"{d.filename}: {d.error}" for d in report.failed)
-                    raise CodedError(
-                        409,
-                        f"{name} stays on its text embedder: {len(report.failed)} document(s) failed to "
-                        f"re-index ({failures}); fix or delete them and try again",
-                        "embedder_not_changed",
-                    )
-                if report.held:  # its own evaluation set did worse on the new embedder (app.reindex_guard)
-                    raise CodedError(409, f"{name} stays on its text embedder: {report.guard[0].message}", "embedder_not_changed")
-            if body.name is not None:
-                name = kb.rename_collection(user, name, body.name).name
+            if body.text_embedder is None:
+                assert body.name is not None  # one of the two, checked above
+                renamed = kb.rename_collection(user, name, body.name).name
+                return next(info for info in kb.collection_info(user) if info.name == renamed)
+            started = kb.change_embedder(user, name, body.text_embedder, new_name=body.name)
         except ValueError as exc:
             raise as_coded_error(exc) from None
-        return next(info for info in kb.collection_info(user) if info.name == name)
+        job_url = request.scope.get("root_path", "") + request.app.url_path_for("get_job", job_id=started.job_id)
+        accepted = EmbedderChangeStarted(
+            collection=next(info for info in kb.collection_info(user) if info.name == started.collection),
+            job=kb.job(user, started.job_id),
+            job_url=job_url,
+        )
+        return JSONResponse(jsonable_encoder(accepted), status_code=202, headers={"Location": job_url})
 
     @routes.delete("/api/collections/{name}")
     def delete_collection(name: str, user: CurrentUser) -> dict:

@@ -4,7 +4,7 @@ service refusal into it (the app's exception handlers and the routes' `except Va
 from fastapi import HTTPException
 
 from app.conversations import ConversationNotFound
-from app.service import AccessDenied, EmptyCollection, NotFound
+from app.service import AccessDenied, AlreadyRunning, EmptyCollection, NotFound
 
 
 class CodedError(HTTPException):
@@ -24,6 +24,8 @@ def as_coded_error(exc: Exception) -> CodedError:
         return CodedError(404, str(exc), "not_found")
     if isinstance(exc, AccessDenied):
         return CodedError(403, str(exc), "access_denied")
+    if isinstance(exc, AlreadyRunning):  # before ValueError, which it also is
+        return CodedError(409, str(exc), "already_running")
     if isinstance(exc, EmptyCollection):
         return CodedError(400, str(exc), "empty_collection")
     return CodedError(400, str(exc), "invalid_request")

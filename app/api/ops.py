@@ -1,5 +1,5 @@
-"""Operations: GET /healthz, GET /metrics (Prometheus) and the ingest jobs (GET /api/jobs,
-GET /api/jobs/{job_id})."""
+"""Operations: GET /healthz, GET /metrics (Prometheus) and the ingest and re-index jobs
+(GET /api/jobs, GET /api/jobs/{job_id})."""
 
 # No `from __future__ import annotations`: FastAPI resolves the routes' annotations, and
 # CurrentUser is local to the router factory.
@@ -30,11 +30,14 @@ def router(kb: KnowledgeBase, current_user: UserDependency, registry: CollectorR
 
     @routes.get("/api/jobs", response_model=list[JobInfo])
     def list_jobs(user: CurrentUser, limit: int = 20) -> list[JobInfo]:
-        """Newest ingest jobs of the collections you may change (admins and editors)."""
+        """Newest jobs (kind `ingest` or `reindex`) of the collections you may change (admins and editors)."""
         return kb.jobs(user, limit=max(1, min(limit, 200)))
 
     @routes.get("/api/jobs/{job_id}", response_model=JobInfo)
     def get_job(job_id: int, user: CurrentUser) -> JobInfo:
+        """One job, with its progress (`done_files` of `total_files`) while `running`, and how it
+        ended: `done`, `failed`, `held` (a re-index its collection's evaluation set kept out) or
+        `interrupted` (its process stopped; run it again to resume), with `message` saying why."""
         return kb.job(user, job_id)
 
     return routes

@@ -23,3 +23,9 @@ class Hidden(AccessDenied, NotFound):
 
 class EmptyCollection(ValueError):
     """Every collection asked has no ready document: there is nothing to search yet."""
+
+
+class AlreadyRunning(ValueError):
+    """The same work on the same thing is running already (a re-index of a collection, in this
+    process or another): refused rather than queued or run twice. A ValueError, so callers that
+    report bad requests (the CLI) report it too; the API answers it 409."""

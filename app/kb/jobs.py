@@ -3,9 +3,14 @@ is seen of it (jobs, the dashboard, queue lengths)."""
 
 from __future__ import annotations
 
+import logging
+import threading
 import time
 from collections.abc import Callable
+from concurrent.futures import Future
+from dataclasses import dataclass
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from app import dashboard, folder_sync, leftovers, registry
 from app.activity import InFlight, IngestTotals, run_at_low_priority
@@ -22,6 +27,20 @@ from app.models import Collection, Role, User
 from app.schemas import Dashboard, IngestReport, JobInfo, QueueLengths, ReindexReport
 from app.settings import Settings
 from ingest.reading import FileReader
+
+if TYPE_CHECKING:  # imported when used: app.reindex loads the evaluation and answering code
+    from app.reindex import Reindexer
+
+log = logging.getLogger(__name__)
+
+
+@dataclass(frozen=True)
+class StartedReindex:
+    """A re-index running in a thread of its own: the collection's name (after the rename
+    that came with it, if any) and its job's id (GET /api/jobs/{id} follows it)."""
+
+    collection: str
+    job_id: int
 
 
 class Jobs:
@@ -94,26 +113,62 @@ class Jobs:
         force: bool = False,
     ) -> ReindexReport:
         """See KnowledgeBase.reindex."""
-        from app.reindex import Reindexer
-
         if text_embedder is not None:
             text_embedder = registry.check_text_embedder(text_embedder, self.settings)
 
-        with self.database.session() as session:
-            if collection_name is None:
-                if not user.is_admin:
-                    raise AccessDenied("only administrators re-index every collection")
+        if collection_name is None:
+            if not user.is_admin:
+                raise AccessDenied("only administrators re-index every collection")
+            with self.database.session() as session:
                 collections = repository.all_collections(session)
-            else:
-                collections = [repository.collection_by_name(session, collection_name)]
-        if collection_name is not None:
-            self.access.require(
-                user, collections[0], Role.admin, f"{user.username} may not re-index collection {collection_name}"
-            )
+        else:
+            collections = [self._reindexable(user, collection_name)]
         use_ray = use_ray or bool(self.settings.ray_address)
-        return Reindexer(self.settings, self.database, self._indexes(), self.models, self._file_reader()).run(
-            collections, progress, use_ray, text_embedder, force=force
-        )
+        return self._reindexer().run(collections, progress, use_ray, text_embedder, force=force)
+
+    def change_embedder(
+        self, user: User, collection_name: str, text_embedder: str, new_name: str | None = None
+    ) -> StartedReindex:
+        """See KnowledgeBase.change_embedder."""
+        text_embedder = registry.check_text_embedder(text_embedder, self.settings)
+        collection = self._reindexable(user, collection_name)
+        reindexer = self._reindexer()
+        use_ray = bool(self.settings.ray_address)
+        # Set once the job is recorded (or the start refused); the caller waits for it, the
+        # re-index goes on.
+        started: Future[StartedReindex] = Future()
+
+        def run() -> None:
+            try:
+                # The rename, too, under the collection's re-index lock: refused as busy, the
+                # request changes nothing.
+                with reindexer.exclusive([collection]):
+                    target = collection if new_name is None else self.collections.rename(user, collection_name, new_name)
+                    plans = reindexer.plan([target], text_embedder)
+                    started.set_result(StartedReindex(collection=target.name, job_id=plans[0].job_id))
+                    reindexer.carry_out(plans, use_ray=use_ray)
+            except BaseException as exc:
+                if not started.done():
+                    started.set_exception(exc)
+                else:  # the job row says it stopped (Reindexer.carry_out); the traceback goes to the log
+                    log.exception("the re-index of collection %s to %s stopped", collection_name, text_embedder)
+
+        # A daemon: a server that stops does not wait hours for it. Its job row then stays
+        # "running" until the next start sees its process gone and marks it interrupted
+        # (app.leftovers); the staged documents stay for the next run to resume.
+        threading.Thread(target=run, name=f"reindex-collection-{collection.id}", daemon=True).start()
+        return started.result()
+
+    def _reindexable(self, user: User, collection_name: str) -> Collection:
+        with self.database.session() as session:
+            collection = repository.collection_by_name(session, collection_name)
+        self.access.require(user, collection, Role.admin, f"{user.username} may not re-index collection {collection_name}")
+        return collection
+
+    def _reindexer(self) -> Reindexer:
+        from app.reindex import Reindexer
+
+        return Reindexer(self.settings, self.database, self._indexes(), self.models, self._file_reader())
 
     # --- jobs, dashboard, queue ---------------------------------------------------------
 
