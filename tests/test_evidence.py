@@ -1,7 +1,7 @@
 """Sentence splitting, normalisation and the evidence checks that decide answers on the sources."""
 
 from app.generation.citations import check_citations
-from app.generation.evidence import find_evidence, key_terms, missing_terms, quote_answer
+from app.generation.evidence import SourceText, find_evidence, key_terms, missing_terms, quote_answer
 from app.generation.prompting import NOT_IN_SOURCES
 from app.schemas import Source
 from ingest.sentences import chinese_numeral_value, normalize_for_match, split_sentences
@@ -79,6 +79,19 @@ def test_an_invented_answer_with_a_citation_is_refused():
     ]
     checked = check_citations("The chief executive of the Norrland office is [2].", sources)
     assert not checked.supported
+
+
+def test_an_answer_about_another_one_of_a_series_is_refused():
+    """The public set's na09: "the third accident" answered from the passage about the second,
+    in a document that says "third" elsewhere (so the question was not refused as absent)."""
+    second = "On March 10, 2019, the second accident, Ethiopian Airlines Flight 302, occurred."
+    elsewhere = "The third design change is intended to ensure that the flightcrew has the means."
+    sources = [_source(1, second)]
+    documents = {"report.pdf": SourceText.of(f"{second}\n{elsewhere}")}
+    question = "Which airline operated the third accident?"
+    checked = check_citations("The third accident was Ethiopian Airlines Flight 302 [1].", sources, question, documents)
+    assert not checked.supported and checked.text == NOT_IN_SOURCES
+    assert check_citations("The second accident was Ethiopian Airlines Flight 302 [1].", sources, question, documents).supported
 
 
 def test_a_wrong_citation_is_moved_to_the_source_that_supports_the_sentence():

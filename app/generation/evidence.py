@@ -57,6 +57,12 @@ STOPWORDS = frozenset(
     # answered by a date line that never says "held" (stems, as key_terms compares them).
     "held hold take tak took taken occur occurr happen".split()
 )
+# Which one of a series: "the third accident" is not "the second accident". A sentence saying
+# one must find it in the source it cites, not merely somewhere in that source's document
+# (stems, as key_terms compares them).
+ORDINALS = frozenset(
+    "first second third fourth fifth sixth seventh eighth ninth tenth last final latest earliest previou next".split()
+)
 # Words of a question that say what kind of answer it wants.
 _QUANTITY_RE = re.compile(
     r"\b(how (many|much|long|far|old|often)|what (is|was|are|were) the (total|number|amount|cost|price|rate|"
@@ -213,6 +219,7 @@ def support(
     missing = [n for n in terms.numbers - exempt if not source.has(n, "number")]
     missing += [c for c in terms.codes - exempt if not source.has(c, "code")]
     missing += [n for n in terms.names - exempt if not source.has(n, "name")]
+    missing += [o for o in terms.words & ORDINALS if not source.has(o, "word")]
     plain = terms.words - terms.names
     # The question's own words restated ("the most the company will pay per night for a
     # hotel in Munich is 180 EUR") are held to the rule below, not to the source's wording.
