@@ -17,7 +17,7 @@ from app.models import Conversation, Feedback, Message
 from app.service import KnowledgeBase
 from tests.conftest import SAMPLES, make_settings
 from tests.servers import SCREENSHOTS, needs_chromium, serving
-from ui.chat import NO_COLLECTION
+from ui.chat_common import NO_COLLECTION
 from ui.server import create_app
 
 pytestmark = needs_chromium

@@ -8,7 +8,8 @@ from app.schemas import Answer, Quote, Source
 from ingest.thumbnails import MAX_SIDE_PX
 from tests.conftest import free_port
 from tests.servers import SCREENSHOTS, needs_chromium
-from ui.chat import build_app, page_options, render_message
+from ui.chat import build_app, page_options
+from ui.chat_format import render_message
 
 pytestmark = needs_chromium
 

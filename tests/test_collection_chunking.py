@@ -139,7 +139,7 @@ def test_api_creates_a_collection_with_its_chunking_and_refuses_a_bad_one(kb):
 
 def test_the_chat_source_list_names_the_section():
     from app.schemas import Source
-    from ui.chat import source_choices
+    from ui.chat_format import source_choices
 
     source = Source(
         number=1,

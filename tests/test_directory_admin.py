@@ -12,8 +12,8 @@ from fastapi.testclient import TestClient
 from app.models import Role
 from app.service import AccessDenied, KnowledgeBase, NotFound
 from tests.conftest import make_settings
-from ui.admin import DASHBOARD_COLUMNS, dashboard_views
 from ui.admin_directory import group_rows, map_group, unmap_group
+from ui.admin_format import DASHBOARD_COLUMNS, dashboard_views
 from ui.i18n import Refusal, t
 from ui.server import create_app
 

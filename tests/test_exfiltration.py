@@ -31,7 +31,8 @@ from app.schemas import Answer, Quote, Source
 from app.service import KnowledgeBase
 from tests.conftest import free_port, make_settings
 from tests.servers import SCREENSHOTS, needs_chromium, serving
-from ui.chat import page_options, render_message, render_partial, render_passage
+from ui.chat import page_options
+from ui.chat_format import render_message, render_partial, render_passage
 from ui.server import create_app
 
 ANSWER_TIMEOUT = 600_000  # ms: the real model on two shared cores

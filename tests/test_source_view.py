@@ -187,7 +187,7 @@ def test_asking_an_empty_collection_says_it_has_no_documents(site):
 
 def test_a_missing_generator_is_named_in_the_chat(site, tmp_path, models):
     from app.model_set import ModelSet
-    from ui.chat import explain
+    from ui.chat_format import explain
 
     settings = make_settings(site.settings.data_dir, generator_path=tmp_path / "missing.gguf")
     broken = ModelSet(settings)

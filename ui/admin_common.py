@@ -1,13 +1,16 @@
-"""What the admin console's tabs share: tables in the viewer's language, warnings, the
-collection-following tab wiring and background jobs. The console (ui/admin.py) and its tab
-modules (ui/admin_eval.py, ui/admin_sync.py, ui/admin_directory.py) all import from here, so
-none of them imports another."""
+"""What the admin console's tabs share: tables in the viewer's language, warnings, CSV
+downloads, the collection-following tab wiring and background jobs. The console (ui/admin.py)
+and its tab modules (ui/admin_*.py) all import from here, so none of them imports another's
+handlers."""
 
 from __future__ import annotations
 
+import csv
 import queue
+import tempfile
 import threading
 from collections.abc import Callable, Iterator
+from pathlib import Path
 from typing import Generic, TypeVar
 
 import gradio as gr
@@ -38,6 +41,16 @@ def _when(moment) -> str:
 
 def _warning(exc: Exception, lang: str = "en") -> str:
     return t("warning", lang, message=localized(exc, lang))
+
+
+def write_csv(name: str, columns: list[str], rows: list[list]) -> str:
+    """A CSV in a fresh temporary folder, for a download (Gradio serves files from the temp dir)."""
+    path = Path(tempfile.mkdtemp(prefix="mmkb-report-")) / name
+    with path.open("w", newline="", encoding="utf-8") as handle:
+        writer = csv.writer(handle)
+        writer.writerow(columns)
+        writer.writerows(rows)
+    return str(path)
 
 
 def collection_tab(tab, actor, render, collection, refresh, lang_switch, outputs: list):
