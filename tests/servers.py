@@ -133,3 +133,19 @@ def stop(process: subprocess.Popen, timeout_s: float = 10) -> None:
     except subprocess.TimeoutExpired:
         process.kill()
         process.wait()
+
+
+def staged_documents(data: Path) -> list[Path]:
+    """The documents a re-index has staged so far under the data directory (app.reindex)."""
+    return sorted((data / "reindex").glob("*/doc-*.json"))
+
+
+def kill_once_a_document_is_staged(process: subprocess.Popen, data: Path, log: Path, timeout_s: float = 600) -> None:
+    """SIGKILL a process running a re-index as soon as it has staged its first document: the
+    crash that leaves a job half done. Fails with the process's log if it dies first."""
+    deadline = time.monotonic() + timeout_s
+    while not staged_documents(data):
+        assert process.poll() is None, log.read_text()
+        assert time.monotonic() < deadline, f"no document was staged in {timeout_s:.0f} s"
+        time.sleep(0.02)
+    process.send_signal(signal.SIGKILL)

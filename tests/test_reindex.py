@@ -4,10 +4,8 @@ from __future__ import annotations
 
 import json
 import os
-import signal
 import subprocess
 import sys
-import time
 from pathlib import Path
 
 import numpy as np
@@ -19,6 +17,7 @@ from app.indexes import TEXT_SPACE
 from app.models import Chunk, Document, DocumentStatus, IngestJob, JobStatus, Role
 from app.service import AccessDenied, KnowledgeBase
 from tests.conftest import ROOT, SAMPLES, make_settings
+from tests.servers import kill_once_a_document_is_staged, staged_documents
 
 QUESTIONS = {q["question"]: q for q in json.loads((ROOT / "samples" / "questions.json").read_text()) if q.get("file")}
 
@@ -151,10 +150,6 @@ def test_a_document_that_fails_keeps_its_old_chunks_and_the_error_is_recorded(kb
     _assert_index_matches_sql(kb, "docs")
 
 
-def _staged_files(data: Path) -> list[Path]:
-    return sorted((data / "reindex").glob("*/doc-*.json"))
-
-
 def test_a_reindex_killed_mid_run_leaves_the_old_index_serving_and_the_rerun_resumes(tmp_path, models):
     data = tmp_path / "data"
     kb = KnowledgeBase(make_settings(data), models=models)
@@ -183,16 +178,11 @@ def test_a_reindex_killed_mid_run_leaves_the_old_index_serving_and_the_rerun_res
         [sys.executable, "-m", "app.cli", "reindex", "-c", "docs"], env=env, cwd=ROOT, stdout=log, stderr=log
     )
     try:
-        deadline = time.monotonic() + 600
-        while not _staged_files(data):
-            assert child.poll() is None, (tmp_path / "reindex.log").read_text()
-            assert time.monotonic() < deadline, "no document was staged in 10 minutes"
-            time.sleep(0.02)
-        child.send_signal(signal.SIGKILL)
+        kill_once_a_document_is_staged(child, data, tmp_path / "reindex.log")
     finally:
         child.kill()
         child.wait()
-    staged = _staged_files(data)
+    staged = staged_documents(data)
     assert 1 <= len(staged) < len(documents), "the kill came too late to test resuming"
     staged_ids = {int(p.name.split("-")[1]) for p in staged}
 
