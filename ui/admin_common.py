@@ -81,13 +81,21 @@ def collection_tab(tab, actor, render, collection, refresh, lang_switch, outputs
     def show(selected: str | None, request: gr.Request):
         return respond(request, selected)
 
+    def show_again(selected: str | None, request: gr.Request):
+        # Opening the tab or refreshing it keeps the message of what was just done there: a
+        # render still queued from the click on the tab must not wipe out the answer to the
+        # action that followed it. Another collection clears it (show).
+        # (A refusal, the only message a render says, still shows.)
+        message, *rest = respond(request, selected)
+        return (message or gr.update(), *rest)
+
     def show_in(lang: str, selected: str | None, request: gr.Request):
         # The switch's choice: its cookie may not be set yet.
         return respond(request, selected, lang)
 
-    tab.select(show, [collection], outputs)
+    tab.select(show_again, [collection], outputs)
     collection.change(show, [collection], outputs)
-    refresh.click(show, [collection], outputs)
+    refresh.click(show_again, [collection], outputs)
     lang_switch.input(show_in, [lang_switch, collection], outputs)
     return respond
 
