@@ -84,6 +84,13 @@ if ! .venv/bin/python -c "import llama_cpp" 2>/dev/null; then
         if has avx512_bf16; then LLAMA_FLAGS+=" -DGGML_AVX512_BF16=ON"; target+=" BF16"; fi
         if has avx_vnni; then LLAMA_FLAGS+=" -DGGML_AVX_VNNI=ON"; fi
     fi
+    if [ "${MMKB_LLAMA_CUDA:-0}" = 1 ]; then
+        # The generator on an NVIDIA GPU (app/generation/llama_cpp.py offloads every layer when
+        # the build has CUDA). Needs the CUDA toolkit (nvcc) at build time; untested here, where
+        # no GPU has been lent.
+        LLAMA_FLAGS+=" -DGGML_CUDA=ON"
+        target+=" + CUDA"
+    fi
     echo "setup: compiling llama-cpp-python for $target (5-10 minutes, once)"
     CMAKE_ARGS="-DLLAVA_BUILD=OFF -DLLAMA_BUILD_TOOLS=OFF -DLLAMA_BUILD_EXAMPLES=OFF -DLLAMA_BUILD_TESTS=OFF -DLLAMA_BUILD_SERVER=OFF $LLAMA_FLAGS" \
         "${PIP[@]}" --no-cache-dir --no-deps llama-cpp-python==0.3.36
